@@ -1,0 +1,104 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+)
+
+// ConnectorConfig is what a driver's Factory receives: the connector's own
+// settings and its devices, decoded from the common envelope by the core.
+// Every json.RawMessage here is the driver's to decode strictly (see
+// internal/strict); errors carry paths relative to this connector, e.g.
+// "settings.port" or "devices[0].channels[3].type", and the core prefixes
+// them with "connectors[N].".
+type ConnectorConfig struct {
+	Name string
+	Type string
+	// Settings is the connector's "settings" object ("{}" when absent).
+	Settings json.RawMessage
+	Devices  []*Device
+	// StateDir is the gateway's state directory, for drivers that keep
+	// small state files.
+	StateDir string
+	Logger   *slog.Logger
+}
+
+// Device is one configured device as a driver sees it.
+type Device struct {
+	Name string
+	// Interval is how often the core polls the device (Pollers), or how long
+	// a Listener's device may stay silent before it counts as stale.
+	Interval time.Duration
+	// Timeout bounds one poll; the core puts it into Poll's ctx.
+	Timeout time.Duration
+	// Settings holds the device object's keys that the core does not know
+	// (e.g. "unit_id", "address"), as a JSON object; "{}" when there are none.
+	Settings json.RawMessage
+	Channels []*Channel
+}
+
+// Channel is one configured channel of a device as a driver sees it.
+type Channel struct {
+	// Name is the channel's name as the driver reports it in Reading.Channel.
+	// (The core may export it under another name, see the rename transform.)
+	Name string
+	// Unit is the unit configured for the channel, "" if none.
+	Unit string
+	// Writable is set when the config allows device.write on the channel.
+	Writable bool
+	// Settings holds the channel object's keys the core does not know
+	// (e.g. "register", "type"), as a JSON object; "{}" when there are none.
+	Settings json.RawMessage
+}
+
+// Connector is a configured driver instance. New (the Factory) must not do
+// I/O: it validates and prepares. Transports are opened lazily by Poll or
+// Listen and released by Close.
+type Connector interface {
+	Close() error
+}
+
+// Factory builds a Connector from its configuration. It returns a
+// strict.Errors (or any error) describing every problem it finds, with paths
+// relative to the connector.
+type Factory func(cfg ConnectorConfig) (Connector, error)
+
+// Poller is a connector the core polls at each device's interval. Poll
+// returns one Reading per configured channel; a channel that failed is a
+// Reading with Quality Bad, so one bad register never hides the others. An
+// error return means the whole device failed (unreachable). The core never
+// runs two Polls of one device at once, but may poll different devices of
+// one connector concurrently: a driver with a shared bus serialises itself.
+type Poller interface {
+	Poll(ctx context.Context, dev *Device) ([]Reading, error)
+}
+
+// Listener is a connector whose devices report on their own. Listen runs
+// until ctx ends or the transport fails; the core restarts it with back-off
+// when it returns. emit blocks while the pipeline is full (back-pressure)
+// and returns ctx.Err() when stopping; a Listener never drops silently.
+// Readings of devices that are not in the config are exported under their
+// discovered names.
+type Listener interface {
+	Listen(ctx context.Context, emit func(Reading) error) error
+}
+
+// Writer is a connector that can set a channel. value has already been
+// through the channel's inverse transform: float64, int64, bool or string.
+type Writer interface {
+	Write(ctx context.Context, dev *Device, channel string, value any) error
+}
+
+// Command is an extra operation a driver offers (an M-Bus scan, Z-Wave
+// inclusion). The core exposes it over RPC and the CLI as "TYPE.NAME".
+type Command struct {
+	Help string
+	Run  func(ctx context.Context, params json.RawMessage) (any, error)
+}
+
+// Commander is a connector that offers Commands.
+type Commander interface {
+	Commands() map[string]Command
+}

@@ -1,0 +1,249 @@
+// Package health is osgate's one health model. The export sink reports
+// whether it is connected and how full its queue is, each connector reports
+// its successes and failures, and the long-running loops (scheduler,
+// pipeline) beat a heartbeat. /healthz, metrics, the watchdog, config
+// auto-revert and OTA confirmation all read Report; none keeps its own.
+package health
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Status is the verdict of a Report.
+type Status string
+
+const (
+	// OK: exporting, every connector succeeding, every loop alive.
+	OK Status = "ok"
+	// Degraded: working, but some connectors fail or export is queueing
+	// within its limits.
+	Degraded Status = "degraded"
+	// Unhealthy: export down past its grace or queue full, every connector
+	// failing, or a loop stopped making progress.
+	Unhealthy Status = "unhealthy"
+)
+
+// Model is the gateway's health. The zero value is not usable; use New.
+type Model struct {
+	mu         sync.Mutex
+	now        func() time.Time
+	started    time.Time
+	exportDown time.Duration // grace before a disconnected export is unhealthy
+	export     exportState
+	connectors map[string]*connState
+	beats      map[string]*beat
+}
+
+type exportState struct {
+	known     bool
+	connected bool
+	since     time.Time // of the current connected/disconnected state
+	queued    int
+	limit     int
+}
+
+type connState struct {
+	interval time.Duration
+	added    time.Time
+	lastOK   time.Time
+	lastErr  error
+	errAt    time.Time
+}
+
+type beat struct {
+	max  time.Duration
+	last time.Time
+}
+
+// New returns a Model; exportGrace is how long export may be disconnected
+// (queueing) before the gateway counts as unhealthy.
+func New(exportGrace time.Duration) *Model {
+	return &Model{
+		now:        time.Now,
+		started:    time.Now(),
+		exportDown: exportGrace,
+		connectors: map[string]*connState{},
+		beats:      map[string]*beat{},
+	}
+}
+
+// SetClock replaces the clock (tests).
+func (m *Model) SetClock(now func() time.Time) {
+	m.mu.Lock()
+	m.now = now
+	m.started = now()
+	m.mu.Unlock()
+}
+
+// Export records the export sink's state.
+func (m *Model) Export(connected bool, queued, limit int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.export.known || m.export.connected != connected {
+		m.export.since = m.now()
+	}
+	m.export.known = true
+	m.export.connected = connected
+	m.export.queued = queued
+	m.export.limit = limit
+}
+
+// AddConnector starts tracking a connector whose devices are due every
+// interval (the shortest of them).
+func (m *Model) AddConnector(name string, interval time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.connectors[name] = &connState{interval: interval, added: m.now()}
+}
+
+// RemoveConnector stops tracking a connector.
+func (m *Model) RemoveConnector(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.connectors, name)
+}
+
+// Success records that a connector delivered readings.
+func (m *Model) Success(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.connectors[name]; c != nil {
+		c.lastOK = m.now()
+	}
+}
+
+// Failure records that a connector failed (a device unreachable, a listener
+// that returned).
+func (m *Model) Failure(name string, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.connectors[name]; c != nil {
+		c.lastErr = err
+		c.errAt = m.now()
+	}
+}
+
+// Watch registers a heartbeat that must beat at least every max.
+func (m *Model) Watch(name string, max time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.beats[name] = &beat{max: max, last: m.now()}
+}
+
+// Unwatch removes a heartbeat.
+func (m *Model) Unwatch(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.beats, name)
+}
+
+// Beat records progress of a watched loop.
+func (m *Model) Beat(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if b := m.beats[name]; b != nil {
+		b.last = m.now()
+	}
+}
+
+// Report is a snapshot of the model.
+type Report struct {
+	Status     Status            `json:"status"`
+	Reasons    []string          `json:"reasons,omitempty"`
+	Live       bool              `json:"live"` // every heartbeat fresh
+	Uptime     string            `json:"uptime"`
+	Export     ExportReport      `json:"export"`
+	Connectors []ConnectorReport `json:"connectors"`
+}
+
+// ExportReport is the export part of a Report.
+type ExportReport struct {
+	Connected bool   `json:"connected"`
+	Since     string `json:"since,omitempty"`
+	Queued    int    `json:"queued"`
+	Limit     int    `json:"limit"`
+}
+
+// ConnectorReport is one connector's part of a Report.
+type ConnectorReport struct {
+	Name      string `json:"name"`
+	OK        bool   `json:"ok"`
+	LastOK    string `json:"last_ok,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// staleAfter is how many intervals a connector may go without success.
+const staleAfter = 3
+
+// Report judges the model now.
+func (m *Model) Report() Report {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	r := Report{Status: OK, Live: true, Uptime: now.Sub(m.started).Round(time.Second).String()}
+	worse := func(s Status, reason string) {
+		r.Reasons = append(r.Reasons, reason)
+		if s == Unhealthy || r.Status == OK {
+			r.Status = s
+		}
+	}
+	names := make([]string, 0, len(m.beats))
+	for n := range m.beats {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		b := m.beats[n]
+		if age := now.Sub(b.last); age > b.max {
+			r.Live = false
+			worse(Unhealthy, fmt.Sprintf("%s made no progress for %s", n, age.Round(time.Second)))
+		}
+	}
+	e := m.export
+	r.Export = ExportReport{Connected: e.connected, Queued: e.queued, Limit: e.limit}
+	if e.known {
+		r.Export.Since = e.since.UTC().Format(time.RFC3339)
+		switch {
+		case e.limit > 0 && e.queued >= e.limit:
+			worse(Unhealthy, fmt.Sprintf("export queue full (%d messages)", e.queued))
+		case !e.connected && now.Sub(e.since) > m.exportDown:
+			worse(Unhealthy, fmt.Sprintf("export broker unreachable for %s", now.Sub(e.since).Round(time.Second)))
+		case !e.connected:
+			worse(Degraded, fmt.Sprintf("export broker unreachable, %d messages queued", e.queued))
+		}
+	} else if now.Sub(m.started) > m.exportDown {
+		worse(Unhealthy, "export never connected")
+	}
+	cnames := make([]string, 0, len(m.connectors))
+	for n := range m.connectors {
+		cnames = append(cnames, n)
+	}
+	sort.Strings(cnames)
+	failing := 0
+	for _, n := range cnames {
+		c := m.connectors[n]
+		cr := ConnectorReport{Name: n}
+		stale := staleAfter * c.interval
+		fresh := !c.lastOK.IsZero() && now.Sub(c.lastOK) <= stale
+		starting := c.lastOK.IsZero() && c.errAt.IsZero() && now.Sub(c.added) <= stale
+		cr.OK = fresh || starting
+		if !c.lastOK.IsZero() {
+			cr.LastOK = c.lastOK.UTC().Format(time.RFC3339Nano)
+		}
+		if c.lastErr != nil && c.errAt.After(c.lastOK) {
+			cr.LastError = c.lastErr.Error()
+		}
+		if !cr.OK {
+			failing++
+			worse(Degraded, fmt.Sprintf("connector %s failing", n))
+		}
+		r.Connectors = append(r.Connectors, cr)
+	}
+	if failing > 0 && failing == len(cnames) {
+		worse(Unhealthy, "every connector is failing")
+	}
+	return r
+}

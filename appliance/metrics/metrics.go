@@ -1,0 +1,71 @@
+// Package metrics holds osgate's Prometheus metrics, registered on one
+// registry that /metrics serves. Counters only ever grow: tests compare
+// deltas.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Registry is what /metrics serves.
+var Registry = prometheus.NewRegistry()
+
+var (
+	// ReadingsIn counts readings produced by connectors.
+	ReadingsIn = counter("osgate_readings_in_total", "Readings produced by connectors.", "connector")
+	// ReadingsOut counts readings handed to the export sink.
+	ReadingsOut = counter("osgate_readings_out_total", "Readings handed to the export sink.", "connector")
+	// ReadingsDropped counts readings dropped on purpose or by failure;
+	// reason is "range", "transform", "clock" or "export".
+	ReadingsDropped = counter("osgate_readings_dropped_total", "Readings dropped, by reason.", "connector", "reason")
+	// ReadingsSuppressed counts readings a deadband held back (unchanged).
+	ReadingsSuppressed = counter("osgate_readings_suppressed_total", "Readings held back by a deadband.", "connector")
+	// Polls counts polls of devices.
+	Polls = counter("osgate_polls_total", "Device polls.", "connector")
+	// PollErrors counts polls that failed as a whole (device unreachable).
+	PollErrors = counter("osgate_poll_errors_total", "Polls that failed as a whole.", "connector")
+	// ChannelErrors counts channel readings with quality bad.
+	ChannelErrors = counter("osgate_channel_errors_total", "Channel readings with quality bad.", "connector")
+	// ListenerRestarts counts restarts of listeners that returned.
+	ListenerRestarts = counter("osgate_listener_restarts_total", "Listener restarts.", "connector")
+
+	// ExportQueue is the number of messages waiting for the broker.
+	ExportQueue = gauge("osgate_export_queue_depth", "Messages waiting to be acknowledged by the local broker.")
+	// ExportConnected is 1 while the export client is connected.
+	ExportConnected = gauge("osgate_export_connected", "1 while the export MQTT client is connected.")
+	// ExportMessages counts messages acknowledged by the broker.
+	ExportMessages = counter0("osgate_export_messages_total", "Messages acknowledged by the local broker.")
+	// ExportErrors counts publish failures (retried).
+	ExportErrors = counter0("osgate_export_errors_total", "Failed publish attempts (retried).")
+
+	// BrokerRestarts counts restarts of the managed Mosquitto.
+	BrokerRestarts = counter0("osgate_broker_restarts_total", "Restarts of the managed Mosquitto.")
+
+	// RPCRequests counts JSON-RPC calls by method and outcome.
+	RPCRequests = counter("osgate_rpc_requests_total", "JSON-RPC requests by method and outcome.", "method", "outcome")
+	// RPCAuthFailures counts requests refused for a wrong or missing key.
+	RPCAuthFailures = counter0("osgate_rpc_auth_failures_total", "Requests refused for a wrong or missing API key.")
+)
+
+func init() {
+	Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+}
+
+func counter(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	Registry.MustRegister(c)
+	return c
+}
+
+func gauge(name, help string) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	Registry.MustRegister(g)
+	return g
+}
+
+func counter0(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	Registry.MustRegister(c)
+	return c
+}

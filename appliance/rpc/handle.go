@@ -1,0 +1,162 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/osgate/osgate/appliance/metrics"
+)
+
+// response is one JSON-RPC 2.0 response: exactly one of Result and Error.
+type response struct {
+	JSONRPC string          `json:"jsonrpc"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Error   *Error          `json:"error,omitempty"`
+	ID      json.RawMessage `json:"id"`
+}
+
+// Method labels of metrics.RPCRequests for requests that name no
+// registered method.
+const (
+	labelInvalid = "invalid" // not a request at all
+	labelUnknown = "unknown" // a method nobody registered
+)
+
+// Handle answers a JSON-RPC 2.0 body (one request or a batch) and returns
+// the response body, or nil when nothing is to be sent back (a
+// notification, or a batch of them). It never fails: malformed input gets
+// its JSON-RPC error. The members of a batch run one after another, in
+// order. Authentication is the transport's job, before Handle; it may name
+// the caller with WithCaller.
+func (s *Server) Handle(ctx context.Context, body []byte) []byte {
+	body = bytes.TrimLeft(body, " \t\r\n")
+	if !json.Valid(body) {
+		metrics.RPCRequests.WithLabelValues(labelInvalid, outcome(CodeParseError)).Inc()
+		return encode(s.log, errorResponse(nil, &Error{Code: CodeParseError, Message: "parse error: the body is not valid JSON"}))
+	}
+	if first(body) != '[' {
+		return s.one(ctx, body)
+	}
+	var batch []json.RawMessage
+	if err := json.Unmarshal(body, &batch); err != nil {
+		// Valid JSON starting with '[' is an array; keep a clear answer anyway.
+		return encode(s.log, errorResponse(nil, invalidRequest("a batch must be an array of requests")))
+	}
+	switch {
+	case len(batch) == 0:
+		metrics.RPCRequests.WithLabelValues(labelInvalid, outcome(CodeInvalidRequest)).Inc()
+		return encode(s.log, errorResponse(nil, invalidRequest("empty batch")))
+	case len(batch) > maxBatch:
+		metrics.RPCRequests.WithLabelValues(labelInvalid, outcome(CodeInvalidRequest)).Inc()
+		return encode(s.log, errorResponse(nil, invalidRequest(fmt.Sprintf("batch of %d requests; at most %d", len(batch), maxBatch))))
+	}
+	var out bytes.Buffer
+	for _, raw := range batch {
+		resp := s.one(ctx, raw)
+		if resp == nil {
+			continue
+		}
+		if out.Len() == 0 {
+			out.WriteByte('[')
+		} else {
+			out.WriteByte(',')
+		}
+		out.Write(resp)
+	}
+	if out.Len() == 0 {
+		return nil
+	}
+	out.WriteByte(']')
+	return out.Bytes()
+}
+
+// one answers one request object; nil for a notification.
+func (s *Server) one(ctx context.Context, raw json.RawMessage) []byte {
+	req, rerr := decodeRequest(raw)
+	if rerr != nil {
+		metrics.RPCRequests.WithLabelValues(labelInvalid, outcome(rerr.Code)).Inc()
+		return encode(s.log, errorResponse(req.id, rerr))
+	}
+	result, rerr := s.call(ctx, req)
+	if req.id == nil {
+		return nil
+	}
+	if rerr != nil {
+		return encode(s.log, errorResponse(req.id, rerr))
+	}
+	return encode(s.log, &response{JSONRPC: "2.0", Result: result, ID: req.id})
+}
+
+// call runs the method's handler, turning its errors and panics into
+// JSON-RPC errors, and counts and logs the call.
+func (s *Server) call(ctx context.Context, req request) (result json.RawMessage, rerr *Error) {
+	start := time.Now()
+	label := req.method
+	h := s.lookup(req.method)
+	if h == nil {
+		label = labelUnknown
+	}
+	defer func() {
+		out := "ok"
+		if rerr != nil {
+			out = outcome(rerr.Code)
+		}
+		metrics.RPCRequests.WithLabelValues(label, out).Inc()
+		s.log.Debug("rpc: call", "method", label, "caller", Caller(ctx), "outcome", out, "ms", since(start))
+	}()
+	if h == nil {
+		return nil, &Error{Code: CodeMethodNotFound, Message: fmt.Sprintf("method not found: %.64q", req.method)}
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("rpc: handler panicked", "method", req.method, "caller", Caller(ctx), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			result, rerr = nil, &Error{Code: CodeInternalError, Message: "internal error"}
+		}
+	}()
+	v, err := h(ctx, req.params)
+	if err != nil {
+		return nil, asError(err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("rpc: encode result", "method", req.method, "err", err)
+		return nil, &Error{Code: CodeInternalError, Message: "internal error: the result could not be encoded"}
+	}
+	return b, nil
+}
+
+func errorResponse(id json.RawMessage, e *Error) *response {
+	if id == nil {
+		id = json.RawMessage("null")
+	}
+	return &response{JSONRPC: "2.0", Error: e, ID: id}
+}
+
+// encode marshals a response; an error whose Data does not encode is sent
+// without it.
+func encode(log *slog.Logger, r *response) []byte {
+	b, err := json.Marshal(r)
+	if err == nil {
+		return b
+	}
+	log.Error("rpc: encode response", "err", err)
+	if r.Error == nil {
+		// Results are encoded before they get here; only Data can fail.
+		r.Error = &Error{Code: CodeInternalError, Message: "internal error: the response could not be encoded"}
+		r.Result = nil
+	}
+	e := *r.Error
+	e.Data = nil
+	r.Error = &e
+	b, err = json.Marshal(r)
+	if err != nil {
+		// Only strings and codes are left; this cannot fail.
+		panic(fmt.Sprintf("rpc: encode response: %v", err))
+	}
+	return b
+}

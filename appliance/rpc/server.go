@@ -1,0 +1,140 @@
+// Package rpc is osgate's JSON-RPC 2.0 service. The Server keeps a table of
+// methods and answers request bodies with Handle, independently of any
+// transport; Handler serves it over HTTP at /rpc behind an API key check
+// (internal/apikey), next to /healthz and /metrics, and Serve runs that
+// HTTP service with optional TLS. Another transport (JSON-RPC over MQTT from
+// the cloud) does its own authentication and calls Handle. Client calls the
+// service over HTTP.
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/osgate/osgate/appliance/health"
+	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/apikey"
+)
+
+// Handler answers one method. params is the request's raw params (nil when
+// absent); decode them with Params. The result is encoded as JSON. Return an
+// *Error (possibly wrapped) to choose the JSON-RPC error, for example
+// InvalidParams; any other error becomes -32000 with its message, so it must
+// not carry secrets. ctx ends when the caller goes away or the service
+// stops.
+type Handler func(ctx context.Context, params json.RawMessage) (any, error)
+
+// Options configure a Server.
+type Options struct {
+	// Keys are the API keys accepted on /rpc (SHA-256 digests only). With
+	// none, every /rpc request is refused.
+	Keys []config.APIKey
+	// MaxBody bounds a request body in bytes (default 1 MiB).
+	MaxBody int64
+	// Health is the one health model's report, served at /healthz; nil
+	// leaves /healthz unserved.
+	Health func() health.Report
+	// Logger (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// DefaultMaxBody is the body limit when Options.MaxBody is 0.
+const DefaultMaxBody = 1 << 20
+
+// A flood of refused requests logs at most authLogBurst lines per
+// authLogWindow; osgate_rpc_auth_failures_total counts them all.
+const (
+	authLogBurst  = 20
+	authLogWindow = time.Minute
+)
+
+// maxBatch bounds the requests in one batch.
+const maxBatch = 100
+
+// Server is the method table and its HTTP service.
+type Server struct {
+	keys    *apikey.Set
+	maxBody int64
+	health  func() health.Report
+	log     *slog.Logger
+	http    http.Handler
+	authLog logLimit
+
+	mu      sync.RWMutex
+	methods map[string]Handler
+}
+
+// New returns a Server without methods. A malformed key digest is an error
+// whose strict.Errors paths are relative to the key list ("[1].sha256").
+func New(opts Options) (*Server, error) {
+	keys, err := apikey.New(opts.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("rpc: api keys: %w", err)
+	}
+	if opts.MaxBody < 0 {
+		return nil, fmt.Errorf("rpc: max body %d bytes: must not be negative", opts.MaxBody)
+	}
+	s := &Server{
+		keys:    keys,
+		maxBody: opts.MaxBody,
+		health:  opts.Health,
+		log:     opts.Logger,
+		methods: map[string]Handler{},
+		authLog: logLimit{burst: authLogBurst, window: authLogWindow},
+	}
+	if s.maxBody == 0 {
+		s.maxBody = DefaultMaxBody
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.http = s.routes()
+	return s, nil
+}
+
+// Register adds method name. It panics on an empty or reserved ("rpc.")
+// name, a nil handler or a name registered twice: those are programming
+// errors, like http.ServeMux's.
+func (s *Server) Register(name string, h Handler) {
+	if name == "" || strings.HasPrefix(name, "rpc.") || h == nil {
+		panic(fmt.Sprintf("rpc: Register(%q): empty or reserved name, or nil handler", name))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.methods[name]; dup {
+		panic(fmt.Sprintf("rpc: Register(%q): method already registered", name))
+	}
+	s.methods[name] = h
+}
+
+func (s *Server) lookup(name string) Handler {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.methods[name]
+}
+
+type callerKey struct{}
+
+// WithCaller returns ctx naming the authenticated caller (the API key's
+// name); a transport calls it before Handle so that handlers and logs can
+// tell who asked.
+func WithCaller(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, callerKey{}, name)
+}
+
+// Caller is the name WithCaller put in ctx, or "".
+func Caller(ctx context.Context) string {
+	name, _ := ctx.Value(callerKey{}).(string)
+	return name
+}
+
+// since is time.Since in milliseconds, for log attributes.
+func since(t time.Time) float64 {
+	return float64(time.Since(t).Microseconds()) / 1000
+}

@@ -1,0 +1,174 @@
+// Package config is osgate's configuration: the schema of osgate.json, its
+// strict decoding and validation (every error at once, with its JSON path),
+// and the embedded default that runs with no file at all.
+package config
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Config is one osgate.json document.
+type Config struct {
+	Gateway    Gateway     `json:"gateway"`
+	Broker     Broker      `json:"broker"`
+	Export     Export      `json:"export"`
+	RPC        RPC         `json:"rpc"`
+	Connectors []Connector `json:"connectors"`
+}
+
+// Gateway is the gateway's identity and where it keeps state.
+type Gateway struct {
+	// ID names the gateway in topics ({gateway}) and client ids; default:
+	// the host name with every character other than a letter, digit, "-",
+	// "_" or "." replaced by "-" ("osgate" when there is none).
+	ID string `json:"id"`
+	// StateDir holds config.db, the export store and Mosquitto's
+	// persistence; default /perm/osgate when /perm exists, else ./state.
+	// Parse makes it absolute.
+	StateDir string `json:"state_dir"`
+}
+
+// Broker is the local Mosquitto that readings are exported to.
+type Broker struct {
+	// Managed: osgate writes mosquitto.conf and runs mosquitto itself
+	// (default true). Unmanaged: URL names a broker someone else runs.
+	Managed *bool `json:"managed"`
+	// Binary is the mosquitto executable (default "mosquitto" on PATH;
+	// managed only).
+	Binary string `json:"binary"`
+	// Listen is the managed broker's listener (default "127.0.0.1:1883").
+	Listen string `json:"listen"`
+	// URL of an unmanaged broker (required then; forbidden when managed):
+	// tcp://, ssl://, ws:// or wss:// with host and port.
+	URL      string `json:"url"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+	// AutosaveInterval is how often Mosquitto writes its persistence file
+	// (default "5s").
+	AutosaveInterval time.Duration `json:"autosave_interval"`
+	// MaxQueuedMessages and MaxQueuedBytes bound each client's queue
+	// (including the bridge); 0 (the default): the broker manager sizes
+	// them from the free space of the state dir.
+	MaxQueuedMessages int   `json:"max_queued_messages"`
+	MaxQueuedBytes    int64 `json:"max_queued_bytes"`
+	// Bridge connects the managed broker to a cloud broker.
+	Bridge *Bridge `json:"bridge"`
+}
+
+// Bridge is the managed broker's bridge to the cloud broker.
+type Bridge struct {
+	// Address is "host:port" of the cloud broker.
+	Address string `json:"address,required"`
+	// ClientID is the stable remote client id (default "osgate-{gateway}").
+	ClientID string `json:"client_id"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+	// CAFile enables TLS; CertFile and KeyFile add a client certificate.
+	CAFile   string `json:"ca_file"`
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
+	// Insecure skips the server name check (explicit opt-in only).
+	Insecure bool `json:"insecure"`
+	// TopicsOut are sent to the cloud (default ["telemetry/#"]), TopicsIn
+	// received from it; MQTT filters.
+	TopicsOut []string `json:"topics_out"`
+	TopicsIn  []string `json:"topics_in"`
+	// QoS of bridged messages (default 1).
+	QoS *int `json:"qos"`
+}
+
+// Export is how readings are published to the local broker.
+type Export struct {
+	// Topic template; {gateway} and {device} are replaced
+	// (default "telemetry/{gateway}/{device}").
+	Topic string `json:"topic"`
+	// QoS 0, 1 or 2 (default 1).
+	QoS *int `json:"qos"`
+	// ClientID is the fixed MQTT client id (default "osgate-{gateway}").
+	ClientID string `json:"client_id"`
+	// QueueLimit is how many messages may wait for the broker before
+	// connectors are held back (default 100000).
+	QueueLimit int  `json:"queue_limit"`
+	Retain     bool `json:"retain"`
+}
+
+// RPC is the JSON-RPC 2.0 service over HTTP, with /healthz and /metrics.
+type RPC struct {
+	// Listen address (default "127.0.0.1:8080"); "off" (RPCOff) disables
+	// the service.
+	Listen string `json:"listen"`
+	// APIKeys are the accepted keys, stored as SHA-256 hex digests only.
+	APIKeys []APIKey `json:"api_keys"`
+	// CertFile and KeyFile enable TLS.
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
+	// MaxBody bounds a request body in bytes (default 1 MiB).
+	MaxBody int64 `json:"max_body"`
+}
+
+// APIKey is one accepted RPC key.
+type APIKey struct {
+	Name   string `json:"name,required"`
+	SHA256 string `json:"sha256,required"`
+}
+
+// Connector is one bus or protocol with its devices.
+type Connector struct {
+	Name string `json:"name,required"`
+	Type string `json:"type,required"`
+	// Enabled defaults to true. Disabled connectors are still validated.
+	Enabled *bool `json:"enabled"`
+	// Settings is the driver's own object, decoded by the driver.
+	Settings json.RawMessage `json:"settings"`
+	Devices  []Device        `json:"devices"`
+}
+
+// Device is one physical thing read through a connector. Keys the core does
+// not know are the driver's (Driver).
+type Device struct {
+	Name string `json:"name,required"`
+	// Interval between polls (default "10s"); for listeners, how long the
+	// device may stay silent before it counts as stale.
+	Interval time.Duration `json:"interval"`
+	// Timeout of one poll (default: the interval, at most "5s").
+	Timeout  time.Duration   `json:"timeout"`
+	Channels []Channel       `json:"channels"`
+	Driver   json.RawMessage `strict:"rest"`
+}
+
+// Channel is one value of a device with its transforms, applied in this
+// order: scale/offset, expr, range, deadband, rename/unit. Keys the core does
+// not know are the driver's (Driver).
+type Channel struct {
+	Name string `json:"name,required"`
+	// Unit replaces the unit the driver reports.
+	Unit string `json:"unit"`
+	// Rename exports the channel under another name.
+	Rename string `json:"rename"`
+	// Scale and Offset: value*scale + offset.
+	Scale  *float64 `json:"scale"`
+	Offset *float64 `json:"offset"`
+	// Expr is an expression of "value" (github.com/expr-lang/expr); Inverse
+	// is its inverse for writes.
+	Expr    string `json:"expr"`
+	Inverse string `json:"inverse"`
+	// Min and Max: readings outside are dropped and counted.
+	Min *float64 `json:"min"`
+	Max *float64 `json:"max"`
+	// Deadband suppresses readings that changed less than it allows.
+	Deadband *Deadband `json:"deadband"`
+	// Writable allows device.write on the channel.
+	Writable bool            `json:"writable"`
+	Driver   json.RawMessage `strict:"rest"`
+}
+
+// Deadband: report on change or period.
+type Deadband struct {
+	// Absolute change needed to report; or Percent of the last reported value.
+	Absolute float64 `json:"absolute"`
+	Percent  float64 `json:"percent"`
+	// MaxSilence reports anyway when this long passed since the last report
+	// (default "5m"; "0s" never).
+	MaxSilence *time.Duration `json:"max_silence"`
+}

@@ -1,0 +1,145 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// The defaults Parse fills in. examples/README.md lists them for
+// integrators; keep both in step.
+const (
+	defaultBrokerListen   = "127.0.0.1:1883"
+	defaultAutosave       = 5 * time.Second
+	defaultBrokerBinary   = "mosquitto"
+	defaultBridgeTopicOut = "telemetry/#"
+	defaultQoS            = 1
+	defaultTopic          = "telemetry/{gateway}/{device}"
+	defaultQueueLimit     = 100000
+	defaultRPCListen      = "127.0.0.1:8080"
+	defaultMaxBody        = 1 << 20
+	defaultInterval       = 10 * time.Second
+	maxDefaultTimeout     = 5 * time.Second
+	defaultMaxSilence     = 5 * time.Minute
+	// RPCOff as rpc.listen disables the RPC service.
+	RPCOff                 = "off"
+	defaultGatewayID       = "osgate"
+	permStateDir           = "osgate"
+	localStateDir          = "state"
+	clientIDTemplatePrefix = "osgate-"
+)
+
+// permDir is where the appliance keeps state; a variable for tests.
+var permDir = "/perm"
+
+// hostname is os.Hostname; a variable for tests.
+var hostname = os.Hostname
+
+// applyDefaults fills every value the document left out.
+func (c *Config) applyDefaults() {
+	g := &c.Gateway
+	if g.ID == "" {
+		g.ID = defaultID()
+	}
+	if g.StateDir == "" {
+		g.StateDir = localStateDir
+		if fi, err := os.Stat(permDir); err == nil && fi.IsDir() {
+			g.StateDir = filepath.Join(permDir, permStateDir)
+		}
+	}
+	if abs, err := filepath.Abs(g.StateDir); err == nil {
+		g.StateDir = abs
+	}
+
+	b := &c.Broker
+	if b.Managed == nil {
+		b.Managed = ptr(true)
+	}
+	if *b.Managed {
+		if b.Listen == "" {
+			b.Listen = defaultBrokerListen
+		}
+		if b.Binary == "" {
+			b.Binary = defaultBrokerBinary
+		}
+		if b.AutosaveInterval == 0 {
+			b.AutosaveInterval = defaultAutosave
+		}
+	}
+	if br := b.Bridge; br != nil {
+		if br.ClientID == "" {
+			br.ClientID = clientIDTemplatePrefix + g.ID
+		}
+		if br.TopicsOut == nil {
+			br.TopicsOut = []string{defaultBridgeTopicOut}
+		}
+		if br.QoS == nil {
+			br.QoS = ptr(defaultQoS)
+		}
+	}
+
+	e := &c.Export
+	if e.Topic == "" {
+		e.Topic = defaultTopic
+	}
+	if e.QoS == nil {
+		e.QoS = ptr(defaultQoS)
+	}
+	if e.ClientID == "" {
+		e.ClientID = clientIDTemplatePrefix + g.ID
+	}
+	if e.QueueLimit == 0 {
+		e.QueueLimit = defaultQueueLimit
+	}
+
+	r := &c.RPC
+	if r.Listen == "" {
+		r.Listen = defaultRPCListen
+	}
+	if r.MaxBody == 0 {
+		r.MaxBody = defaultMaxBody
+	}
+
+	for i := range c.Connectors {
+		cn := &c.Connectors[i]
+		if cn.Enabled == nil {
+			cn.Enabled = ptr(true)
+		}
+		for j := range cn.Devices {
+			d := &cn.Devices[j]
+			if d.Interval == 0 {
+				d.Interval = defaultInterval
+			}
+			if d.Timeout == 0 {
+				d.Timeout = min(d.Interval, maxDefaultTimeout)
+			}
+			for k := range d.Channels {
+				if db := d.Channels[k].Deadband; db != nil && db.MaxSilence == nil {
+					db.MaxSilence = ptr(defaultMaxSilence)
+				}
+			}
+		}
+	}
+}
+
+// defaultID is the host name made safe for a topic level: every character
+// other than a letter, a digit, "-", "_" or "." becomes "-".
+func defaultID() string {
+	h, err := hostname()
+	if err != nil {
+		return defaultGatewayID
+	}
+	id := strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, h)
+	if strings.Trim(id, "-.") == "" {
+		return defaultGatewayID
+	}
+	return id
+}
+
+func ptr[T any](v T) *T { return &v }

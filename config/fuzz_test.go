@@ -1,0 +1,84 @@
+package config
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/osgate/osgate/appliance/transform"
+	"github.com/osgate/osgate/internal/strict"
+)
+
+// FuzzParse: no document makes Parse panic; every problem has text; an
+// accepted config encodes back to a document that parses to the same
+// config, and builds every connector config and every transform chain.
+func FuzzParse(f *testing.F) {
+	f.Add(defaultJSON)
+	f.Add([]byte(minimal))
+	examples, _ := filepath.Glob(filepath.Join("..", "examples", "*.json"))
+	for _, p := range examples {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{
+		``, `{`, `[]`, `null`, `{"connectors": null}`, `{"connectors": [null]}`, `{} {}`,
+		`{"gateway": {"id": "a/b"}, "export": {"topic": "{x}"}, "rpc": {"listen": ":"}}`,
+		`{"broker": {"managed": false, "url": "%zz"}}`,
+		`{"broker": {"bridge": {"address": "[::1]:1", "topics_out": ["#", "+/+", "a/#/"]}}}`,
+		chans(`{"name": "c", "register": 1, "expr": "value ?? 1", "inverse": "value", "writable": true, "min": 1e308, "max": -1e308}`),
+		chans(`{"name": "c", "register": 1, "deadband": {"absolute": 1e-300, "max_silence": "-0s"}}`),
+		dev(`{"name": "d", "interval": "9223372036s"}`),
+		`{"connectors": [{"name": "a", "type": "test-config-panic"}, {"name": "b", "type": "test-config-any", "settings": "x"}]}`,
+		"{\"gateway\": {\"id\": \"\u0000\"}, \"_comment\": 1}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data)
+		if err != nil {
+			if c != nil {
+				t.Fatal("config and error")
+			}
+			es, ok := err.(strict.Errors)
+			if !ok || len(es) == 0 {
+				t.Fatalf("error %T %v is not a non-empty strict.Errors", err, err)
+			}
+			for _, e := range es {
+				if e.Msg == "" {
+					t.Fatalf("problem at %q without text", e.Path)
+				}
+			}
+			return
+		}
+		_ = c.Redacted()
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatalf("encode an accepted config: %v", err)
+		}
+		back, err := Parse(b)
+		if err != nil {
+			t.Fatalf("re-parse of %s: %v", b, err)
+		}
+		if !reflect.DeepEqual(back, c) {
+			t.Fatalf("round trip differs: %s", b)
+		}
+		for i, cn := range c.Connectors {
+			cc := c.ConnectorConfig(i, nil)
+			if len(cc.Devices) != len(cn.Devices) {
+				t.Fatal("device count differs")
+			}
+			for _, d := range cn.Devices {
+				for _, ch := range d.Channels {
+					if _, err := transform.New(ch.TransformSpec()); err != nil {
+						t.Fatalf("Parse accepted a channel transform.New rejects: %v", err)
+					}
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,266 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/internal/strict"
+)
+
+// minimal is a valid document with one test connector; cases patch it.
+const minimal = `{
+  "gateway": {"id": "gw-1", "state_dir": "/tmp/osgate-test"},
+  "connectors": [
+    {"name": "bus", "type": "test-config-xyz", "settings": {"port": "/dev/ttyUSB0"},
+     "devices": [
+       {"name": "meter-1", "unit_id": 3, "channels": [
+         {"name": "voltage", "register": 0, "unit": "V", "scale": 0.1}
+       ]}
+     ]}
+  ]
+}`
+
+func TestParseMinimal(t *testing.T) {
+	c, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if got := c.Connectors[0].Devices[0].Channels[0]; got.Name != "voltage" || *got.Scale != 0.1 || string(got.Driver) != `{"register":0}` {
+		t.Fatalf("channel %+v", got)
+	}
+	if got := string(c.Connectors[0].Devices[0].Driver); got != `{"unit_id":3}` {
+		t.Fatalf("device driver keys %s", got)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want []string // every line of the error, in order
+	}{
+		{"not JSON", `{"gateway": `, []string{"invalid JSON at line 1, column 13 (byte 12): unexpected end of input"}},
+		{"empty", ``, []string{"invalid JSON: empty document"}},
+		{"not an object", `[1]`, []string{"must be an object, not an array"}},
+		{
+			"decode errors all at once",
+			`{"gatway": {}, "export": {"qos": "1"}, "connectors": [{"type": "test-config-xyz", "settings": {"port": "p"},
+			  "devices": [{"name": "d", "channels": [{"name": "c", "register": 1, "scale": "x"}]}]}]}`,
+			[]string{
+				`connectors[0].devices[0].channels[0].scale: must be a number, not a string`,
+				`connectors[0].name: is required`,
+				`export.qos: must be an integer, not a string`,
+				`gatway: unknown field (did you mean "gateway"?)`,
+			},
+		},
+		{
+			"unknown connector type",
+			`{"connectors": [{"name": "a", "type": "test-config-xyz", "settings": {"port": "p"}}, {"name": "b", "type": "nope"}]}`,
+			[]string{`connectors[1].type: unknown connector type "nope" (known: ` + strings.Join(core.Types(), ", ") + `)`},
+		},
+		{
+			"driver errors under the connector",
+			`{"connectors": [{"name": "a", "type": "test-config-xyz", "settings": {"prot": "p"},
+			  "devices": [{"name": "d", "unit_id": 300, "channels": [{"name": "c"}]}]}]}`,
+			[]string{
+				`connectors[0].devices[0].channels[0].register: is required`,
+				`connectors[0].devices[0].unit_id: must be from 0 to 247, not 300`,
+				`connectors[0].settings.port: is required`,
+				`connectors[0].settings.prot: unknown field (did you mean "port"?)`,
+			},
+		},
+		{
+			"disabled connectors are validated",
+			`{"connectors": [{"name": "a", "type": "test-config-xyz", "enabled": false}]}`,
+			[]string{`connectors[0].settings.port: is required`},
+		},
+		{
+			"a panicking driver is an error",
+			`{"connectors": [{"name": "a", "type": "test-config-panic"}]}`,
+			[]string{`connectors[0]: driver test-config-panic panicked while checking its configuration (a bug; please report it): assignment to entry in nil map`},
+		},
+		{
+			"names",
+			conn(`{"name": "a", "type": "test-config-xyz", "settings": {"port": "p"}, "devices": [
+			  {"name": "m/1"}, {"name": ""}, {"name": "d", "channels": [
+			    {"name": "x", "register": 1}, {"name": "x", "register": 2}, {"name": "y", "rename": "x", "register": 3}, {"name": "", "register": 4}]}]},
+			 {"name": "a", "type": "test-config-xyz", "settings": {"port": "p"}, "devices": [{"name": "d"}, {"name": "e+"}]}`),
+			[]string{
+				`connectors[0].devices[0].name: must not contain "/", "+" or "#" (it is a topic level): "m/1"`,
+				`connectors[0].devices[1].name: must not be empty (it is a topic level)`,
+				`connectors[0].devices[2].channels[1].name: "x" is also the name of channels[0] of this device`,
+				`connectors[0].devices[2].channels[2].rename: exports "x", as channels[0] of this device does; exported channel names must be unique per device`,
+				`connectors[0].devices[2].channels[3].name: must not be empty`,
+				`connectors[1].devices[0].name: device "d" is also defined at connectors[0].devices[2]; device names are topic levels and must be unique in the whole config`,
+				`connectors[1].devices[1].name: must not contain "/", "+" or "#" (it is a topic level): "e+"`,
+				`connectors[1].name: "a" is also the name of connectors[0]; connector names must be unique`,
+			},
+		},
+		{
+			"timing",
+			dev(`{"name": "a", "interval": "-1s"}, {"name": "b", "interval": "1s", "timeout": "2s"}, {"name": "c", "timeout": "-5ms"}, {"name": "d", "interval": "0.5"}`),
+			[]string{
+				`connectors[0].devices[0].interval: must be a positive duration like "10s", not -1s`,
+				`connectors[0].devices[1].timeout: 2s is longer than the interval 1s: a poll must end before the next one is due`,
+				`connectors[0].devices[2].timeout: must be a positive duration like "5s", not -5ms`,
+				`connectors[0].devices[3].interval: must be a duration like "5s" or "250ms": "0.5" is not one`,
+			},
+		},
+		{
+			"transforms",
+			chans(`{"name": "a", "register": 1, "min": 5, "max": 1},
+			  {"name": "b", "register": 1, "deadband": {"absolute": -1, "percent": -2, "max_silence": "-1s"}},
+			  {"name": "c", "register": 1, "deadband": {"absolute": 1, "percent": 2}},
+			  {"name": "d", "register": 1, "expr": "value *", "inverse": "valeu"},
+			  {"name": "e", "register": 1, "inverse": "value"},
+			  {"name": "f", "register": 1, "writable": true, "expr": "value * 2"},
+			  {"name": "g", "register": 1, "writable": true, "scale": 0},
+			  {"name": "h", "register": 1, "writable": true, "expr": "value * 2", "inverse": "value / 2", "scale": 2, "deadband": {}}`),
+			[]string{
+				`connectors[0].devices[0].channels[0].min: 5 is greater than max 1: every reading would be dropped`,
+				`connectors[0].devices[0].channels[1].deadband.absolute: must not be negative`,
+				`connectors[0].devices[0].channels[1].deadband.max_silence: must not be negative ("0s": report only on change)`,
+				`connectors[0].devices[0].channels[1].deadband.percent: must not be negative`,
+				`connectors[0].devices[0].channels[2].deadband: set absolute or percent, not both`,
+				`connectors[0].devices[0].channels[3].expr: does not compile: unexpected token EOF (1:7)`,
+				`connectors[0].devices[0].channels[3].inverse: does not compile: unknown name valeu (1:1)`,
+				`connectors[0].devices[0].channels[4].inverse: is only used with expr (scale and offset invert themselves)`,
+				`connectors[0].devices[0].channels[5].inverse: is required on a writable channel with expr: osgate must turn a written value back into the device's value`,
+				`connectors[0].devices[0].channels[6].scale: must not be 0 on a writable channel: a written value cannot be scaled back`,
+			},
+		},
+		{
+			"managed broker",
+			`{"broker": {"url": "tcp://x:1", "listen": "1883", "autosave_interval": "-1s", "password": "p", "max_queued_messages": -1, "max_queued_bytes": -1}}`,
+			[]string{
+				`broker.autosave_interval: must be a positive duration like "5s", not -1s`,
+				`broker.listen: must be host:port, e.g. "127.0.0.1:1883": "1883"`,
+				`broker.max_queued_bytes: must not be negative (0: sized from the free space of the state dir)`,
+				`broker.max_queued_messages: must not be negative (0: sized from the free space of the state dir)`,
+				`broker.password: needs broker.username`,
+				`broker.url: must not be set when the broker is managed (osgate runs mosquitto on broker.listen); set broker.managed to false to use a broker someone else runs`,
+			},
+		},
+		{
+			"unmanaged broker needs url",
+			`{"broker": {"managed": false, "listen": "127.0.0.1:1", "bridge": {"address": "cloud:8883"}}}`,
+			[]string{
+				`broker.bridge: needs a managed broker: osgate writes the bridge into the mosquitto.conf it manages (broker.managed is false)`,
+				`broker.listen: is only used when the broker is managed (broker.managed is false)`,
+				`broker.url: is required when broker.managed is false (e.g. "tcp://127.0.0.1:1883")`,
+			},
+		},
+		{"unmanaged url scheme", `{"broker": {"managed": false, "url": "mqtt://x:1883"}}`, []string{`broker.url: must start with tcp://, ssl://, ws:// or wss://: "mqtt://x:1883"`}},
+		{"unmanaged url port", `{"broker": {"managed": false, "url": "tcp://x"}}`, []string{`broker.url: needs a host and a port, e.g. "tcp://127.0.0.1:1883": "tcp://x"`}},
+		{
+			"bridge",
+			`{"broker": {"bridge": {"address": "cloud", "cert_file": "c.pem", "insecure": true, "password": "x", "qos": 3, "topics_out": ["a/#/b", "a+"], "topics_in": [""]}}}`,
+			[]string{
+				`broker.bridge.address: must be host:port, e.g. "127.0.0.1:1883": "cloud"`,
+				`broker.bridge.cert_file: needs ca_file: a client certificate is only sent over TLS`,
+				`broker.bridge.insecure: needs ca_file: it only relaxes the TLS server name check`,
+				`broker.bridge.key_file: is required with cert_file`,
+				`broker.bridge.password: needs username`,
+				`broker.bridge.qos: must be 0, 1 or 2, not 3`,
+				`broker.bridge.topics_in[0]: must not be empty`,
+				`broker.bridge.topics_out[0]: is not a valid MQTT filter: "#" must be the whole last level: "a/#/b"`,
+				`broker.bridge.topics_out[1]: is not a valid MQTT filter: "+" must be a whole level: "a+"`,
+			},
+		},
+		{"bridge address required", `{"broker": {"bridge": {}}}`, []string{`broker.bridge.address: is required`}},
+		{"bridge carries nothing", `{"broker": {"bridge": {"address": "c:1", "topics_out": []}}}`, []string{`broker.bridge.topics_out: must not be empty when topics_in is empty too: the bridge would carry nothing`}},
+		{"topic without device", `{"export": {"topic": "telemetry/{gateway}"}}`, []string{`export.topic: must contain {device}: each device is exported on its own topic (e.g. "telemetry/{gateway}/{device}")`}},
+		{"topic placeholder", `{"export": {"topic": "t/{gw}/{device}"}}`, []string{`export.topic: knows only the placeholders {gateway} and {device}: "t/{gw}/{device}"`}},
+		{"topic wildcard", `{"export": {"topic": "t/#/{device}"}}`, []string{`export.topic: must not contain the wildcards "+" or "#": "t/#/{device}"`}},
+		{"topic empty level", `{"export": {"topic": "t//{device}"}}`, []string{`export.topic: must not have empty topic levels: "t//{device}"`}},
+		{"export numbers", `{"export": {"qos": -1, "queue_limit": -5}}`, []string{`export.qos: must be 0, 1 or 2, not -1`, `export.queue_limit: must be a positive number of messages, not -5`}},
+		{
+			"rpc",
+			`{"rpc": {"listen": "localhost", "cert_file": "", "key_file": "k", "max_body": -1, "api_keys": [{"name": "a", "sha256": "abc"}, {"name": "a", "sha256": "` + strings.Repeat("g", 64) + `"}, {"name": "", "sha256": "` + strings.Repeat("A", 64) + `"}]}}`,
+			[]string{
+				`rpc.api_keys[0].sha256: must be the SHA-256 of the key as 64 hex digits (printf %s KEY | sha256sum), not 3 characters`,
+				`rpc.api_keys[1].name: "a" is also the name of rpc.api_keys[0]`,
+				`rpc.api_keys[1].sha256: must be the SHA-256 of the key as 64 hex digits (printf %s KEY | sha256sum), not 64 characters`,
+				`rpc.api_keys[2].name: must not be empty: it names the key in logs`,
+				`rpc.cert_file: is required with key_file`,
+				`rpc.listen: must be host:port, e.g. "127.0.0.1:1883": "localhost"`,
+				`rpc.max_body: must be a positive number of bytes, not -1`,
+			},
+		},
+		{"rpc port", `{"rpc": {"listen": "127.0.0.1:70000"}}`, []string{`rpc.listen: needs a port from 1 to 65535: "127.0.0.1:70000"`}},
+		{"gateway id", `{"gateway": {"id": "a/b"}}`, []string{`gateway.id: must not contain "/", "+" or "#" (it is a topic level): "a/b"`}},
+		{"settings not an object", `{"connectors": [{"name": "a", "type": "test-config-xyz", "settings": [1]}]}`, []string{
+			`connectors[0].settings: must be an object`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.doc))
+			if err == nil {
+				t.Fatalf("Parse accepted it: %+v", c)
+			}
+			if c != nil {
+				t.Fatal("Parse returned a config with an error")
+			}
+			if _, ok := err.(strict.Errors); !ok {
+				t.Fatalf("error is a %T, want strict.Errors", err)
+			}
+			if got, want := err.Error(), strings.Join(tt.want, "\n"); got != want {
+				t.Fatalf("errors:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// conn wraps connector objects into a document.
+func conn(connectors string) string { return `{"connectors": [` + connectors + `]}` }
+
+// dev wraps device objects into a document with one test connector.
+func dev(devices string) string {
+	return conn(`{"name": "bus", "type": "test-config-xyz", "settings": {"port": "p"}, "devices": [` + devices + `]}`)
+}
+
+// chans wraps channel objects into a document with one device.
+func chans(channels string) string { return dev(`{"name": "d", "channels": [` + channels + `]}`) }
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "osgate.json")
+	if err := os.WriteFile(good, []byte(minimal), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Load(good); err != nil || c.Gateway.ID != "gw-1" {
+		t.Fatalf("Load: %v, %v", c, err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"rpc": {"listen": 1}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(bad)
+	if want := "config " + bad + ":\nrpc.listen: must be a string, not a number"; err == nil || err.Error() != want {
+		t.Fatalf("Load error %q, want %q", err, want)
+	}
+	var es strict.Errors
+	if !errors.As(err, &es) || len(es) != 1 {
+		t.Fatalf("Load error does not wrap strict.Errors: %#v", err)
+	}
+	_, err = Load(filepath.Join(dir, "missing.json"))
+	if err == nil || !strings.Contains(err.Error(), "missing.json") || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("Load of a missing file: %v", err)
+	}
+}
+
+func TestDurationsAreStrings(t *testing.T) {
+	c, err := Parse([]byte(dev(`{"name": "d", "interval": "250ms"}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Connectors[0].Devices[0]; d.Interval != 250*time.Millisecond || d.Timeout != 250*time.Millisecond {
+		t.Fatalf("interval %v timeout %v", d.Interval, d.Timeout)
+	}
+}

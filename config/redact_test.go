@@ -1,0 +1,65 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRedacted(t *testing.T) {
+	key := strings.Repeat("ab", 32)
+	c, err := Parse([]byte(`{"broker": {"username": "u", "password": "local-secret",
+	    "bridge": {"address": "c:1", "username": "cu", "password": "cloud-secret"}},
+	  "rpc": {"api_keys": [{"name": "ops", "sha256": "` + key + `"}]},
+	  "connectors": [{"name": "bus", "type": "test-config-any",
+	    "settings": {"port": "p", "password": "drv-secret", "tls": {"key_file": "/k.pem", "token": "tok"}, "empty_password": ""},
+	    "devices": [{"name": "d", "network_key": "00112233", "channels": [{"name": "c", "register": 1, "scale": 2, "deadband": {}}]}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Redacted()
+	if r.Broker.Password != "***" || r.Broker.Bridge.Password != "***" || r.RPC.APIKeys[0].SHA256 != "***" {
+		t.Fatalf("secrets shown: %+v %+v %+v", r.Broker, r.Broker.Bridge, r.RPC.APIKeys)
+	}
+	if r.Broker.Username != "u" || r.Broker.Bridge.Username != "cu" || r.RPC.APIKeys[0].Name != "ops" {
+		t.Fatal("non-secrets were redacted")
+	}
+	if got, want := string(r.Connectors[0].Settings), `{"empty_password":"","password":"***","port":"p","tls":{"key_file":"/k.pem","token":"***"}}`; got != want {
+		t.Fatalf("settings %s, want %s", got, want)
+	}
+	if got := string(r.Connectors[0].Devices[0].Driver); got != `{"network_key":"***"}` {
+		t.Fatalf("device keys %s", got)
+	}
+	// The original is untouched, and the copy shares nothing it could change.
+	if c.Broker.Password != "local-secret" || c.Broker.Bridge.Password != "cloud-secret" || c.RPC.APIKeys[0].SHA256 != key ||
+		!strings.Contains(string(c.Connectors[0].Settings), "drv-secret") || !strings.Contains(string(c.Connectors[0].Devices[0].Driver), "00112233") {
+		t.Fatal("Redacted changed the original")
+	}
+	*r.Connectors[0].Devices[0].Channels[0].Scale = 99
+	*r.Connectors[0].Devices[0].Channels[0].Deadband.MaxSilence = 1
+	*r.Export.QoS = 2
+	r.Broker.Bridge.TopicsOut[0] = "x"
+	*r.Connectors[0].Enabled = false
+	ch := c.Connectors[0].Devices[0].Channels[0]
+	if *ch.Scale != 2 || *ch.Deadband.MaxSilence == 1 || *c.Export.QoS != 1 || c.Broker.Bridge.TopicsOut[0] != "telemetry/#" || !*c.Connectors[0].Enabled {
+		t.Fatal("the redacted copy shares memory with the original")
+	}
+}
+
+func TestSecretKey(t *testing.T) {
+	for k, want := range map[string]bool{
+		"password": true, "Password": true, "mqtt_passwd": true, "client_secret": true, "token": true,
+		"api_key": true, "network_key": true, "s2_keys": true, "key": true,
+		"key_file": false, "port": false, "username": false, "keyboard": false,
+	} {
+		if secretKey(k) != want {
+			t.Errorf("secretKey(%q) = %v", k, !want)
+		}
+	}
+}
+
+func TestRedactedUnparsableDriverJSON(t *testing.T) {
+	c := &Config{Connectors: []Connector{{Name: "x", Settings: []byte(`{"password": "p"`)}}}
+	if got := string(c.Redacted().Connectors[0].Settings); got != `"***"` {
+		t.Fatalf("unparsable settings shown as %s", got)
+	}
+}

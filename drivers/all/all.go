@@ -1,0 +1,7 @@
+// Package all registers every connector type osgate ships. A new protocol
+// is a new folder under drivers/ and one line here.
+package all
+
+import (
+	_ "github.com/osgate/osgate/appliance/system" // the gateway's own telemetry
+)

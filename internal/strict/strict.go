@@ -1,0 +1,587 @@
+// Package strict decodes JSON configuration into Go structs and reports every
+// problem at once, each with its JSON path: an unknown field (with a
+// suggestion), a wrong type, a missing required value, a number out of range.
+// Struct fields are matched by their json tag name. Tag options:
+//
+//	json:"name,required"  the key must be present and not null
+//	strict:"rest"         on a json.RawMessage field: receives the object's
+//	                      unknown keys as a JSON object instead of errors
+//
+// time.Duration fields take strings ("5s", "250ms"). Types implementing
+// encoding.TextUnmarshaler take strings. A json.RawMessage receives the raw
+// JSON of its value. Keys starting with "_" (e.g. "_comment") are accepted
+// and ignored everywhere, so examples can be annotated in strict JSON.
+package strict
+
+import (
+	"bytes"
+	"encoding"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Error is one problem at one JSON path.
+type Error struct {
+	Path string // e.g. "connectors[2].devices[0].channels[3].scale"; "" for the root
+	Msg  string
+}
+
+func (e Error) Error() string {
+	if e.Path == "" {
+		return e.Msg
+	}
+	return e.Path + ": " + e.Msg
+}
+
+// Errors is every problem found, in document order of paths.
+type Errors []Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Err returns es as an error, or nil when it is empty.
+func (es Errors) Err() error {
+	if len(es) == 0 {
+		return nil
+	}
+	return es
+}
+
+// Add appends a problem at path.
+func (es *Errors) Add(path, format string, args ...any) {
+	*es = append(*es, Error{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Merge appends err under prefix: an Errors keeps its paths (prefixed), any
+// other error becomes one problem at prefix.
+func (es *Errors) Merge(prefix string, err error) {
+	if err == nil {
+		return
+	}
+	var sub Errors
+	if errors.As(err, &sub) {
+		for _, e := range sub {
+			*es = append(*es, Error{Path: Join(prefix, e.Path), Msg: e.Msg})
+		}
+		return
+	}
+	*es = append(*es, Error{Path: prefix, Msg: err.Error()})
+}
+
+// Join joins two path parts: Join("a", "b") is "a.b", Join("a", "[1].b")
+// is "a[1].b", and an empty part disappears.
+func Join(prefix, path string) string {
+	switch {
+	case prefix == "":
+		return path
+	case path == "":
+		return prefix
+	case path[0] == '[':
+		return prefix + path
+	}
+	return prefix + "." + path
+}
+
+// Index is the path of element i of the array at path.
+func Index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+
+// Decode decodes data into v (a pointer to a struct, usually) and returns
+// Errors describing every problem, or nil. Fields absent from data keep the
+// values v already holds, so defaults can be set before decoding.
+func Decode(data []byte, v any) error {
+	tree, dups, err := parse(data)
+	if err != nil {
+		return Errors{{Msg: err.Error()}}
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		panic("strict: Decode needs a non-nil pointer")
+	}
+	es := dups
+	decodeValue(&es, "", tree, rv.Elem())
+	sort.SliceStable(es, func(i, j int) bool { return pathLess(es[i].Path, es[j].Path) })
+	return es.Err()
+}
+
+// parse reads exactly one JSON value, with numbers kept as json.Number, and
+// names the line and column of a syntax error. A key repeated in one object
+// is reported (the last one would silently win otherwise).
+func parse(data []byte) (any, Errors, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var dups Errors
+	tree, err := parseValue(dec, "", &dups, 0)
+	if err != nil {
+		return nil, nil, syntaxError(data, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, nil, fmt.Errorf("invalid JSON at %s: more than one value", position(data, dec.InputOffset()))
+	}
+	return tree, dups, nil
+}
+
+// maxDepth bounds nesting so hostile input cannot exhaust the stack.
+const maxDepth = 200
+
+func parseValue(dec *json.Decoder, path string, dups *Errors, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, fmt.Errorf("nesting deeper than %d", maxDepth)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch tok {
+	case json.Delim('{'):
+		obj := map[string]any{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			k := kt.(string)
+			v, err := parseValue(dec, Join(path, quoteKey(k)), dups, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if _, dup := obj[k]; dup {
+				dups.Add(Join(path, quoteKey(k)), "duplicate key")
+			}
+			obj[k] = v
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, err
+		}
+		return obj, nil
+	case json.Delim('['):
+		arr := []any{}
+		for i := 0; dec.More(); i++ {
+			v, err := parseValue(dec, Index(path, i), dups, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, v)
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, err
+		}
+		return arr, nil
+	}
+	return tok, nil
+}
+
+func syntaxError(data []byte, err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("invalid JSON at %s: %s", position(data, se.Offset), strings.TrimPrefix(se.Error(), "json: "))
+	}
+	if errors.Is(err, io.EOF) || err.Error() == "unexpected EOF" {
+		if len(bytes.TrimSpace(data)) == 0 {
+			return errors.New("invalid JSON: empty document")
+		}
+		return fmt.Errorf("invalid JSON at %s: unexpected end of input", position(data, int64(len(data))))
+	}
+	return fmt.Errorf("invalid JSON: %v", err)
+}
+
+// position renders a byte offset as "line L, column C (byte N)".
+func position(data []byte, off int64) string {
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	line, col := 1, 1
+	for _, b := range data[:off] {
+		if b == '\n' {
+			line++
+			col = 1
+		} else {
+			col++
+		}
+	}
+	return fmt.Sprintf("line %d, column %d (byte %d)", line, col, off)
+}
+
+var (
+	durationType  = reflect.TypeFor[time.Duration]()
+	rawType       = reflect.TypeFor[json.RawMessage]()
+	textUnmarshal = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+func kindName(x any) string {
+	switch x.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", x)
+}
+
+func decodeValue(es *Errors, path string, x any, v reflect.Value) {
+	t := v.Type()
+	if t == rawType {
+		b, _ := json.Marshal(x)
+		v.SetBytes(b)
+		return
+	}
+	if x == nil {
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
+			v.SetZero()
+		default:
+			es.Add(path, "must not be null")
+		}
+		return
+	}
+	if t.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			v.Set(reflect.New(t.Elem()))
+		}
+		decodeValue(es, path, x, v.Elem())
+		return
+	}
+	if t == durationType {
+		s, ok := x.(string)
+		if !ok {
+			es.Add(path, "must be a duration string like \"5s\" or \"250ms\", not %s", kindName(x))
+			return
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			es.Add(path, "must be a duration like \"5s\" or \"250ms\": %q is not one", s)
+			return
+		}
+		v.SetInt(int64(d))
+		return
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshal) {
+		s, ok := x.(string)
+		if !ok {
+			es.Add(path, "must be a string, not %s", kindName(x))
+			return
+		}
+		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
+			es.Add(path, "%v", err)
+		}
+		return
+	}
+	switch t.Kind() {
+	case reflect.Interface:
+		v.Set(reflect.ValueOf(plain(x)))
+	case reflect.Bool:
+		b, ok := x.(bool)
+		if !ok {
+			es.Add(path, "must be true or false, not %s", kindName(x))
+			return
+		}
+		v.SetBool(b)
+	case reflect.String:
+		s, ok := x.(string)
+		if !ok {
+			es.Add(path, "must be a string, not %s", kindName(x))
+			return
+		}
+		v.SetString(s)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, ok := x.(json.Number)
+		if !ok {
+			es.Add(path, "must be an integer, not %s", kindName(x))
+			return
+		}
+		i, err := strconv.ParseInt(string(n), 10, 64)
+		if err != nil || v.OverflowInt(i) {
+			lo, hi := intRange(t)
+			es.Add(path, "must be an integer from %d to %d, not %s", lo, hi, n)
+			return
+		}
+		v.SetInt(i)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, ok := x.(json.Number)
+		if !ok {
+			es.Add(path, "must be an integer, not %s", kindName(x))
+			return
+		}
+		u, err := strconv.ParseUint(string(n), 10, 64)
+		if err != nil || v.OverflowUint(u) {
+			es.Add(path, "must be an integer from 0 to %d, not %s", uint64(1)<<(t.Bits()-1)*2-1, n)
+			return
+		}
+		v.SetUint(u)
+	case reflect.Float32, reflect.Float64:
+		n, ok := x.(json.Number)
+		if !ok {
+			es.Add(path, "must be a number, not %s", kindName(x))
+			return
+		}
+		f, err := strconv.ParseFloat(string(n), 64)
+		if err != nil || math.IsInf(f, 0) || v.OverflowFloat(f) {
+			es.Add(path, "must be a finite number, not %s", n)
+			return
+		}
+		v.SetFloat(f)
+	case reflect.Slice:
+		arr, ok := x.([]any)
+		if !ok {
+			es.Add(path, "must be an array, not %s", kindName(x))
+			return
+		}
+		s := reflect.MakeSlice(t, len(arr), len(arr))
+		for i, el := range arr {
+			decodeValue(es, Index(path, i), el, s.Index(i))
+		}
+		v.Set(s)
+	case reflect.Map:
+		obj, ok := x.(map[string]any)
+		if !ok {
+			es.Add(path, "must be an object, not %s", kindName(x))
+			return
+		}
+		if t.Key().Kind() != reflect.String {
+			panic("strict: map keys must be strings")
+		}
+		m := reflect.MakeMapWithSize(t, len(obj))
+		for _, k := range sortedKeys(obj) {
+			el := reflect.New(t.Elem()).Elem()
+			decodeValue(es, Join(path, quoteKey(k)), obj[k], el)
+			m.SetMapIndex(reflect.ValueOf(k).Convert(t.Key()), el)
+		}
+		v.Set(m)
+	case reflect.Struct:
+		obj, ok := x.(map[string]any)
+		if !ok {
+			es.Add(path, "must be an object, not %s", kindName(x))
+			return
+		}
+		decodeStruct(es, path, obj, v)
+	default:
+		panic("strict: unsupported type " + t.String())
+	}
+}
+
+type field struct {
+	name     string
+	index    int
+	required bool
+}
+
+func structFields(t reflect.Type) (fields []field, rest int) {
+	rest = -1
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		if f.Tag.Get("strict") == "rest" {
+			rest = i
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "" {
+			name = f.Name
+		}
+		fields = append(fields, field{name: name, index: i, required: hasOpt(opts, "required")})
+	}
+	return fields, rest
+}
+
+func hasOpt(opts, want string) bool {
+	for _, o := range strings.Split(opts, ",") {
+		if o == want {
+			return true
+		}
+	}
+	return false
+}
+
+func decodeStruct(es *Errors, path string, obj map[string]any, v reflect.Value) {
+	fields, rest := structFields(v.Type())
+	byName := make(map[string]field, len(fields))
+	for _, f := range fields {
+		byName[f.name] = f
+	}
+	var unknown map[string]any
+	for _, k := range sortedKeys(obj) {
+		f, ok := byName[k]
+		if !ok {
+			if strings.HasPrefix(k, "_") {
+				continue
+			}
+			if rest >= 0 {
+				if unknown == nil {
+					unknown = map[string]any{}
+				}
+				unknown[k] = obj[k]
+				continue
+			}
+			names := make([]string, len(fields))
+			for i, f := range fields {
+				names[i] = f.name
+			}
+			if s := suggest(k, names); s != "" {
+				es.Add(Join(path, quoteKey(k)), "unknown field (did you mean %q?)", s)
+			} else {
+				es.Add(Join(path, quoteKey(k)), "unknown field")
+			}
+			continue
+		}
+		if obj[k] == nil && f.required {
+			es.Add(Join(path, k), "is required")
+			continue
+		}
+		decodeValue(es, Join(path, k), obj[k], v.Field(f.index))
+	}
+	for _, f := range fields {
+		if _, ok := obj[f.name]; !ok && f.required {
+			es.Add(Join(path, f.name), "is required")
+		}
+	}
+	if rest >= 0 {
+		if unknown == nil {
+			unknown = map[string]any{}
+		}
+		b, _ := json.Marshal(unknown)
+		v.Field(rest).SetBytes(b)
+	}
+}
+
+// plain turns a parsed tree into plain Go values (json.Number to float64).
+func plain(x any) any {
+	switch x := x.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil {
+			return string(x)
+		}
+		return f
+	case []any:
+		for i := range x {
+			x[i] = plain(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = plain(x[k])
+		}
+	}
+	return x
+}
+
+func sortedKeys(m map[string]any) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// quoteKey writes a key that is not a plain identifier as ["key"].
+func quoteKey(k string) string {
+	for i, r := range k {
+		if !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return "[" + strconv.Quote(k) + "]"
+		}
+	}
+	if k == "" {
+		return `[""]`
+	}
+	return k
+}
+
+func intRange(t reflect.Type) (int64, int64) {
+	bits := t.Bits()
+	return -1 << (bits - 1), 1<<(bits-1) - 1
+}
+
+// suggest returns the candidate closest to k if it is close enough to be a
+// likely typo.
+func suggest(k string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := distance(strings.ToLower(k), c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// distance is the Levenshtein distance of a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := prev[j-1]
+			if a[i-1] != b[j-1] {
+				c++
+			}
+			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// pathLess orders paths so that array elements sort by index, not text.
+func pathLess(a, b string) bool { return naturalLess(a, b) }
+
+// naturalLess compares strings with runs of digits compared as numbers.
+func naturalLess(a, b string) bool {
+	for a != "" && b != "" {
+		if isDigit(a[0]) && isDigit(b[0]) {
+			na, ra := digits(a)
+			nb, rb := digits(b)
+			if len(na) != len(nb) {
+				return len(na) < len(nb)
+			}
+			if na != nb {
+				return na < nb
+			}
+			a, b = ra, rb
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func digits(s string) (string, string) {
+	i := 0
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	return strings.TrimLeft(s[:i], "0"), s[i:]
+}

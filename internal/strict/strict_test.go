@@ -1,0 +1,108 @@
+package strict
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+type chanT struct {
+	Name  string          `json:"name,required"`
+	Scale *float64        `json:"scale"`
+	Rest  json.RawMessage `strict:"rest"`
+}
+
+type devT struct {
+	Name     string        `json:"name,required"`
+	Interval time.Duration `json:"interval"`
+	Unit     uint8         `json:"unit_id"`
+	Channels []chanT       `json:"channels"`
+}
+
+type rootT struct {
+	Devices []devT            `json:"devices"`
+	Labels  map[string]string `json:"labels"`
+	Enabled bool              `json:"enabled"`
+}
+
+func TestDecodeReportsEveryErrorWithPath(t *testing.T) {
+	doc := `{"_comment":"ok","devices":[{"name":"a","interval":"5s","channels":[{"name":"x","scale":0.5,"register":3}]},
+	{"interval":5,"unit_id":300,"channels":[{"name":"y","scale":"big"}],"intervall":"1s"}],
+	"labels":{"k":1},"enabled":"yes"}`
+	var r rootT
+	err := Decode([]byte(doc), &r)
+	want := []string{
+		`devices[1].channels[0].scale: must be a number, not a string`,
+		`devices[1].interval: must be a duration string like "5s" or "250ms", not a number`,
+		`devices[1].intervall: unknown field (did you mean "interval"?)`,
+		`devices[1].name: is required`,
+		`devices[1].unit_id: must be an integer from 0 to 255, not 300`,
+		`enabled: must be true or false, not a string`,
+		`labels.k: must be a string, not a number`,
+	}
+	if err == nil {
+		t.Fatal("no error")
+	}
+	got := strings.Split(err.Error(), "\n")
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+	if r.Devices[0].Interval != 5*time.Second || *r.Devices[0].Channels[0].Scale != 0.5 {
+		t.Errorf("good values not decoded: %+v", r.Devices[0])
+	}
+	if string(r.Devices[0].Channels[0].Rest) != `{"register":3}` {
+		t.Errorf("rest = %s", r.Devices[0].Channels[0].Rest)
+	}
+}
+
+func TestDecodeSyntaxErrorNamesPosition(t *testing.T) {
+	var r rootT
+	err := Decode([]byte("{\n  \"devices\": [,]\n}"), &r)
+	if err == nil || !strings.Contains(err.Error(), "line 2, column") {
+		t.Fatalf("err = %v", err)
+	}
+	err = Decode([]byte(`{"devices":[`), &r)
+	if err == nil || !strings.Contains(err.Error(), "unexpected end") {
+		t.Fatalf("err = %v", err)
+	}
+	err = Decode([]byte(`{} {}`), &r)
+	if err == nil || !strings.Contains(err.Error(), "more than one value") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestPathsSortByIndex(t *testing.T) {
+	if !pathLess("a[2].b", "a[10].b") || pathLess("a[10]", "a[9]") {
+		t.Fatal("natural order broken")
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"devices":[{"name":"a","interval":"5s","channels":[{"name":"x","scale":1}]}]}`))
+	f.Add([]byte(`{"labels":{"a":"b"},"enabled":true}`))
+	f.Add([]byte(`[1,2,{"x":null}]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r rootT
+		err := Decode(data, &r)
+		if err != nil && err.Error() == "" {
+			t.Fatal("empty error text")
+		}
+	})
+}
+
+func TestDuplicateKeyReported(t *testing.T) {
+	var r rootT
+	err := Decode([]byte(`{"enabled":true,"devices":[{"name":"a","name":"b"}],"enabled":false}`), &r)
+	if err == nil || err.Error() != "devices[0].name: duplicate key\nenabled: duplicate key" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestDeepNestingIsAnError(t *testing.T) {
+	var r rootT
+	doc := strings.Repeat("[", 10000) + strings.Repeat("]", 10000)
+	if err := Decode([]byte(doc), &r); err == nil || !strings.Contains(err.Error(), "nesting") {
+		t.Fatalf("err = %v", err)
+	}
+}
