@@ -199,7 +199,7 @@ func (m *Model) Report() Report {
 		b := m.beats[n]
 		if age := now.Sub(b.last); age > b.max {
 			r.Live = false
-			worse(Unhealthy, fmt.Sprintf("%s made no progress for %s", n, age.Round(time.Second)))
+			worse(Unhealthy, fmt.Sprintf("%s made no progress for %s", n, age.Round(100*time.Millisecond)))
 		}
 	}
 	e := m.export

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,6 +54,7 @@ type connector struct {
 
 type devState struct {
 	path     string
+	explicit bool // channels named in the config (else: all this machine has)
 	channels []int // indexes into channels
 	mu       sync.Mutex
 	lastIdle uint64
@@ -76,6 +78,7 @@ func New(cfg core.ConnectorConfig) (core.Connector, error) {
 		if st.path == "" {
 			st.path = "/"
 		}
+		st.explicit = len(d.Channels) > 0
 		if len(d.Channels) == 0 {
 			for k := range channels {
 				st.channels = append(st.channels, k)
@@ -144,6 +147,9 @@ func (c *connector) Poll(ctx context.Context, dev *core.Device) ([]core.Reading,
 	for _, k := range d.channels {
 		ch := channels[k]
 		v, err := ch.read(c, d, now)
+		if errors.Is(err, errAbsent) && !d.explicit {
+			continue // "where present": not configured, and this machine has none
+		}
 		if err != nil {
 			out = append(out, core.BadReading(dev.Name, ch.name, now, err))
 			continue
@@ -299,7 +305,7 @@ func readUptime(c *connector, _ *devState, _ time.Time) (any, error) {
 func readTemp(c *connector, _ *devState, _ time.Time) (any, error) {
 	zones, _ := filepath.Glob(filepath.Join(c.root, "sys/class/thermal/thermal_zone*"))
 	if len(zones) == 0 {
-		return nil, fmt.Errorf("system: no thermal zone in /sys/class/thermal (not available on this machine)")
+		return nil, errAbsent
 	}
 	pick := zones[0]
 	for _, z := range zones {
@@ -320,6 +326,9 @@ func readTemp(c *connector, _ *devState, _ time.Time) (any, error) {
 	}
 	return float64(milli) / 1000, nil
 }
+
+// errAbsent is a sensor this machine does not have.
+var errAbsent = errors.New("system: no thermal zone in /sys/class/thermal (not available on this machine)")
 
 func round2(f float64) float64 {
 	return float64(int64(f*100+0.5)) / 100

@@ -1,0 +1,234 @@
+// Package broker runs the local Mosquitto that osgate exports to: it writes
+// mosquitto.conf from the config (Conf) and starts and supervises the
+// mosquitto process (Broker). The appliance image uses the same Conf.
+package broker
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/osgate/osgate/config"
+)
+
+const (
+	defaultListen    = "127.0.0.1:1883"
+	defaultAutosave  = 5 * time.Second
+	maxInflight      = 64
+	typicalMessage   = 512                // bytes, for sizing the queue in messages
+	minQueuedBytes   = 64 << 20           // floor of max_queued_bytes
+	maxQueuedBytes   = int64(4) << 30     // ceiling of the automatic size
+	minQueuedMsgs    = 100000             // floor of max_queued_messages
+	bridgeRestart    = "2 30"             // restart_timeout: back-off base and cap, seconds
+	bridgeConnection = "osgate-cloud"     // the bridge's connection name
+	bridgeKeepalive  = 60                 // seconds
+	defaultTopicsOut = "telemetry/#"      // what the bridge sends up by default
+	confDir          = "mosquitto"        // under the state dir
+	passwordFileName = "passwd"           // in confDir
+	persistenceName  = "mosquitto.db"     // in confDir
+	confFileName     = "mosquitto.conf"   // in confDir
+	defaultClientID  = "osgate-{gateway}" // the bridge's remote client id
+	defaultLogTypes  = "error warning notice information"
+)
+
+// Conf returns the mosquitto.conf text for cfg: the listener, persistence
+// under stateDir/mosquitto/, queue limits sized to the disk (Mosquitto's
+// default of 1000 queued messages per client, the bridge included, drops
+// data), and the bridge to the cloud broker if one is configured.
+//
+// With a username in cfg the listener requires it (the password file is
+// written by Broker.Run); without one only a loopback listener is allowed,
+// and it is anonymous.
+func Conf(cfg config.Broker, gatewayID, stateDir string) ([]byte, error) {
+	return conf(cfg, gatewayID, stateDir, queueLimits(stateDir))
+}
+
+// limits are the automatic queue sizes (see queueLimits).
+type limits struct {
+	messages int
+	bytes    int64
+}
+
+func conf(cfg config.Broker, gatewayID, stateDir string, auto limits) ([]byte, error) {
+	var w confWriter
+	dir := filepath.Join(stateDir, confDir)
+	host, port, err := listenAddr(cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	w.comment("Written by osgate; changes are overwritten at every start.")
+	w.line("per_listener_settings", "false")
+	w.line("listener", strconv.Itoa(port), host)
+	switch {
+	case cfg.Username != "":
+		w.line("allow_anonymous", "false")
+		w.line("password_file", filepath.Join(dir, passwordFileName))
+	case isLoopback(host):
+		w.line("allow_anonymous", "true")
+	default:
+		return nil, fmt.Errorf("broker: listen %s: a listener beyond loopback needs broker.username and broker.password", cfg.Listen)
+	}
+	if os.Geteuid() == 0 {
+		// Started as root, mosquitto switches to the "mosquitto" user, who
+		// cannot write osgate's state dir; osgate runs it as itself.
+		w.line("user", "root")
+	}
+	autosave := cfg.AutosaveInterval
+	if autosave <= 0 {
+		autosave = defaultAutosave
+	}
+	w.line("persistence", "true")
+	w.line("persistence_location", dir+string(filepath.Separator))
+	w.line("persistence_file", persistenceName)
+	w.line("autosave_interval", strconv.Itoa(int((autosave+time.Second-1)/time.Second)))
+	msgs, bytes := auto.messages, auto.bytes
+	if cfg.MaxQueuedMessages > 0 {
+		msgs = cfg.MaxQueuedMessages
+	}
+	if cfg.MaxQueuedBytes > 0 {
+		bytes = cfg.MaxQueuedBytes
+	}
+	w.line("max_queued_messages", strconv.Itoa(msgs))
+	w.line("max_queued_bytes", strconv.FormatInt(bytes, 10))
+	w.line("max_inflight_messages", strconv.Itoa(maxInflight))
+	w.line("queue_qos0_messages", "false")
+	w.line("log_dest", "stderr")
+	for _, t := range strings.Fields(defaultLogTypes) {
+		w.line("log_type", t)
+	}
+	w.line("log_timestamp", "false") // slog stamps the lines
+	w.line("connection_messages", "true")
+	if cfg.Bridge != nil {
+		if err := bridge(&w, cfg.Bridge, gatewayID); err != nil {
+			return nil, err
+		}
+	}
+	if w.err != nil {
+		return nil, w.err
+	}
+	return []byte(w.b.String()), nil
+}
+
+func bridge(w *confWriter, b *config.Bridge, gatewayID string) error {
+	if _, _, err := net.SplitHostPort(b.Address); err != nil {
+		return fmt.Errorf("broker: bridge.address %q: want host:port: %w", b.Address, err)
+	}
+	qos := 1
+	if b.QoS != nil {
+		qos = *b.QoS
+	}
+	if qos < 0 || qos > 2 {
+		return fmt.Errorf("broker: bridge.qos %d: must be 0, 1 or 2", qos)
+	}
+	id := b.ClientID
+	if id == "" {
+		id = defaultClientID
+	}
+	id = strings.ReplaceAll(id, "{gateway}", gatewayID)
+	w.comment("The bridge to the cloud broker: a persistent session under a stable client id.")
+	w.line("connection", bridgeConnection)
+	w.line("address", b.Address)
+	w.line("remote_clientid", id)
+	w.line("cleansession", "false")
+	w.line("bridge_protocol_version", "mqttv311")
+	w.line("try_private", "true")
+	w.line("notifications", "true")
+	w.line("start_type", "automatic")
+	w.line("restart_timeout", bridgeRestart)
+	w.line("keepalive_interval", strconv.Itoa(bridgeKeepalive))
+	if b.Username != "" {
+		w.line("remote_username", b.Username)
+		w.line("remote_password", b.Password)
+	}
+	if b.CAFile != "" {
+		w.line("bridge_cafile", b.CAFile)
+		if b.CertFile != "" || b.KeyFile != "" {
+			if b.CertFile == "" || b.KeyFile == "" {
+				return fmt.Errorf("broker: bridge.cert_file and bridge.key_file go together")
+			}
+			w.line("bridge_certfile", b.CertFile)
+			w.line("bridge_keyfile", b.KeyFile)
+		}
+		if b.Insecure {
+			w.line("bridge_insecure", "true")
+		}
+	} else if b.CertFile != "" || b.KeyFile != "" || b.Insecure {
+		return fmt.Errorf("broker: bridge.cert_file, key_file and insecure need bridge.ca_file (TLS)")
+	}
+	out := b.TopicsOut
+	if len(out) == 0 {
+		out = []string{defaultTopicsOut}
+	}
+	q := strconv.Itoa(qos)
+	for _, t := range out {
+		w.topic(t, "out", q)
+	}
+	for _, t := range b.TopicsIn {
+		w.topic(t, "in", q)
+	}
+	return nil
+}
+
+// listenAddr splits a listen address (default 127.0.0.1:1883).
+func listenAddr(listen string) (string, int, error) {
+	if listen == "" {
+		listen = defaultListen
+	}
+	host, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", 0, fmt.Errorf("broker: listen %q: want host:port: %w", listen, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("broker: listen %q: port must be 1-65535", listen)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, port, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// confWriter writes conf lines, refusing values that would break out of
+// their line (a newline in a password would add a directive).
+type confWriter struct {
+	b   strings.Builder
+	err error
+}
+
+func (w *confWriter) comment(text string) { w.b.WriteString("# " + text + "\n") }
+
+func (w *confWriter) line(key string, values ...string) {
+	w.b.WriteString(key)
+	for _, v := range values {
+		if v == "" || strings.ContainsAny(v, "\r\n\x00") {
+			if w.err == nil {
+				w.err = fmt.Errorf("broker: %s: value %q is empty or spans lines", key, v)
+			}
+		}
+		w.b.WriteByte(' ')
+		w.b.WriteString(v)
+	}
+	w.b.WriteByte('\n')
+}
+
+// topic writes a bridge topic line; the pattern is one word of the line.
+func (w *confWriter) topic(pattern, direction, qos string) {
+	if pattern == "" || strings.ContainsAny(pattern, " \t") {
+		if w.err == nil {
+			w.err = fmt.Errorf("broker: bridge topic %q: must be one MQTT filter without spaces", pattern)
+		}
+	}
+	w.line("topic", pattern, direction, qos)
+}

@@ -1,0 +1,115 @@
+// Command osgate is the gateway: `osgate run` runs it, the other commands
+// validate configs, call its JSON-RPC service and talk to field buses.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/osgate/osgate/appliance"
+	"github.com/osgate/osgate/config"
+	_ "github.com/osgate/osgate/drivers/all"
+)
+
+const usage = `osgate — industrial IoT gateway
+
+Usage:
+  osgate run [-c osgate.json] [-d]     run the gateway (embedded default config without -c)
+  osgate validate FILE                 check a config file; prints every error with its path
+  osgate rpc [-url URL] [-key KEY] METHOD [PARAMS]
+                                       call the JSON-RPC service (key also from $OSGATE_RPC_KEY)
+  osgate rpc hash-key KEY              print the SHA-256 of an API key for rpc.api_keys
+  osgate mbus decode FILE|-            decode an M-Bus frame given as hex bytes
+  osgate version                       print the version
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := dispatch(ctx, os.Args[1], os.Args[2:], os.Stdin, os.Stdout)
+	var ue usageError
+	switch {
+	case err == nil:
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "osgate: %v\n\n%s", err, usage)
+		os.Exit(2)
+	default:
+		fmt.Fprintf(os.Stderr, "osgate: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func dispatch(ctx context.Context, cmd string, args []string, stdin io.Reader, stdout io.Writer) error {
+	switch cmd {
+	case "run":
+		return runCmd(ctx, args)
+	case "validate":
+		return validateCmd(args, stdout)
+	case "rpc":
+		return rpcCmd(ctx, args, stdout)
+	case "mbus":
+		return mbusCmd(ctx, args, stdin, stdout)
+	case "version":
+		fmt.Fprintln(stdout, appliance.Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown command %q", cmd)}
+}
+
+func runCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	file := fs.String("c", os.Getenv("OSGATE_CONFIG"), "config file (default: the embedded default config)")
+	debug := fs.Bool("d", false, "debug logs")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+	var cfg *config.Config
+	var err error
+	if *file == "" {
+		cfg = config.Default()
+		log.Info("no config file given: running the embedded default config (the gateway's own telemetry)")
+	} else if cfg, err = config.Load(*file); err != nil {
+		return err
+	}
+	g, err := appliance.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	return g.Run(ctx)
+}
+
+func validateCmd(args []string, stdout io.Writer) error {
+	if len(args) != 1 {
+		return usageError{"validate needs one FILE"}
+	}
+	cfg, err := config.Load(args[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: valid (%d connectors)\n", args[0], len(cfg.Connectors))
+	return nil
+}

@@ -1,0 +1,219 @@
+// Package appliance is the gateway itself: the GatewayService that runs the
+// managed broker, the export sink, the connectors with their poll scheduler
+// and listener supervision, the pipeline of transforms, the JSON-RPC
+// service and the health model that all of them report into.
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/osgate/osgate/appliance/broker"
+	"github.com/osgate/osgate/appliance/export"
+	"github.com/osgate/osgate/appliance/health"
+	"github.com/osgate/osgate/config"
+)
+
+// Version is set at build time (-ldflags "-X ...appliance.Version=v1.2.3").
+var Version = "dev"
+
+// exportGrace is how long the export may be disconnected before the
+// gateway counts as unhealthy.
+const exportGrace = 2 * time.Minute
+
+// publisher is what the pipeline needs of the export sink.
+type publisher interface {
+	Publish(ctx context.Context, topic string, payload []byte) error
+}
+
+// Gateway is the GatewayService: it owns every long-running part of osgate
+// and stops them in order (connectors, then export, then broker).
+type Gateway struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	health *health.Model
+	clock  *clockGate
+	sink   publisher
+	export *export.Sink
+	broker *broker.Broker
+	// dropLog rate-limits the log lines of dropped readings.
+	dropLog rateLog
+	// watchdog acts on the health model (exit when stuck, systemd pings).
+	watchdog *watchdog
+
+	mu      sync.Mutex
+	conns   map[string]*connRun
+	order   []string
+	connCtx context.Context
+	started time.Time
+	rpcAddr string
+}
+
+// New prepares a gateway for a validated config; nothing runs until Run.
+func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &Gateway{
+		cfg:    cfg,
+		log:    log.With("gateway", cfg.Gateway.ID),
+		health: health.New(exportGrace),
+		clock:  &clockGate{now: time.Now},
+		conns:  map[string]*connRun{},
+	}
+	g.dropLog.period = time.Minute
+	g.watchdog = newWatchdog(g.health, g.log.With("part", "watchdog"))
+	for i, cc := range cfg.Connectors {
+		if cc.Enabled != nil && !*cc.Enabled {
+			continue
+		}
+		c, err := g.newConnRun(cfg, i)
+		if err != nil {
+			g.closeConns()
+			return nil, err
+		}
+		g.conns[c.name] = c
+		g.order = append(g.order, c.name)
+	}
+	return g, nil
+}
+
+// Health is the gateway's one health model.
+func (g *Gateway) Health() *health.Model { return g.health }
+
+// Run runs the gateway until ctx ends: the managed broker (if any), the
+// export sink, every connector and the RPC service. It returns the first
+// fatal error (a broker port taken, the RPC port taken).
+func (g *Gateway) Run(ctx context.Context) error {
+	g.started = time.Now()
+	if err := os.MkdirAll(g.cfg.Gateway.StateDir, 0o755); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	errc := make(chan error, 4)
+	var wg sync.WaitGroup
+	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBroker()
+	url := g.cfg.Broker.URL
+	if managed(g.cfg) {
+		g.broker = broker.New(g.cfg.Broker, g.cfg.Gateway.ID, g.cfg.Gateway.StateDir, g.log.With("part", "broker"))
+		url = g.broker.URL()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.broker.Run(brokerCtx); err != nil && brokerCtx.Err() == nil {
+				errc <- fmt.Errorf("managed broker: %w", err)
+			}
+		}()
+	}
+	sink, err := export.New(g.exportOptions(url))
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	g.export, g.sink = sink, sink
+	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSink()
+	var sinkDone sync.WaitGroup
+	sinkDone.Add(1)
+	go func() {
+		defer sinkDone.Done()
+		if err := sink.Run(sinkCtx); err != nil && sinkCtx.Err() == nil {
+			errc <- fmt.Errorf("export: %w", err)
+		}
+	}()
+
+	connCtx, stopConns := context.WithCancel(ctx)
+	defer stopConns()
+	g.mu.Lock()
+	g.connCtx = connCtx
+	for _, name := range g.order {
+		g.conns[name].start(connCtx)
+	}
+	g.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		g.releaseHeld(connCtx)
+	}()
+	if err := g.startRPC(connCtx, errc, &wg); err != nil {
+		stopConns()
+		g.closeConns()
+		return err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		g.watchdog.run(connCtx)
+	}()
+	g.log.Info("gateway running", "version", Version, "connectors", len(g.order), "state_dir", g.cfg.Gateway.StateDir, "broker", url)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	g.log.Info("gateway stopping")
+	stopConns()
+	g.closeConns()
+	stopSink()
+	sinkDone.Wait()
+	stopBroker()
+	wg.Wait()
+	return runErr
+}
+
+// closeConns stops every running connector.
+func (g *Gateway) closeConns() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, name := range g.order {
+		g.conns[name].stop()
+	}
+}
+
+// releaseHeld exports readings held while the clock was unset, once it is.
+func (g *Gateway) releaseHeld(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, b := range g.clock.release() {
+			if err := b.conn.publish(ctx, b.device, b.readings); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func managed(cfg *config.Config) bool { return cfg.Broker.Managed == nil || *cfg.Broker.Managed }
+
+func (g *Gateway) exportOptions(url string) export.Options {
+	e := g.cfg.Export
+	qos := 1
+	if e.QoS != nil {
+		qos = *e.QoS
+	}
+	return export.Options{
+		URL:        url,
+		ClientID:   e.ClientID,
+		Username:   g.cfg.Broker.Username,
+		Password:   g.cfg.Broker.Password,
+		QoS:        byte(qos),
+		Retain:     e.Retain,
+		StoreDir:   g.cfg.Gateway.StateDir + "/export",
+		QueueLimit: e.QueueLimit,
+		Logger:     g.log.With("part", "export"),
+		Health:     g.health,
+	}
+}
+
+// errNoConnector is returned for a connector name that is not running.
+var errNoConnector = errors.New("no such connector")

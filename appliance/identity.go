@@ -1,0 +1,70 @@
+package appliance
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/apikey"
+)
+
+// LocalKeyFile is where the gateway keeps the API key it made for local
+// use, inside the state dir (mode 0600). `osgate rpc` on the same machine
+// reads it, so a fresh install can be managed without editing the config.
+const LocalKeyFile = "rpc-key"
+
+// localKey returns the gateway's local API key, creating it on first start.
+func localKey(stateDir string) (key string, created bool, err error) {
+	path := filepath.Join(stateDir, LocalKeyFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		key = strings.TrimSpace(string(b))
+		if len(key) >= 16 {
+			return key, false, nil
+		}
+		return "", false, fmt.Errorf("%s holds no usable key (delete it to have a new one made)", path)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, err
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", false, err
+	}
+	key = base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return "", false, err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(key+"\n"), 0o600); err != nil {
+		return "", false, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", false, err
+	}
+	return key, true, nil
+}
+
+// rpcKeys is the configured keys plus the local one.
+func (g *Gateway) rpcKeys() ([]config.APIKey, error) {
+	keys := append([]config.APIKey(nil), g.cfg.RPC.APIKeys...)
+	key, created, err := localKey(g.cfg.Gateway.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("local RPC key: %w", err)
+	}
+	if created {
+		g.log.Info("made a local RPC key; `osgate rpc` on this machine uses it", "file", filepath.Join(g.cfg.Gateway.StateDir, LocalKeyFile))
+	}
+	for _, k := range keys {
+		if k.Name == "local" {
+			return keys, nil // the config names its own "local" key
+		}
+	}
+	return append(keys, config.APIKey{Name: "local", SHA256: apikey.Hash(key)}), nil
+}

@@ -1,0 +1,283 @@
+package appliance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/appliance/rpc"
+)
+
+// registerMethods puts the GatewayService's JSON-RPC methods on s. The same
+// table serves HTTP and, later, RPC over MQTT.
+func (g *Gateway) registerMethods(s *rpc.Server) {
+	s.Register("gateway.status", g.rpcStatus)
+	s.Register("gateway.config", func(context.Context, json.RawMessage) (any, error) { return g.cfg.Redacted(), nil })
+	s.Register("devices.list", g.rpcDevices)
+	s.Register("device.read", g.rpcRead)
+	s.Register("device.write", g.rpcWrite)
+	s.Register("connectors.list", g.rpcConnectors)
+	s.Register("connectors.restart", g.rpcRestart)
+	s.Register("connector.command", g.rpcCommand)
+}
+
+type statusResult struct {
+	ID       string `json:"id"`
+	Version  string `json:"version"`
+	Started  string `json:"started"`
+	ClockSet bool   `json:"clock_set"`
+	Health   any    `json:"health"`
+}
+
+func (g *Gateway) rpcStatus(context.Context, json.RawMessage) (any, error) {
+	return statusResult{
+		ID:       g.cfg.Gateway.ID,
+		Version:  Version,
+		Started:  g.started.UTC().Format(time.RFC3339),
+		ClockSet: g.clock.set(),
+		Health:   g.health.Report(),
+	}, nil
+}
+
+type deviceInfo struct {
+	Name      string   `json:"name"`
+	Connector string   `json:"connector"`
+	Type      string   `json:"type"`
+	Interval  string   `json:"interval"`
+	Channels  []string `json:"channels"`
+	LastPoll  string   `json:"last_poll,omitempty"`
+	LastOK    string   `json:"last_ok,omitempty"`
+	LastError string   `json:"last_error,omitempty"`
+	Failures  int      `json:"failures"`
+}
+
+func (g *Gateway) rpcDevices(context.Context, json.RawMessage) (any, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := []deviceInfo{}
+	for _, name := range g.order {
+		c := g.conns[name]
+		for _, d := range c.devices {
+			info := deviceInfo{Name: d.dev.Name, Connector: c.name, Type: c.typ, Interval: d.dev.Interval.String(), Channels: []string{}}
+			for _, ch := range d.dev.Channels {
+				info.Channels = append(info.Channels, ch.Name)
+			}
+			d.mu.Lock()
+			info.LastPoll, info.LastOK, info.Failures = stamp(d.lastPoll), stamp(d.lastOK), d.failures
+			if d.lastErr != nil {
+				info.LastError = d.lastErr.Error()
+			}
+			d.mu.Unlock()
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// readingJSON is a reading as RPC returns it.
+type readingJSON struct {
+	Channel string `json:"channel"`
+	Value   any    `json:"value"`
+	Unit    string `json:"unit,omitempty"`
+	Time    string `json:"time"`
+	Quality string `json:"quality"`
+	Error   string `json:"error,omitempty"`
+}
+
+// findDevice returns a configured device and its connector.
+func (g *Gateway) findDevice(name string) (*devRun, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, cn := range g.order {
+		if d := g.conns[cn].byName[name]; d != nil {
+			return d, nil
+		}
+	}
+	return nil, rpc.InvalidParams(fmt.Sprintf("no configured device %q (see devices.list)", name))
+}
+
+func (g *Gateway) rpcRead(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		Device string `json:"device,required"`
+	}
+	if err := rpc.Params(params, &p); err != nil {
+		return nil, err
+	}
+	d, err := g.findDevice(p.Device)
+	if err != nil {
+		return nil, err
+	}
+	poller, ok := d.conn.conn.(core.Poller)
+	if !ok {
+		return nil, fmt.Errorf("device %s is on connector %s (%s), whose devices report on their own: it cannot be polled", d.dev.Name, d.conn.name, d.conn.typ)
+	}
+	rs, err := d.poll(ctx, poller)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", d.dev.Name, err)
+	}
+	now := time.Now()
+	chains := d.conn.reads[d.dev.Name]
+	out := []readingJSON{}
+	for i := range rs {
+		r := rs[i]
+		if ch := chains[r.Channel]; ch != nil {
+			o := ch.Apply(&r, now)
+			if o.Err != nil {
+				r.Quality, r.Err = core.Bad, o.Err
+			}
+		}
+		rj := readingJSON{Channel: r.Channel, Value: r.Value, Unit: r.Unit, Time: stamp(r.Time), Quality: r.Quality.String()}
+		if r.Err != nil {
+			rj.Error = r.Err.Error()
+		}
+		out = append(out, rj)
+	}
+	return map[string]any{"device": d.dev.Name, "readings": out}, nil
+}
+
+func (g *Gateway) rpcWrite(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		Device  string `json:"device,required"`
+		Channel string `json:"channel,required"`
+		Value   any    `json:"value,required"`
+	}
+	if err := rpc.Params(params, &p); err != nil {
+		return nil, err
+	}
+	d, err := g.findDevice(p.Device)
+	if err != nil {
+		return nil, err
+	}
+	var ch *core.Channel
+	for _, c := range d.dev.Channels {
+		if c.Name == p.Channel {
+			ch = c
+		}
+	}
+	if ch == nil {
+		return nil, rpc.InvalidParams(fmt.Sprintf("device %s has no channel %q", d.dev.Name, p.Channel))
+	}
+	if !ch.Writable {
+		return nil, rpc.InvalidParams(fmt.Sprintf("channel %s of %s is not writable (set \"writable\": true in its config)", ch.Name, d.dev.Name))
+	}
+	w, ok := d.conn.conn.(core.Writer)
+	if !ok {
+		return nil, fmt.Errorf("connector %s (%s) cannot write", d.conn.name, d.conn.typ)
+	}
+	v, err := d.conn.reads[d.dev.Name][ch.Name].Inverse(p.Value)
+	if err != nil {
+		return nil, rpc.InvalidParams(fmt.Sprintf("channel %s: %v", ch.Name, err))
+	}
+	wctx, cancel := context.WithTimeout(ctx, d.dev.Timeout)
+	defer cancel()
+	if err := w.Write(wctx, d.dev, ch.Name, v); err != nil {
+		return nil, fmt.Errorf("write %s.%s: %w", d.dev.Name, ch.Name, err)
+	}
+	return map[string]any{"device": d.dev.Name, "channel": ch.Name, "written": v}, nil
+}
+
+type connectorInfo struct {
+	Name     string   `json:"name"`
+	Type     string   `json:"type"`
+	Kind     string   `json:"kind"`
+	Devices  int      `json:"devices"`
+	Started  string   `json:"started"`
+	Commands []string `json:"commands,omitempty"`
+}
+
+func (g *Gateway) rpcConnectors(context.Context, json.RawMessage) (any, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := []connectorInfo{}
+	for _, name := range g.order {
+		c := g.conns[name]
+		ci := connectorInfo{Name: c.name, Type: c.typ, Kind: c.kind(), Devices: len(c.devices), Started: stamp(c.started)}
+		if cm, ok := c.conn.(core.Commander); ok {
+			for n := range cm.Commands() {
+				ci.Commands = append(ci.Commands, n)
+			}
+			sort.Strings(ci.Commands)
+		}
+		out = append(out, ci)
+	}
+	return out, nil
+}
+
+func (g *Gateway) rpcRestart(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		Name string `json:"name,required"`
+	}
+	if err := rpc.Params(params, &p); err != nil {
+		return nil, err
+	}
+	if err := g.RestartConnector(p.Name); err != nil {
+		return nil, err
+	}
+	return map[string]any{"restarted": p.Name}, nil
+}
+
+// RestartConnector stops a connector, builds it anew from the config and
+// starts it; the other connectors keep running.
+func (g *Gateway) RestartConnector(name string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.conns[name]
+	if old == nil {
+		return rpc.InvalidParams(fmt.Sprintf("no connector %q (see connectors.list)", name))
+	}
+	idx := -1
+	for i, cc := range g.cfg.Connectors {
+		if cc.Name == name {
+			idx = i
+		}
+	}
+	old.stop()
+	c, err := g.newConnRun(g.cfg, idx)
+	if err != nil {
+		return fmt.Errorf("restart %s: %w", name, err)
+	}
+	g.conns[name] = c
+	if g.connCtx != nil {
+		c.start(g.connCtx)
+	}
+	return nil
+}
+
+func (g *Gateway) rpcCommand(ctx context.Context, params json.RawMessage) (any, error) {
+	var p struct {
+		Connector string          `json:"connector,required"`
+		Command   string          `json:"command,required"`
+		Params    json.RawMessage `json:"params"`
+	}
+	if err := rpc.Params(params, &p); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	c := g.conns[p.Connector]
+	g.mu.Unlock()
+	if c == nil {
+		return nil, rpc.InvalidParams(fmt.Sprintf("no connector %q (see connectors.list)", p.Connector))
+	}
+	cm, ok := c.conn.(core.Commander)
+	if !ok {
+		return nil, rpc.InvalidParams(fmt.Sprintf("connector %s (%s) offers no commands", c.name, c.typ))
+	}
+	cmd, ok := cm.Commands()[p.Command]
+	if !ok {
+		return nil, rpc.InvalidParams(fmt.Sprintf("connector %s has no command %q (see connectors.list)", c.name, p.Command))
+	}
+	if len(p.Params) == 0 {
+		p.Params = json.RawMessage("{}")
+	}
+	return cmd.Run(ctx, p.Params)
+}

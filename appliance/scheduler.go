@@ -1,0 +1,173 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/osgate/osgate/appliance/core"
+)
+
+// Back-off after failed polls: the interval doubles per failure, from the
+// device's interval up to maxBackoff (or the interval, if longer).
+const maxBackoff = time.Minute
+
+// pollGrace is how long a poll may overrun its timeout before the health
+// model calls the scheduler stuck (a driver that ignores its ctx).
+const pollGrace = 30 * time.Second
+
+// devRun is one configured device of a running connector.
+type devRun struct {
+	conn   *connRun
+	dev    *core.Device
+	topic  string
+	pollMu sync.Mutex // never two polls of one device at once
+
+	mu       sync.Mutex
+	lastPoll time.Time
+	lastOK   time.Time
+	lastErr  error
+	failures int
+}
+
+// pollLoop polls the device at its interval until ctx ends: a random first
+// delay within the interval spreads devices out, a failed poll backs off
+// exponentially with jitter, and a slow poll skips the ticks it missed
+// rather than bunching up.
+func (d *devRun) pollLoop(ctx context.Context, p core.Poller) {
+	interval := d.dev.Interval
+	next := time.Now().Add(time.Duration(rand.Int64N(int64(min(interval, 2*time.Second)))))
+	timer := time.NewTimer(time.Until(next))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		start := time.Now()
+		err := d.pollAndDeliver(ctx, p)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			next = time.Now().Add(d.backoff())
+		} else {
+			next = start.Add(interval)
+			for !next.After(time.Now()) {
+				next = next.Add(interval)
+			}
+		}
+		timer.Reset(time.Until(next))
+	}
+}
+
+// backoff is the wait after the current run of failures.
+func (d *devRun) backoff() time.Duration {
+	d.mu.Lock()
+	n := d.failures
+	d.mu.Unlock()
+	b := d.dev.Interval
+	for i := 1; i < n && b < maxBackoff; i++ {
+		b *= 2
+	}
+	b = min(b, max(maxBackoff, d.dev.Interval))
+	// ±10 % jitter so devices that failed together do not retry together.
+	return b + time.Duration((rand.Float64()*0.2-0.1)*float64(b))
+}
+
+// poll runs one poll under the device's timeout, exclusive with any other
+// poll of the device (the scheduler's or an RPC device.read), and records
+// the outcome in the device state, metrics and the health model.
+func (d *devRun) poll(ctx context.Context, p core.Poller) ([]core.Reading, error) {
+	c := d.conn
+	d.pollMu.Lock()
+	defer d.pollMu.Unlock()
+	watch := "poll " + c.name + "/" + d.dev.Name
+	c.g.health.Watch(watch, d.dev.Timeout+pollGrace)
+	pctx, cancel := context.WithTimeout(ctx, d.dev.Timeout)
+	start := time.Now()
+	rs, err := p.Poll(pctx, d.dev)
+	cancel()
+	c.g.health.Unwatch(watch)
+	c.m.polls.Inc()
+	if err == nil && len(rs) == 0 && len(d.dev.Channels) > 0 {
+		err = errors.New("driver returned no readings")
+	}
+	d.mu.Lock()
+	d.lastPoll = start
+	if err != nil {
+		d.failures++
+		first := d.failures == 1 || d.lastErr == nil || d.lastErr.Error() != err.Error()
+		d.lastErr = err
+		d.mu.Unlock()
+		c.m.pollErrors.Inc()
+		c.g.health.Failure(c.name, fmt.Errorf("device %s: %w", d.dev.Name, err))
+		lvl := slog.LevelDebug
+		if first {
+			lvl = slog.LevelWarn
+		}
+		c.log.Log(ctx, lvl, "poll failed", "device", d.dev.Name, "err", err, "failures", d.failures)
+		return nil, err
+	}
+	if d.failures > 0 {
+		c.log.Info("device answers again", "device", d.dev.Name, "after_failures", d.failures)
+	}
+	d.failures = 0
+	d.lastErr = nil
+	d.lastOK = time.Now()
+	d.mu.Unlock()
+	c.g.health.Success(c.name)
+	return rs, nil
+}
+
+func (d *devRun) pollAndDeliver(ctx context.Context, p core.Poller) error {
+	rs, err := d.poll(ctx, p)
+	if err != nil {
+		return err
+	}
+	if err := d.conn.deliver(ctx, d.dev.Name, rs); err != nil && ctx.Err() == nil {
+		d.conn.log.Error("export refused readings", "device", d.dev.Name, "err", err)
+	}
+	return nil
+}
+
+// listenLoop runs a Listener until ctx ends, restarting it with back-off
+// whenever it returns.
+func (c *connRun) listenLoop(ctx context.Context, l core.Listener) {
+	emit := func(r core.Reading) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c.g.health.Success(c.name)
+		return c.deliver(ctx, r.Device, []core.Reading{r})
+	}
+	failures := 0
+	for {
+		start := time.Now()
+		err := l.Listen(ctx, emit)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > maxBackoff {
+			failures = 0
+		}
+		failures++
+		if err == nil {
+			err = errors.New("listener returned")
+		}
+		c.m.listenerRestarts.Inc()
+		c.g.health.Failure(c.name, err)
+		wait := min(time.Second<<min(failures-1, 6), maxBackoff)
+		c.log.Warn("listener stopped; restarting", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}

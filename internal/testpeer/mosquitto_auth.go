@@ -1,0 +1,113 @@
+package testpeer
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha512"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// writePasswordFile writes a Mosquitto 2.0 password file: PBKDF2-SHA512
+// ("$7$"), 101 iterations, a 12-byte salt, as mosquitto_passwd does.
+func writePasswordFile(path string, users map[string]string) error {
+	names := make([]string, 0, len(users))
+	for u := range users {
+		names = append(names, u)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, u := range names {
+		salt := make([]byte, 12)
+		if _, err := rand.Read(salt); err != nil {
+			return fmt.Errorf("password salt: %w", err)
+		}
+		const iter = 101
+		key, err := pbkdf2.Key(sha512.New, users[u], salt, iter, sha512.Size)
+		if err != nil {
+			return fmt.Errorf("password hash: %w", err)
+		}
+		fmt.Fprintf(&b, "%s:$7$%d$%s$%s\n", u, iter,
+			base64.StdEncoding.EncodeToString(salt), base64.StdEncoding.EncodeToString(key))
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeTestCerts writes ca.pem, server.pem and server.key into dir: a
+// throwaway CA and a server certificate for 127.0.0.1 and localhost.
+func writeTestCerts(dir string) error {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fmt.Errorf("ca key: %w", err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "osgate test CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return fmt.Errorf("ca cert: %w", err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return fmt.Errorf("ca cert: %w", err)
+	}
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fmt.Errorf("server key: %w", err)
+	}
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"localhost"},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	if err != nil {
+		return fmt.Errorf("server cert: %w", err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(srvKey)
+	if err != nil {
+		return fmt.Errorf("server key: %w", err)
+	}
+	files := []struct {
+		name, typ string
+		der       []byte
+	}{
+		{"ca.pem", "CERTIFICATE", caDER},
+		{"server.pem", "CERTIFICATE", srvDER},
+		{"server.key", "EC PRIVATE KEY", keyDER},
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, f.name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+	}
+	return nil
+}
