@@ -5,4 +5,5 @@ package all
 import (
 	_ "github.com/osgate/osgate/appliance/system" // the gateway's own telemetry
 	_ "github.com/osgate/osgate/drivers/modbus"   // Modbus TCP, RTU, RTU over TCP
+	_ "github.com/osgate/osgate/drivers/zwave"    // Z-Wave Serial API sticks
 )

@@ -1,0 +1,123 @@
+package zwave
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/appliance/metrics"
+)
+
+// unsolicited handles a frame no request waited for: a node's report or
+// node information. It runs on the link's reader goroutine.
+func (c *Connector) unsolicited(ctl *controller, f frame) {
+	if f.Type != typeRequest {
+		c.log.Debug("zwave: unexpected frame dropped", "frame", f.String())
+		return
+	}
+	switch f.Func {
+	case fnAppCommand, fnBridgeAppCommand:
+		node, cmd, err := parseAppCommand(f)
+		if err != nil {
+			c.log.Warn("zwave: malformed report", "err", err)
+			return
+		}
+		c.report(node, cmd, time.Now())
+	case fnAppUpdate:
+		if len(f.Data) > 0 && f.Data[0] == updateNodeInfo {
+			if _, err := ctl.recordNIF(f.Data); err != nil {
+				c.log.Warn("zwave: malformed node information", "err", err)
+			}
+		}
+	default:
+		c.log.Debug("zwave: unexpected frame dropped", "frame", f.String())
+	}
+}
+
+// parseAppCommand splits ApplicationCommandHandler (rx status, source,
+// length, command) and its bridge form (rx status, destination, source,
+// length, command) into source node and command.
+func parseAppCommand(f frame) (byte, []byte, error) {
+	d := f.Data
+	off := 1
+	if f.Func == fnBridgeAppCommand {
+		off = 2
+	}
+	if len(d) < off+2 {
+		return 0, nil, fmt.Errorf("zwave: application command of %d bytes", len(d))
+	}
+	node, n := d[off], int(d[off+1])
+	if len(d) < off+2+n || n < 1 {
+		return 0, nil, fmt.Errorf("zwave: application command from node %d: length %d, %d bytes present", node, n, len(d)-off-2)
+	}
+	return node, d[off+2 : off+2+n], nil
+}
+
+// report turns an unsolicited report into readings for Listen.
+func (c *Connector) report(node byte, cmd []byte, at time.Time) {
+	c.alive(node)
+	vs, err := decodeReport(cmd)
+	if err != nil {
+		if errors.Is(err, errNotReport) {
+			c.log.Debug("zwave: command not decoded", "node", node, "err", err)
+		} else {
+			c.log.Warn("zwave: report not understood", "node", node, "err", err)
+		}
+		return
+	}
+	dev := deviceName(c.byNode, node)
+	for _, v := range vs {
+		if d, ok := c.byNode[node]; ok && len(d.channels) > 0 && !contains(d.channels, v.Channel) {
+			continue // the device lists its channels: others are noise
+		}
+		c.seen(node, v.Channel, at)
+		r := toReading(dev, v, at)
+		select {
+		case c.readings <- r:
+		default:
+			metrics.ReadingsDropped.WithLabelValues(c.name, "zwave_queue").Inc()
+			c.log.Warn("zwave: report queue full (is Listen running?), reading dropped", "device", dev, "channel", v.Channel)
+		}
+	}
+}
+
+func toReading(dev string, v value, at time.Time) core.Reading {
+	if v.Err != nil {
+		r := core.BadReading(dev, v.Channel, at, v.Err)
+		r.Unit = v.Unit
+		return r
+	}
+	return core.Reading{Device: dev, Channel: v.Channel, Value: v.Value, Unit: v.Unit, Time: at, Quality: core.Good}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Listen emits the readings of every report that arrives on its own until
+// ctx ends or the link to the stick fails.
+func (c *Connector) Listen(ctx context.Context, emit func(core.Reading) error) error {
+	ctl, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		select {
+		case r := <-c.readings:
+			if err := emit(r); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ctl.link.done:
+			return fmt.Errorf("zwave: listen: %w: %v", errLinkDown, ctl.link.err)
+		}
+	}
+}

@@ -1,0 +1,153 @@
+// Package zwave is osgate's Z-Wave connector: a Serial API host that talks
+// to a USB stick (Aeotec Z-Stick, Zooz ZST10, Silicon Labs UZB) directly,
+// reads reports of the nodes it knows, polls the ones that stay silent,
+// switches relays and dimmers, and includes or excludes nodes (without
+// security). See README.md.
+package zwave
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/board"
+)
+
+func init() { core.Register("zwave", New) }
+
+// reportQueue bounds the readings that wait for Listen.
+const reportQueue = 256
+
+// Connector is one Z-Wave stick and the nodes configured on it.
+type Connector struct {
+	name   string
+	set    settings
+	byName map[string]*device
+	byNode map[byte]*device
+	log    *slog.Logger
+
+	// openPath turns the configured port into a device path; tests and
+	// "auto" go through it.
+	openPath func() (string, error)
+
+	opening chan struct{} // one opening of the stick at a time
+	mu      sync.Mutex
+	ctl     *controller // nil until the first use opens the stick
+	closed  bool
+
+	readings chan core.Reading // unsolicited reports for Listen
+
+	hmu    sync.Mutex
+	health map[byte]*nodeHealth
+}
+
+// New checks the configuration; it does no I/O.
+func New(cfg core.ConnectorConfig) (core.Connector, error) {
+	set, byName, byNode, err := parseConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Connector{
+		name:     cfg.Name,
+		set:      set,
+		byName:   byName,
+		byNode:   byNode,
+		log:      log.With("connector", cfg.Name),
+		readings: make(chan core.Reading, reportQueue),
+		opening:  make(chan struct{}, 1),
+		health:   map[byte]*nodeHealth{},
+	}
+	c.openPath = func() (string, error) {
+		if set.Port == "auto" {
+			return board.FindZWaveStick()
+		}
+		return board.ResolvePort(set.Port)
+	}
+	return c, nil
+}
+
+// session returns the open controller session, opening the stick and
+// running the start-up sequence first if needed. Waiting for another
+// caller's opening counts against ctx.
+func (c *Connector) session(ctx context.Context) (*controller, error) {
+	if ctl, err := c.current(); ctl != nil || err != nil {
+		return ctl, err
+	}
+	select {
+	case c.opening <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("zwave: waiting for the stick to open: %w", ctx.Err())
+	}
+	defer func() { <-c.opening }()
+	if ctl, err := c.current(); ctl != nil || err != nil {
+		return ctl, err // another caller opened it meanwhile
+	}
+	path, err := c.openPath()
+	if err != nil {
+		return nil, fmt.Errorf("zwave: find the stick: %w", err)
+	}
+	port, err := openPort(path)
+	if err != nil {
+		return nil, err
+	}
+	ctl := newController(c.log.With("port", path))
+	ctl.onUnsolicited = func(f frame) { c.unsolicited(ctl, f) }
+	ctl.onNodeFailed = c.failed
+	ctl.link = newLink(port, ctl.log, ctl.dispatch)
+	if err := ctl.start(ctx, c.set.SoftReset); err != nil {
+		ctl.close()
+		return nil, fmt.Errorf("zwave: start session on %s: %w", path, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		ctl.close()
+		return nil, errClosed
+	}
+	c.ctl = ctl
+	return ctl, nil
+}
+
+var errClosed = errors.New("zwave: connector closed")
+
+// current returns the open session, nil if there is none (or the link to
+// the stick went down), or errClosed.
+func (c *Connector) current() (*controller, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errClosed
+	}
+	if c.ctl == nil {
+		return nil, nil
+	}
+	select {
+	case <-c.ctl.link.done:
+		c.log.Warn("zwave: link to the stick went down, reopening", "err", c.ctl.link.err)
+		c.ctl.close()
+		c.ctl = nil
+		return nil, nil
+	default:
+		return c.ctl, nil
+	}
+}
+
+// Close closes the stick; it is safe to call more than once.
+func (c *Connector) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.ctl == nil {
+		return nil
+	}
+	err := c.ctl.close()
+	c.ctl = nil
+	return err
+}
