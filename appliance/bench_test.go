@@ -51,7 +51,7 @@ func BenchmarkPipeline(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sink, err := export.New(g.exportOptions(br.URL()))
+	sink, err := export.New(g.exportOptions(cfg, br.URL()))
 	if err != nil {
 		b.Fatal(err)
 	}

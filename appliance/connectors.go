@@ -30,7 +30,9 @@ type connRun struct {
 	chains map[string]map[string]*transform.Chain
 	reads  map[string]map[string]*transform.Chain
 	topics sync.Map // device name -> topic, for discovered devices too
-	m      connMetrics
+	// topicTmpl and gatewayID make topics (copied: the config may change).
+	topicTmpl, gatewayID string
+	m                    connMetrics
 
 	started time.Time
 	cancel  context.CancelFunc
@@ -74,10 +76,11 @@ func (g *Gateway) newConnRun(cfg *config.Config, i int) (*connRun, error) {
 	}
 	c := &connRun{
 		g: g, name: cc.Name, typ: cc.Type, cfg: cc, log: log, conn: conn,
-		byName: map[string]*devRun{},
-		chains: map[string]map[string]*transform.Chain{},
-		reads:  map[string]map[string]*transform.Chain{},
-		m:      newConnMetrics(cc.Name),
+		byName:    map[string]*devRun{},
+		chains:    map[string]map[string]*transform.Chain{},
+		reads:     map[string]map[string]*transform.Chain{},
+		m:         newConnMetrics(cc.Name),
+		topicTmpl: cfg.Export.Topic, gatewayID: cfg.Gateway.ID,
 	}
 	for j, dev := range ccfg.Devices {
 		d := &devRun{conn: c, dev: dev}

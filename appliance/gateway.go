@@ -17,6 +17,7 @@ import (
 	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/config/source"
 )
 
 // Version is set at build time (-ldflags "-X ...appliance.Version=v1.2.3").
@@ -52,6 +53,8 @@ type Gateway struct {
 	connCtx context.Context
 	started time.Time
 	rpcAddr string
+	// configStatus reports where the configuration came from.
+	configStatus func() source.Status
 }
 
 // New prepares a gateway for a validated config; nothing runs until Run.
@@ -91,16 +94,19 @@ func (g *Gateway) Health() *health.Model { return g.health }
 // fatal error (a broker port taken, the RPC port taken).
 func (g *Gateway) Run(ctx context.Context) error {
 	g.started = time.Now()
-	if err := os.MkdirAll(g.cfg.Gateway.StateDir, 0o755); err != nil {
+	g.mu.Lock()
+	cfg := g.cfg // Run's own view: ApplyConnectors may swap g.cfg
+	g.mu.Unlock()
+	if err := os.MkdirAll(cfg.Gateway.StateDir, 0o755); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
 	errc := make(chan error, 4)
 	var wg sync.WaitGroup
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBroker()
-	url := g.cfg.Broker.URL
-	if managed(g.cfg) {
-		g.broker = broker.New(g.cfg.Broker, g.cfg.Gateway.ID, g.cfg.Gateway.StateDir, g.log.With("part", "broker"))
+	url := cfg.Broker.URL
+	if managed(cfg) {
+		g.broker = broker.New(cfg.Broker, cfg.Gateway.ID, cfg.Gateway.StateDir, g.log.With("part", "broker"))
 		url = g.broker.URL()
 		wg.Add(1)
 		go func() {
@@ -110,7 +116,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	sink, err := export.New(g.exportOptions(url))
+	sink, err := export.New(g.exportOptions(cfg, url))
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
@@ -133,13 +139,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 	for _, name := range g.order {
 		g.conns[name].start(connCtx)
 	}
+	nconns := len(g.order)
 	g.mu.Unlock()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		g.releaseHeld(connCtx)
 	}()
-	if err := g.startRPC(connCtx, errc, &wg); err != nil {
+	if err := g.startRPC(connCtx, cfg, errc, &wg); err != nil {
 		stopConns()
 		g.closeConns()
 		return err
@@ -149,7 +156,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		defer wg.Done()
 		g.watchdog.run(connCtx)
 	}()
-	g.log.Info("gateway running", "version", Version, "connectors", len(g.order), "state_dir", g.cfg.Gateway.StateDir, "broker", url)
+	g.log.Info("gateway running", "version", Version, "connectors", nconns, "state_dir", cfg.Gateway.StateDir, "broker", url)
 
 	var runErr error
 	select {
@@ -195,8 +202,8 @@ func (g *Gateway) releaseHeld(ctx context.Context) {
 
 func managed(cfg *config.Config) bool { return cfg.Broker.Managed == nil || *cfg.Broker.Managed }
 
-func (g *Gateway) exportOptions(url string) export.Options {
-	e := g.cfg.Export
+func (g *Gateway) exportOptions(cfg *config.Config, url string) export.Options {
+	e := cfg.Export
 	qos := 1
 	if e.QoS != nil {
 		qos = *e.QoS
@@ -204,11 +211,11 @@ func (g *Gateway) exportOptions(url string) export.Options {
 	return export.Options{
 		URL:        url,
 		ClientID:   e.ClientID,
-		Username:   g.cfg.Broker.Username,
-		Password:   g.cfg.Broker.Password,
+		Username:   cfg.Broker.Username,
+		Password:   cfg.Broker.Password,
 		QoS:        byte(qos),
 		Retain:     e.Retain,
-		StoreDir:   g.cfg.Gateway.StateDir + "/export",
+		StoreDir:   cfg.Gateway.StateDir + "/export",
 		QueueLimit: e.QueueLimit,
 		Logger:     g.log.With("part", "export"),
 		Health:     g.health,

@@ -52,14 +52,14 @@ func localKey(stateDir string) (key string, created bool, err error) {
 }
 
 // rpcKeys is the configured keys plus the local one.
-func (g *Gateway) rpcKeys() ([]config.APIKey, error) {
-	keys := append([]config.APIKey(nil), g.cfg.RPC.APIKeys...)
-	key, created, err := localKey(g.cfg.Gateway.StateDir)
+func (g *Gateway) rpcKeys(cfg *config.Config) ([]config.APIKey, error) {
+	keys := append([]config.APIKey(nil), cfg.RPC.APIKeys...)
+	key, created, err := localKey(cfg.Gateway.StateDir)
 	if err != nil {
 		return nil, fmt.Errorf("local RPC key: %w", err)
 	}
 	if created {
-		g.log.Info("made a local RPC key; `osgate rpc` on this machine uses it", "file", filepath.Join(g.cfg.Gateway.StateDir, LocalKeyFile))
+		g.log.Info("made a local RPC key; `osgate rpc` on this machine uses it", "file", filepath.Join(cfg.Gateway.StateDir, LocalKeyFile))
 	}
 	for _, k := range keys {
 		if k.Name == "local" {

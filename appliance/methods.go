@@ -15,7 +15,17 @@ import (
 // table serves HTTP and, later, RPC over MQTT.
 func (g *Gateway) registerMethods(s *rpc.Server) {
 	s.Register("gateway.status", g.rpcStatus)
-	s.Register("gateway.config", func(context.Context, json.RawMessage) (any, error) { return g.cfg.Redacted(), nil })
+	s.Register("gateway.config", func(context.Context, json.RawMessage) (any, error) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.cfg.Redacted(), nil
+	})
+	s.Register("gateway.config.status", func(context.Context, json.RawMessage) (any, error) {
+		if g.configStatus == nil {
+			return map[string]any{"source": "direct"}, nil
+		}
+		return g.configStatus(), nil
+	})
 	s.Register("devices.list", g.rpcDevices)
 	s.Register("device.read", g.rpcRead)
 	s.Register("device.write", g.rpcWrite)
@@ -33,8 +43,11 @@ type statusResult struct {
 }
 
 func (g *Gateway) rpcStatus(context.Context, json.RawMessage) (any, error) {
+	g.mu.Lock()
+	id := g.cfg.Gateway.ID
+	g.mu.Unlock()
 	return statusResult{
-		ID:       g.cfg.Gateway.ID,
+		ID:       id,
 		Version:  Version,
 		Started:  g.started.UTC().Format(time.RFC3339),
 		ClockSet: g.clock.set(),

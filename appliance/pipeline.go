@@ -84,7 +84,7 @@ func (c *connRun) topic(device string) string {
 	if t, ok := c.topics.Load(device); ok {
 		return t.(string)
 	}
-	t := export.Topic(c.g.cfg.Export.Topic, c.g.cfg.Gateway.ID, device)
+	t := export.Topic(c.topicTmpl, c.gatewayID, device)
 	c.topics.Store(device, t)
 	return t
 }

@@ -8,17 +8,18 @@ import (
 
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/rpc"
+	"github.com/osgate/osgate/config"
 )
 
 // startRPC opens the JSON-RPC listener (a taken port fails the start, with
 // the address named) and serves until ctx ends. "off" disables it.
-func (g *Gateway) startRPC(ctx context.Context, errc chan<- error, wg *sync.WaitGroup) error {
-	rc := g.cfg.RPC
+func (g *Gateway) startRPC(ctx context.Context, cfg *config.Config, errc chan<- error, wg *sync.WaitGroup) error {
+	rc := cfg.RPC
 	if rc.Listen == "off" || rc.Listen == "" {
 		g.log.Info("JSON-RPC service off")
 		return nil
 	}
-	keys, err := g.rpcKeys()
+	keys, err := g.rpcKeys(cfg)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ package config
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/osgate/osgate/config/source"
 )
 
 // Config is one osgate.json document.
@@ -15,6 +17,9 @@ type Config struct {
 	Export     Export      `json:"export"`
 	RPC        RPC         `json:"rpc"`
 	Connectors []Connector `json:"connectors"`
+	// Remote pulls the configuration from a fleet server; only the local
+	// file's remote block counts (see config/source).
+	Remote *source.RemoteSettings `json:"remote"`
 }
 
 // Gateway is the gateway's identity and where it keeps state.
@@ -27,6 +32,10 @@ type Gateway struct {
 	// persistence; default /perm/osgate when /perm exists, else ./state.
 	// Parse makes it absolute.
 	StateDir string `json:"state_dir"`
+	// ConfigGrace is how long a newly applied configuration may leave the
+	// gateway unhealthy (export broker unreachable, every connector
+	// failing) before it is rolled back and marked bad (default "2m").
+	ConfigGrace time.Duration `json:"config_grace"`
 }
 
 // Broker is the local Mosquitto that readings are exported to.

@@ -51,6 +51,9 @@ func (c *Config) applyDefaults() {
 	if abs, err := filepath.Abs(g.StateDir); err == nil {
 		g.StateDir = abs
 	}
+	if g.ConfigGrace == 0 {
+		g.ConfigGrace = 2 * time.Minute
+	}
 
 	b := &c.Broker
 	if b.Managed == nil {

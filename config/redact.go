@@ -27,6 +27,11 @@ func (c *Config) Redacted() *Config {
 		r.Broker.Bridge = &b
 	}
 	r.Export.QoS = clonePtr(c.Export.QoS)
+	if c.Remote != nil {
+		rm := *c.Remote
+		rm.BearerToken = hide(rm.BearerToken)
+		r.Remote = &rm
+	}
 	r.RPC.APIKeys = make([]APIKey, len(c.RPC.APIKeys))
 	for i, k := range c.RPC.APIKeys {
 		r.RPC.APIKeys[i] = APIKey{Name: k.Name, SHA256: hide(k.SHA256)}

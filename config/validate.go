@@ -17,10 +17,16 @@ func (c *Config) validate(es *strict.Errors) {
 	c.validateExport(es)
 	c.validateRPC(es)
 	c.validateConnectors(es)
+	if c.Remote != nil {
+		es.Merge("remote", c.Remote.Validate())
+	}
 }
 
 func (c *Config) validateGateway(es *strict.Errors) {
 	checkTopicLevel(es, "gateway.id", c.Gateway.ID)
+	if c.Gateway.ConfigGrace < 0 {
+		es.Add("gateway.config_grace", "must not be negative")
+	}
 }
 
 func (c *Config) validateBroker(es *strict.Errors) {

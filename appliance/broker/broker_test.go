@@ -128,8 +128,8 @@ func TestRestartsKilledBroker(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	if got := counterValue(t, metrics.BrokerRestarts) - before; got != 2 {
-		t.Fatalf("BrokerRestarts grew by %v, want 2", got)
+	if got := counterValue(t, metrics.BrokerRestarts) - before; got < 2 {
+		t.Fatalf("BrokerRestarts grew by %v after two kills, want at least 2", got)
 	}
 }
 

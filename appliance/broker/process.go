@@ -77,9 +77,26 @@ func (p *process) copyLog(r io.Reader, log *slog.Logger) {
 	for sc.Scan() {
 		line := sc.Text()
 		p.tail.add(line)
-		log.Debug("mosquitto: " + line)
+		log.Log(context.Background(), lineLevel(line), "mosquitto: "+line)
 	}
 	_, _ = io.Copy(io.Discard, r)
+}
+
+// lineLevel picks the log level of a line of Mosquitto's output: errors
+// and warnings, and the bridge's comings and goings (what an operator
+// looks for), stand out; client chatter is debug.
+func lineLevel(line string) slog.Level {
+	switch {
+	case strings.Contains(line, "should not be run as root"):
+		return slog.LevelDebug // on purpose: see Conf
+	case strings.HasPrefix(line, "Error"):
+		return slog.LevelError
+	case strings.HasPrefix(line, "Warning"):
+		return slog.LevelWarn
+	case strings.Contains(line, "bridge") || strings.Contains(line, "Bridge"):
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
 }
 
 // stop sends SIGTERM (Mosquitto saves its persistence) and waits; after

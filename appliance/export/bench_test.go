@@ -53,9 +53,17 @@ func BenchmarkSinkPublish(b *testing.B) {
 // BenchmarkPahoBaseline: the same messages published with a plain paho
 // client at QoS 1 (memory store, no spool), counted when every token
 // completed: the baseline BenchmarkSinkPublish is compared against.
-func BenchmarkPahoBaseline(b *testing.B) {
+func BenchmarkPahoBaseline(b *testing.B) { benchPaho(b, mqtt.NewMemoryStore()) }
+
+// BenchmarkPahoFileStore: the baseline with paho's own file store, which
+// writes, renames and deletes one file per message; why the sink keeps
+// in-flight messages in its spool instead.
+func BenchmarkPahoFileStore(b *testing.B) { benchPaho(b, mqtt.NewFileStore(b.TempDir())) }
+
+func benchPaho(b *testing.B, store mqtt.Store) {
 	br := testpeer.StartMosquitto(b, testpeer.MosquittoOptions{})
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(br.URL()).SetClientID("paho-bench").SetCleanSession(false))
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(br.URL()).SetClientID("paho-bench").
+		SetCleanSession(false).SetStore(store))
 	if tok := c.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 		b.Fatalf("connect: %v", tok.Error())
 	}

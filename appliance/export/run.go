@@ -36,7 +36,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	work, stop := context.WithCancel(context.Background())
 	handed := make(chan inflight, s.opts.InFlight)
 	var wg sync.WaitGroup
-	wg.Go(func() { s.flushLoop(work) })
+	wg.Go(func() { s.flushLoop(work, client) })
 	wg.Go(func() {
 		if s.connectFirst(work, client) {
 			s.sendLoop(work, client, handed)
@@ -191,8 +191,11 @@ func (s *Sink) ackLoop(ctx context.Context, client mqtt.Client, handed <-chan in
 }
 
 // flushLoop saves the ack offset, prunes the spool, fsyncs it and reports
-// health and metrics, until ctx ends.
-func (s *Sink) flushLoop(ctx context.Context) {
+// health and metrics, until ctx ends. It also reconciles the connection
+// state with the client's: paho runs its handlers in goroutines of their
+// own, so a late "connection lost" could otherwise overwrite a newer
+// "connected".
+func (s *Sink) flushLoop(ctx context.Context, client mqtt.Client) {
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
 	lastSync := time.Now()
@@ -218,7 +221,11 @@ func (s *Sink) flushLoop(ctx context.Context) {
 			// A segment closed meanwhile was fsynced when it was closed.
 			_ = f.Sync()
 		}
-		s.report()
+		if up := client.IsConnectionOpen(); up != s.Connected() {
+			s.setConnected(up)
+		} else {
+			s.report()
+		}
 	}
 }
 

@@ -63,7 +63,8 @@ type spool struct {
 	acked    uint64   // every seq below is acknowledged
 	saved    uint64   // acked as last written to the ack file
 	ackFile  *os.File
-	dirty    bool // written since the last sync
+	lock     *os.File // held while open (lockDir)
+	dirty    bool     // written since the last sync
 }
 
 // openSpool opens (creating) the spool in dir and returns the messages
@@ -72,9 +73,14 @@ func openSpool(dir string, log *slog.Logger) (*spool, []entry, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create spool %s: %w", dir, err)
 	}
-	s := &spool{dir: dir, log: log}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := &spool{dir: dir, log: log, lock: lock}
 	af, err := os.OpenFile(filepath.Join(dir, "ack"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		lock.Close()
 		return nil, nil, fmt.Errorf("open spool ack: %w", err)
 	}
 	s.ackFile = af
@@ -85,7 +91,7 @@ func openSpool(dir string, log *slog.Logger) (*spool, []entry, error) {
 	}
 	names, err := os.ReadDir(dir)
 	if err != nil {
-		af.Close()
+		s.abandon()
 		return nil, nil, fmt.Errorf("list spool: %w", err)
 	}
 	for _, de := range names {
@@ -107,7 +113,7 @@ func openSpool(dir string, log *slog.Logger) (*spool, []entry, error) {
 		path := s.segPath(first)
 		data, err := os.ReadFile(path)
 		if err != nil {
-			af.Close()
+			s.abandon()
 			return nil, nil, fmt.Errorf("read spool segment %s: %w", path, err)
 		}
 		valid, err := parseRecords(data, func(e entry) bool {
@@ -125,7 +131,7 @@ func openSpool(dir string, log *slog.Logger) (*spool, []entry, error) {
 				"segment", path, "offset", valid, "size", len(data), "error", err)
 			if i == len(s.segs)-1 {
 				if err := os.Truncate(path, int64(valid)); err != nil {
-					af.Close()
+					s.abandon()
 					return nil, nil, fmt.Errorf("truncate spool segment %s: %w", path, err)
 				}
 			}
@@ -136,7 +142,7 @@ func openSpool(dir string, log *slog.Logger) (*spool, []entry, error) {
 		s.next = last + 1
 	}
 	if err := s.roll(); err != nil {
-		af.Close()
+		s.abandon()
 		return nil, nil, err
 	}
 	s.prune()
@@ -274,7 +280,21 @@ func (s *spool) close() error {
 		s.ackFile.Close()
 		s.ackFile = nil
 	}
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
 	return err
+}
+
+// abandon closes the files of a spool that failed to open.
+func (s *spool) abandon() {
+	if s.ackFile != nil {
+		s.ackFile.Close()
+	}
+	if s.lock != nil {
+		s.lock.Close()
+	}
 }
 
 // parseRecords calls fn for every valid record of a segment, in order, and

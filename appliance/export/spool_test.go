@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -32,7 +33,8 @@ func TestSpoolReplaysUnacked(t *testing.T) {
 	}
 	s.ack(4)
 	s.saveAck()
-	// No close: as if the process was killed.
+	// No close: as if the process was killed (which drops the lock).
+	s.abandon()
 	s2, pending := mustOpen(t, dir)
 	defer s2.close()
 	if len(pending) != 6 {
@@ -51,6 +53,17 @@ func TestSpoolReplaysUnacked(t *testing.T) {
 	if s2.pending() != 7 {
 		t.Fatalf("pending = %d, want 7", s2.pending())
 	}
+}
+
+func TestSpoolIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := mustOpen(t, dir)
+	if _, _, err := openSpool(dir, quiet()); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("a second open of a spool in use: %v", err)
+	}
+	s.close()
+	s2, _ := mustOpen(t, dir)
+	s2.close()
 }
 
 func TestSpoolCutsTornTail(t *testing.T) {

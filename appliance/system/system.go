@@ -54,7 +54,7 @@ type connector struct {
 
 type devState struct {
 	path     string
-	explicit bool // channels named in the config (else: all this machine has)
+	explicit bool  // channels named in the config (else: all this machine has)
 	channels []int // indexes into channels
 	mu       sync.Mutex
 	lastIdle uint64

@@ -15,6 +15,7 @@ import (
 
 	"github.com/osgate/osgate/appliance"
 	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/config/source"
 	_ "github.com/osgate/osgate/drivers/all"
 )
 
@@ -87,19 +88,29 @@ func runCmd(ctx context.Context, args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
-	var cfg *config.Config
-	var err error
 	if *file == "" {
-		cfg = config.Default()
 		log.Info("no config file given: running the embedded default config (the gateway's own telemetry)")
-	} else if cfg, err = config.Load(*file); err != nil {
-		return err
+		return appliance.Supervise(ctx, appliance.StaticSource(config.Default(), "embedded"), log)
 	}
-	g, err := appliance.New(cfg, log)
+	// The local file is the bootstrap (identity, where to pull from) and
+	// the configuration of last resort: it must be valid itself.
+	boot, err := config.Load(*file)
 	if err != nil {
 		return err
 	}
-	return g.Run(ctx)
+	src, err := source.New(source.Options[*config.Config]{
+		LocalPath: *file,
+		StateDir:  boot.Gateway.StateDir,
+		Gateway:   boot.Gateway.ID,
+		Remote:    boot.Remote,
+		Validate:  config.Parse,
+		Logger:    log,
+	})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	return appliance.Supervise(ctx, src, log)
 }
 
 func validateCmd(args []string, stdout io.Writer) error {

@@ -1,0 +1,284 @@
+package appliance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/osgate/osgate/appliance/health"
+	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/config/source"
+)
+
+// ConfigSource delivers the configurations to run (config/source: remote
+// → cache → local file), takes back the ones that failed, and reports.
+type ConfigSource interface {
+	Next(ctx context.Context) (source.Update[*config.Config], error)
+	MarkBad(version, reason string) error
+	Status() source.Status
+}
+
+// Supervise runs the gateway on the configurations src delivers until ctx
+// ends. A new configuration that changes only connectors is applied in
+// place: the connectors that changed restart, the others keep polling
+// without a gap. One that changes the gateway, broker, export or RPC
+// settings restarts the gateway in-process; queued readings wait on disk
+// (export spool, MQTT store) meanwhile, so none is dropped. A configuration
+// that fails to start, or leaves the gateway unhealthy for
+// gateway.config_grace, is rolled back to the previous one and marked bad.
+func Supervise(ctx context.Context, src ConfigSource, log *slog.Logger) error {
+	cur, err := src.Next(ctx)
+	if err != nil {
+		return err
+	}
+	updates := make(chan source.Update[*config.Config])
+	go func() {
+		for {
+			u, err := src.Next(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				log.Warn("config source", "err", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(5 * time.Second):
+				}
+				continue
+			}
+			select {
+			case updates <- u:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	s := &supervisor{src: src, log: log}
+	return s.run(ctx, cur, updates)
+}
+
+type supervisor struct {
+	src  ConfigSource
+	log  *slog.Logger
+	prev *source.Update[*config.Config] // the last good one, while cur is on trial
+}
+
+func (s *supervisor) run(ctx context.Context, cur source.Update[*config.Config], updates <-chan source.Update[*config.Config]) error {
+	for {
+		g, err := New(cur.Config, s.log)
+		if err != nil {
+			if s.rollback(&cur, err.Error()) {
+				continue
+			}
+			return err
+		}
+		g.configStatus = s.src.Status
+		gctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- g.Run(gctx) }()
+		next, err := s.watch(ctx, g, &cur, done, updates)
+		cancel()
+		if next == nil {
+			// The gateway stopped: ctx ended, or it failed (a port taken).
+			if err != nil && ctx.Err() == nil && s.rollback(&cur, err.Error()) {
+				continue
+			}
+			return err
+		}
+		<-done
+		s.log.Info("restarting the gateway for the new configuration", "version", short(next.Version), "origin", next.Origin)
+		s.prev, cur = &cur, *next
+	}
+}
+
+// watch runs while g does: it applies connector-only updates in place,
+// judges the configuration on trial, and returns an update that needs a
+// restart, or nil when g stopped (with its error).
+func (s *supervisor) watch(ctx context.Context, g *Gateway, cur *source.Update[*config.Config], done <-chan error, updates <-chan source.Update[*config.Config]) (*source.Update[*config.Config], error) {
+	trialStart, badSince := time.Now(), time.Time{}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, <-done
+		case err := <-done:
+			return nil, err
+		case u := <-updates:
+			if !sameOutsideConnectors(cur.Config, u.Config) {
+				return &u, nil
+			}
+			if err := g.ApplyConnectors(u.Config); err != nil {
+				s.log.Error("config refused: it does not start", "version", short(u.Version), "err", err)
+				s.src.MarkBad(u.Version, err.Error())
+				continue
+			}
+			s.log.Info("config applied in place", "version", short(u.Version), "origin", u.Origin)
+			prev := *cur
+			s.prev, *cur = &prev, u
+			trialStart, badSince = time.Now(), time.Time{}
+		case <-tick.C:
+			if s.prev == nil {
+				continue
+			}
+			r := g.health.Report()
+			grace := cur.Config.Gateway.ConfigGrace
+			switch {
+			case r.Status != health.Unhealthy:
+				badSince = time.Time{}
+				if time.Since(trialStart) > grace {
+					s.log.Info("config confirmed healthy", "version", short(cur.Version))
+					s.prev = nil
+				}
+			case badSince.IsZero():
+				badSince = time.Now()
+			case time.Since(badSince) > grace:
+				reason := "unhealthy for " + grace.String() + ": " + strings.Join(r.Reasons, "; ")
+				s.log.Error("config rolled back", "version", short(cur.Version), "reason", reason)
+				s.src.MarkBad(cur.Version, reason)
+				back := *s.prev
+				s.prev = nil
+				if !sameOutsideConnectors(cur.Config, back.Config) {
+					return &back, nil
+				}
+				if err := g.ApplyConnectors(back.Config); err != nil {
+					return &back, nil // restart on it instead
+				}
+				*cur = back
+			}
+		}
+	}
+}
+
+// rollback replaces cur by the previous good configuration, if there is
+// one, marking cur bad.
+func (s *supervisor) rollback(cur *source.Update[*config.Config], reason string) bool {
+	if s.prev == nil {
+		return false
+	}
+	s.log.Error("config rolled back: it does not start", "version", short(cur.Version), "err", reason)
+	s.src.MarkBad(cur.Version, reason)
+	*cur, s.prev = *s.prev, nil
+	return true
+}
+
+// sameOutsideConnectors reports whether two configurations differ only in
+// their connectors (and remote block, which takes effect at restart).
+func sameOutsideConnectors(a, b *config.Config) bool {
+	x, y := *a, *b
+	x.Connectors, y.Connectors = nil, nil
+	x.Remote, y.Remote = nil, nil
+	return jsonEqual(x, y)
+}
+
+func jsonEqual(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
+}
+
+func short(version string) string {
+	if len(version) > 12 {
+		return version[:12]
+	}
+	return version
+}
+
+// ApplyConnectors switches the running connectors to those of cfg, which
+// must differ from the running configuration only in its connectors:
+// removed ones stop, new ones start, changed ones restart, and unchanged
+// ones keep running untouched. Nothing changes if a new connector cannot
+// be built.
+func (g *Gateway) ApplyConnectors(cfg *config.Config) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := map[string]config.Connector{}
+	for _, c := range g.cfg.Connectors {
+		old[c.Name] = c
+	}
+	fresh := map[string]*connRun{}
+	var order []string
+	for i, cc := range cfg.Connectors {
+		if cc.Enabled != nil && !*cc.Enabled {
+			continue
+		}
+		order = append(order, cc.Name)
+		if run := g.conns[cc.Name]; run != nil && jsonEqual(old[cc.Name], cc) {
+			continue
+		}
+		c, err := g.newConnRun(cfg, i)
+		if err != nil {
+			for _, f := range fresh {
+				f.conn.Close()
+			}
+			return err
+		}
+		fresh[cc.Name] = c
+	}
+	var stopped, started, kept []string
+	for _, name := range g.order {
+		if _, still := fresh[name]; still || !contains(order, name) {
+			g.conns[name].stop()
+			delete(g.conns, name)
+			stopped = append(stopped, name)
+		}
+	}
+	for _, name := range order {
+		if c := fresh[name]; c != nil {
+			g.conns[name] = c
+			if g.connCtx != nil {
+				c.start(g.connCtx)
+			}
+			started = append(started, name)
+		} else {
+			kept = append(kept, name)
+		}
+	}
+	g.order, g.cfg = order, cfg
+	g.log.Info("connectors applied", "stopped", stopped, "started", started, "unchanged", kept)
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// staticSource is a ConfigSource of one configuration that never changes:
+// the embedded default.
+type staticSource struct {
+	cfg  *config.Config
+	sent bool
+	name source.Origin
+}
+
+// StaticSource serves one configuration, e.g. the embedded default.
+func StaticSource(cfg *config.Config, origin string) ConfigSource {
+	return &staticSource{cfg: cfg, name: source.Origin(origin)}
+}
+
+func (s *staticSource) Next(ctx context.Context) (source.Update[*config.Config], error) {
+	if !s.sent {
+		s.sent = true
+		return source.Update[*config.Config]{Config: s.cfg, Origin: s.name, Version: string(s.name)}, nil
+	}
+	<-ctx.Done()
+	return source.Update[*config.Config]{}, ctx.Err()
+}
+
+func (s *staticSource) MarkBad(version, reason string) error {
+	return fmt.Errorf("the %s configuration cannot be replaced", s.name)
+}
+
+func (s *staticSource) Status() source.Status {
+	return source.Status{Source: s.name, Version: string(s.name), BadVersions: []source.BadVersion{}}
+}

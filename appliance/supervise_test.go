@@ -1,0 +1,216 @@
+package appliance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/osgate/osgate/appliance/rpc"
+	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/internal/testpeer"
+)
+
+// supervised is a gateway run by Supervise on a local file that the test
+// rewrites (the config source polls it every 100 ms).
+type supervised struct {
+	file   string
+	vars   *strings.Replacer
+	broker string
+	rpc    *rpc.Client
+}
+
+func startSupervised(t *testing.T, connectors string) *supervised {
+	t.Helper()
+	bport, rport := testpeer.FreePort(t), testpeer.FreePort(t)
+	dir := t.TempDir()
+	s := &supervised{
+		file:   filepath.Join(dir, "osgate.json"),
+		vars:   strings.NewReplacer("STATE", dir, "BROKER", testpeer.Addr(bport), "RPC", testpeer.Addr(rport), "KEYHASH", apikey.Hash(testKey)),
+		broker: "tcp://" + testpeer.Addr(bport),
+	}
+	s.write(t, connectors)
+	cfg, err := config.Load(s.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	src, err := source.New(source.Options[*config.Config]{LocalPath: s.file, StateDir: cfg.Gateway.StateDir, Gateway: cfg.Gateway.ID,
+		Validate: config.Parse, LocalPoll: 100 * time.Millisecond, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Supervise(ctx, src, log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && err != context.Canceled {
+				t.Errorf("Supervise: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Error("Supervise did not return within 60 s")
+		}
+		src.Close()
+	})
+	testpeer.WaitTCP(t, testpeer.Addr(rport), 30*time.Second)
+	s.rpc = rpc.NewClient("http://"+testpeer.Addr(rport), testKey, nil)
+	t.Cleanup(s.rpc.Close)
+	return s
+}
+
+const supervisedEnvelope = `{
+  "gateway": {"id": "gw-test", "state_dir": "STATE", "config_grace": "1s"},
+  "broker": {"listen": "BROKER"},
+  "rpc": {"listen": "RPC", "api_keys": [{"name": "test", "sha256": "KEYHASH"}]},
+  "connectors": [%s]
+}`
+
+// write replaces the local file atomically, as an operator's editor or a
+// provisioning tool would.
+func (s *supervised) write(t *testing.T, connectors string) {
+	t.Helper()
+	tmp := s.file + ".tmp"
+	if err := os.WriteFile(tmp, []byte(s.vars.Replace(fmt.Sprintf(supervisedEnvelope, connectors))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, s.file); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *supervised) connectors(t *testing.T) map[string]connectorInfo {
+	t.Helper()
+	var list []connectorInfo
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.rpc.Call(ctx, "connectors.list", nil, &list); err != nil {
+		t.Fatalf("connectors.list: %v", err)
+	}
+	m := map[string]connectorInfo{}
+	for _, c := range list {
+		m[c.Name] = c
+	}
+	return m
+}
+
+func (s *supervised) waitConnectors(t *testing.T, what string, cond func(map[string]connectorInfo) bool) map[string]connectorInfo {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		m := s.connectors(t)
+		if cond(m) {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %+v", what, m)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestConfigChangeRestartsOnlyWhatChanged changes one connector of two in
+// the config file: that one restarts, and the other keeps polling without
+// a gap in its sequence of readings on the broker.
+func TestConfigChangeRestartsOnlyWhatChanged(t *testing.T) {
+	steady := `{"name":"steady","type":"test-counter","devices":[{"name":"s-1","interval":"50ms","channels":[{"name":"seq"}]}]}`
+	s := startSupervised(t, steady+`,{"name":"other","type":"test-counter","devices":[{"name":"o-1","interval":"1s"}]}`)
+	sub := testpeer.Subscribe(t, s.broker, testpeer.SubscriberOptions{ClientID: "t-steady", Filter: "telemetry/gw-test/s-1"})
+	before := s.waitConnectors(t, "both connectors", func(m map[string]connectorInfo) bool { return len(m) == 2 })
+	if !sub.WaitDistinct(5, 60*time.Second) {
+		t.Fatal("steady connector exports nothing")
+	}
+	s.write(t, steady+`,{"name":"other","type":"test-counter","devices":[{"name":"o-1","interval":"2s"}]},{"name":"added","type":"test-counter","devices":[{"name":"a-1","interval":"1s"}]}`)
+	after := s.waitConnectors(t, "the change applied", func(m map[string]connectorInfo) bool { return len(m) == 3 })
+	if after["steady"].Started != before["steady"].Started {
+		t.Errorf("unchanged connector restarted: %v -> %v", before["steady"].Started, after["steady"].Started)
+	}
+	if after["other"].Started == before["other"].Started {
+		t.Errorf("changed connector not restarted")
+	}
+	n := len(sub.Messages())
+	if !sub.WaitDistinct(n+10, 60*time.Second) {
+		t.Fatal("steady connector stopped exporting after the change")
+	}
+	// No gap: the sequence numbers received are exactly 1..max.
+	seen := map[int]bool{}
+	maxSeq := 0
+	for _, m := range sub.Messages() {
+		var p payload
+		if err := json.Unmarshal(m.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		seq := int(p.Values["seq"].(float64))
+		seen[seq] = true
+		maxSeq = max(maxSeq, seq)
+	}
+	for i := 1; i <= maxSeq; i++ {
+		if !seen[i] {
+			t.Errorf("gap in the steady connector's readings: seq %d missing (max %d)", i, maxSeq)
+		}
+	}
+}
+
+// TestUnhealthyConfigRolledBack applies a config whose only connector
+// fails: after config_grace unhealthy, the previous config runs again and
+// the bad version is reported and not retried.
+func TestUnhealthyConfigRolledBack(t *testing.T) {
+	good := `{"name":"good","type":"test-counter","devices":[{"name":"g-1","interval":"100ms"}]}`
+	s := startSupervised(t, good)
+	s.waitConnectors(t, "the good connector", func(m map[string]connectorInfo) bool { _, ok := m["good"]; return ok })
+	s.write(t, `{"name":"hang-only","type":"test-counter","devices":[{"name":"h-1","interval":"100ms","timeout":"50ms"}]}`)
+	s.waitConnectors(t, "the bad config applied", func(m map[string]connectorInfo) bool { _, ok := m["hang-only"]; return ok })
+	s.waitConnectors(t, "the rollback", func(m map[string]connectorInfo) bool { _, ok := m["good"]; return ok && len(m) == 1 })
+	var st source.Status
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.rpc.Call(ctx, "gateway.config.status", nil, &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.BadVersions) != 1 || !strings.Contains(st.BadVersions[0].Reason, "every connector is failing") {
+		t.Fatalf("bad versions %+v", st.BadVersions)
+	}
+	// The bad file is still on disk: it must not be applied again.
+	time.Sleep(time.Second)
+	if m := s.connectors(t); m["good"].Name == "" {
+		t.Fatalf("bad config re-applied: %+v", m)
+	}
+}
+
+// TestInvalidConfigRefused: a file that does not validate is refused with
+// its errors reported, and the running configuration stays.
+func TestInvalidConfigRefused(t *testing.T) {
+	good := `{"name":"good","type":"test-counter","devices":[{"name":"g-1","interval":"100ms"}]}`
+	s := startSupervised(t, good)
+	before := s.waitConnectors(t, "the good connector", func(m map[string]connectorInfo) bool { _, ok := m["good"]; return ok })
+	s.write(t, `{"name":"broken","type":"test-counter","devices":[{"name":"b-1","interval":"fast"}]}`)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var st source.Status
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := s.rpc.Call(ctx, "gateway.config.status", nil, &st)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(st.LastError, "connectors[0].devices[0].interval") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("invalid config not reported: %+v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if after := s.connectors(t); after["good"].Started != before["good"].Started || len(after) != 1 {
+		t.Fatalf("running config changed: %+v", after)
+	}
+}
