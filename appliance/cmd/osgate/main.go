@@ -27,7 +27,11 @@ Usage:
   osgate rpc [-url URL] [-key KEY] METHOD [PARAMS]
                                        call the JSON-RPC service (key also from $OSGATE_RPC_KEY)
   osgate rpc hash-key KEY              print the SHA-256 of an API key for rpc.api_keys
-  osgate mbus decode FILE|-            decode an M-Bus frame given as hex bytes
+  osgate mbus decode FILE|-            decode an M-Bus frame given as hex bytes, print JSON
+  osgate mbus scan [-baud N] [-mode primary|secondary|both] PORT
+                                       find the meters on a bus; prints config to paste
+  osgate mbus read [-baud N] PORT ADDRESS
+                                       read one meter (primary 0-250 or 16-digit secondary)
   osgate version                       print the version
 `
 

@@ -1,0 +1,143 @@
+package mbus
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// DecodeError is a malformed frame: what is wrong and at which byte of the
+// frame (0 is the first 0x68).
+type DecodeError struct {
+	Offset int
+	Msg    string
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("mbus: malformed frame at byte %d: %s", e.Offset, e.Msg)
+}
+
+func errAt(off int, format string, args ...any) error {
+	return &DecodeError{Offset: off, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Control information (CI) fields of telegrams from a meter.
+const (
+	ciError        = 0x70 // application error
+	ciVariable     = 0x72 // variable data structure, long header, LSB first
+	ciFixed        = 0x73 // fixed data structure, LSB first
+	ciVariableMSB  = 0x76 // variable data structure, mode 2 (MSB first)
+	ciFixedMSB     = 0x77 // fixed data structure, MSB first
+	ciVariableShrt = 0x7A // variable data structure, short header
+)
+
+// offset of the CI field in a long frame; the application data follows it.
+const ciOffset = 6
+
+// Decode decodes one long frame (68 L L 68 C A CI … CS 16) from a meter. A
+// meter's application error (CI 0x70) is returned as an *ApplicationError,
+// a malformed frame as a *DecodeError naming the byte offset.
+func Decode(frame []byte) (*Telegram, error) {
+	if err := checkLongFrame(frame); err != nil {
+		return nil, err
+	}
+	t := &Telegram{Control: frame[4], Address: frame[5], CI: frame[ciOffset]}
+	end := len(frame) - 2 // checksum and stop byte
+	switch t.CI {
+	case ciError:
+		return nil, appError(frame[ciOffset+1 : end])
+	case ciVariable, ciVariableMSB:
+		off, err := decodeLongHeader(frame, ciOffset+1, end, &t.Header)
+		if err != nil {
+			return nil, err
+		}
+		if err := decodeRecords(frame, off, end, t.CI == ciVariableMSB, t); err != nil {
+			return nil, err
+		}
+	case ciVariableShrt:
+		off, err := decodeShortHeader(frame, ciOffset+1, end, &t.Header)
+		if err != nil {
+			return nil, err
+		}
+		if err := decodeRecords(frame, off, end, false, t); err != nil {
+			return nil, err
+		}
+	case ciFixed, ciFixedMSB:
+		if err := decodeFixed(frame, ciOffset+1, end, t.CI == ciFixedMSB, t); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, errAt(ciOffset, "CI field 0x%02X is not a meter response this decoder knows (0x70, 0x72, 0x73, 0x76, 0x77, 0x7A)", t.CI)
+	}
+	return t, nil
+}
+
+// checkLongFrame checks the EN 13757-2 envelope of a long frame.
+func checkLongFrame(f []byte) error {
+	switch {
+	case len(f) == 0:
+		return errAt(0, "empty frame")
+	case f[0] != 0x68:
+		return errAt(0, "start byte is 0x%02X, want 0x68 (long frame)", f[0])
+	case len(f) < 4:
+		return errAt(len(f), "frame ends inside the header (%d bytes)", len(f))
+	case f[1] != f[2]:
+		return errAt(2, "length bytes differ (0x%02X, 0x%02X)", f[1], f[2])
+	case f[3] != 0x68:
+		return errAt(3, "second start byte is 0x%02X, want 0x68", f[3])
+	case int(f[1]) < 3:
+		return errAt(1, "length %d is too short for C, A and CI fields", f[1])
+	}
+	want := int(f[1]) + 6
+	if len(f) < want {
+		return errAt(len(f), "frame is truncated: length field says %d bytes, got %d", want, len(f))
+	}
+	if len(f) > want {
+		return errAt(want, "%d bytes after the end of the frame", len(f)-want)
+	}
+	if cs := checksum(f[4 : want-2]); cs != f[want-2] {
+		return errAt(want-2, "checksum is 0x%02X, computed 0x%02X", f[want-2], cs)
+	}
+	if f[want-1] != 0x16 {
+		return errAt(want-1, "stop byte is 0x%02X, want 0x16", f[want-1])
+	}
+	return nil
+}
+
+func checksum(b []byte) byte {
+	var s byte
+	for _, x := range b {
+		s += x
+	}
+	return s
+}
+
+// DecodeHex decodes a frame written as hex bytes separated by white space
+// ("68 1F 1F 68 08 …"), as in the testdata files and `osgate mbus decode`.
+func DecodeHex(text []byte) (*Telegram, error) {
+	frame, err := parseHex(text)
+	if err != nil {
+		return nil, err
+	}
+	return Decode(frame)
+}
+
+func parseHex(text []byte) ([]byte, error) {
+	fields := bytes.Fields(text)
+	if len(fields) == 0 {
+		return nil, errors.New("mbus: no hex bytes in input")
+	}
+	frame := make([]byte, 0, len(fields))
+	for i, f := range fields {
+		if len(f) != 2 {
+			return nil, fmt.Errorf("mbus: hex byte %d %q: want two hex digits per byte, separated by spaces", i, f)
+		}
+		v, err := strconv.ParseUint(string(f), 16, 8)
+		if err != nil {
+			return nil, fmt.Errorf("mbus: hex byte %d %q is not hex", i, f)
+		}
+		frame = append(frame, byte(v))
+	}
+	return frame, nil
+}

@@ -1,0 +1,134 @@
+package mbus
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/osgate/osgate/internal/testpeer"
+)
+
+// The tests' M-Bus line: a socat pseudo-terminal pair with testdata/
+// mbus_slave.py (stdlib python) answering on one end as one or more
+// meters. Pseudo-terminals cannot do parity, so the tests run 8N1.
+
+const (
+	python = "/usr/bin/python3"
+	socat  = "/usr/bin/socat"
+)
+
+// syncBuffer collects a peer's output for the test to read while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// slavePeer is a running slave: Path is the master's end of the line.
+type slavePeer struct {
+	Path string
+	Log  *syncBuffer
+}
+
+// waitFor polls cond until it holds or within passes.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %s waiting for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startProcess(t *testing.T, name string, out *syncBuffer, prog string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(prog, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+}
+
+// startSlave starts socat and the slave with the given mbus_slave.py
+// arguments (e.g. "--slave", "5=testdata/frames/abb_f95.hex"). It fails the
+// test if either does not come up.
+func startSlave(t *testing.T, args ...string) *slavePeer {
+	t.Helper()
+	testpeer.LookPath(t, socat, "socat")
+	testpeer.LookPath(t, python, "python3")
+	script, err := filepath.Abs("testdata/mbus_slave.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	master, slave := filepath.Join(dir, "ttyMBUS0"), filepath.Join(dir, "ttyMBUS0.slave")
+	socatLog := &syncBuffer{}
+	startProcess(t, "socat", socatLog, socat, "pty,rawer,link="+master, "pty,rawer,link="+slave)
+	waitFor(t, 15*time.Second, "socat's pseudo-terminals", func() bool {
+		_, e1 := os.Stat(master)
+		_, e2 := os.Stat(slave)
+		return e1 == nil && e2 == nil
+	})
+	log := &syncBuffer{}
+	startProcess(t, "mbus_slave.py", log, python, append([]string{"-u", script, slave}, args...)...)
+	waitFor(t, 20*time.Second, "mbus_slave.py to listen (log: "+log.String()+")", func() bool {
+		return strings.Contains(log.String(), "listening")
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("slave log:\n%s\nsocat log:\n%s", log.String(), socatLog.String())
+		}
+	})
+	return &slavePeer{Path: master, Log: log}
+}
+
+// testBus is a bus on the peer's line, 8N1, with timeouts generous enough
+// for a loaded machine.
+func testBus(t *testing.T, p *slavePeer) *Bus {
+	t.Helper()
+	b := NewBus(PortConfig{Path: p.Path, Baud: 9600, Parity: "none", Timeout: 1500 * time.Millisecond}, nil)
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// writeFrame writes a telegram built by the test as a hex file for the
+// slave.
+func writeFrame(t *testing.T, name string, frame []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(hexBytes(frame)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -1,0 +1,159 @@
+package mbus
+
+// EN 13757-3 allows at most 10 DIFEs and 10 VIFEs in one record.
+const maxExtensions = 10
+
+var functionNames = [4]string{FuncInstantaneous, FuncMaximum, FuncMinimum, FuncError}
+
+// decodeRecords decodes the data records in f[off:end] into t.Records.
+// msbFirst is mode 2 (CI 0x76): multi-byte data fields are sent most
+// significant byte first.
+func decodeRecords(f []byte, off, end int, msbFirst bool, t *Telegram) error {
+	t.Records = make([]Record, 0, countRecords(f[off:end]))
+	for off < end {
+		dif := f[off]
+		switch {
+		case dif == 0x2F: // idle filler
+			off++
+			continue
+		case dif == 0x0F || dif == 0x1F:
+			// Manufacturer specific data up to the end of the telegram.
+			r := Record{Function: FuncManufacturerSpecific, Offset: off, Value: hexBytes(f[off+1 : end])}
+			if dif == 0x1F {
+				r.Function = FuncMoreRecordsFollow
+				t.More = true
+			}
+			t.Records = append(t.Records, r)
+			return nil
+		case dif&0x0F == 0x0F:
+			return errAt(off, "DIF 0x%02X is a reserved special function", dif)
+		}
+		r, next, err := decodeRecord(f, off, end, msbFirst)
+		if err != nil {
+			return err
+		}
+		t.Records = append(t.Records, r)
+		off = next
+	}
+	return nil
+}
+
+// countRecords guesses how many records follow, for one allocation.
+func countRecords(b []byte) int {
+	n := len(b) / 5
+	if n < 1 {
+		n = 1
+	}
+	return n
+}
+
+// decodeRecord decodes the record whose DIF is at f[off] and returns the
+// offset after it.
+func decodeRecord(f []byte, off, end int, msbFirst bool) (Record, int, error) {
+	r := Record{Offset: off}
+	dif := f[off]
+	coding := dif & 0x0F
+	r.Function = functionNames[dif>>4&3]
+	storage := int64(dif >> 6 & 1)
+	var tariff, device int64
+	ext := dif&0x80 != 0
+	off++
+	for n := 0; ext; n++ {
+		if off >= end {
+			return r, 0, errAt(off, "record at byte %d ends after its DIF/DIFEs", r.Offset)
+		}
+		if n == maxExtensions {
+			return r, 0, errAt(off, "record at byte %d has more than %d DIFEs", r.Offset, maxExtensions)
+		}
+		dife := f[off]
+		storage |= int64(dife&0x0F) << (1 + 4*n)
+		tariff |= int64(dife>>4&3) << (2 * n)
+		device |= int64(dife>>6&1) << n
+		ext = dife&0x80 != 0
+		off++
+	}
+	r.Storage, r.Tariff, r.Device = int(storage), int(tariff), int(device)
+
+	vi, next, err := decodeVIB(f, off, end, r.Offset)
+	if err != nil {
+		return r, 0, err
+	}
+	off = next
+	r.Quantity, r.Unit = vi.quantity, vi.unit
+
+	v, next, err := decodeData(f, off, end, coding, msbFirst, &vi, r.Offset)
+	if err != nil {
+		return r, 0, err
+	}
+	r.Value, r.Invalid = v.value, v.invalid
+	return r, next, nil
+}
+
+// decodeVIB decodes the VIF and its VIFEs at f[off].
+func decodeVIB(f []byte, off, end, rec int) (valueInfo, int, error) {
+	if off >= end {
+		return valueInfo{}, 0, errAt(off, "record at byte %d ends before its VIF", rec)
+	}
+	vif := f[off]
+	off++
+	ext := vif&0x80 != 0
+	var vi valueInfo
+	switch vif & 0x7F {
+	case 0x7B, 0x7D:
+		if !ext {
+			vi = num("Reserved", "", 0)
+			break
+		}
+		if off >= end {
+			return vi, 0, errAt(off, "record at byte %d ends after VIF 0x%02X, before its extension", rec, vif)
+		}
+		e := f[off]
+		off++
+		if vif == 0xFB {
+			vi = fbVIF(e & 0x7F)
+		} else {
+			vi = fdVIF(e & 0x7F)
+		}
+		ext = e&0x80 != 0
+	case 0x7C:
+		// Plain-text unit: a length byte and that many ASCII characters,
+		// last character first.
+		if off >= end {
+			return vi, 0, errAt(off, "record at byte %d ends before the length of its plain-text VIF", rec)
+		}
+		n := int(f[off])
+		off++
+		if n > end-off {
+			return vi, 0, errAt(off, "plain-text VIF of record at byte %d says %d characters, only %d bytes left", rec, n, end-off)
+		}
+		vi = valueInfo{quantity: reversedText(f[off : off+n]), unit: "-", mult: 1}
+		off += n
+	default:
+		vi = primaryVIF(vif & 0x7F)
+	}
+	manufacturer := vif == 0xFF
+	for n := 0; ext; n++ {
+		if off >= end {
+			return vi, 0, errAt(off, "record at byte %d ends inside its VIFEs", rec)
+		}
+		if n == maxExtensions {
+			return vi, 0, errAt(off, "record at byte %d has more than %d VIFEs", rec, maxExtensions)
+		}
+		e := f[off]
+		off++
+		ext = e&0x80 != 0
+		if !manufacturer {
+			manufacturer = applyVIFE(e&0x7F, &vi)
+		}
+	}
+	return vi, off, nil
+}
+
+// reversedText turns characters sent last-first into a string.
+func reversedText(b []byte) string {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		out[len(b)-1-i] = c
+	}
+	return string(out)
+}

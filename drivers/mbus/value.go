@@ -1,0 +1,210 @@
+package mbus
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// dataSize is the length of the data field for each DIF data coding (the
+// low nibble of the DIF); -1 is variable length (LVAR byte first).
+var dataSize = [16]int{
+	0x0: 0, 0x1: 1, 0x2: 2, 0x3: 3, 0x4: 4, 0x5: 4, 0x6: 6, 0x7: 8,
+	0x8: 0, 0x9: 1, 0xA: 2, 0xB: 3, 0xC: 4, 0xD: -1, 0xE: 6, 0xF: 0,
+}
+
+type decoded struct {
+	value   any
+	invalid bool
+}
+
+// decodeData decodes the data field of coding at f[off] and returns the
+// offset after it.
+func decodeData(f []byte, off, end int, coding byte, msbFirst bool, vi *valueInfo, rec int) (decoded, int, error) {
+	size := dataSize[coding]
+	if size < 0 {
+		return decodeVariable(f, off, end, vi, rec)
+	}
+	if size > end-off {
+		return decoded{}, 0, errAt(end, "record at byte %d needs %d data bytes, only %d left", rec, size, end-off)
+	}
+	if size == 0 {
+		return decoded{}, off, nil
+	}
+	var buf [8]byte
+	b := buf[:size]
+	copy(b, f[off:off+size])
+	if msbFirst {
+		for i, j := 0, size-1; i < j; i, j = i+1, j-1 {
+			b[i], b[j] = b[j], b[i]
+		}
+	}
+	off += size
+	switch coding {
+	case 0x1, 0x2, 0x3, 0x4, 0x6, 0x7:
+		if vi.kind != kindNumber {
+			if d, ok := decodeDate(b); ok {
+				return d, off, nil
+			}
+		}
+		return decoded{value: float64(signedInt(b)) * vi.mult}, off, nil
+	case 0x5:
+		return decoded{value: float64(math.Float32frombits(binary.LittleEndian.Uint32(b))) * vi.mult}, off, nil
+	default: // BCD, 0x9–0xC and 0xE
+		return decoded{value: bcdValue(b, false, vi.mult)}, off, nil
+	}
+}
+
+// decodeVariable decodes a variable-length data field (DIF coding 0xD): an
+// LVAR byte saying what follows, then the data.
+func decodeVariable(f []byte, off, end int, vi *valueInfo, rec int) (decoded, int, error) {
+	if off >= end {
+		return decoded{}, 0, errAt(off, "record at byte %d ends before its LVAR byte", rec)
+	}
+	lvar := f[off]
+	off++
+	var n int
+	switch {
+	case lvar <= 0xBF:
+		n = int(lvar)
+	case lvar >= 0xC0 && lvar <= 0xC9, lvar >= 0xD0 && lvar <= 0xD9:
+		n = int(lvar & 0x0F)
+	case lvar >= 0xE0 && lvar <= 0xEF:
+		n = int(lvar - 0xE0)
+	case lvar >= 0xF0 && lvar <= 0xF4:
+		n = 4 * int(lvar-0xEC)
+	case lvar == 0xF5:
+		n = 6
+	case lvar == 0xF6:
+		n = 8
+	default:
+		return decoded{}, 0, errAt(off-1, "record at byte %d has reserved LVAR 0x%02X", rec, lvar)
+	}
+	if n > end-off {
+		return decoded{}, 0, errAt(end, "record at byte %d: LVAR 0x%02X needs %d data bytes, only %d left", rec, lvar, n, end-off)
+	}
+	b := f[off : off+n]
+	off += n
+	switch {
+	case lvar <= 0xBF:
+		return decoded{value: reversedText(b)}, off, nil
+	case lvar <= 0xD9:
+		return decoded{value: bcdValue(b, lvar >= 0xD0, vi.mult)}, off, nil
+	case n <= 8:
+		return decoded{value: float64(signedInt(b)) * vi.mult}, off, nil
+	}
+	return decoded{value: hexReversed(b)}, off, nil
+}
+
+// signedInt decodes a little-endian two's complement integer of 1–8 bytes.
+func signedInt(b []byte) int64 {
+	var u uint64
+	for i := len(b) - 1; i >= 0; i-- {
+		u = u<<8 | uint64(b[i])
+	}
+	shift := 64 - 8*uint(len(b))
+	return int64(u<<shift) >> shift
+}
+
+// bcdValue decodes packed BCD, least significant byte first. An F in the
+// most significant digit is a minus sign. A field with other non-decimal
+// digits is not a number: it is returned as its digits ("12E4").
+func bcdValue(b []byte, neg bool, mult float64) any {
+	var v float64
+	for i := len(b) - 1; i >= 0; i-- {
+		hi, lo := b[i]>>4, b[i]&0x0F
+		if i == len(b)-1 && hi == 0x0F {
+			neg, hi = true, 0
+		}
+		if hi > 9 || lo > 9 {
+			return bcdDigits(b)
+		}
+		v = v*100 + float64(hi*10+lo)
+	}
+	if neg {
+		v = -v
+	}
+	return v * mult
+}
+
+func bcdDigits(b []byte) string {
+	out := make([]byte, 0, 2*len(b))
+	for i := len(b) - 1; i >= 0; i-- {
+		out = fmt.Appendf(out, "%02X", b[i])
+	}
+	return string(out)
+}
+
+// decodeDate decodes the date and time types of EN 13757-3 Annex A by the
+// size of the data field: G (2 bytes, date), J (3, time of day), F (4,
+// date and time to the minute), I (6, to the second).
+func decodeDate(b []byte) (decoded, bool) {
+	switch len(b) {
+	case 2:
+		y, m, d := dateFields(b[0], b[1], 0)
+		return decoded{value: fmt.Sprintf("%04d-%02d-%02d", y, m, d)}, true
+	case 3:
+		return decoded{value: fmt.Sprintf("%02d:%02d:%02d", b[2]&0x1F, b[1]&0x3F, b[0]&0x3F)}, true
+	case 4:
+		y, m, d := dateFields(b[2], b[3], b[1]>>5&3)
+		return decoded{
+			value:   fmt.Sprintf("%04d-%02d-%02dT%02d:%02d:00Z", y, m, d, b[1]&0x1F, b[0]&0x3F),
+			invalid: b[0]&0x80 != 0,
+		}, true
+	case 6:
+		y, m, d := dateFields(b[3], b[4], 0)
+		return decoded{
+			value:   fmt.Sprintf("%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, b[2]&0x1F, b[1]&0x3F, b[0]&0x3F),
+			invalid: b[1]&0x80 != 0,
+		}, true
+	}
+	return decoded{}, false
+}
+
+// dateFields takes day and year bits from dy, month and year bits from my,
+// and the hundred-year field of type F. Years 0–80 without a hundred-year
+// field are read as 2000–2080, 81–99 as 1981–1999.
+func dateFields(dy, my, hundreds byte) (year, month, day int) {
+	y := int(dy>>5) | int(my>>4)<<3
+	switch {
+	case hundreds != 0:
+		year = 1900 + 100*int(hundreds) + y
+	case y <= 80:
+		year = 2000 + y
+	default:
+		year = 1900 + y
+	}
+	return year, int(my & 0x0F), int(dy & 0x1F)
+}
+
+// hexBytes renders bytes in the order sent, "0A 1B 2C".
+func hexBytes(b []byte) string {
+	out := make([]byte, 0, 3*len(b))
+	for i, x := range b {
+		if i > 0 {
+			out = append(out, ' ')
+		}
+		out = strconv.AppendUint(out, uint64(x>>4), 16)
+		out = strconv.AppendUint(out, uint64(x&0x0F), 16)
+	}
+	return upper(out)
+}
+
+// hexReversed renders a long binary number most significant byte first.
+func hexReversed(b []byte) string {
+	r := make([]byte, len(b))
+	for i, x := range b {
+		r[len(b)-1-i] = x
+	}
+	return hexBytes(r)
+}
+
+func upper(b []byte) string {
+	for i, c := range b {
+		if c >= 'a' && c <= 'f' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
