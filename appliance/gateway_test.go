@@ -114,7 +114,7 @@ func newTestListener(cfg core.ConnectorConfig) (core.Connector, error) {
 
 func (l *testListener) Close() error { return nil }
 
-func (l *testListener) Listen(ctx context.Context, emit func(core.Reading) error) error {
+func (l *testListener) Listen(ctx context.Context, emit func(...core.Reading) error) error {
 	run := l.runs.Add(1)
 	for i := 1; i <= 3; i++ {
 		r := core.Reading{Device: "discovered-1", Channel: "n", Value: int64(run)*100 + int64(i), Time: time.Now()}
@@ -453,38 +453,95 @@ func TestPollTimeout(t *testing.T) {
 func TestListenerRestarted(t *testing.T) {
 	tg := startGateway(t, fmt.Sprintf(envelope, `{"name":"l1","type":"test-listener"}`))
 	sub := testpeer.Subscribe(t, tg.broker, testpeer.SubscriberOptions{ClientID: "t-listen", Filter: "telemetry/gw-test/discovered-1"})
-	want := []string{}
-	for run := 1; run <= 2; run++ {
-		for i := 1; i <= 3; i++ {
-			want = append(want, fmt.Sprintf(`telemetry/gw-test/discovered-1/%d`, run*100+i))
-		}
-	}
-	sub2Key := func(m testpeer.Message) string {
-		p := decodePayload(t, m.Payload)
-		return fmt.Sprintf("%s/%v", m.Topic, p.Values["n"])
-	}
+	// The subscriber may join after the first run: wait for two runs whose
+	// three readings all arrived, each run a restart of the listener.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		seen := map[string]bool{}
+		perRun := map[int]map[int]bool{}
 		for _, m := range sub.Messages() {
-			seen[sub2Key(m)] = true
+			n := int(decodePayload(t, m.Payload).Values["n"].(float64))
+			if perRun[n/100] == nil {
+				perRun[n/100] = map[int]bool{}
+			}
+			perRun[n/100][n%100] = true
 		}
-		missing := 0
-		for _, w := range want {
-			if !seen[w] {
-				missing++
+		complete := 0
+		for _, got := range perRun {
+			if len(got) == 3 {
+				complete++
 			}
 		}
-		if missing == 0 {
+		if complete >= 2 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %v missing; seen %v", missing, want, seen)
+			t.Fatalf("fewer than two complete listener runs arrived: %v", perRun)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	v, _ := listeners.Load("l1")
 	if runs := v.(*testListener).runs.Load(); runs < 2 {
 		t.Fatalf("listener ran %d times", runs)
+	}
+}
+
+// TestListenerBatches: readings emitted together become one message per
+// device, and a channel repeated in one emit goes into a second message
+// rather than a duplicate JSON key.
+func TestListenerBatches(t *testing.T) {
+	tg := startGateway(t, fmt.Sprintf(envelope, `{"name":"b1","type":"test-batch"}`))
+	sub := testpeer.Subscribe(t, tg.broker, testpeer.SubscriberOptions{ClientID: "t-batch", Filter: "telemetry/gw-test/+"})
+	v, _ := batchers.Load("b1")
+	b := v.(*batchListener)
+	now := time.Now()
+	b.send <- []core.Reading{
+		{Device: "dev-a", Channel: "x", Value: 1.0, Time: now},
+		{Device: "dev-b", Channel: "y", Value: 2.0, Time: now},
+		{Device: "dev-a", Channel: "z", Value: 3.0, Time: now},
+		{Device: "dev-a", Channel: "x", Value: 4.0, Time: now},
+	}
+	if !sub.WaitDistinct(3, 60*time.Second) {
+		t.Fatalf("got %d messages", len(sub.Messages()))
+	}
+	time.Sleep(200 * time.Millisecond) // a fourth message would be a bug
+	var got []string
+	for _, m := range sub.Messages() {
+		got = append(got, m.Topic+" "+string(m.Payload[strings.Index(string(m.Payload), `"values"`):strings.Index(string(m.Payload), `}`)+1]))
+	}
+	want := []string{
+		`telemetry/gw-test/dev-a "values":{"x":1,"z":3}`,
+		`telemetry/gw-test/dev-b "values":{"y":2}`,
+		`telemetry/gw-test/dev-a "values":{"x":4}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("messages:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// batchListener emits what the test sends it, as one emit call each.
+type batchListener struct{ send chan []core.Reading }
+
+var batchers sync.Map
+
+func init() {
+	core.Register("test-batch", func(cfg core.ConnectorConfig) (core.Connector, error) {
+		b := &batchListener{send: make(chan []core.Reading)}
+		batchers.Store(cfg.Name, b)
+		return b, nil
+	})
+}
+
+func (b *batchListener) Close() error { return nil }
+
+func (b *batchListener) Listen(ctx context.Context, emit func(...core.Reading) error) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case rs := <-b.send:
+			if err := emit(rs...); err != nil {
+				return err
+			}
+		}
 	}
 }

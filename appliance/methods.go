@@ -121,7 +121,7 @@ func (g *Gateway) findDevice(name string) (*devRun, error) {
 
 func (g *Gateway) rpcRead(ctx context.Context, params json.RawMessage) (any, error) {
 	var p struct {
-		Device string `json:"device,required"`
+		Device string `json:"device" strict:"required"`
 	}
 	if err := rpc.Params(params, &p); err != nil {
 		return nil, err
@@ -160,9 +160,9 @@ func (g *Gateway) rpcRead(ctx context.Context, params json.RawMessage) (any, err
 
 func (g *Gateway) rpcWrite(ctx context.Context, params json.RawMessage) (any, error) {
 	var p struct {
-		Device  string `json:"device,required"`
-		Channel string `json:"channel,required"`
-		Value   any    `json:"value,required"`
+		Device  string `json:"device" strict:"required"`
+		Channel string `json:"channel" strict:"required"`
+		Value   any    `json:"value" strict:"required"`
 	}
 	if err := rpc.Params(params, &p); err != nil {
 		return nil, err
@@ -228,7 +228,7 @@ func (g *Gateway) rpcConnectors(context.Context, json.RawMessage) (any, error) {
 
 func (g *Gateway) rpcRestart(ctx context.Context, params json.RawMessage) (any, error) {
 	var p struct {
-		Name string `json:"name,required"`
+		Name string `json:"name" strict:"required"`
 	}
 	if err := rpc.Params(params, &p); err != nil {
 		return nil, err
@@ -268,8 +268,8 @@ func (g *Gateway) RestartConnector(name string) error {
 
 func (g *Gateway) rpcCommand(ctx context.Context, params json.RawMessage) (any, error) {
 	var p struct {
-		Connector string          `json:"connector,required"`
-		Command   string          `json:"command,required"`
+		Connector string          `json:"connector" strict:"required"`
+		Command   string          `json:"command" strict:"required"`
 		Params    json.RawMessage `json:"params"`
 	}
 	if err := rpc.Params(params, &p); err != nil {

@@ -47,6 +47,39 @@ func (c *connRun) deliver(ctx context.Context, device string, rs []core.Reading)
 	return c.publish(ctx, device, out)
 }
 
+// deliverByDevice delivers readings that arrived together, one batch (one
+// message) per device, in the order the devices first appear; a channel
+// that repeats (several samples in one MQTT message) starts another message
+// rather than a JSON object with a duplicate key. rs is reordered in place
+// and not kept.
+func (c *connRun) deliverByDevice(ctx context.Context, rs []core.Reading) error {
+	for len(rs) > 0 {
+		dev := rs[0].Device
+		n := 1
+	next:
+		for i := 1; i < len(rs); i++ {
+			if rs[i].Device != dev {
+				continue
+			}
+			for _, r := range rs[:n] {
+				if r.Channel == rs[i].Channel {
+					continue next
+				}
+			}
+			// Rotate rs[i] into place so the readings left keep their order.
+			r := rs[i]
+			copy(rs[n+1:i+1], rs[n:i])
+			rs[n] = r
+			n++
+		}
+		if err := c.deliver(ctx, dev, rs[:n:n]); err != nil {
+			return err
+		}
+		rs = rs[n:]
+	}
+	return nil
+}
+
 // apply runs a channel's chain and counts (and logs) what it holds back.
 func (c *connRun) apply(ch *transform.Chain, r *core.Reading, now time.Time) bool {
 	dev, name := r.Device, r.Channel
@@ -69,10 +102,17 @@ func (c *connRun) apply(ch *transform.Chain, r *core.Reading, now time.Time) boo
 	return false
 }
 
+// payloads recycles encode buffers: the sink copies what it is given.
+var payloads = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 // publish encodes and exports one device's readings.
 func (c *connRun) publish(ctx context.Context, device string, rs []core.Reading) error {
-	payload := export.Encode(make([]byte, 0, 64+48*len(rs)), rs)
-	if err := c.g.sink.Publish(ctx, c.topic(device), payload); err != nil {
+	buf := payloads.Get().(*[]byte)
+	payload := export.Encode((*buf)[:0], rs)
+	err := c.g.sink.Publish(ctx, c.topic(device), payload)
+	*buf = payload
+	payloads.Put(buf)
+	if err != nil {
 		return err
 	}
 	c.m.out.Add(float64(len(rs)))

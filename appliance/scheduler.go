@@ -139,12 +139,15 @@ func (d *devRun) pollAndDeliver(ctx context.Context, p core.Poller) error {
 // listenLoop runs a Listener until ctx ends, restarting it with back-off
 // whenever it returns.
 func (c *connRun) listenLoop(ctx context.Context, l core.Listener) {
-	emit := func(r core.Reading) error {
+	emit := func(rs ...core.Reading) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if len(rs) == 0 {
+			return nil
+		}
 		c.g.health.Success(c.name)
-		return c.deliver(ctx, r.Device, []core.Reading{r})
+		return c.deliverByDevice(ctx, rs)
 	}
 	failures := 0
 	for {

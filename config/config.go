@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/apikey"
 )
 
 // Config is one osgate.json document.
@@ -68,7 +69,7 @@ type Broker struct {
 // Bridge is the managed broker's bridge to the cloud broker.
 type Bridge struct {
 	// Address is "host:port" of the cloud broker.
-	Address string `json:"address,required"`
+	Address string `json:"address" strict:"required"`
 	// ClientID is the stable remote client id (default "osgate-{gateway}").
 	ClientID string `json:"client_id"`
 	Username string `json:"username"`
@@ -116,16 +117,14 @@ type RPC struct {
 	MaxBody int64 `json:"max_body"`
 }
 
-// APIKey is one accepted RPC key.
-type APIKey struct {
-	Name   string `json:"name,required"`
-	SHA256 string `json:"sha256,required"`
-}
+// APIKey is one accepted RPC key: a name and the key's SHA-256, never the
+// key itself (`osgate rpc hash-key KEY`).
+type APIKey = apikey.Key
 
 // Connector is one bus or protocol with its devices.
 type Connector struct {
-	Name string `json:"name,required"`
-	Type string `json:"type,required"`
+	Name string `json:"name" strict:"required"`
+	Type string `json:"type" strict:"required"`
 	// Enabled defaults to true. Disabled connectors are still validated.
 	Enabled *bool `json:"enabled"`
 	// Settings is the driver's own object, decoded by the driver.
@@ -136,7 +135,7 @@ type Connector struct {
 // Device is one physical thing read through a connector. Keys the core does
 // not know are the driver's (Driver).
 type Device struct {
-	Name string `json:"name,required"`
+	Name string `json:"name" strict:"required"`
 	// Interval between polls (default "10s"); for listeners, how long the
 	// device may stay silent before it counts as stale.
 	Interval time.Duration `json:"interval"`
@@ -150,7 +149,7 @@ type Device struct {
 // order: scale/offset, expr, range, deadband, rename/unit. Keys the core does
 // not know are the driver's (Driver).
 type Channel struct {
-	Name string `json:"name,required"`
+	Name string `json:"name" strict:"required"`
 	// Unit replaces the unit the driver reports.
 	Unit string `json:"unit"`
 	// Rename exports the channel under another name.

@@ -25,7 +25,7 @@ func (testConn) Close() error { closes.Add(1); return nil }
 
 // testSettings is the test driver's settings object.
 type testSettings struct {
-	Port string `json:"port,required"`
+	Port string `json:"port" strict:"required"`
 }
 
 type testDevice struct {
@@ -33,7 +33,7 @@ type testDevice struct {
 }
 
 type testChannel struct {
-	Register *int `json:"register,required"`
+	Register *int `json:"register" strict:"required"`
 }
 
 // testFactory checks its part strictly, as a real driver does, with paths

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -229,5 +230,36 @@ func TestBridgeTLSAndPassword(t *testing.T) {
 	waitKeys(t, sub, 0, 10, 60*time.Second)
 	if !strings.Contains(cloud.Log(), "osgate-gw-test") {
 		t.Fatalf("the cloud did not see the bridge's client id osgate-gw-test:\n%s", cloud.Log())
+	}
+}
+
+// TestPasswordFileAccepted: with broker.username set, the managed broker
+// takes the password file osgate writes and refuses a wrong password.
+func TestPasswordFileAccepted(t *testing.T) {
+	b := runBroker(t, config.Broker{Username: "osgate", Password: "pa ss:wörd"})
+	conf, err := os.ReadFile(filepath.Join(b.dir, confFileName))
+	if err != nil || !strings.Contains(string(conf), "allow_anonymous false") {
+		t.Fatalf("conf: %v\n%s", err, conf)
+	}
+	connect := func(user, pass string) error {
+		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID("pw-check-" + user).
+			SetUsername(user).SetPassword(pass).SetConnectTimeout(10 * time.Second))
+		tok := c.Connect()
+		if !tok.WaitTimeout(30 * time.Second) {
+			return fmt.Errorf("connect timed out")
+		}
+		if tok.Error() == nil {
+			c.Disconnect(100)
+		}
+		return tok.Error()
+	}
+	if err := connect("osgate", "pa ss:wörd"); err != nil {
+		t.Fatalf("the configured user was refused: %v", err)
+	}
+	if err := connect("osgate", "wrong"); err == nil {
+		t.Fatal("a wrong password was accepted")
+	}
+	if err := connect("", ""); err == nil {
+		t.Fatal("an anonymous client was accepted")
 	}
 }

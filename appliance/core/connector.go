@@ -77,12 +77,15 @@ type Poller interface {
 
 // Listener is a connector whose devices report on their own. Listen runs
 // until ctx ends or the transport fails; the core restarts it with back-off
-// when it returns. emit blocks while the pipeline is full (back-pressure)
-// and returns ctx.Err() when stopping; a Listener never drops silently.
-// Readings of devices that are not in the config are exported under their
-// discovered names.
+// when it returns. emit takes the readings that arrived together (one MQTT
+// message, one HTTP body, one Z-Wave report) and exports them as one
+// message per device, like a poll. It blocks while the pipeline is full
+// (back-pressure) and returns ctx.Err() when stopping; when it returns nil
+// every reading was taken, so only then may the driver acknowledge its
+// source. A Listener never drops silently. Readings of devices that are not
+// in the config are exported under their discovered names.
 type Listener interface {
-	Listen(ctx context.Context, emit func(Reading) error) error
+	Listen(ctx context.Context, emit func(...Reading) error) error
 }
 
 // Writer is a connector that can set a channel. value has already been
@@ -101,4 +104,17 @@ type Command struct {
 // Commander is a connector that offers Commands.
 type Commander interface {
 	Commands() map[string]Command
+}
+
+// PerReading adapts a function of one reading to a Listener's emit: it is
+// called for each reading in turn, and the first error stops the rest.
+func PerReading(f func(Reading) error) func(...Reading) error {
+	return func(rs ...Reading) error {
+		for _, r := range rs {
+			if err := f(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }

@@ -26,7 +26,8 @@ const tsLayout = "2006-01-02T15:04:05.000Z"
 // ts is the newest reading's time; units lists only channels with a unit,
 // quality only channels that are not good, errors only bad channels (whose
 // value is null). Floats use the shortest representation that reads back
-// the same; NaN and ±Inf become null.
+// the same; NaN and ±Inf become null. Channel names are expected to be
+// unique within one call (a repeated name appears twice in each object).
 func Encode(dst []byte, readings []core.Reading) []byte {
 	var newest time.Time
 	for i := range readings {

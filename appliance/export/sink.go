@@ -113,6 +113,9 @@ func New(opts Options) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export: open spool: %w", err)
 	}
+	if opts.QoS == 0 {
+		log.Warn("export: QoS 0: messages in flight when the connection drops are lost; set QoS 1 for delivery")
+	}
 	if len(pending) > 0 {
 		log.Info("export: resending messages left by the last run", "messages", len(pending))
 	}

@@ -195,6 +195,8 @@ func TestSinkBrokerDownAtStart(t *testing.T) {
 // TestSinkBrokerKilled: the broker is SIGKILLed for 10 s while messages
 // keep coming; every one arrives after it returns.
 func TestSinkBrokerKilled(t *testing.T) {
+	// The broker saves after every change, so what it acknowledged is not
+	// lost with it when it is killed: the test is about the sink.
 	b := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{Persistence: true,
 		Extra: "autosave_on_changes true"})
 	sub := testpeer.Subscribe(t, b.URL(), testpeer.SubscriberOptions{ClientID: "cloud-sub", Filter: "telemetry/#", Key: seqKey})
@@ -298,7 +300,7 @@ func TestSinkStopAndResume(t *testing.T) {
 		t.Fatalf("Queued after stop = %d, want 100", n)
 	}
 	b.Start()
-	s2, err := New(Options{URL: b.URL(), ClientID: "osgate-resume", StoreDir: store, Logger: testLogger(t)})
+	s2, err := New(Options{URL: b.URL(), ClientID: "osgate-resume", StoreDir: store, QoS: 1, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,8 +52,8 @@ type fixture struct {
 }
 
 type addParams struct {
-	A float64 `json:"a,required"`
-	B float64 `json:"b,required"`
+	A float64 `json:"a" strict:"required"`
+	B float64 `json:"b" strict:"required"`
 }
 
 func newFixture(t testing.TB, opts Options) *fixture {

@@ -10,7 +10,7 @@ import (
 
 // Params decodes a request's params into v (a pointer, usually to a struct)
 // with internal/strict: an unknown member, a wrong type or a missing
-// required member (`json:"device,required"`) is refused, every problem at
+// required member (`json:"device" strict:"required"`) is refused, every problem at
 // once with its path ("params.device: is required"), as a -32602 *Error a
 // Handler can return as it is. Absent or null params decode as {} into a
 // struct or map and as [] into a slice, so required members are still

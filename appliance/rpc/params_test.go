@@ -9,7 +9,7 @@ import (
 
 func TestParams(t *testing.T) {
 	type named struct {
-		Device  string `json:"device,required"`
+		Device  string `json:"device" strict:"required"`
 		Channel string `json:"channel"`
 	}
 	for _, tc := range []struct {

@@ -16,7 +16,7 @@ import (
 type RemoteSettings struct {
 	// URL of the gateway's document; {gateway} is replaced by the gateway
 	// id, e.g. "https://fleet.example/gateways/{gateway}.json".
-	URL string `json:"url,required"`
+	URL string `json:"url" strict:"required"`
 	// SignatureURL is where the detached signature is (default: URL +
 	// ".sig"); {gateway} is replaced too.
 	SignatureURL string `json:"signature_url"`

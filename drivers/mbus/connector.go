@@ -156,7 +156,7 @@ func (c *Connector) scanCommand(ctx context.Context, params json.RawMessage) (an
 
 func (c *Connector) readCommand(ctx context.Context, params json.RawMessage) (any, error) {
 	var p struct {
-		Address any `json:"address,required"`
+		Address any `json:"address" strict:"required"`
 	}
 	if err := strict.Decode(params, &p); err != nil {
 		return nil, err

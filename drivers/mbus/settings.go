@@ -15,7 +15,7 @@ import (
 // settings is the connector's "settings" object.
 type settings struct {
 	// Port is a device path or a board port name ("rs485-0").
-	Port   string `json:"port,required"`
+	Port   string `json:"port" strict:"required"`
 	Baud   int    `json:"baud"`
 	Parity string `json:"parity"`
 	// Timeout is how long a meter may take to start answering.
@@ -84,7 +84,7 @@ func validBaud(b int) bool {
 type deviceSettings struct {
 	// Address is a primary address (5 or "5") or a secondary address
 	// ("12345678" or "12345678A5110407").
-	Address any `json:"address,required"`
+	Address any `json:"address" strict:"required"`
 }
 
 // channelSettings are the driver's keys of a channel object: either the

@@ -98,8 +98,8 @@ type channel struct {
 }
 
 type channelSettings struct {
-	Register string  `json:"register,required"`
-	Address  *uint16 `json:"address,required"`
+	Register string  `json:"register" strict:"required"`
+	Address  *uint16 `json:"address" strict:"required"`
 	Type     string  `json:"type"`
 	Order    string  `json:"order"`
 	Length   int     `json:"length"`
@@ -107,7 +107,7 @@ type channelSettings struct {
 }
 
 type deviceSettings struct {
-	UnitID *uint8 `json:"unit_id,required"`
+	UnitID *uint8 `json:"unit_id" strict:"required"`
 }
 
 // parseDevice checks a device's settings and channels; paths start at the

@@ -13,7 +13,7 @@ import (
 type settings struct {
 	// Port is a device path, a board port name, or "auto" to find the stick
 	// by its USB ids.
-	Port string `json:"port,required"`
+	Port string `json:"port" strict:"required"`
 	// SoftReset restarts the stick's firmware when the session opens, so no
 	// half-finished operation of a previous host lingers.
 	SoftReset bool `json:"soft_reset"`
@@ -26,7 +26,7 @@ type settings struct {
 
 // deviceSettings are the keys of a device object the core does not know.
 type deviceSettings struct {
-	NodeID int `json:"node_id,required"`
+	NodeID int `json:"node_id" strict:"required"`
 }
 
 // channelSettings: a channel is named after its value ("air_temperature");

@@ -103,7 +103,7 @@ func contains(list []string, s string) bool {
 
 // Listen emits the readings of every report that arrives on its own until
 // ctx ends or the link to the stick fails.
-func (c *Connector) Listen(ctx context.Context, emit func(core.Reading) error) error {
+func (c *Connector) Listen(ctx context.Context, emit func(...core.Reading) error) error {
 	ctl, err := c.session(ctx)
 	if err != nil {
 		return err

@@ -303,7 +303,7 @@ func TestLinkDown(t *testing.T) {
 
 	ctx := testCtx(t, 2*time.Minute)
 	done := make(chan error, 1)
-	go func() { done <- c.Listen(ctx, func(r core.Reading) error { return nil }) }()
+	go func() { done <- c.Listen(ctx, func(...core.Reading) error { return nil }) }()
 	// Pull the plug: the relay drops both connections, socat exits and the
 	// pty goes away.
 	relay.mu.Lock()

@@ -57,12 +57,12 @@ func listen(t *testing.T, c *Connector) *collector {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Listen(ctx, func(r core.Reading) error {
+		done <- c.Listen(ctx, core.PerReading(func(r core.Reading) error {
 			k.mu.Lock()
 			k.rs = append(k.rs, r)
 			k.mu.Unlock()
 			return nil
-		})
+		}))
 	}()
 	t.Cleanup(func() {
 		cancel()

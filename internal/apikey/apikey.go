@@ -12,13 +12,19 @@ import (
 	"encoding/hex"
 	"strings"
 
-	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/strict"
 )
 
 // emptyDigest is the SHA-256 of the empty string: the digest of
 // `printf ” | sha256sum`, a common slip when making a key.
 const emptyDigest = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// Key is one accepted key as the configuration holds it: a name for logs
+// and the hex SHA-256 of the key, never the key itself.
+type Key struct {
+	Name   string `json:"name" strict:"required"`
+	SHA256 string `json:"sha256" strict:"required"`
+}
 
 // Set is the accepted keys. The zero value accepts nothing.
 type Set struct {
@@ -36,7 +42,7 @@ func Hash(key string) string {
 // New checks keys and returns the Set that accepts them. Problems are
 // returned as strict.Errors with paths relative to the list ("[1].sha256"),
 // so the caller can prefix them ("rpc.api_keys").
-func New(keys []config.APIKey) (*Set, error) {
+func New(keys []Key) (*Set, error) {
 	var es strict.Errors
 	s := &Set{}
 	names := map[string]int{}

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/strict"
 )
 
@@ -18,7 +17,7 @@ func TestHashMatchesSha256sum(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	s, err := New([]config.APIKey{
+	s, err := New([]Key{
 		{Name: "ops", SHA256: Hash("ops-key")},
 		{Name: "cloud", SHA256: strings.ToUpper(Hash("cloud-key"))},
 		{Name: "ci", SHA256: " " + Hash("ci-key") + " "},
@@ -59,7 +58,7 @@ func TestEmptySetAcceptsNothing(t *testing.T) {
 	}
 }
 
-func mustNew(t *testing.T, keys []config.APIKey) *Set {
+func mustNew(t *testing.T, keys []Key) *Set {
 	t.Helper()
 	s, err := New(keys)
 	if err != nil {
@@ -69,7 +68,7 @@ func mustNew(t *testing.T, keys []config.APIKey) *Set {
 }
 
 func TestNewReportsEveryProblemWithPath(t *testing.T) {
-	_, err := New([]config.APIKey{
+	_, err := New([]Key{
 		{Name: "a", SHA256: Hash("a")},
 		{Name: "", SHA256: "abc"},
 		{Name: "a", SHA256: Hash("a")},

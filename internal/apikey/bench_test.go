@@ -3,16 +3,14 @@ package apikey
 import (
 	"fmt"
 	"testing"
-
-	"github.com/osgate/osgate/config"
 )
 
 // BenchmarkCheck checks a key against a set of 8, the last of which
 // matches: every check costs the same whichever matches.
 func BenchmarkCheck(b *testing.B) {
-	var keys []config.APIKey
+	var keys []Key
 	for i := range 8 {
-		keys = append(keys, config.APIKey{Name: fmt.Sprint("k", i), SHA256: Hash(fmt.Sprint("key-", i))})
+		keys = append(keys, Key{Name: fmt.Sprint("k", i), SHA256: Hash(fmt.Sprint("key-", i))})
 	}
 	s, err := New(keys)
 	if err != nil {

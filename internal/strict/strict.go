@@ -3,9 +3,12 @@
 // suggestion), a wrong type, a missing required value, a number out of range.
 // Struct fields are matched by their json tag name. Tag options:
 //
-//	json:"name,required"  the key must be present and not null
-//	strict:"rest"         on a json.RawMessage field: receives the object's
-//	                      unknown keys as a JSON object instead of errors
+//	strict:"required"  the key must be present and not null
+//	strict:"rest"      on a json.RawMessage field: receives the object's
+//	                   unknown keys as a JSON object instead of errors
+//
+// (The older spelling json:"name,required" is accepted too; vet tools
+// flag it, so new code uses the strict tag.)
 //
 // time.Duration fields take strings ("5s", "250ms"). Types implementing
 // encoding.TextUnmarshaler take strings. A json.RawMessage receives the raw
@@ -404,7 +407,8 @@ func structFields(t reflect.Type) (fields []field, rest int) {
 		if name == "" {
 			name = f.Name
 		}
-		fields = append(fields, field{name: name, index: i, required: hasOpt(opts, "required")})
+		required := f.Tag.Get("strict") == "required" || hasOpt(opts, "required")
+		fields = append(fields, field{name: name, index: i, required: required})
 	}
 	return fields, rest
 }

@@ -8,13 +8,13 @@ import (
 )
 
 type chanT struct {
-	Name  string          `json:"name,required"`
+	Name  string          `json:"name" strict:"required"`
 	Scale *float64        `json:"scale"`
 	Rest  json.RawMessage `strict:"rest"`
 }
 
 type devT struct {
-	Name     string        `json:"name,required"`
+	Name     string        `json:"name" strict:"required"`
 	Interval time.Duration `json:"interval"`
 	Unit     uint8         `json:"unit_id"`
 	Channels []chanT       `json:"channels"`

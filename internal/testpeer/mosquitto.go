@@ -32,7 +32,9 @@ type MosquittoOptions struct {
 	Extra string
 }
 
-// Mosquitto is a running (or stopped) Mosquitto owned by one test.
+// Mosquitto is a running (or stopped) Mosquitto owned by one test. Call
+// Start from the test's goroutine (it fails the test if the broker does not
+// come up); Stop and Kill may be called from any goroutine.
 type Mosquitto struct {
 	t    testing.TB
 	bin  string

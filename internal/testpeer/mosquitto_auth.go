@@ -3,47 +3,40 @@ package testpeer
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/pbkdf2"
 	"crypto/rand"
-	"crypto/sha512"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 )
 
-// writePasswordFile writes a Mosquitto 2.0 password file: PBKDF2-SHA512
-// ("$7$"), 101 iterations, a 12-byte salt, as mosquitto_passwd does.
+// writePasswordFile writes a Mosquitto password file with mosquitto_passwd
+// (Debian package mosquitto), one user at a time.
 func writePasswordFile(path string, users map[string]string) error {
+	bin, err := exec.LookPath("mosquitto_passwd")
+	if err != nil {
+		return fmt.Errorf("mosquitto_passwd not found (apt-get install mosquitto): %w", err)
+	}
 	names := make([]string, 0, len(users))
 	for u := range users {
 		names = append(names, u)
 	}
 	sort.Strings(names)
-	var b strings.Builder
-	for _, u := range names {
-		salt := make([]byte, 12)
-		if _, err := rand.Read(salt); err != nil {
-			return fmt.Errorf("password salt: %w", err)
+	for i, u := range names {
+		args := []string{"-b", path, u, users[u]}
+		if i == 0 {
+			args = append([]string{"-c"}, args...)
 		}
-		const iter = 101
-		key, err := pbkdf2.Key(sha512.New, users[u], salt, iter, sha512.Size)
-		if err != nil {
-			return fmt.Errorf("password hash: %w", err)
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("mosquitto_passwd %s: %w: %s", u, err, out)
 		}
-		fmt.Fprintf(&b, "%s:$7$%d$%s$%s\n", u, iter,
-			base64.StdEncoding.EncodeToString(salt), base64.StdEncoding.EncodeToString(key))
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
