@@ -6,7 +6,6 @@ package appliance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -221,6 +220,3 @@ func (g *Gateway) exportOptions(cfg *config.Config, url string) export.Options {
 		Health:     g.health,
 	}
 }
-
-// errNoConnector is returned for a connector name that is not running.
-var errNoConnector = errors.New("no such connector")

@@ -24,7 +24,6 @@ const pollGrace = 30 * time.Second
 type devRun struct {
 	conn   *connRun
 	dev    *core.Device
-	topic  string
 	pollMu sync.Mutex // never two polls of one device at once
 
 	mu       sync.Mutex

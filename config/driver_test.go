@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"sync/atomic"
 
 	"github.com/osgate/osgate/appliance/core"
@@ -64,8 +63,6 @@ func init() {
 	core.Register(testType, testFactory)
 	core.Register(testAnyType, func(core.ConnectorConfig) (core.Connector, error) { return testConn{}, nil })
 	core.Register(testPanicType, func(core.ConnectorConfig) (core.Connector, error) {
-		var m map[string]int
-		m["boom"]++ // a driver bug
-		return nil, errors.New("unreachable")
+		panic("a driver bug")
 	})
 }

@@ -82,7 +82,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			"a panicking driver is an error",
 			`{"connectors": [{"name": "a", "type": "test-config-panic"}]}`,
-			[]string{`connectors[0]: driver test-config-panic panicked while checking its configuration (a bug; please report it): assignment to entry in nil map`},
+			[]string{`connectors[0]: driver test-config-panic panicked while checking its configuration (a bug; please report it): a driver bug`},
 		},
 		{
 			"names",

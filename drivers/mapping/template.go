@@ -92,15 +92,6 @@ func reference(ref string, captures []string, allowKey bool) (tpart, error) {
 	return tpart{}, fmt.Errorf("{%s} is not a capture of the topic (captures: %s; or use {json:PATH} for a payload field)", ref, hint)
 }
 
-// constant reports whether the template has no references.
-func (t template) constant() bool {
-	for _, p := range t.parts {
-		if p.kind != tLit {
-			return false
-		}
-	}
-	return true
-}
 
 // usesJSON reports whether the template reads the payload.
 func (t template) usesJSON() bool {

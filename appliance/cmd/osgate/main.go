@@ -32,6 +32,8 @@ Usage:
                                        find the meters on a bus; prints config to paste
   osgate mbus read [-baud N] PORT ADDRESS
                                        read one meter (primary 0-250 or 16-digit secondary)
+  osgate config keygen KEYFILE         make an ed25519 key pair for signing fleet configs
+  osgate config sign KEYFILE DOC...    write DOC.sig next to each config document
   osgate version                       print the version
 `
 
@@ -67,6 +69,8 @@ func dispatch(ctx context.Context, cmd string, args []string, stdin io.Reader, s
 		return validateCmd(args, stdout)
 	case "rpc":
 		return rpcCmd(ctx, args, stdout)
+	case "config":
+		return configCmd(args, stdout)
 	case "mbus":
 		return mbusCmd(ctx, args, stdin, stdout)
 	case "version":

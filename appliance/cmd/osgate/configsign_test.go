@@ -14,7 +14,7 @@ func TestKeygenSignVerify(t *testing.T) {
 	dir := t.TempDir()
 	key, doc := filepath.Join(dir, "signing.key"), filepath.Join(dir, "gw-1.json")
 	var out bytes.Buffer
-	if err := run([]string{"keygen", key}, &out); err != nil {
+	if err := configCmd([]string{"keygen", key}, &out); err != nil {
 		t.Fatal(err)
 	}
 	pubText, ok := strings.CutPrefix(strings.TrimSpace(out.String()), "public_key: ")
@@ -24,13 +24,13 @@ func TestKeygenSignVerify(t *testing.T) {
 	if st, err := os.Stat(key); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v", st, err)
 	}
-	if err := run([]string{"keygen", key}, &out); err == nil {
+	if err := configCmd([]string{"keygen", key}, &out); err == nil {
 		t.Fatal("keygen overwrote an existing key")
 	}
 	if err := os.WriteFile(doc, []byte(`{"gateway":{"id":"gw-1"}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := run([]string{"sign", key, doc}, &out); err != nil {
+	if err := configCmd([]string{"sign", key, doc}, &out); err != nil {
 		t.Fatal(err)
 	}
 	pub, err := source.ParsePublicKey(pubText)
@@ -49,8 +49,8 @@ func TestKeygenSignVerify(t *testing.T) {
 		t.Fatal("signature verifies a changed document")
 	}
 	for _, args := range [][]string{nil, {"sign", key}, {"keygen"}, {"frob", key}, {"sign", doc, doc}} {
-		if err := run(args, &out); err == nil {
-			t.Errorf("run(%q) succeeded", args)
+		if err := configCmd(args, &out); err == nil {
+			t.Errorf("configCmd(%q) succeeded", args)
 		}
 	}
 }

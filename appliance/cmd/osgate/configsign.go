@@ -1,16 +1,6 @@
-// Command osgate-config-sign makes signing keys and signs configuration
-// documents for the fleet server.
-//
-//	go run github.com/osgate/osgate/config/source/cmd/osgate-config-sign keygen signing.key
-//	go run github.com/osgate/osgate/config/source/cmd/osgate-config-sign sign signing.key gw-0001.json
-//
-// keygen writes the private key (base64) to the named file, mode 0600, and
-// prints the public key for the bootstrap file's remote.public_key. sign
-// writes each document's signature next to it (gw-0001.json.sig).
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,23 +8,21 @@ import (
 	"github.com/osgate/osgate/config/source"
 )
 
-func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "osgate-config-sign:", err)
-		os.Exit(1)
-	}
-}
+const configUsage = "config needs: keygen KEYFILE | sign KEYFILE DOCUMENT [DOCUMENT ...]"
 
-const usage = "usage: osgate-config-sign keygen KEYFILE | sign KEYFILE DOCUMENT..."
-
-func run(args []string, out io.Writer) error {
+// configCmd makes signing keys and signs configuration documents for the
+// fleet server: keygen writes the private key (base64) to KEYFILE, mode
+// 0600, and prints the public key for the bootstrap file's
+// remote.public_key; sign writes each document's signature next to it
+// (gw-0001.json.sig).
+func configCmd(args []string, out io.Writer) error {
 	if len(args) < 2 {
-		return errors.New(usage)
+		return usageError{configUsage}
 	}
 	switch args[0] {
 	case "keygen":
 		if len(args) != 2 {
-			return errors.New(usage)
+			return usageError{configUsage}
 		}
 		pub, priv, err := source.GenerateKey()
 		if err != nil {
@@ -55,7 +43,7 @@ func run(args []string, out io.Writer) error {
 		return err
 	case "sign":
 		if len(args) < 3 {
-			return errors.New(usage)
+			return usageError{configUsage}
 		}
 		text, err := os.ReadFile(args[1])
 		if err != nil {
@@ -77,5 +65,5 @@ func run(args []string, out io.Writer) error {
 		}
 		return nil
 	}
-	return errors.New(usage)
+	return usageError{configUsage}
 }
