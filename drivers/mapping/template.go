@@ -92,7 +92,6 @@ func reference(ref string, captures []string, allowKey bool) (tpart, error) {
 	return tpart{}, fmt.Errorf("{%s} is not a capture of the topic (captures: %s; or use {json:PATH} for a payload field)", ref, hint)
 }
 
-
 // usesJSON reports whether the template reads the payload.
 func (t template) usesJSON() bool {
 	for _, p := range t.parts {
