@@ -145,7 +145,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		defer wg.Done()
 		g.releaseHeld(connCtx)
 	}()
-	if err := g.startRPC(connCtx, cfg, errc, &wg); err != nil {
+	if err := g.startRPC(connCtx, cfg, url, errc, &wg); err != nil {
 		stopConns()
 		g.closeConns()
 		return err

@@ -7,15 +7,21 @@ import (
 	"sync"
 
 	"github.com/osgate/osgate/appliance/health"
+	"github.com/osgate/osgate/appliance/mqttrpc"
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
 )
 
-// startRPC opens the JSON-RPC listener (a taken port fails the start, with
-// the address named) and serves until ctx ends. "off" disables it.
-func (g *Gateway) startRPC(ctx context.Context, cfg *config.Config, errc chan<- error, wg *sync.WaitGroup) error {
+// startRPC starts the JSON-RPC service on its two transports: HTTP on
+// rpc.listen (a taken port fails the start, with the address named; "off"
+// disables it), and MQTT through the local broker for calls from the cloud
+// (on whenever rpc.api_keys holds keys: the gateway's local key never
+// works from the cloud). Both serve until ctx ends.
+func (g *Gateway) startRPC(ctx context.Context, cfg *config.Config, brokerURL string, errc chan<- error, wg *sync.WaitGroup) error {
 	rc := cfg.RPC
-	if rc.Listen == "off" || rc.Listen == "" {
+	httpOn := rc.Listen != config.RPCOff && rc.Listen != ""
+	mqttOn := len(rc.APIKeys) > 0
+	if !httpOn && !mqttOn {
 		g.log.Info("JSON-RPC service off")
 		return nil
 	}
@@ -33,18 +39,45 @@ func (g *Gateway) startRPC(ctx context.Context, cfg *config.Config, errc chan<- 
 		return fmt.Errorf("rpc: %w", err)
 	}
 	g.registerMethods(s)
-	l, err := net.Listen("tcp", rc.Listen)
-	if err != nil {
-		return fmt.Errorf("rpc: listen on %s: %w (is another osgate running? set rpc.listen)", rc.Listen, err)
+	if httpOn {
+		l, err := net.Listen("tcp", rc.Listen)
+		if err != nil {
+			return fmt.Errorf("rpc: listen on %s: %w (is another osgate running? set rpc.listen)", rc.Listen, err)
+		}
+		g.rpcAddr = l.Addr().String()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.ServeListener(ctx, l, rc.CertFile, rc.KeyFile); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("rpc: %w", err)
+			}
+		}()
+		g.log.Info("JSON-RPC service listening", "addr", g.rpcAddr, "tls", rc.CertFile != "", "keys", len(rc.APIKeys))
 	}
-	g.rpcAddr = l.Addr().String()
+	if !mqttOn {
+		g.log.Info("JSON-RPC over MQTT off: rpc.api_keys is empty")
+		return nil
+	}
+	r, err := mqttrpc.New(mqttrpc.Options{
+		URL:       brokerURL,
+		Username:  cfg.Broker.Username,
+		Password:  cfg.Broker.Password,
+		GatewayID: cfg.Gateway.ID,
+		Keys:      rc.APIKeys,
+		Server:    s,
+		StateDir:  cfg.Gateway.StateDir,
+		MaxBody:   rc.MaxBody,
+		Logger:    g.log.With("part", "rpc-mqtt"),
+	})
+	if err != nil {
+		return fmt.Errorf("rpc over mqtt: %w", err)
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := s.ServeListener(ctx, l, rc.CertFile, rc.KeyFile); err != nil && ctx.Err() == nil {
-			errc <- fmt.Errorf("rpc: %w", err)
+		if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+			g.log.Error("JSON-RPC over MQTT stopped", "err", err)
 		}
 	}()
-	g.log.Info("JSON-RPC service listening", "addr", g.rpcAddr, "tls", rc.CertFile != "", "keys", len(rc.APIKeys))
 	return nil
 }

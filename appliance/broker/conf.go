@@ -170,6 +170,9 @@ func bridge(w *confWriter, b *config.Bridge, gatewayID string) error {
 	for _, t := range b.TopicsIn {
 		w.topic(t, "in", q)
 	}
+	// JSON-RPC from the cloud (appliance/mqttrpc): requests in, responses out.
+	w.topic("rpc/"+gatewayID+"/request/#", "in", "1")
+	w.topic("rpc/"+gatewayID+"/response/#", "out", "1")
 	return nil
 }
 

@@ -1,0 +1,180 @@
+// Package mqttrpc answers osgate's JSON-RPC 2.0 over MQTT, so that a
+// gateway can be managed from the cloud with no inbound connection: the
+// cloud publishes a request on rpc/{gateway}/request/{id}, the bridge of
+// the local Mosquitto brings it in, the Responder checks the envelope (API
+// key, expiry, replayed id, size) and runs it on the same rpc.Server as the
+// HTTP service, and publishes the answer on rpc/{gateway}/response/{id},
+// which the bridge sends up. README.md describes the protocol.
+package mqttrpc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/osgate/osgate/appliance/rpc"
+	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/apikey"
+)
+
+// Error codes of the envelope checks, next to rpc's (-32001 unauthorized
+// is rpc.CodeUnauthorized, as over HTTP).
+const (
+	// CodeExpired: the request's "expires" has passed, or lies more than
+	// Options.MaxLifetime ahead of the gateway's clock.
+	CodeExpired = -32002
+	// CodeReplayed: the request id was used before (with another payload)
+	// and has not expired.
+	CodeReplayed = -32003
+	// CodeBusy: the gateway has too many requests queued or too many live
+	// ids; send again later under a new id.
+	CodeBusy = -32004
+)
+
+// Defaults of Options.
+const (
+	defaultMaxLifetime = time.Hour
+	defaultWorkers     = 4
+	defaultMaxIDs      = 10000
+	defaultCallTimeout = 60 * time.Second
+)
+
+// queueLen bounds the requests waiting for a worker; beyond it a request
+// is answered with CodeBusy at once.
+const queueLen = 64
+
+// Options configure a Responder.
+type Options struct {
+	// URL of the local broker ("tcp://127.0.0.1:1883").
+	URL string
+	// ClientID is the Responder's fixed MQTT client id; {gateway} is
+	// replaced (default "osgate-rpc-{gateway}"). It must differ from the
+	// export's: the session on the broker is persistent.
+	ClientID           string
+	Username, Password string
+	// GatewayID names the gateway in the topics.
+	GatewayID string
+	// Keys are the accepted API keys (SHA-256 digests), as for HTTP.
+	Keys []config.APIKey
+	// Server runs the requests.
+	Server *rpc.Server
+	// StateDir holds the journal of request ids (StateFile).
+	StateDir string
+	// MaxBody bounds a request message in bytes (default
+	// rpc.DefaultMaxBody).
+	MaxBody int64
+	// MaxLifetime bounds how far ahead "expires" may lie (default 1 h):
+	// ids are remembered that long.
+	MaxLifetime time.Duration
+	// Workers run requests concurrently (default 4).
+	Workers int
+	// MaxIDs bounds the ids remembered at once (default 10000); more live
+	// requests are refused with CodeBusy.
+	MaxIDs int
+	// CallTimeout bounds one request's run (default 60 s).
+	CallTimeout time.Duration
+	// Logger (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Responder answers JSON-RPC requests arriving over MQTT. Run it once.
+type Responder struct {
+	opts     Options
+	keys     *apikey.Set
+	log      *slog.Logger
+	reqTopic string // "rpc/{gateway}/request/"
+	resTopic string // "rpc/{gateway}/response/"
+	ids      *idMemory
+	refusals logLimit
+	running  atomic.Bool
+	ready    chan struct{} // closed after the first subscription
+	// now is the clock (tests move it).
+	now func() time.Time
+	// observe, when set (tests), hears the outcome of every message.
+	observe func(id, outcome string)
+}
+
+// BridgeTopics returns the bridge topic filters that RPC over MQTT needs:
+// requests come in on in ("rpc/{gateway}/request/#"), responses go out on
+// out ("rpc/{gateway}/response/#"), both at QoS 1.
+func BridgeTopics(gatewayID string) (in, out string) {
+	return "rpc/" + gatewayID + "/request/#", "rpc/" + gatewayID + "/response/#"
+}
+
+// New checks opts and opens the request id journal under StateDir (Run
+// closes it). Ids read back from it stay refused until they expire.
+func New(opts Options) (*Responder, error) {
+	if opts.URL == "" {
+		return nil, errors.New("mqttrpc: no broker URL")
+	}
+	if opts.Server == nil {
+		return nil, errors.New("mqttrpc: no rpc.Server")
+	}
+	if opts.StateDir == "" {
+		return nil, errors.New("mqttrpc: no state dir for the request id journal")
+	}
+	if opts.GatewayID == "" || strings.ContainsAny(opts.GatewayID, "/+#\x00") {
+		return nil, fmt.Errorf("mqttrpc: gateway id %q: must be one MQTT topic level without wildcards", opts.GatewayID)
+	}
+	keys, err := apikey.New(opts.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("mqttrpc: api keys: %w", err)
+	}
+	if opts.MaxBody < 0 || opts.MaxLifetime < 0 || opts.Workers < 0 || opts.MaxIDs < 0 || opts.CallTimeout < 0 {
+		return nil, errors.New("mqttrpc: max body, max lifetime, workers, max ids and call timeout must not be negative")
+	}
+	setDefaults(&opts)
+	log := opts.Logger.With("transport", "mqtt")
+	r := &Responder{
+		opts:     opts,
+		keys:     keys,
+		log:      log,
+		reqTopic: "rpc/" + opts.GatewayID + "/request/",
+		resTopic: "rpc/" + opts.GatewayID + "/response/",
+		refusals: logLimit{burst: 20, window: time.Minute},
+		ready:    make(chan struct{}),
+		now:      time.Now,
+	}
+	ids, bad, err := openIDs(filepath.Join(opts.StateDir, StateFile), opts.MaxIDs, r.now())
+	if err != nil {
+		return nil, fmt.Errorf("mqttrpc: %w", err)
+	}
+	if bad > 0 {
+		log.Warn("mqttrpc: request id journal had unreadable lines; they were left out (a torn last line after a power cut is one)",
+			"file", ids.path, "lines", bad)
+	}
+	r.ids = ids
+	if keys.Len() == 0 {
+		log.Warn("mqttrpc: no API keys: every request over MQTT is refused")
+	}
+	return r, nil
+}
+
+func setDefaults(o *Options) {
+	if o.ClientID == "" {
+		o.ClientID = "osgate-rpc-{gateway}"
+	}
+	o.ClientID = strings.ReplaceAll(o.ClientID, "{gateway}", o.GatewayID)
+	if o.MaxBody == 0 {
+		o.MaxBody = rpc.DefaultMaxBody
+	}
+	if o.MaxLifetime == 0 {
+		o.MaxLifetime = defaultMaxLifetime
+	}
+	if o.Workers == 0 {
+		o.Workers = defaultWorkers
+	}
+	if o.MaxIDs == 0 {
+		o.MaxIDs = defaultMaxIDs
+	}
+	if o.CallTimeout == 0 {
+		o.CallTimeout = defaultCallTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
