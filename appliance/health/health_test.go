@@ -1,0 +1,99 @@
+package health
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// clock is a settable clock for the model.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func newModel(c *clock, grace time.Duration) *Model {
+	m := New(grace)
+	m.SetClock(c.now)
+	return m
+}
+
+func TestExportStates(t *testing.T) {
+	c := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	m := newModel(c, time.Minute)
+	if r := m.Report(); r.Status != OK {
+		t.Fatalf("fresh model %v: %v", r.Status, r.Reasons)
+	}
+	c.advance(2 * time.Minute)
+	if r := m.Report(); r.Status != Unhealthy || !strings.Contains(r.Reasons[0], "never connected") {
+		t.Fatalf("export never connected: %+v", r)
+	}
+	m.Export(true, 0, 100)
+	if r := m.Report(); r.Status != OK || !r.Export.Connected {
+		t.Fatalf("connected: %+v", r)
+	}
+	m.Export(false, 10, 100)
+	if r := m.Report(); r.Status != Degraded {
+		t.Fatalf("briefly disconnected: %+v", r)
+	}
+	c.advance(61 * time.Second)
+	m.Export(false, 20, 100) // the since of the outage is kept
+	if r := m.Report(); r.Status != Unhealthy {
+		t.Fatalf("disconnected past grace: %+v", r)
+	}
+	m.Export(true, 100, 100)
+	if r := m.Report(); r.Status != Unhealthy || !strings.Contains(strings.Join(r.Reasons, ";"), "queue full") {
+		t.Fatalf("queue full: %+v", r)
+	}
+}
+
+func TestConnectors(t *testing.T) {
+	c := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	m := newModel(c, time.Hour)
+	m.Export(true, 0, 100)
+	m.AddConnector("a", 10*time.Second)
+	m.AddConnector("b", 10*time.Second)
+	if r := m.Report(); r.Status != OK {
+		t.Fatalf("starting connectors: %+v", r)
+	}
+	m.Success("a")
+	m.Failure("b", errors.New("timeout"))
+	r := m.Report()
+	if r.Status != Degraded || r.Connectors[0].OK != true || r.Connectors[1].OK || r.Connectors[1].LastError != "timeout" {
+		t.Fatalf("one failing: %+v", r)
+	}
+	c.advance(31 * time.Second) // a's success is now older than 3 intervals
+	if r := m.Report(); r.Status != Unhealthy || !strings.Contains(strings.Join(r.Reasons, ";"), "every connector") {
+		t.Fatalf("all stale: %+v", r)
+	}
+	m.Success("a")
+	m.Success("b")
+	if r := m.Report(); r.Status != OK {
+		t.Fatalf("recovered: %+v", r)
+	}
+	m.RemoveConnector("b")
+	if r := m.Report(); len(r.Connectors) != 1 {
+		t.Fatalf("removed: %+v", r)
+	}
+}
+
+func TestHeartbeats(t *testing.T) {
+	c := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	m := newModel(c, time.Hour)
+	m.Export(true, 0, 100)
+	m.Watch("poll x", time.Second)
+	c.advance(500 * time.Millisecond)
+	m.Beat("poll x")
+	c.advance(900 * time.Millisecond)
+	if r := m.Report(); !r.Live {
+		t.Fatalf("beaten in time: %+v", r)
+	}
+	c.advance(200 * time.Millisecond)
+	if r := m.Report(); r.Live || r.Status != Unhealthy {
+		t.Fatalf("stale beat: %+v", r)
+	}
+	m.Unwatch("poll x")
+	if r := m.Report(); !r.Live {
+		t.Fatalf("unwatched: %+v", r)
+	}
+}
