@@ -68,18 +68,22 @@ func (c *Connector) report(node byte, cmd []byte, at time.Time) {
 		return
 	}
 	dev := deviceName(c.byNode, node)
+	rs := make([]core.Reading, 0, len(vs))
 	for _, v := range vs {
 		if d, ok := c.byNode[node]; ok && len(d.channels) > 0 && !contains(d.channels, v.Channel) {
 			continue // the device lists its channels: others are noise
 		}
 		c.seen(node, v.Channel, at)
-		r := toReading(dev, v, at)
-		select {
-		case c.readings <- r:
-		default:
-			metrics.ReadingsDropped.WithLabelValues(c.name, "zwave_queue").Inc()
-			c.log.Warn("zwave: report queue full (is Listen running?), reading dropped", "device", dev, "channel", v.Channel)
-		}
+		rs = append(rs, toReading(dev, v, at))
+	}
+	if len(rs) == 0 {
+		return
+	}
+	select {
+	case c.readings <- rs:
+	default:
+		metrics.ReadingsDropped.WithLabelValues(c.name, "zwave_queue").Add(float64(len(rs)))
+		c.log.Warn("zwave: report queue full (is Listen running?), report dropped", "device", dev, "readings", len(rs))
 	}
 }
 
@@ -110,8 +114,8 @@ func (c *Connector) Listen(ctx context.Context, emit func(...core.Reading) error
 	}
 	for {
 		select {
-		case r := <-c.readings:
-			if err := emit(r); err != nil {
+		case rs := <-c.readings:
+			if err := emit(rs...); err != nil {
 				return err
 			}
 		case <-ctx.Done():

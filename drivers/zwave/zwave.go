@@ -18,8 +18,11 @@ import (
 
 func init() { core.Register("zwave", New) }
 
-// reportQueue bounds the readings that wait for Listen.
-const reportQueue = 256
+// reportQueue bounds the reports (each a batch of readings) that wait for
+// Listen. The stick must be answered at once, so a report that finds the
+// queue full is dropped and counted: with Listen running, the queue only
+// fills while the export holds the whole pipeline back.
+const reportQueue = 1024
 
 // Connector is one Z-Wave stick and the nodes configured on it.
 type Connector struct {
@@ -38,7 +41,7 @@ type Connector struct {
 	ctl     *controller // nil until the first use opens the stick
 	closed  bool
 
-	readings chan core.Reading // unsolicited reports for Listen
+	readings chan []core.Reading // unsolicited reports for Listen
 
 	hmu    sync.Mutex
 	health map[byte]*nodeHealth
@@ -60,7 +63,7 @@ func New(cfg core.ConnectorConfig) (core.Connector, error) {
 		byName:   byName,
 		byNode:   byNode,
 		log:      log.With("connector", cfg.Name),
-		readings: make(chan core.Reading, reportQueue),
+		readings: make(chan []core.Reading, reportQueue),
 		opening:  make(chan struct{}, 1),
 		health:   map[byte]*nodeHealth{},
 	}
