@@ -107,6 +107,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if managed(cfg) {
 		g.broker = broker.New(cfg.Broker, cfg.Gateway.ID, cfg.Gateway.StateDir, g.log.With("part", "broker"))
 		url = g.broker.URL()
+		if err := g.broker.Check(); err != nil {
+			return fmt.Errorf("managed broker: %w", err)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -543,5 +544,31 @@ func (b *batchListener) Listen(ctx context.Context, emit func(...core.Reading) e
 				return err
 			}
 		}
+	}
+}
+
+// TestBrokerPortTaken: a managed broker whose port someone else holds (on
+// Debian, the mosquitto service) stops the gateway at once with the fix in
+// the message, before anything connects to the wrong broker.
+func TestBrokerPortTaken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`{"gateway":{"id":"gw-test","state_dir":%q},"broker":{"listen":%q},"rpc":{"listen":"off"},
+		"connectors":[{"name":"sys","type":"system","devices":[{"name":"gateway"}]}]}`, t.TempDir(), l.Addr().String())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = g.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "is taken") || !strings.Contains(err.Error(), "systemctl stop mosquitto") {
+		t.Fatalf("Run: %v", err)
 	}
 }

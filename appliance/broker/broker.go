@@ -78,6 +78,22 @@ func (b *Broker) dialAddr() string {
 	return net.JoinHostPort(host, fmt.Sprint(port))
 }
 
+// Check fails, naming the fix, if the broker could not start: its port is
+// taken or the mosquitto binary is missing. The gateway calls it before
+// starting anything else, so that it does not run half-way into a broker
+// someone else owns.
+func (b *Broker) Check() error {
+	host, port, err := listenAddr(b.cfg.Listen)
+	if err != nil {
+		return err
+	}
+	if err := checkPortFree(host, port); err != nil {
+		return err
+	}
+	_, err = findBinary(b.cfg.Binary)
+	return err
+}
+
 // Run writes the conf, starts mosquitto and keeps it running until ctx
 // ends, then stops it (SIGTERM, so it saves its persistence) and returns
 // nil. It returns an error if the broker cannot start the first time: the
