@@ -15,6 +15,7 @@ import (
 	"github.com/osgate/osgate/appliance/broker"
 	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/appliance/health"
+	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/config/source"
 )
@@ -52,6 +53,9 @@ type Gateway struct {
 	connCtx context.Context
 	started time.Time
 	rpcAddr string
+	// rpcServer and cmdMethods: the RPC methods of driver commands.
+	rpcServer  *rpc.Server
+	cmdMethods map[string]bool
 	// configStatus reports where the configuration came from.
 	configStatus func() source.Status
 }
@@ -62,11 +66,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		log = slog.Default()
 	}
 	g := &Gateway{
-		cfg:    cfg,
-		log:    log.With("gateway", cfg.Gateway.ID),
-		health: health.New(exportGrace),
-		clock:  &clockGate{now: time.Now},
-		conns:  map[string]*connRun{},
+		cfg:        cfg,
+		log:        log.With("gateway", cfg.Gateway.ID),
+		health:     health.New(exportGrace),
+		clock:      &clockGate{now: time.Now},
+		conns:      map[string]*connRun{},
+		cmdMethods: map[string]bool{},
 	}
 	g.dropLog.period = time.Minute
 	g.watchdog = newWatchdog(g.health, g.log.With("part", "watchdog"))

@@ -572,3 +572,37 @@ func TestBrokerPortTaken(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// TestDriverCommandsOverRPC: a driver's command table is offered as
+// TYPE.COMMAND methods, with "connector" choosing among connectors.
+func TestDriverCommandsOverRPC(t *testing.T) {
+	tg := startGateway(t, fmt.Sprintf(envelope, `{"name":"cmd-1","type":"test-commander"},{"name":"cmd-2","type":"test-commander"}`))
+	var got map[string]any
+	tg.call(t, "test-commander.echo", map[string]any{"connector": "cmd-2", "x": 1}, &got)
+	if got["connector"] != "cmd-2" || got["params"] != `{"x":1}` {
+		t.Fatalf("echo: %v", got)
+	}
+	var rerr *rpc.Error
+	err := tg.rpc.Call(context.Background(), "test-commander.echo", map[string]any{"x": 1}, nil)
+	if !errors.As(err, &rerr) || !strings.Contains(rerr.Message, "several test-commander connectors") {
+		t.Fatalf("ambiguous call: %v", err)
+	}
+	tg.call(t, "connector.command", map[string]any{"connector": "cmd-1", "command": "echo", "params": map[string]any{"y": 2}}, &got)
+	if got["connector"] != "cmd-1" || got["params"] != `{"y":2}` {
+		t.Fatalf("connector.command: %v", got)
+	}
+}
+
+type commander struct{ name string }
+
+func init() {
+	core.Register("test-commander", func(cfg core.ConnectorConfig) (core.Connector, error) { return &commander{cfg.Name}, nil })
+}
+
+func (c *commander) Close() error { return nil }
+
+func (c *commander) Commands() map[string]core.Command {
+	return map[string]core.Command{"echo": {Help: "returns its params", Run: func(_ context.Context, p json.RawMessage) (any, error) {
+		return map[string]any{"connector": c.name, "params": string(p)}, nil
+	}}}
+}

@@ -39,6 +39,10 @@ func (g *Gateway) startRPC(ctx context.Context, cfg *config.Config, brokerURL st
 		return fmt.Errorf("rpc: %w", err)
 	}
 	g.registerMethods(s)
+	g.mu.Lock()
+	g.rpcServer = s
+	g.mu.Unlock()
+	g.registerCommands()
 	if httpOn {
 		l, err := net.Listen("tcp", rc.Listen)
 		if err != nil {

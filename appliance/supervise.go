@@ -196,7 +196,16 @@ func short(version string) string {
 // be built.
 func (g *Gateway) ApplyConnectors(cfg *config.Config) error {
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	err := g.applyConnectors(cfg)
+	g.mu.Unlock()
+	if err == nil {
+		g.registerCommands() // new connectors may bring new commands
+	}
+	return err
+}
+
+// applyConnectors is ApplyConnectors with g.mu held.
+func (g *Gateway) applyConnectors(cfg *config.Config) error {
 	old := map[string]config.Connector{}
 	for _, c := range g.cfg.Connectors {
 		old[c.Name] = c
