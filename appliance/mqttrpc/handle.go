@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/osgate/osgate/appliance/metrics"
@@ -147,7 +146,7 @@ func (r *Responder) report(id, outcome string) {
 // refused logs a refusal at warning level, at most a burst a minute; the
 // next line written says how many were left out.
 func (r *Responder) refused(msg string, args ...any) {
-	ok, suppressed := r.refusals.allow(time.Now())
+	ok, suppressed := r.refusals.Allow(time.Now())
 	if !ok {
 		return
 	}
@@ -169,30 +168,4 @@ func errorBody(code int, msg string) []byte {
 		panic(fmt.Sprintf("mqttrpc: encode error response: %v", err)) // a code and a string always encode
 	}
 	return b
-}
-
-// logLimit allows at most burst log lines per window and counts the rest.
-type logLimit struct {
-	burst  int
-	window time.Duration
-
-	mu         sync.Mutex
-	start      time.Time
-	written    int
-	suppressed int
-}
-
-func (l *logLimit) allow(now time.Time) (ok bool, suppressed int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.start) >= l.window {
-		l.start, l.written = now, 0
-	}
-	if l.written >= l.burst {
-		l.suppressed++
-		return false, 0
-	}
-	l.written++
-	suppressed, l.suppressed = l.suppressed, 0
-	return true, suppressed
 }

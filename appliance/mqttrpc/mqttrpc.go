@@ -19,6 +19,7 @@ import (
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/internal/lograte"
 )
 
 // Error codes of the envelope checks, next to rpc's (-32001 unauthorized
@@ -89,7 +90,7 @@ type Responder struct {
 	reqTopic string // "rpc/{gateway}/request/"
 	resTopic string // "rpc/{gateway}/response/"
 	ids      *idMemory
-	refusals logLimit
+	refusals lograte.Limit
 	running  atomic.Bool
 	ready    chan struct{} // closed after the first subscription
 	// now is the clock (tests move it).
@@ -135,7 +136,7 @@ func New(opts Options) (*Responder, error) {
 		log:      log,
 		reqTopic: "rpc/" + opts.GatewayID + "/request/",
 		resTopic: "rpc/" + opts.GatewayID + "/response/",
-		refusals: logLimit{burst: 20, window: time.Minute},
+		refusals: lograte.Limit{Burst: 20, Window: time.Minute},
 		ready:    make(chan struct{}),
 		now:      time.Now,
 	}

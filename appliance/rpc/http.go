@@ -94,7 +94,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (caller st
 		challenge += `, error="invalid_token"`
 	}
 	metrics.RPCAuthFailures.Inc()
-	if ok, suppressed := s.authLog.allow(time.Now()); ok {
+	if ok, suppressed := s.authLog.Allow(time.Now()); ok {
 		s.log.Warn("rpc: request refused", "remote", r.RemoteAddr, "reason", reason, "user_agent", r.UserAgent(), "suppressed_since_last", suppressed)
 	}
 	w.Header().Set("WWW-Authenticate", challenge)

@@ -20,6 +20,7 @@ import (
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/internal/lograte"
 )
 
 // Handler answers one method. params is the request's raw params (nil when
@@ -64,7 +65,7 @@ type Server struct {
 	health  func() health.Report
 	log     *slog.Logger
 	http    http.Handler
-	authLog logLimit
+	authLog lograte.Limit
 
 	mu      sync.RWMutex
 	methods map[string]Handler
@@ -86,7 +87,7 @@ func New(opts Options) (*Server, error) {
 		health:  opts.Health,
 		log:     opts.Logger,
 		methods: map[string]Handler{},
-		authLog: logLimit{burst: authLogBurst, window: authLogWindow},
+		authLog: lograte.Limit{Burst: authLogBurst, Window: authLogWindow},
 	}
 	if s.maxBody == 0 {
 		s.maxBody = DefaultMaxBody
