@@ -2,7 +2,6 @@ package modbus
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -142,25 +141,10 @@ func startProcess(t testing.TB, what, ready string, cmd *exec.Cmd) func() {
 	return stop
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) WriteString(x string) { s.mu.Lock(); s.b.WriteString(x); s.mu.Unlock() }
-func (s *syncBuffer) String() string       { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+type syncBuffer = testpeer.Buffer
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var waitFor = testpeer.WaitFor
 
 // requests returns the server's request log lines for unit.
 func (p *peer) requests(t testing.TB, unit int) []string {

@@ -1,7 +1,6 @@
 package testpeer
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -46,7 +45,7 @@ type Mosquitto struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
-	log  *lockedBuffer
+	log  *Buffer
 }
 
 // StartMosquitto writes a conf into a fresh temporary directory and starts
@@ -61,7 +60,7 @@ func StartMosquitto(t testing.TB, opts MosquittoOptions) *Mosquitto {
 		dir:  t.TempDir(),
 		port: opts.Port,
 		tls:  opts.TLS,
-		log:  &lockedBuffer{},
+		log:  &Buffer{},
 	}
 	if m.port == 0 {
 		m.port = FreePort(t)
@@ -232,23 +231,6 @@ func dialOK(addr string) bool {
 	}
 	c.Close()
 	return true
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func tail(s string, n int) string {
