@@ -126,12 +126,48 @@ func (c *Config) applyDefaults() {
 	}
 }
 
+// genericHosts are host names that every device of a kind shares (an
+// appliance image, a fresh Raspberry Pi OS): no identity.
+var genericHosts = map[string]bool{"": true, "gokrazy": true, "localhost": true, "raspberrypi": true, "osgate": true}
+
+// machineID names this machine when its host name does not: the board's
+// serial number (a Raspberry Pi's device tree has one), else systemd's
+// machine id. "" when neither exists.
+var machineID = func() string {
+	for _, p := range []string{"/sys/firmware/devicetree/base/serial-number", "/etc/machine-id"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s := strings.ToLower(strings.Trim(string(b), "\x00\n\t "))
+		s = strings.TrimLeft(s, "0")
+		if len(s) > 8 {
+			s = s[len(s)-8:]
+		}
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
 // defaultID is the host name made safe for a topic level: every character
-// other than a letter, a digit, "-", "_" or "." becomes "-".
+// other than a letter, a digit, "-", "_" or "." becomes "-". Where the
+// host name is one every device of an image shares ("gokrazy"), it is
+// "gw-" and the board's serial number instead, so one image serves a fleet
+// with a distinct id per device.
 func defaultID() string {
 	h, err := hostname()
 	if err != nil {
-		return defaultGatewayID
+		h = ""
+	}
+	if genericHosts[strings.ToLower(h)] {
+		if m := machineID(); m != "" {
+			return "gw-" + m
+		}
+		if h == "" {
+			return defaultGatewayID
+		}
 	}
 	id := strings.Map(func(r rune) rune {
 		if r == '-' || r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {

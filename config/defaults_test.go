@@ -105,6 +105,9 @@ func TestDefaultStateDirOnAppliance(t *testing.T) {
 }
 
 func TestDefaultIDWithoutHostName(t *testing.T) {
+	old := machineID
+	t.Cleanup(func() { machineID = old })
+	machineID = func() string { return "" } // and no serial number either
 	for _, h := range []struct {
 		name string
 		err  error
@@ -149,5 +152,26 @@ func TestSystemExample(t *testing.T) {
 	}
 	if want := Default(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("examples/system.json differs from the default:\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// TestDefaultIDOnAnApplianceImage: every device of an image has the host
+// name "gokrazy"; each gets its own id from its board's serial number.
+func TestDefaultIDOnAnApplianceImage(t *testing.T) {
+	old := machineID
+	t.Cleanup(func() { machineID = old })
+	machineID = func() string { return "3a4f9c21" }
+	withHost(t, "gokrazy", nil)
+	if id := defaultID(); id != "gw-3a4f9c21" {
+		t.Fatalf("id %q", id)
+	}
+	withHost(t, "line-3-gw", nil)
+	if id := defaultID(); id != "line-3-gw" {
+		t.Fatalf("a real host name is the id: %q", id)
+	}
+	machineID = func() string { return "" }
+	withHost(t, "gokrazy", nil)
+	if id := defaultID(); id != "gokrazy" {
+		t.Fatalf("no serial: %q", id)
 	}
 }
