@@ -27,7 +27,8 @@ type Config struct {
 type Gateway struct {
 	// ID names the gateway in topics ({gateway}) and client ids; default:
 	// the host name with every character other than a letter, digit, "-",
-	// "_" or "." replaced by "-" ("osgate" when there is none).
+	// "_" or "." replaced by "-"; on a shared host name ("gokrazy") "gw-"
+	// and the board's serial number ("osgate" when there is none).
 	ID string `json:"id"`
 	// StateDir holds config.db, the export store and Mosquitto's
 	// persistence; default /perm/osgate when /perm exists, else ./state.
