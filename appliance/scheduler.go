@@ -94,9 +94,6 @@ func (d *devRun) poll(ctx context.Context, p core.Poller) ([]core.Reading, error
 	cancel()
 	c.g.health.Unwatch(watch)
 	c.m.polls.Inc()
-	if err == nil && len(rs) == 0 && len(d.dev.Channels) > 0 {
-		err = errors.New("driver returned no readings")
-	}
 	d.mu.Lock()
 	d.lastPoll = start
 	if err != nil {

@@ -68,7 +68,10 @@ type Factory func(cfg ConnectorConfig) (Connector, error)
 // Poller is a connector the core polls at each device's interval. Poll
 // returns one Reading per configured channel; a channel that failed is a
 // Reading with Quality Bad, so one bad register never hides the others. An
-// error return means the whole device failed (unreachable). The core never
+// error return means the whole device failed (unreachable). A connector
+// that is also a Listener may leave out the channels that reported on
+// their own within the interval (so nil, nil is a success with nothing new).
+// The core never
 // runs two Polls of one device at once, but may poll different devices of
 // one connector concurrently: a driver with a shared bus serialises itself.
 type Poller interface {
