@@ -107,8 +107,13 @@ func (g *Gateway) newConnRun(cfg *config.Config, i int) (*connRun, error) {
 }
 
 // interval is the shortest device interval: how often the health model
-// expects to hear of the connector.
+// expects to hear of the connector. A connector that only listens is not
+// expected at any rate (0): field devices report when they like, and a
+// listener is judged by whether it fails.
 func (c *connRun) interval() time.Duration {
+	if _, polls := c.conn.(core.Poller); !polls {
+		return 0
+	}
 	iv := time.Duration(0)
 	for _, d := range c.devices {
 		if iv == 0 || d.dev.Interval < iv {

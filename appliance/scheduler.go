@@ -16,6 +16,10 @@ import (
 // device's interval up to maxBackoff (or the interval, if longer).
 const maxBackoff = time.Minute
 
+// listenerSettles is how long a restarted listener must run without
+// failing to count as well again.
+const listenerSettles = time.Minute
+
 // pollGrace is how long a poll may overrun its timeout before the health
 // model calls the scheduler stuck (a driver that ignores its ctx).
 const pollGrace = 30 * time.Second
@@ -148,7 +152,17 @@ func (c *connRun) listenLoop(ctx context.Context, l core.Listener) {
 	failures := 0
 	for {
 		start := time.Now()
+		// A listener restarted after a failure that then runs for a
+		// while without failing is well again, even if its devices
+		// have had nothing to say yet.
+		restarted := failures > 0
+		settled := time.AfterFunc(listenerSettles, func() {
+			if restarted {
+				c.g.health.Success(c.name)
+			}
+		})
 		err := l.Listen(ctx, emit)
+		settled.Stop()
 		if ctx.Err() != nil {
 			return
 		}

@@ -92,7 +92,9 @@ func (m *Model) Export(connected bool, queued, limit int) {
 }
 
 // AddConnector starts tracking a connector whose devices are due every
-// interval (the shortest of them).
+// interval (the shortest of them). An interval of 0 is a connector that is
+// only told of (a listener whose devices report when they like): it counts
+// as failing only while its last failure is newer than its last success.
 func (m *Model) AddConnector(name string, interval time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -226,10 +228,14 @@ func (m *Model) Report() Report {
 	for _, n := range cnames {
 		c := m.connectors[n]
 		cr := ConnectorReport{Name: n}
-		stale := staleAfter * c.interval
-		fresh := !c.lastOK.IsZero() && now.Sub(c.lastOK) <= stale
-		starting := c.lastOK.IsZero() && c.errAt.IsZero() && now.Sub(c.added) <= stale
-		cr.OK = fresh || starting
+		if c.interval == 0 {
+			cr.OK = !c.errAt.After(c.lastOK)
+		} else {
+			stale := staleAfter * c.interval
+			fresh := !c.lastOK.IsZero() && now.Sub(c.lastOK) <= stale
+			starting := c.lastOK.IsZero() && c.errAt.IsZero() && now.Sub(c.added) <= stale
+			cr.OK = fresh || starting
+		}
 		if !c.lastOK.IsZero() {
 			cr.LastOK = c.lastOK.UTC().Format(time.RFC3339Nano)
 		}

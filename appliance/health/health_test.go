@@ -97,3 +97,25 @@ func TestHeartbeats(t *testing.T) {
 		t.Fatalf("unwatched: %+v", r)
 	}
 }
+
+// TestListenerConnector: a connector that only listens is never stale, only
+// failing between a failure and the next success.
+func TestListenerConnector(t *testing.T) {
+	c := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	m := newModel(c, time.Hour)
+	m.Export(true, 0, 100)
+	m.AddConnector("mqtt", 0)
+	c.advance(24 * time.Hour)
+	if r := m.Report(); r.Status != OK {
+		t.Fatalf("silent listener: %+v", r)
+	}
+	m.Failure("mqtt", errors.New("broker unreachable"))
+	if r := m.Report(); r.Status != Unhealthy {
+		t.Fatalf("failed listener, the only connector: %+v", r)
+	}
+	c.advance(time.Second)
+	m.Success("mqtt")
+	if r := m.Report(); r.Status != OK {
+		t.Fatalf("recovered listener: %+v", r)
+	}
+}
