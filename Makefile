@@ -42,3 +42,39 @@ test-deps:
 
 clean:
 	rm -rf bin state
+
+# image ----------------------------------------------------------------------
+# The appliance images (image/README.md). Not part of `make test`: they need
+# qemu, mtools and a cross compiler, which image/deps.sh installs.
+IMAGE_BUILD := image/build
+AMD64_IMG   := $(IMAGE_BUILD)/osgate-amd64.img
+RPI_IMG     := $(IMAGE_BUILD)/osgate-rpi.img
+
+.PHONY: image image-amd64 image-deps mosquitto-static vm-test image-test
+
+image-deps:
+	@image/deps.sh
+
+## mosquitto-static: static Mosquitto (TLS) for both image architectures,
+## from Debian's source package.
+mosquitto-static: image-deps
+	image/mosquitto/build.sh amd64 arm64
+
+$(IMAGE_BUILD)/mosquitto.%: | image-deps
+	image/mosquitto/build.sh $*
+
+## image: the Raspberry Pi SD card image (arm64), $(RPI_IMG).
+image: $(IMAGE_BUILD)/mosquitto.arm64 | image-deps
+	image/build.sh rpi $(RPI_IMG)
+
+## image-amd64: the amd64 test image, $(AMD64_IMG).
+image-amd64: $(IMAGE_BUILD)/mosquitto.amd64 | image-deps
+	image/build.sh amd64 $(AMD64_IMG)
+
+## vm-test: boot the amd64 image in qemu (TCG) and test it from the host.
+vm-test: image-amd64
+	OSGATE_VM_IMAGE=$(abspath $(AMD64_IMG)) $(GO) test -tags vmtest -run '^TestVM$$' -count=1 -v -timeout 30m ./image/vmtest
+
+## image-test: build the Raspberry Pi image and check the file.
+image-test: image
+	OSGATE_RPI_IMAGE=$(abspath $(RPI_IMG)) $(GO) test -tags vmtest -run '^TestRPiImage$$' -count=1 -v -timeout 10m ./image/vmtest

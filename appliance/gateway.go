@@ -75,6 +75,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.dropLog.period = time.Minute
 	g.watchdog = newWatchdog(g.health, g.log.With("part", "watchdog"))
+	g.watchdog.stateDir = cfg.Gateway.StateDir
 	for i, cc := range cfg.Connectors {
 		if cc.Enabled != nil && !*cc.Enabled {
 			continue

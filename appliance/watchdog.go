@@ -27,6 +27,9 @@ type watchdog struct {
 	every      time.Duration
 	stuckAfter time.Duration
 	exit       func(code int) // os.Exit; tests replace it
+	// stateDir keeps the count of watchdog exits, for escalation to a
+	// reboot when restarts do not help.
+	stateDir string
 }
 
 // exitStuck is the exit code of a gateway the watchdog killed.
@@ -61,6 +64,7 @@ func (w *watchdog) run(ctx context.Context) {
 			}
 			if time.Since(stuckSince) >= w.stuckAfter {
 				w.log.Error("watchdog: exiting so the supervisor restarts the gateway", "reasons", r.Reasons, "code", exitStuck)
+				escalateStuck(w.stateDir, w.log)
 				w.exit(exitStuck)
 				return
 			}

@@ -18,5 +18,5 @@ func ResolvePort(port string) (string, error) {
 	if strings.HasPrefix(port, "/") {
 		return port, nil
 	}
-	return "", fmt.Errorf("board: unknown port name %q: no board profile defines it; use a device path such as /dev/ttyUSB0", port)
+	return resolveName(port)
 }

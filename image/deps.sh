@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what building and booting the appliance images needs on Debian 12,
+# and only what is missing:
+#   qemu (TCG boot of the amd64 test image), mtools (the FAT boot partition),
+#   e2fsprogs (/perm), squashfs-tools (reading the root file system in tests),
+#   a C toolchain with OpenSSL and the arm64 cross compiler (static Mosquitto),
+#   dpkg-dev (apt-get source), and a deb-src entry for Mosquitto's source.
+set -euo pipefail
+
+want=(qemu-system-x86 mtools e2fsprogs squashfs-tools dosfstools
+      build-essential libssl-dev gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross
+      dpkg-dev xz-utils ca-certificates)
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+src=/etc/apt/sources.list.d/osgate-deb-src.sources
+updated=no
+if [ ! -f "$src" ]; then
+  echo "adding Debian's deb-src entry ($src) for apt-get source mosquitto"
+  $sudo tee "$src" >/dev/null <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  $sudo apt-get update -qq
+  updated=yes
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  [ "$updated" = yes ] || $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

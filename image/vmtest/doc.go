@@ -1,0 +1,10 @@
+// Package vmtest tests the appliance images from the outside. Its tests
+// carry the build tag "vmtest" and read the image paths from the
+// environment, so `go test ./...` does not run them; the Makefile does:
+//
+//	make vm-test      builds the amd64 image, boots it in qemu (TCG) and
+//	                  drives it from the host (TestVM)
+//	make image-test   builds the Raspberry Pi image and checks the file (TestRPiImage)
+//
+// Both fail, never skip, when a tool they need is missing.
+package vmtest

@@ -1,0 +1,179 @@
+//go:build vmtest
+
+package vmtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// vm is one qemu running an appliance image in TCG (no KVM), with the
+// guest's gokrazy web UI (80), broker (1883) and RPC service (8080)
+// forwarded to free ports on the host's loopback. The guest reaches the
+// host's loopback as 10.0.2.2 (qemu user-mode networking).
+type vm struct {
+	t                 *testing.T
+	web, mqtt, rpc    int // host ports
+	serial            *lockedBuffer
+	cmd               *exec.Cmd
+	exited            chan struct{}
+	webUser, webPassw string
+}
+
+// startVM boots img; qemu is stopped when the test ends.
+func startVM(t *testing.T, img, password string) *vm {
+	t.Helper()
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		t.Fatalf("qemu-system-x86_64 not found (apt-get install qemu-system-x86, or run image/deps.sh): %v", err)
+	}
+	v := &vm{t: t, web: freePort(t), mqtt: freePort(t), rpc: freePort(t), serial: &lockedBuffer{},
+		exited: make(chan struct{}), webUser: "gokrazy", webPassw: password}
+	fwd := fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-:80,hostfwd=tcp:127.0.0.1:%d-:1883,hostfwd=tcp:127.0.0.1:%d-:8080", v.web, v.mqtt, v.rpc)
+	v.cmd = exec.Command(qemu,
+		"-M", "q35", "-accel", "tcg", "-smp", "2", "-m", "1024",
+		"-drive", "file="+img+",format=raw,if=virtio",
+		// gokrazy's init pets this watchdog; a hung kernel or init resets.
+		"-device", "i6300esb", "-watchdog-action", "reset",
+		"-device", "e1000,netdev=n0", "-netdev", "user,id=n0,"+fwd,
+		"-display", "none", "-serial", "stdio", "-monitor", "none")
+	v.cmd.Stdout = v.serial
+	v.cmd.Stderr = v.serial
+	if err := v.cmd.Start(); err != nil {
+		t.Fatalf("start qemu: %v", err)
+	}
+	go func() { v.cmd.Wait(); close(v.exited) }()
+	t.Cleanup(func() {
+		v.cmd.Process.Kill()
+		<-v.exited
+		if t.Failed() {
+			path := filepath.Join(os.TempDir(), fmt.Sprintf("osgate-vmtest-serial-%d.log", os.Getpid()))
+			os.WriteFile(path, v.serial.Bytes(), 0o644)
+			t.Logf("serial console of the VM: %s", path)
+		}
+	})
+	t.Logf("qemu started: gokrazy web UI on 127.0.0.1:%d, broker on :%d, RPC on :%d", v.web, v.mqtt, v.rpc)
+	return v
+}
+
+// webGet fetches a gokrazy web UI path with basic auth.
+func (v *vm) webGet(ctx context.Context, path string) (int, []byte, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", v.web, path), nil)
+	req.SetBasicAuth(v.webUser, v.webPassw)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// webPost posts to a gokrazy API path with basic auth.
+func (v *vm) webPost(ctx context.Context, path string) (int, []byte, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d%s", v.web, path), nil)
+	req.SetBasicAuth(v.webUser, v.webPassw)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// serviceLog is what gokrazy kept of a service's stderr (its ring buffer,
+// which outlives restarts of the service but not a reboot). The endpoint
+// streams; it is read for a few seconds.
+func (v *vm) serviceLog(service string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet,
+		fmt.Sprintf("http://127.0.0.1:%d/log?path=%s&stream=stderr", v.web, service), nil)
+	req.SetBasicAuth(v.webUser, v.webPassw)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Sprintf("(log of %s unavailable: %v)", service, err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	io.Copy(&b, resp.Body) // ends with the context's deadline
+	return b.String()
+}
+
+// alive fails the test when qemu has exited.
+func (v *vm) alive() {
+	select {
+	case <-v.exited:
+		v.t.Fatalf("qemu exited: %v\nlast serial output:\n%s", v.cmd.ProcessState, tail(v.serial.String(), 3000))
+	default:
+	}
+}
+
+// eventually polls cond until it returns nil or the deadline passes; the
+// deadlines are generous for TCG on a loaded two-core machine.
+func (v *vm) eventually(what string, within time.Duration, cond func() error) {
+	v.t.Helper()
+	start := time.Now()
+	var err error
+	for time.Since(start) < within {
+		v.alive()
+		if err = cond(); err == nil {
+			v.t.Logf("%s: after %s", what, time.Since(start).Round(100*time.Millisecond))
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	v.t.Fatalf("%s: not within %s: %v\nosgated's log:\n%s", what, within, err, tail(v.serviceLog("/user/osgated"), 6000))
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]byte(nil), l.b.Bytes()...)
+}
+
+func (l *lockedBuffer) String() string { return string(l.Bytes()) }
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return "…\n" + s
+}
