@@ -58,6 +58,8 @@ type Gateway struct {
 	cmdMethods map[string]bool
 	// configStatus reports where the configuration came from.
 	configStatus func() source.Status
+	// extraMethods are RPC methods of parts outside the gateway (OTA).
+	extraMethods map[string]rpc.Handler
 }
 
 // New prepares a gateway for a validated config; nothing runs until Run.

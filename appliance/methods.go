@@ -32,6 +32,9 @@ func (g *Gateway) registerMethods(s *rpc.Server) {
 	s.Register("connectors.list", g.rpcConnectors)
 	s.Register("connectors.restart", g.rpcRestart)
 	s.Register("connector.command", g.rpcCommand)
+	for name, h := range g.extraMethods {
+		s.Register(name, h)
+	}
 }
 
 type statusResult struct {

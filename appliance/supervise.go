@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/osgate/osgate/appliance/health"
+	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/config/source"
 )
@@ -31,6 +33,44 @@ type ConfigSource interface {
 // that fails to start, or leaves the gateway unhealthy for
 // gateway.config_grace, is rolled back to the previous one and marked bad.
 func Supervise(ctx context.Context, src ConfigSource, log *slog.Logger) error {
+	return NewSupervisor(src, log).Run(ctx)
+}
+
+// Supervisor is Supervise with parts that outlive one gateway: extra RPC
+// methods (the OTA agent's), and the health of whichever gateway runs now.
+type Supervisor struct {
+	src     ConfigSource
+	log     *slog.Logger
+	methods map[string]rpc.Handler
+	current atomic.Pointer[Gateway]
+}
+
+// NewSupervisor prepares a Supervisor; Run runs it.
+func NewSupervisor(src ConfigSource, log *slog.Logger) *Supervisor {
+	return &Supervisor{src: src, log: log, methods: map[string]rpc.Handler{}}
+}
+
+// AddMethods adds JSON-RPC methods to every gateway it runs. Call it
+// before Run.
+func (sv *Supervisor) AddMethods(m map[string]func(context.Context, json.RawMessage) (any, error)) {
+	for name, h := range m {
+		sv.methods[name] = h
+	}
+}
+
+// Health is the running gateway's health report; while a new
+// configuration restarts it, it is degraded ("gateway restarting").
+func (sv *Supervisor) Health() health.Report {
+	if g := sv.current.Load(); g != nil {
+		return g.health.Report()
+	}
+	return health.Report{Status: health.Degraded, Reasons: []string{"gateway restarting"}, Live: true}
+}
+
+// Run runs gateways on the configurations the source delivers until ctx
+// ends (see Supervise).
+func (sv *Supervisor) Run(ctx context.Context) error {
+	src, log := sv.src, sv.log
 	cur, err := src.Next(ctx)
 	if err != nil {
 		return err
@@ -58,13 +98,14 @@ func Supervise(ctx context.Context, src ConfigSource, log *slog.Logger) error {
 			}
 		}
 	}()
-	s := &supervisor{src: src, log: log}
+	s := &supervisor{src: src, log: log, sv: sv}
 	return s.run(ctx, cur, updates)
 }
 
 type supervisor struct {
 	src  ConfigSource
 	log  *slog.Logger
+	sv   *Supervisor
 	prev *source.Update[*config.Config] // the last good one, while cur is on trial
 }
 
@@ -78,10 +119,13 @@ func (s *supervisor) run(ctx context.Context, cur source.Update[*config.Config],
 			return err
 		}
 		g.configStatus = s.src.Status
+		g.extraMethods = s.sv.methods
 		gctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- g.Run(gctx) }()
+		s.sv.current.Store(g)
 		next, err := s.watch(ctx, g, &cur, done, updates)
+		s.sv.current.Store(nil)
 		cancel()
 		if next == nil {
 			// The gateway stopped: ctx ended, or it failed (a port taken).

@@ -214,3 +214,38 @@ func TestInvalidConfigRefused(t *testing.T) {
 		t.Fatalf("running config changed: %+v", after)
 	}
 }
+
+// TestSupervisorExtras: methods added to the Supervisor (the OTA agent's)
+// are served by the gateway it runs, and Health reads that gateway's model.
+func TestSupervisorExtras(t *testing.T) {
+	bport, rport := testpeer.FreePort(t), testpeer.FreePort(t)
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`{"gateway":{"id":"gw-sv","state_dir":%q},"broker":{"listen":%q},
+		"rpc":{"listen":%q,"api_keys":[{"name":"t","sha256":%q}]},
+		"connectors":[{"name":"sys","type":"system","devices":[{"name":"gateway","interval":"1s"}]}]}`,
+		t.TempDir(), testpeer.Addr(bport), testpeer.Addr(rport), apikey.Hash(testKey))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv := NewSupervisor(StaticSource(cfg, "test"), slog.New(slog.DiscardHandler))
+	if r := sv.Health(); r.Status != "degraded" {
+		t.Fatalf("health before a gateway runs: %+v", r)
+	}
+	sv.AddMethods(map[string]func(context.Context, json.RawMessage) (any, error){
+		"ota.status": func(context.Context, json.RawMessage) (any, error) { return "idle", nil },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sv.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testpeer.WaitTCP(t, testpeer.Addr(rport), 30*time.Second)
+	c := rpc.NewClient("http://"+testpeer.Addr(rport), testKey, nil)
+	defer c.Close()
+	var st string
+	if err := c.Call(context.Background(), "ota.status", nil, &st); err != nil || st != "idle" {
+		t.Fatalf("ota.status: %q %v", st, err)
+	}
+	testpeer.WaitFor(t, 30*time.Second, "the running gateway's health", func() bool {
+		r := sv.Health()
+		return r.Status == "ok" && len(r.Connectors) == 1
+	})
+}

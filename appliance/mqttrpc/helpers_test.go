@@ -48,7 +48,7 @@ func newMethods(t testing.TB, gatewayID string) *methods {
 	})
 	srv.Register("device.read", func(_ context.Context, params json.RawMessage) (any, error) {
 		var p struct {
-			Device string `json:"device,required"`
+			Device string `json:"device" strict:"required"`
 		}
 		if err := rpc.Params(params, &p); err != nil {
 			return nil, err

@@ -17,6 +17,7 @@ import (
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/config/source"
 	_ "github.com/osgate/osgate/drivers/all"
+	"github.com/osgate/osgate/ota"
 )
 
 const usage = `osgate — industrial IoT gateway
@@ -34,6 +35,9 @@ Usage:
                                        read one meter (primary 0-250 or 16-digit secondary)
   osgate config keygen KEYFILE         make an ed25519 key pair for signing fleet configs
   osgate config sign KEYFILE DOC...    write DOC.sig next to each config document
+  osgate release keygen KEYFILE        make an ed25519 key pair for signing releases
+  osgate release build -key KEYFILE -version V -channel C -out DIR [-previous DIR] ARTIFACT.gaf
+                                       make a signed release directory for OTA updates
   osgate version                       print the version
 `
 
@@ -69,6 +73,8 @@ func dispatch(ctx context.Context, cmd string, args []string, stdin io.Reader, s
 		return validateCmd(args, stdout)
 	case "rpc":
 		return rpcCmd(ctx, args, stdout)
+	case "release":
+		return releaseCmd(args, stdout)
 	case "config":
 		return configCmd(args, stdout)
 	case "mbus":
@@ -87,6 +93,7 @@ func runCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	file := fs.String("c", os.Getenv("OSGATE_CONFIG"), "config file (default: the embedded default config)")
 	debug := fs.Bool("d", false, "debug logs")
+	otaFile := fs.String("ota", defaultOTAFile, "OTA agent settings (a local file, e.g. baked into the image); none: no updates")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -96,29 +103,61 @@ func runCmd(ctx context.Context, args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
+	var src appliance.ConfigSource
+	stateDir := config.Default().Gateway.StateDir
 	if *file == "" {
 		log.Info("no config file given: running the embedded default config (the gateway's own telemetry)")
-		return appliance.Supervise(ctx, appliance.StaticSource(config.Default(), "embedded"), log)
+		src = appliance.StaticSource(config.Default(), "embedded")
+	} else {
+		// The local file is the bootstrap (identity, where to pull from)
+		// and the configuration of last resort: it must be valid itself.
+		boot, err := config.Load(*file)
+		if err != nil {
+			return err
+		}
+		pulled, err := source.New(source.Options[*config.Config]{
+			LocalPath: *file,
+			StateDir:  boot.Gateway.StateDir,
+			Gateway:   boot.Gateway.ID,
+			Remote:    boot.Remote,
+			Validate:  config.Parse,
+			Logger:    log,
+		})
+		if err != nil {
+			return err
+		}
+		defer pulled.Close()
+		src, stateDir = pulled, boot.Gateway.StateDir
 	}
-	// The local file is the bootstrap (identity, where to pull from) and
-	// the configuration of last resort: it must be valid itself.
-	boot, err := config.Load(*file)
+	sv := appliance.NewSupervisor(src, log)
+	if err := startOTA(ctx, *otaFile, stateDir, sv, log); err != nil {
+		return err
+	}
+	return sv.Run(ctx)
+}
+
+// defaultOTAFile is where an appliance image keeps its OTA settings.
+const defaultOTAFile = "/etc/osgate/ota.json"
+
+// startOTA starts the update agent when its settings file exists: one
+// agent per process, so it outlives the gateway's in-process restarts for
+// new configurations, confirming an update by the running gateway's health.
+func startOTA(ctx context.Context, path, stateDir string, sv *appliance.Supervisor, log *slog.Logger) error {
+	if _, err := os.Stat(path); err != nil {
+		log.Debug("no OTA settings: updates off", "file", path)
+		return nil
+	}
+	oc, err := ota.LoadConfig(path)
 	if err != nil {
 		return err
 	}
-	src, err := source.New(source.Options[*config.Config]{
-		LocalPath: *file,
-		StateDir:  boot.Gateway.StateDir,
-		Gateway:   boot.Gateway.ID,
-		Remote:    boot.Remote,
-		Validate:  config.Parse,
-		Logger:    log,
-	})
+	agent, err := oc.Agent(appliance.Version, stateDir, sv.Health, log.With("part", "ota"))
 	if err != nil {
 		return err
 	}
-	defer src.Close()
-	return appliance.Supervise(ctx, src, log)
+	sv.AddMethods(agent.Methods())
+	go agent.Run(ctx) // returns when ctx ends
+	return nil
 }
 
 func validateCmd(args []string, stdout io.Writer) error {

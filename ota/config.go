@@ -1,0 +1,81 @@
+package ota
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/osgate/osgate/appliance/health"
+	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/strict"
+)
+
+// Config is the agent's configuration file (on the appliance baked into
+// the image, e.g. /etc/osgate/ota.json, or a local bootstrap file; never
+// part of a pulled configuration, which must not be able to change the key
+// releases are verified with).
+type Config struct {
+	URL            string        `json:"url" strict:"required"`        // https://fleet.example.com/ota/stable/manifest.json
+	PublicKey      string        `json:"public_key" strict:"required"` // base64, from osgate release keygen
+	Channel        string        `json:"channel"`
+	Interval       time.Duration `json:"interval"`
+	ConfirmAfter   time.Duration `json:"confirm_after"`
+	ConfirmTimeout time.Duration `json:"confirm_timeout"`
+	AcceptDegraded bool          `json:"accept_degraded"`
+	Window         string        `json:"window"`        // "02:00-04:00"
+	PasswordFile   string        `json:"password_file"` // default /perm/gokr-pw.txt
+	UpdateURL      string        `json:"update_url"`    // default http://127.0.0.1
+}
+
+// LoadConfig reads a Config strictly.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("ota: %w", err)
+	}
+	var c Config
+	if err := strict.Decode(b, &c); err != nil {
+		return nil, fmt.Errorf("ota: %s: %w", path, err)
+	}
+	if _, err := source.ParsePublicKey(c.PublicKey); err != nil {
+		return nil, fmt.Errorf("ota: %s: public_key: %w", path, err)
+	}
+	if c.Window != "" {
+		if _, err := parseWindow(c.Window); err != nil {
+			return nil, err
+		}
+	}
+	return &c, nil
+}
+
+// Agent makes the agent of a gokrazy device from c: running is the
+// gateway's version, stateDir its state directory (under /perm), report
+// the health model's Report.
+func (c *Config) Agent(running, stateDir string, report func() health.Report, log *slog.Logger) (*Agent, error) {
+	pub, err := source.ParsePublicKey(c.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("ota: public_key: %w", err)
+	}
+	pwFile := c.PasswordFile
+	if pwFile == "" {
+		pwFile = PasswordFile
+	}
+	pw, err := ReadPassword(pwFile)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	up := &Gokrazy{URL: c.UpdateURL, Password: pw}
+	if up.BootDevice, err = BootDevice(); err != nil {
+		log.Warn("ota: the boot write will not be read back", "err", err)
+	}
+	return New(Options{
+		URL: c.URL, Channel: c.Channel, PublicKey: pub, Running: running, StateDir: stateDir,
+		Updater: up, Health: report,
+		ConfirmAfter: c.ConfirmAfter, ConfirmTimeout: c.ConfirmTimeout, AcceptDegraded: c.AcceptDegraded,
+		Interval: c.Interval, Window: c.Window, Logger: log,
+	})
+}
