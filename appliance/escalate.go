@@ -38,6 +38,9 @@ var (
 // helped, asks gokrazy to reboot. The watchdog calls it just before it
 // exits; it never blocks for long and a failure only logs.
 func escalateStuck(stateDir string, log *slog.Logger) {
+	if stateDir == "" {
+		return // nowhere to count exits
+	}
 	e := escalation{
 		file:      filepath.Join(stateDir, escalateFile),
 		now:       time.Now,

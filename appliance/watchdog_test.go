@@ -107,6 +107,7 @@ func TestWatchdogExitsWhenStuck(t *testing.T) {
 	exited := make(chan int, 1)
 	w := newWatchdog(h, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	w.every, w.stuckAfter = 20*time.Millisecond, 100*time.Millisecond
+	w.stateDir = t.TempDir()
 	w.exit = func(code int) { exited <- code }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
