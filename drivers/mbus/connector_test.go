@@ -36,7 +36,7 @@ func TestNewReportsEveryError(t *testing.T) {
 		t.Fatal("no error")
 	}
 	for _, want := range []string{
-		"settings.port: board: unknown port name",
+		"settings.port: board: port name \"no-such-port\" needs a board profile",
 		"settings.baud: 2401 is not an M-Bus baud rate",
 		"settings.parity:",
 		"settings.retries:",

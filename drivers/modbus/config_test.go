@@ -30,7 +30,7 @@ func TestSettingsErrors(t *testing.T) {
 			`settings.baud: 9601 is not a baud rate the serial driver supports (e.g. 9600, 19200, 38400, 115200)`,
 			`settings.data_bits: must be 5, 6, 7 or 8, not 9`,
 			`settings.parity: must be "N", "E" or "O", not "X"`,
-			`settings.port: board: unknown port name "ttyUSB0": no board profile defines it; use a device path such as /dev/ttyUSB0`,
+			`settings.port: board: port name "ttyUSB0" needs a board profile (OSGATE_BOARD=NAME; known: pi-uart, usb-rs485, waveshare-rs485-can-hat), or use a device path such as /dev/ttyUSB0`,
 			`settings.rs485.delay_before_send: must be whole milliseconds from 0 to 1s (the kernel counts in ms), not 1.5ms`,
 			`settings.stop_bits: must be 1 or 2, not 3`}},
 		{"timing", `{"transport":"tcp","address":"h:502","timeout":"0s","max_gap":-1,"max_registers":126,"frame_delay":"-1ms"}`, nil, []string{
