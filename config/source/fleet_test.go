@@ -1,7 +1,6 @@
 package source
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -14,10 +13,8 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,13 +24,9 @@ import (
 // fleet is an nginx serving a fleet directory on loopback, as any static
 // web server would: gateways/<id>.json and gateways/<id>.json.sig.
 type fleet struct {
+	*testpeer.Nginx
 	dir    string // document root
-	prefix string
-	conf   string
-	addr   string
 	scheme string
-	cmd    *exec.Cmd
-	done   chan error
 	mtime  time.Time // advanced at every publish so nginx's ETag changes
 }
 
@@ -51,23 +44,17 @@ type tlsFiles struct {
 
 func startFleet(t *testing.T, o fleetOptions) *fleet {
 	t.Helper()
-	prefix := t.TempDir()
 	f := &fleet{
-		dir:    filepath.Join(prefix, "www"),
-		prefix: prefix,
-		conf:   filepath.Join(prefix, "nginx.conf"),
-		addr:   testpeer.Addr(testpeer.FreePort(t)),
+		dir:    filepath.Join(t.TempDir(), "www"),
 		scheme: "http",
 		mtime:  time.Now().Add(-time.Hour).Truncate(time.Second),
 	}
 	if err := os.MkdirAll(filepath.Join(f.dir, "gateways"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	listen := f.addr
 	var ssl string
 	if o.tls != nil {
 		f.scheme = "https"
-		listen += " ssl"
 		ssl = fmt.Sprintf(`ssl_certificate %s; ssl_certificate_key %s;
 		ssl_client_certificate %s; ssl_verify_client on;`, o.tls.serverCert, o.tls.serverKey, o.tls.ca)
 	}
@@ -81,87 +68,21 @@ func startFleet(t *testing.T, o fleetOptions) *fleet {
 	case "none":
 		auth += " etag off; if_modified_since off;"
 	}
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-user root;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 64; }
-http {
-	log_format fleet '$request_method $uri $status';
-	access_log %[1]s/access.log fleet;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	default_type application/octet-stream;
-	server {
-		listen %[2]s;
-		%[3]s
-		root %[4]s;
-		location / { %[5]s }
-	}
-}
-`, prefix, listen, ssl, f.dir, auth)
-	if err := os.WriteFile(f.conf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f.start(t)
-	t.Cleanup(func() { f.stop(t) })
+	f.Nginx = testpeer.StartNginx(t, testpeer.NginxOptions{
+		Root:      f.dir,
+		TLS:       o.tls != nil,
+		Server:    ssl + "\n\t\tlocation / { " + auth + " }",
+		LogFormat: "$request_method $uri $status",
+	})
 	return f
 }
 
-// start runs nginx (again) with the fleet's config and waits for it.
-func (f *fleet) start(t *testing.T) {
-	t.Helper()
-	nginx := testpeer.LookPath(t, "nginx", "nginx")
-	f.cmd = exec.Command(nginx, "-p", f.prefix, "-c", f.conf, "-e", filepath.Join(f.prefix, "error.log"))
-	f.cmd.Stdout, f.cmd.Stderr = os.Stderr, os.Stderr
-	if err := f.cmd.Start(); err != nil {
-		t.Fatalf("start nginx: %v", err)
-	}
-	f.done = make(chan error, 1)
-	go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(f.cmd, f.done)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-f.done:
-			log, _ := os.ReadFile(filepath.Join(f.prefix, "error.log"))
-			f.cmd = nil
-			t.Fatalf("nginx exited at start: %v\n%s", err, log)
-		default:
-		}
-		c, err := net.DialTimeout("tcp", f.addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx not listening on %s after 30s: %v", f.addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stop ends nginx and waits until it has exited.
-func (f *fleet) stop(t *testing.T) {
-	t.Helper()
-	if f.cmd == nil {
-		return
-	}
-	f.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-f.done:
-	case <-time.After(30 * time.Second):
-		f.cmd.Process.Kill()
-		<-f.done
-	}
-	f.cmd = nil
-}
+// start and stop run and end the fleet server (same port, same files).
+func (f *fleet) start(t *testing.T) { t.Helper(); f.Start() }
+func (f *fleet) stop(t *testing.T)  { t.Helper(); f.Stop() }
 
 func (f *fleet) url() string {
-	return f.scheme + "://" + f.addr + "/gateways/{gateway}.json"
+	return f.scheme + "://" + f.Addr() + "/gateways/{gateway}.json"
 }
 
 // publish writes a gateway's document and, when sig is not nil, its
@@ -197,18 +118,9 @@ func write(t *testing.T, path string, data []byte, mtime time.Time) {
 // requests counts access log lines for uri with status (0: any).
 func (f *fleet) requests(t *testing.T, uri string, status int) int {
 	t.Helper()
-	file, err := os.Open(filepath.Join(f.prefix, "access.log"))
-	if os.IsNotExist(err) {
-		return 0
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer file.Close()
 	n := 0
-	sc := bufio.NewScanner(file)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
+	for _, l := range f.AccessLog(uri) {
+		fields := strings.Fields(l)
 		if len(fields) == 3 && fields[1] == uri && (status == 0 || fields[2] == fmt.Sprint(status)) {
 			n++
 		}
