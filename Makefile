@@ -50,7 +50,7 @@ IMAGE_BUILD := image/build
 AMD64_IMG   := $(IMAGE_BUILD)/osgate-amd64.img
 RPI_IMG     := $(IMAGE_BUILD)/osgate-rpi.img
 
-.PHONY: image image-amd64 image-deps mosquitto-static vm-test image-test
+.PHONY: image image-amd64 image-deps mosquitto-static vm-test image-test vm-test-ota
 
 image-deps:
 	@image/deps.sh
@@ -78,3 +78,10 @@ vm-test: image-amd64
 ## image-test: build the Raspberry Pi image and check the file.
 image-test: image
 	OSGATE_RPI_IMAGE=$(abspath $(RPI_IMG)) $(GO) test -tags vmtest -run '^TestRPiImage$$' -count=1 -v -timeout 10m ./image/vmtest
+
+## vm-test-ota: the OTA evidence (issue 9) in qemu: builds v1, v2 and an
+## unhealthy v3 with a test release key and a per-device update password
+## (under $(IMAGE_BUILD)/ota-vmtest), serves the releases with nginx and
+## updates, confirms and rolls back the VM.
+vm-test-ota: $(IMAGE_BUILD)/mosquitto.amd64 | image-deps
+	OSGATE_OTA_WORK=$(abspath $(IMAGE_BUILD)/ota-vmtest) $(GO) test -tags vmtest -run '^TestOTA$$' -count=1 -v -timeout 60m ./image/vmtest

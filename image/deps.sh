@@ -4,12 +4,13 @@
 #   qemu (TCG boot of the amd64 test image), mtools (the FAT boot partition),
 #   e2fsprogs (/perm), squashfs-tools (reading the root file system in tests),
 #   a C toolchain with OpenSSL and the arm64 cross compiler (static Mosquitto),
-#   dpkg-dev (apt-get source), and a deb-src entry for Mosquitto's source.
+#   dpkg-dev (apt-get source), a deb-src entry for Mosquitto's source, and
+#   nginx (serves the releases of `make vm-test-ota`).
 set -euo pipefail
 
 want=(qemu-system-x86 mtools e2fsprogs squashfs-tools dosfstools
       build-essential libssl-dev gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross
-      dpkg-dev xz-utils ca-certificates)
+      dpkg-dev xz-utils ca-certificates nginx)
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

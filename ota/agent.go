@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +63,7 @@ type Agent struct {
 	client         *http.Client
 	log            *slog.Logger
 	checks         chan chan checkResult
+	watchdog       string // a hardware watchdog to feed when nobody does (feedOrphanedWatchdog)
 
 	hook       func(step string) // tests: a power cut at each step
 	firstCheck time.Duration     // delay of the first check after start
@@ -218,6 +221,12 @@ func lastState(last string) string {
 // checks the channel every interval (sooner after errors, with jitter)
 // and installs what it finds, until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
+	if cl, err := a.up.Cmdline(); a.watchdog != "" && err == nil && slices.Contains(strings.Fields(cl), tryFlag) {
+		// A try boot (the kernel was started with the try flag; init then
+		// rewrote the file, not /proc/cmdline): gokrazy's init does not
+		// feed the watchdog.
+		go feedOrphanedWatchdog(ctx, a.watchdog, a.log) // returns when ctx ends
+	}
 	err := a.resume(ctx)
 	if err != nil && ctx.Err() == nil {
 		a.log.Error("ota: resuming the update failed", "err", err)

@@ -72,10 +72,15 @@ func (c *Config) Agent(running, stateDir string, report func() health.Report, lo
 	if up.BootDevice, err = BootDevice(); err != nil {
 		log.Warn("ota: the boot write will not be read back", "err", err)
 	}
-	return New(Options{
+	a, err := New(Options{
 		URL: c.URL, Channel: c.Channel, PublicKey: pub, Running: running, StateDir: stateDir,
 		Updater: up, Health: report,
 		ConfirmAfter: c.ConfirmAfter, ConfirmTimeout: c.ConfirmTimeout, AcceptDegraded: c.AcceptDegraded,
 		Interval: c.Interval, Window: c.Window, Logger: log,
 	})
+	if err != nil {
+		return nil, err
+	}
+	a.watchdog = WatchdogDevice
+	return a, nil
 }

@@ -5,6 +5,9 @@
 //	make vm-test      builds the amd64 image, boots it in qemu (TCG) and
 //	                  drives it from the host (TestVM)
 //	make image-test   builds the Raspberry Pi image and checks the file (TestRPiImage)
+//	make vm-test-ota  builds v1, v2 and an unhealthy v3 of the amd64 image,
+//	                  serves releases with nginx and shows the OTA update,
+//	                  its confirmation and its rollback in qemu (TestOTA)
 //
 // Both fail, never skip, when a tool they need is missing.
 package vmtest
