@@ -9,6 +9,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/osgate/osgate/appliance/metrics"
+	"github.com/osgate/osgate/internal/mqttconn"
 )
 
 const (
@@ -99,28 +100,9 @@ func (s *Sink) clientOptions() *mqtt.ClientOptions {
 // connectFirst tries to connect until it succeeds or ctx ends. Later
 // outages are the client's auto-reconnect's to handle.
 func (s *Sink) connectFirst(ctx context.Context, client mqtt.Client) bool {
-	wait := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		tok := client.Connect()
-		select {
-		case <-tok.Done():
-		case <-ctx.Done():
-			return false
-		}
-		if tok.Error() == nil {
-			return true
-		}
-		if attempt == 1 || attempt%10 == 0 {
-			s.log.Warn("export: cannot connect to broker; spooling messages and retrying",
-				"attempt", attempt, "error", tok.Error())
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return false
-		}
-		wait = min(wait*2, s.opts.RetryMax)
-	}
+	return mqttconn.ConnectFirst(ctx, client, 100*time.Millisecond, s.opts.RetryMax, func(attempt int, err error) {
+		s.log.Warn("export: cannot connect to broker; spooling messages and retrying", "attempt", attempt, "error", err)
+	})
 }
 
 // sendLoop hands waiting messages to the client while it is connected,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/osgate/osgate/internal/mqttconn"
 )
 
 const (
@@ -98,25 +99,9 @@ func (r *Responder) clientOptions(receive mqtt.MessageHandler, connected chan<- 
 // connectFirst connects, retrying with back-off until it works or ctx
 // ends. Later outages are the client's auto-reconnect's.
 func (r *Responder) connectFirst(ctx context.Context, client mqtt.Client) bool {
-	wait := retryFirst
-	for attempt := 1; ; attempt++ {
-		tok := client.Connect()
-		select {
-		case <-tok.Done():
-		case <-ctx.Done():
-			return false
-		}
-		if tok.Error() == nil {
-			return true
-		}
-		if attempt == 1 || attempt%10 == 0 {
-			r.log.Warn("mqttrpc: cannot connect to the local broker; retrying", "broker", r.opts.URL, "attempt", attempt, "error", tok.Error())
-		}
-		if !sleep(ctx, wait) {
-			return false
-		}
-		wait = min(wait*2, retryMax)
-	}
+	return mqttconn.ConnectFirst(ctx, client, retryFirst, retryMax, func(attempt int, err error) {
+		r.log.Warn("mqttrpc: cannot connect to the local broker; retrying", "broker", r.opts.URL, "attempt", attempt, "error", err)
+	})
 }
 
 // subscribeLoop subscribes after every connect (the session keeps the
