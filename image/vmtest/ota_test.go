@@ -15,10 +15,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/osgate/osgate/internal/testpeer"
 
 	"github.com/osgate/osgate/config/source"
 )
@@ -449,70 +451,21 @@ func (in *otaInstance) write(t *testing.T, version string, otaJSON, unhealthy []
 // releaseServer is nginx on the host's loopback serving www; the guest
 // reaches it as 10.0.2.2:port.
 type releaseServer struct {
-	www, prefix string
-	port        int
-	published   int
+	*testpeer.Nginx
+	www       string
+	port      int
+	published int
 }
 
 func startReleaseServer(t *testing.T, www string) *releaseServer {
-	s := &releaseServer{www: www, prefix: t.TempDir(), port: freePort(t)}
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-user root;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 64; }
-http {
-	log_format ota '$request_method $uri $status "$http_range"';
-	access_log %[1]s/access.log ota;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	default_type application/octet-stream;
-	server {
-		listen 127.0.0.1:%[2]d;
-		root %[3]s;
-	}
-}
-`, s.prefix, s.port, www)
-	confPath := filepath.Join(s.prefix, "nginx.conf")
-	must(t, os.WriteFile(confPath, []byte(conf), 0o644))
-	cmd := exec.Command("nginx", "-p", s.prefix, "-c", confPath, "-e", filepath.Join(s.prefix, "error.log"))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start nginx: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-done:
-			log, _ := os.ReadFile(filepath.Join(s.prefix, "error.log"))
-			t.Fatalf("nginx exited at start: %v\n%s", err, log)
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.port), time.Second); err == nil {
-			c.Close()
-			t.Logf("nginx serves %s on 127.0.0.1:%d", www, s.port)
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx not listening on port %d after 30s", s.port)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	n := testpeer.StartNginx(t, testpeer.NginxOptions{Root: www})
+	_, port, err := net.SplitHostPort(n.Addr())
+	must(t, err)
+	s := &releaseServer{Nginx: n, www: www}
+	s.port, err = strconv.Atoi(port)
+	must(t, err)
+	t.Logf("nginx serves %s on %s", www, n.Addr())
+	return s
 }
 
 // publish copies a release into the stable channel: the parts first (each
@@ -557,14 +510,7 @@ func (s *releaseServer) publish(t *testing.T, dir string, sign func([]byte) []by
 
 // requests returns nginx's access log lines whose path contains substr.
 func (s *releaseServer) requests(t *testing.T, substr string) []string {
-	b, _ := os.ReadFile(filepath.Join(s.prefix, "access.log"))
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.Contains(l, substr) {
-			out = append(out, l)
-		}
-	}
-	return out
+	return s.AccessLog(substr)
 }
 
 // partitionSums hashes the disk's boot partition and both roots (the
