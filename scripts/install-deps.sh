@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 
 want=(mosquitto mosquitto-clients)
 if [ "${1:-run}" = test ]; then
-  want+=(nginx socat python3-pymodbus)
+  # python3-pymodbus only recommends python3-serial-asyncio (which pulls
+  # python3-serial), and its server imports both: name them, since the
+  # install below skips recommends.
+  want+=(nginx socat python3-pymodbus python3-serial-asyncio)
 fi
 
 missing=()
