@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/osgate/osgate/appliance.Version=$(VERSION)
 CONFIG  ?=
 
-.PHONY: run test build bench vet fuzz deps test-deps clean
+.PHONY: run test build bench lint fuzz deps test-deps clean
 
 ## run: install Mosquitto if missing, build, start the managed broker and the
 ## gateway on its embedded default config (or CONFIG=osgate.json).
@@ -15,11 +15,21 @@ run: deps build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./appliance/cmd/osgate
 
-## test: install the real peers the tests start, vet, then every test
+## test: install the real peers the tests start, lint, then every test
 ## (fuzz tests run their seed corpus).
-test: test-deps
-	$(GO) vet ./...
+test: test-deps lint
 	$(GO) test -count=1 -timeout 40m ./...
+
+## lint: gofmt, go vet and staticcheck (pinned in go.mod as a tool), with
+## and without the build tags the project uses; any finding fails.
+LINT_TAGS := "" vmtest
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@for t in $(LINT_TAGS); do \
+	  echo "go vet -tags '$$t'"; $(GO) vet -tags "$$t" ./... || exit 1; \
+	  echo "staticcheck -tags '$$t'"; $(GO) tool staticcheck -tags "$$t" ./... || exit 1; \
+	done
 
 ## bench: every benchmark of the project; figures go to docs/benchmarks.md.
 bench: test-deps
