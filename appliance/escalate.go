@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/osgate/osgate/internal/gokrazyapi"
 )
 
 // Escalation: the watchdog's exit makes the supervisor restart the
@@ -30,8 +30,8 @@ const (
 
 // gokrazy's HTTP API on the device and where its password is.
 var (
-	gokrazyURL       = "http://127.0.0.1"
-	gokrazyPasswords = []string{"/perm/gokr-pw.txt", "/etc/gokr-pw.txt"}
+	gokrazyURL       = gokrazyapi.DefaultURL
+	gokrazyPasswords = gokrazyapi.RebootPasswordFiles
 )
 
 // escalateStuck records one watchdog exit and, when restarts have not
@@ -128,36 +128,14 @@ func (e *escalation) save(st escalationState) error {
 	return os.Rename(tmp, e.file)
 }
 
-// gokrazyReboot asks gokrazy's init to reboot (POST /reboot with its
-// password). Off gokrazy (no password file) it does nothing: systemd's
-// WatchdogSec and Restart= are the escalation there.
+// gokrazyReboot asks gokrazy's init to reboot (POST /reboot with the
+// password gokrazy accepts). Off gokrazy (no password file) it does
+// nothing: systemd's WatchdogSec and Restart= are the escalation there.
 func gokrazyReboot(ctx context.Context) error {
-	pw, err := gokrazyPassword()
+	pw, err := gokrazyapi.ReadPassword(gokrazyPasswords)
 	if err != nil {
-		return err
+		return fmt.Errorf("not on gokrazy? cannot reboot through its API: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, gokrazyURL+"/reboot", nil)
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth("gokrazy", pw)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("gokrazy reboot: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		return fmt.Errorf("gokrazy reboot: HTTP %s", resp.Status)
-	}
-	return nil
-}
-
-func gokrazyPassword() (string, error) {
-	for _, p := range gokrazyPasswords {
-		b, err := os.ReadFile(p)
-		if err == nil {
-			return strings.TrimSpace(string(b)), nil
-		}
-	}
-	return "", fmt.Errorf("not on gokrazy (no %s): cannot reboot through its API", strings.Join(gokrazyPasswords, " or "))
+	c := gokrazyapi.Client{URL: gokrazyURL, Password: pw}
+	return c.Reboot(ctx, false)
 }

@@ -1,7 +1,6 @@
 package ota
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/osgate/osgate/internal/gokrazyapi"
 )
 
 // Updater is what the agent needs of the device: gokrazy's update API
@@ -43,49 +44,24 @@ type Gokrazy struct {
 
 // PasswordFile is where a gokrazy device keeps its own update password.
 // The agent never uses /etc/gokr-pw.txt: that one is baked into every
-// image, so into every release.
-const PasswordFile = "/perm/gokr-pw.txt"
+// image, so into every release (gokrazyapi.UpdatePasswordFiles).
+const PasswordFile = gokrazyapi.DevicePasswordFile
 
 // ReadPassword reads the per-device update password.
 func ReadPassword(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	pw, err := gokrazyapi.ReadPassword([]string{path})
 	if err != nil {
 		return "", fmt.Errorf("ota: update password: %w (each device needs its own in %s)", err, PasswordFile)
-	}
-	pw := strings.TrimSpace(string(b))
-	if pw == "" {
-		return "", fmt.Errorf("ota: update password file %s is empty", path)
 	}
 	return pw, nil
 }
 
+func (g *Gokrazy) api() *gokrazyapi.Client {
+	return &gokrazyapi.Client{URL: g.URL, Password: g.Password, HTTP: g.Client}
+}
+
 func (g *Gokrazy) do(ctx context.Context, method, path string, body io.Reader) ([]byte, error) {
-	base := g.URL
-	if base == "" {
-		base = "http://127.0.0.1"
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
-	if err != nil {
-		return nil, fmt.Errorf("gokrazy %s: %w", path, err)
-	}
-	req.SetBasicAuth("gokrazy", g.Password)
-	c := g.Client
-	if c == nil {
-		c = http.DefaultClient
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("gokrazy %s: %w", path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return nil, fmt.Errorf("gokrazy %s: %w", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("gokrazy %s: HTTP %s: %s", path, resp.Status, bytes.TrimSpace(b))
-	}
-	return b, nil
+	return g.api().Do(ctx, method, path, body)
 }
 
 // Put implements Updater.
@@ -131,8 +107,7 @@ func (g *Gokrazy) Switch(ctx context.Context) error {
 // Reboot implements Updater. gokrazy stops every service (this one too)
 // and reboots a second later.
 func (g *Gokrazy) Reboot(ctx context.Context) error {
-	_, err := g.do(ctx, http.MethodPost, "/reboot?async=true", nil)
-	return err
+	return g.api().Reboot(ctx, true)
 }
 
 // Features implements Updater.
