@@ -39,7 +39,7 @@ func Parse(data []byte) (*Config, error) {
 		}
 	}
 	if len(es) > 0 {
-		sortErrors(es)
+		es.Sort()
 		return nil, es
 	}
 	return c, nil

@@ -13,8 +13,6 @@ package modbus
 import (
 	"fmt"
 	"log/slog"
-	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -91,7 +89,7 @@ func New(cfg core.ConnectorConfig) (core.Connector, error) {
 		c.devices[d.Name] = dev
 	}
 	if err := es.Err(); err != nil {
-		sortErrors(es)
+		es.Sort()
 		return nil, err
 	}
 	for _, dev := range c.devices {
@@ -137,40 +135,6 @@ func (c *connector) Close() error {
 	})
 	return c.closeErr
 }
-
-// sortErrors orders problems by path, array indices by number, as strict
-// does, so errors read in document order.
-func sortErrors(es strict.Errors) {
-	sort.SliceStable(es, func(i, j int) bool { return pathLess(es[i].Path, es[j].Path) })
-}
-
-func pathLess(a, b string) bool {
-	for a != "" && b != "" {
-		if isDigit(a[0]) && isDigit(b[0]) {
-			i, j := 0, 0
-			for i < len(a) && isDigit(a[i]) {
-				i++
-			}
-			for j < len(b) && isDigit(b[j]) {
-				j++
-			}
-			na, _ := strconv.Atoi(a[:i])
-			nb, _ := strconv.Atoi(b[:j])
-			if na != nb {
-				return na < nb
-			}
-			a, b = a[i:], b[j:]
-			continue
-		}
-		if a[0] != b[0] {
-			return a[0] < b[0]
-		}
-		a, b = a[1:], b[1:]
-	}
-	return len(a) < len(b)
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func (c *connector) device(name string) (*device, error) {
 	d, ok := c.devices[name]

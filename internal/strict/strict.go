@@ -115,7 +115,7 @@ func Decode(data []byte, v any) error {
 	}
 	es := dups
 	decodeValue(&es, "", tree, rv.Elem())
-	sort.SliceStable(es, func(i, j int) bool { return pathLess(es[i].Path, es[j].Path) })
+	es.Sort()
 	return es.Err()
 }
 
@@ -554,15 +554,19 @@ func distance(a, b string) int {
 	return prev[len(b)]
 }
 
-// pathLess orders paths so that array elements sort by index, not text.
-func pathLess(a, b string) bool { return naturalLess(a, b) }
+// Sort orders errors by path, array indices by number ("devices[2]"
+// before "devices[10]"), keeping the order of problems found at one path:
+// every package that collects strict.Errors sorts them this way.
+func (es Errors) Sort() {
+	sort.SliceStable(es, func(i, j int) bool { return pathLess(es[i].Path, es[j].Path) })
+}
 
-// naturalLess compares strings with runs of digits compared as numbers.
-func naturalLess(a, b string) bool {
+// pathLess compares paths with runs of digits compared as numbers.
+func pathLess(a, b string) bool {
 	for a != "" && b != "" {
 		if isDigit(a[0]) && isDigit(b[0]) {
-			na, ra := digits(a)
-			nb, rb := digits(b)
+			na, ra := leadingDigits(a)
+			nb, rb := leadingDigits(b)
 			if len(na) != len(nb) {
 				return len(na) < len(nb)
 			}
@@ -582,10 +586,16 @@ func naturalLess(a, b string) bool {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-func digits(s string) (string, string) {
+// leadingDigits splits s after its leading digits, dropping leading zeros
+// but one, so that a number of any length compares by its digits.
+func leadingDigits(s string) (string, string) {
 	i := 0
 	for i < len(s) && isDigit(s[i]) {
 		i++
 	}
-	return strings.TrimLeft(s[:i], "0"), s[i:]
+	j := 0
+	for j < i-1 && s[j] == '0' {
+		j++
+	}
+	return s[j:i], s[i:]
 }
