@@ -9,10 +9,12 @@ import (
 
 	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/appliance/rpc"
+	"github.com/osgate/osgate/internal/scope"
 )
 
 // registerCommands exposes every driver command of the running connectors
-// as a JSON-RPC method named TYPE.COMMAND (zwave.include, mbus.scan). The
+// as a JSON-RPC method named TYPE.COMMAND (zwave.include, mbus.scan), with
+// scope write, as connector.command. The
 // params are the command's own, plus "connector" to choose among several
 // connectors of the type. It is called when RPC starts and after connectors
 // change, and registers each name once.
@@ -41,7 +43,7 @@ func (g *Gateway) registerCommands() {
 	sort.Strings(names)
 	for _, method := range names {
 		typ, cmd, _ := strings.Cut(method, ".")
-		s.Register(method, func(ctx context.Context, params json.RawMessage) (any, error) {
+		s.Register(method, scope.Write, func(ctx context.Context, params json.RawMessage) (any, error) {
 			return g.runCommand(ctx, typ, cmd, params)
 		})
 	}

@@ -42,7 +42,7 @@ type connRun struct {
 // connMetrics are a connector's metric children, looked up once.
 type connMetrics struct {
 	in, out, chanErrs, suppressed, polls, pollErrors, listenerRestarts prometheus.Counter
-	dropRange, dropTransform, dropClock                                prometheus.Counter
+	dropRange, dropTransform, dropClock, dropTooLarge                  prometheus.Counter
 }
 
 func newConnMetrics(name string) connMetrics {
@@ -57,6 +57,7 @@ func newConnMetrics(name string) connMetrics {
 		dropRange:        metrics.ReadingsDropped.WithLabelValues(name, "range"),
 		dropTransform:    metrics.ReadingsDropped.WithLabelValues(name, "transform"),
 		dropClock:        metrics.ReadingsDropped.WithLabelValues(name, "clock"),
+		dropTooLarge:     metrics.ReadingsDropped.WithLabelValues(name, "too_large"),
 	}
 }
 

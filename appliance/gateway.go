@@ -46,6 +46,10 @@ type Gateway struct {
 	dropLog rateLog
 	// watchdog acts on the health model (exit when stuck, systemd pings).
 	watchdog *watchdog
+	// maxPayload bounds an export message: the managed broker drops larger
+	// ones (message_size_limit), so the pipeline drops and counts them
+	// first. 0: no bound (a broker someone else runs).
+	maxPayload int64
 
 	mu      sync.Mutex
 	conns   map[string]*connRun
@@ -59,7 +63,7 @@ type Gateway struct {
 	// configStatus reports where the configuration came from.
 	configStatus func() source.Status
 	// extraMethods are RPC methods of parts outside the gateway (OTA).
-	extraMethods map[string]rpc.Handler
+	extraMethods map[string]rpc.Method
 }
 
 // New prepares a gateway for a validated config; nothing runs until Run.
@@ -108,12 +112,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return fmt.Errorf("state dir: %w", err)
 	}
 	errc := make(chan error, 4)
+	var err error
 	var wg sync.WaitGroup
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBroker()
 	url := cfg.Broker.URL
 	if managed(cfg) {
 		g.broker = broker.New(cfg.Broker, cfg.Gateway.ID, cfg.Gateway.StateDir, g.log.With("part", "broker"))
+		g.broker.SetAccess(broker.Access{ExportTopic: cfg.Export.Topic, MaxMessage: cfg.RPC.MaxBody})
+		g.maxPayload = cfg.RPC.MaxBody
 		url = g.broker.URL()
 		if err := g.broker.Check(); err != nil {
 			return fmt.Errorf("managed broker: %w", err)
@@ -126,7 +133,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	sink, err := export.New(g.exportOptions(cfg, url))
+	opts := g.exportOptions(cfg, url)
+	if opts.Username, opts.Password, err = g.brokerLogin(cfg, config.BrokerExportUser); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	sink, err := export.New(opts)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
@@ -212,6 +223,24 @@ func (g *Gateway) releaseHeld(ctx context.Context) {
 
 func managed(cfg *config.Config) bool { return cfg.Broker.Managed == nil || *cfg.Broker.Managed }
 
+// brokerLogin is what osgate's client user (config.BrokerExportUser or
+// config.BrokerRPCUser) logs in to the broker with: the login the managed
+// broker made for it, or broker.username and broker.password for a broker
+// someone else runs.
+func (g *Gateway) brokerLogin(cfg *config.Config, user string) (string, string, error) {
+	if g.broker == nil {
+		return cfg.Broker.Username, cfg.Broker.Password, nil
+	}
+	own, err := g.broker.Clients()
+	if err != nil {
+		return "", "", err
+	}
+	if user == config.BrokerRPCUser {
+		return own.RPC.Username, own.RPC.Password, nil
+	}
+	return own.Export.Username, own.Export.Password, nil
+}
+
 func (g *Gateway) exportOptions(cfg *config.Config, url string) export.Options {
 	e := cfg.Export
 	qos := 1
@@ -221,8 +250,6 @@ func (g *Gateway) exportOptions(cfg *config.Config, url string) export.Options {
 	return export.Options{
 		URL:        url,
 		ClientID:   e.ClientID,
-		Username:   cfg.Broker.Username,
-		Password:   cfg.Broker.Password,
 		QoS:        byte(qos),
 		Retain:     e.Retain,
 		StoreDir:   cfg.Gateway.StateDir + "/export",

@@ -182,7 +182,7 @@ func (tg *testGateway) call(t *testing.T, method string, params, result any) {
 const envelope = `{
   "gateway": {"id": "gw-test", "state_dir": "STATE"},
   "broker": {"listen": "BROKER"},
-  "rpc": {"listen": "RPC", "api_keys": [{"name": "test", "sha256": "KEYHASH"}]},
+  "rpc": {"listen": "RPC", "api_keys": [{"name": "test", "sha256": "KEYHASH", "scope": "admin"}]},
   "connectors": [%s]
 }`
 

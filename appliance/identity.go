@@ -12,6 +12,7 @@ import (
 
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/internal/scope"
 )
 
 // LocalKeyFile is where the gateway keeps the API key it made for local
@@ -51,7 +52,9 @@ func localKey(stateDir string) (key string, created bool, err error) {
 	return key, true, nil
 }
 
-// rpcKeys is the configured keys plus the local one.
+// rpcKeys is the configured keys plus the local one, which has scope
+// admin: whoever can read the state dir runs the gateway anyway. Keys
+// without a scope get the default, read; the log names them.
 func (g *Gateway) rpcKeys(cfg *config.Config) ([]config.APIKey, error) {
 	keys := append([]config.APIKey(nil), cfg.RPC.APIKeys...)
 	key, created, err := localKey(cfg.Gateway.StateDir)
@@ -61,10 +64,20 @@ func (g *Gateway) rpcKeys(cfg *config.Config) ([]config.APIKey, error) {
 	if created {
 		g.log.Info("made a local RPC key; `osgate rpc` on this machine uses it", "file", filepath.Join(cfg.Gateway.StateDir, LocalKeyFile))
 	}
+	var unscoped []string
+	for _, k := range keys {
+		if k.Scope == "" {
+			unscoped = append(unscoped, k.Name)
+		}
+	}
+	if len(unscoped) > 0 {
+		g.log.Warn(`rpc: API keys without a scope may only read (status, lists, device.read): give them "scope": "write" or "admin" to do more`,
+			"keys", unscoped)
+	}
 	for _, k := range keys {
 		if k.Name == "local" {
 			return keys, nil // the config names its own "local" key
 		}
 	}
-	return append(keys, config.APIKey{Name: "local", SHA256: apikey.Hash(key)}), nil
+	return append(keys, config.APIKey{Name: "local", SHA256: apikey.Hash(key), Scope: scope.Admin.String()}), nil
 }

@@ -9,31 +9,35 @@ import (
 
 	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/appliance/rpc"
+	"github.com/osgate/osgate/internal/scope"
 )
 
-// registerMethods puts the GatewayService's JSON-RPC methods on s. The same
-// table serves HTTP and, later, RPC over MQTT.
+// registerMethods puts the GatewayService's JSON-RPC methods on s, with the
+// scope each needs: read for status and lists, write for what changes the
+// plant or the connectors, admin for the configuration and what parts
+// outside the gateway add (OTA declares its own). The same table serves
+// HTTP and the cloud over MQTT.
 func (g *Gateway) registerMethods(s *rpc.Server) {
-	s.Register("gateway.status", g.rpcStatus)
-	s.Register("gateway.config", func(context.Context, json.RawMessage) (any, error) {
+	s.Register("gateway.status", scope.Read, g.rpcStatus)
+	s.Register("gateway.config", scope.Admin, func(context.Context, json.RawMessage) (any, error) {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		return g.cfg.Redacted(), nil
 	})
-	s.Register("gateway.config.status", func(context.Context, json.RawMessage) (any, error) {
+	s.Register("gateway.config.status", scope.Read, func(context.Context, json.RawMessage) (any, error) {
 		if g.configStatus == nil {
 			return map[string]any{"source": "direct"}, nil
 		}
 		return g.configStatus(), nil
 	})
-	s.Register("devices.list", g.rpcDevices)
-	s.Register("device.read", g.rpcRead)
-	s.Register("device.write", g.rpcWrite)
-	s.Register("connectors.list", g.rpcConnectors)
-	s.Register("connectors.restart", g.rpcRestart)
-	s.Register("connector.command", g.rpcCommand)
-	for name, h := range g.extraMethods {
-		s.Register(name, h)
+	s.Register("devices.list", scope.Read, g.rpcDevices)
+	s.Register("device.read", scope.Read, g.rpcRead)
+	s.Register("device.write", scope.Write, g.rpcWrite)
+	s.Register("connectors.list", scope.Read, g.rpcConnectors)
+	s.Register("connectors.restart", scope.Write, g.rpcRestart)
+	s.Register("connector.command", scope.Write, g.rpcCommand)
+	for name, m := range g.extraMethods {
+		s.Register(name, m.Scope, m.Handler)
 	}
 }
 

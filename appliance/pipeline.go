@@ -105,10 +105,22 @@ func (c *connRun) apply(ch *transform.Chain, r *core.Reading, now time.Time) boo
 // payloads recycles encode buffers: the sink copies what it is given.
 var payloads = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// publish encodes and exports one device's readings.
+// publish encodes and exports one device's readings. A message over the
+// managed broker's size limit, which the broker would drop, is dropped
+// here, counted and logged.
 func (c *connRun) publish(ctx context.Context, device string, rs []core.Reading) error {
 	buf := payloads.Get().(*[]byte)
 	payload := export.Encode((*buf)[:0], rs)
+	if limit := c.g.maxPayload; limit > 0 && int64(len(payload)) > limit {
+		*buf = payload
+		payloads.Put(buf)
+		c.m.dropTooLarge.Add(float64(len(rs)))
+		if c.g.dropLog.allow(device + "\x00too_large") {
+			c.log.Warn("readings dropped: the device's message is larger than the broker accepts (rpc.max_body)",
+				"device", device, "readings", len(rs), "bytes", len(payload), "limit", limit)
+		}
+		return nil
+	}
 	err := c.g.sink.Publish(ctx, c.topic(device), payload)
 	*buf = payload
 	payloads.Put(buf)

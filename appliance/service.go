@@ -14,13 +14,15 @@ import (
 
 // startRPC starts the JSON-RPC service on its two transports: HTTP on
 // rpc.listen (a taken port fails the start, with the address named; "off"
-// disables it), and MQTT through the local broker for calls from the cloud
-// (on whenever rpc.api_keys holds keys: the gateway's local key never
-// works from the cloud). Both serve until ctx ends.
+// disables it) with the API keys, and MQTT through the local broker for
+// calls from the cloud, signed with the operator keys (on whenever
+// rpc.operator_keys or rpc.api_keys holds keys: an API key in a request
+// over MQTT, as earlier versions took them, is refused naming the fix).
+// Both serve until ctx ends.
 func (g *Gateway) startRPC(ctx context.Context, cfg *config.Config, brokerURL string, errc chan<- error, wg *sync.WaitGroup) error {
 	rc := cfg.RPC
 	httpOn := rc.Listen != config.RPCOff && rc.Listen != ""
-	mqttOn := len(rc.APIKeys) > 0
+	mqttOn := len(rc.OperatorKeys) > 0 || len(rc.APIKeys) > 0
 	if !httpOn && !mqttOn {
 		g.log.Info("JSON-RPC service off")
 		return nil
@@ -59,15 +61,19 @@ func (g *Gateway) startRPC(ctx context.Context, cfg *config.Config, brokerURL st
 		g.log.Info("JSON-RPC service listening", "addr", g.rpcAddr, "tls", rc.CertFile != "", "keys", len(rc.APIKeys))
 	}
 	if !mqttOn {
-		g.log.Info("JSON-RPC over MQTT off: rpc.api_keys is empty")
+		g.log.Info("JSON-RPC over MQTT off: rpc.operator_keys is empty")
 		return nil
+	}
+	user, password, err := g.brokerLogin(cfg, config.BrokerRPCUser)
+	if err != nil {
+		return fmt.Errorf("rpc over mqtt: %w", err)
 	}
 	r, err := mqttrpc.New(mqttrpc.Options{
 		URL:       brokerURL,
-		Username:  cfg.Broker.Username,
-		Password:  cfg.Broker.Password,
+		Username:  user,
+		Password:  password,
 		GatewayID: cfg.Gateway.ID,
-		Keys:      rc.APIKeys,
+		Operators: rc.OperatorKeys,
 		Server:    s,
 		StateDir:  cfg.Gateway.StateDir,
 		MaxBody:   rc.MaxBody,

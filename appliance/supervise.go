@@ -41,20 +41,20 @@ func Supervise(ctx context.Context, src ConfigSource, log *slog.Logger) error {
 type Supervisor struct {
 	src     ConfigSource
 	log     *slog.Logger
-	methods map[string]rpc.Handler
+	methods map[string]rpc.Method
 	current atomic.Pointer[Gateway]
 }
 
 // NewSupervisor prepares a Supervisor; Run runs it.
 func NewSupervisor(src ConfigSource, log *slog.Logger) *Supervisor {
-	return &Supervisor{src: src, log: log, methods: map[string]rpc.Handler{}}
+	return &Supervisor{src: src, log: log, methods: map[string]rpc.Method{}}
 }
 
-// AddMethods adds JSON-RPC methods to every gateway it runs. Call it
-// before Run.
-func (sv *Supervisor) AddMethods(m map[string]func(context.Context, json.RawMessage) (any, error)) {
-	for name, h := range m {
-		sv.methods[name] = h
+// AddMethods adds JSON-RPC methods, each with the scope it needs, to
+// every gateway it runs. Call it before Run.
+func (sv *Supervisor) AddMethods(m map[string]rpc.Method) {
+	for name, method := range m {
+		sv.methods[name] = method
 	}
 }
 

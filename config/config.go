@@ -52,9 +52,19 @@ type Broker struct {
 	Listen string `json:"listen"`
 	// URL of an unmanaged broker (required then; forbidden when managed):
 	// tcp://, ssl://, ws:// or wss:// with host and port.
-	URL      string `json:"url"`
+	URL string `json:"url"`
+	// Username and Password: with an unmanaged broker, what osgate's
+	// clients log in with. With a managed one, the user of other clients
+	// (integrations, clients beyond loopback): it may read what osgate
+	// exports and what the bridge brings in, and write what the bridge
+	// sends up besides osgate's own topics. osgate's own clients use
+	// credentials it generates (BrokerExportUser, BrokerRPCUser).
 	Username string `json:"username"`
 	Password string `json:"password"`
+	// AnonymousRead lets clients without a username read telemetry on a
+	// loopback listener, and nothing else (default true on loopback;
+	// false, and not allowed, beyond it). Managed only.
+	AnonymousRead *bool `json:"anonymous_read"`
 	// AutosaveInterval is how often Mosquitto writes its persistence file
 	// (default "5s").
 	AutosaveInterval time.Duration `json:"autosave_interval"`
@@ -66,6 +76,15 @@ type Broker struct {
 	// Bridge connects the managed broker to a cloud broker.
 	Bridge *Bridge `json:"bridge"`
 }
+
+// The users of osgate's own clients of the managed broker, with passwords
+// it generates (appliance/broker): the export, which writes telemetry and
+// status, and the cloud RPC responder, which alone reads requests and
+// writes responses. broker.username must be neither.
+const (
+	BrokerExportUser = "osgate-export"
+	BrokerRPCUser    = "osgate-rpc"
+)
 
 // Bridge is the managed broker's bridge to the cloud broker.
 type Bridge struct {
@@ -109,8 +128,13 @@ type RPC struct {
 	// Listen address (default "127.0.0.1:8080"); "off" (RPCOff) disables
 	// the service.
 	Listen string `json:"listen"`
-	// APIKeys are the accepted keys, stored as SHA-256 hex digests only.
+	// APIKeys are the keys accepted over HTTP, stored as SHA-256 hex
+	// digests only, each with its scope.
 	APIKeys []APIKey `json:"api_keys"`
+	// OperatorKeys are the ed25519 public keys whose signed requests are
+	// run when they arrive over MQTT from the cloud
+	// (appliance/mqttrpc), each with its scope.
+	OperatorKeys []OperatorKey `json:"operator_keys"`
 	// CertFile and KeyFile enable TLS.
 	CertFile string `json:"cert_file"`
 	KeyFile  string `json:"key_file"`
@@ -118,9 +142,20 @@ type RPC struct {
 	MaxBody int64 `json:"max_body"`
 }
 
-// APIKey is one accepted RPC key: a name and the key's SHA-256, never the
-// key itself (`osgate rpc hash-key KEY`).
+// APIKey is one accepted RPC key: a name, the key's SHA-256, never the
+// key itself (`osgate rpc hash-key KEY`), and its scope ("read", "write"
+// or "admin"; default "read").
 type APIKey = apikey.Key
+
+// OperatorKey is one key that may sign RPC requests sent from the cloud:
+// a name for logs, the base64 ed25519 public key (`osgate rpc keygen`
+// prints it; the private half stays with the operator), and its scope
+// ("read", "write" or "admin"; default "read").
+type OperatorKey struct {
+	Name      string `json:"name" strict:"required"`
+	PublicKey string `json:"public_key" strict:"required"`
+	Scope     string `json:"scope"`
+}
 
 // Connector is one bus or protocol with its devices.
 type Connector struct {

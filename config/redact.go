@@ -34,11 +34,14 @@ func (c *Config) Redacted() *Config {
 	}
 	r.RPC.APIKeys = make([]APIKey, len(c.RPC.APIKeys))
 	for i, k := range c.RPC.APIKeys {
-		r.RPC.APIKeys[i] = APIKey{Name: k.Name, SHA256: hide(k.SHA256)}
+		r.RPC.APIKeys[i] = APIKey{Name: k.Name, SHA256: hide(k.SHA256), Scope: k.Scope}
 	}
 	if c.RPC.APIKeys == nil {
 		r.RPC.APIKeys = nil
 	}
+	// Operator keys are public keys: shown as they are.
+	r.RPC.OperatorKeys = slices.Clone(c.RPC.OperatorKeys)
+	r.Broker.AnonymousRead = clonePtr(c.Broker.AnonymousRead)
 	r.Connectors = make([]Connector, len(c.Connectors))
 	for i, cn := range c.Connectors {
 		n := cn

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/strict"
 )
 
@@ -57,6 +59,16 @@ func (c *Config) validateBroker(es *strict.Errors) {
 	}
 	if b.Password != "" && b.Username == "" {
 		es.Add("broker.password", "needs broker.username")
+	}
+	if b.Username == BrokerExportUser || b.Username == BrokerRPCUser {
+		es.Add("broker.username", "%q is the user of osgate's own clients of the managed broker; choose another name", b.Username)
+	}
+	if b.AnonymousRead != nil && *b.AnonymousRead {
+		if b.Managed != nil && !*b.Managed {
+			es.Add("broker.anonymous_read", "is only used when the broker is managed (broker.managed is false)")
+		} else if host, _, err := net.SplitHostPort(b.Listen); err == nil && !isLoopbackHost(host) {
+			es.Add("broker.anonymous_read", "needs a loopback listener (broker.listen is %q): clients beyond loopback log in with broker.username", b.Listen)
+		}
 	}
 	if b.MaxQueuedMessages < 0 {
 		es.Add("broker.max_queued_messages", "must not be negative (0: sized from the free space of the state dir)")
@@ -137,7 +149,46 @@ func (c *Config) validateRPC(es *strict.Errors) {
 		if !isHex64(k.SHA256) {
 			es.Add(p+".sha256", "must be the SHA-256 of the key as 64 hex digits (printf %%s KEY | sha256sum), not %d characters", len(k.SHA256))
 		}
+		if _, err := scope.Parse(k.Scope); err != nil {
+			es.Add(p+".scope", "%v", err)
+		}
 	}
+	c.validateOperatorKeys(es)
+}
+
+// validateOperatorKeys checks rpc.operator_keys: named once each, a
+// public key each (only once), and a scope.
+func (c *Config) validateOperatorKeys(es *strict.Errors) {
+	names, pubs := map[string]int{}, map[string]int{}
+	for i, k := range c.RPC.OperatorKeys {
+		p := strict.Index("rpc.operator_keys", i)
+		if k.Name == "" {
+			es.Add(p+".name", "must not be empty: it names the signer in logs")
+		} else if j, dup := names[k.Name]; dup {
+			es.Add(p+".name", "%q is also the name of rpc.operator_keys[%d]", k.Name, j)
+		} else {
+			names[k.Name] = i
+		}
+		if pub, err := source.ParsePublicKey(k.PublicKey); err != nil {
+			es.Add(p+".public_key", "must be an ed25519 public key in base64 (osgate rpc keygen prints it): %v", err)
+		} else if j, dup := pubs[string(pub)]; dup {
+			es.Add(p+".public_key", "is the same key as rpc.operator_keys[%d]", j)
+		} else {
+			pubs[string(pub)] = i
+		}
+		if _, err := scope.Parse(k.Scope); err != nil {
+			es.Add(p+".scope", "%v", err)
+		}
+	}
+}
+
+// isLoopbackHost says whether a listen host is loopback only.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // checkTopicLevel checks a name that becomes one MQTT topic level.

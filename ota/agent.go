@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/health"
+	"github.com/osgate/osgate/appliance/rpc"
+	"github.com/osgate/osgate/internal/scope"
 )
 
 // Options configure an Agent. URL, PublicKey, Running, StateDir, Updater
@@ -187,18 +189,19 @@ func (a *Agent) Check(ctx context.Context) (Status, error) {
 	}
 }
 
-// Methods returns the JSON-RPC methods ota.status and ota.check, for
+// Methods returns the JSON-RPC methods ota.status (scope read) and
+// ota.check (scope admin: it may install an update), for
 // rpc.Server.Register.
-func (a *Agent) Methods() map[string]func(context.Context, json.RawMessage) (any, error) {
-	return map[string]func(context.Context, json.RawMessage) (any, error){
-		"ota.status": func(context.Context, json.RawMessage) (any, error) { return a.Status(), nil },
-		"ota.check": func(ctx context.Context, _ json.RawMessage) (any, error) {
+func (a *Agent) Methods() map[string]rpc.Method {
+	return map[string]rpc.Method{
+		"ota.status": {Scope: scope.Read, Handler: func(context.Context, json.RawMessage) (any, error) { return a.Status(), nil }},
+		"ota.check": {Scope: scope.Admin, Handler: func(ctx context.Context, _ json.RawMessage) (any, error) {
 			s, err := a.Check(ctx)
 			if err != nil {
 				return nil, err
 			}
 			return s, nil
-		},
+		}},
 	}
 }
 

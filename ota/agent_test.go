@@ -19,6 +19,7 @@ import (
 
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/metrics"
+	"github.com/osgate/osgate/internal/scope"
 )
 
 // publish builds a release of version from a .gaf made in the test and
@@ -431,10 +432,13 @@ func TestAgentMethods(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := a.Methods()
+	if m["ota.check"].Scope != scope.Admin || m["ota.status"].Scope != scope.Read {
+		t.Fatalf("scopes: ota.check %v, ota.status %v; want admin (it installs updates) and read", m["ota.check"].Scope, m["ota.status"].Scope)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// Not running: ota.check says so instead of waiting.
-	if _, err := m["ota.check"](ctx, nil); err == nil || !strings.Contains(err.Error(), "busy") {
+	if _, err := m["ota.check"].Handler(ctx, nil); err == nil || !strings.Contains(err.Error(), "busy") {
 		t.Fatalf("check without Run: %v", err)
 	}
 	a.firstCheck = time.Hour // only ota.check checks
@@ -444,7 +448,7 @@ func TestAgentMethods(t *testing.T) {
 	defer func() { stop(); <-done }()
 	var res any
 	for res == nil { // until Run waits for checks
-		res, err = m["ota.check"](ctx, nil)
+		res, err = m["ota.check"].Handler(ctx, nil)
 		if err != nil && !strings.Contains(err.Error(), "busy") {
 			t.Fatal(err)
 		}
@@ -458,7 +462,7 @@ func TestAgentMethods(t *testing.T) {
 	if s := res.(Status); s.State != "idle" || s.Text != "idle: v1.0.0 is current" || s.Checked == "" {
 		t.Fatalf("ota.check = %+v", s)
 	}
-	st, _ := m["ota.status"](ctx, nil)
+	st, _ := m["ota.status"].Handler(ctx, nil)
 	b, _ := json.Marshal(st)
 	if !strings.Contains(string(b), `"state":"idle"`) || !strings.Contains(string(b), `"running":"v1.0.0"`) {
 		t.Fatalf("ota.status = %s", b)

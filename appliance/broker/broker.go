@@ -37,6 +37,11 @@ type Broker struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
+	access      Access // see SetAccess
+	clientsOnce sync.Once
+	clients     Clients
+	clientsErr  error
+
 	mu   sync.Mutex
 	proc *process // the running process, for tests
 }
@@ -59,6 +64,19 @@ func New(cfg config.Broker, gatewayID, stateDir string, logger *slog.Logger) *Br
 		log:       logger.With("component", "broker", "listen", listen),
 		ready:     make(chan struct{}),
 	}
+}
+
+// SetAccess tells the broker what osgate's own clients do, for its ACL and
+// message size limit; call it before Run. Without it, the defaults: the
+// export topic "telemetry/{gateway}/{device}", messages up to 1 MiB.
+func (b *Broker) SetAccess(a Access) { b.access = a }
+
+// Clients are the logins of osgate's own clients (the export, the cloud
+// RPC responder), made on first use and kept in the state dir
+// (ClientsFile).
+func (b *Broker) Clients() (Clients, error) {
+	b.clientsOnce.Do(func() { b.clients, b.clientsErr = loadClients(b.stateDir) })
+	return b.clients, b.clientsErr
 }
 
 // URL is the MQTT URL clients on this machine use to reach the broker.
@@ -161,22 +179,20 @@ func (b *Broker) Run(ctx context.Context) error {
 	}
 }
 
-// writeFiles writes the password file (if any) and the conf, returning the
-// conf's path.
+// writeFiles writes the password file, the ACL and the conf, returning
+// the conf's path.
 func (b *Broker) writeFiles() (string, error) {
 	if err := os.MkdirAll(b.dir, 0o700); err != nil {
 		return "", fmt.Errorf("broker: create %s: %w", b.dir, err)
 	}
-	if b.cfg.Username != "" {
-		pw, err := passwordFile(b.cfg.Username, b.cfg.Password)
-		if err != nil {
-			return "", err
-		}
-		if err := writeFile(filepath.Join(b.dir, passwordFileName), pw); err != nil {
-			return "", err
-		}
+	own, err := b.Clients()
+	if err != nil {
+		return "", err
 	}
-	text, err := Conf(b.cfg, b.gatewayID, b.stateDir)
+	if err := writeAuth(b.dir, b.cfg, b.gatewayID, b.access, own); err != nil {
+		return "", err
+	}
+	text, err := Conf(b.cfg, b.gatewayID, b.stateDir, b.access)
 	if err != nil {
 		return "", err
 	}

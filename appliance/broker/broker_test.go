@@ -145,8 +145,9 @@ func TestBridgeSurvivesCloudOutage(t *testing.T) {
 		Key: func(_ string, p []byte) string { return string(p) }})
 	b := runBroker(t, config.Broker{Bridge: &config.Bridge{Address: cloud.Addr()}})
 
+	own := clients(t, b)
 	sink, err := export.New(export.Options{URL: b.URL(), ClientID: "osgate-gw-test", QoS: 1, StoreDir: t.TempDir(),
-		RetryMax: 500 * time.Millisecond, Logger: testLogger(t)})
+		Username: own.Export.Username, Password: own.Export.Password, RetryMax: 500 * time.Millisecond, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,8 +214,9 @@ func TestBridgeTLSAndPassword(t *testing.T) {
 		Username: "gw-test", Password: "s3cret", CAFile: cloud.CAFile(), Key: func(_ string, p []byte) string { return string(p) }})
 	b := runBroker(t, config.Broker{Bridge: &config.Bridge{Address: cloud.Addr(), CAFile: cloud.CAFile(),
 		Username: "gw-test", Password: "s3cret"}})
+	own := clients(t, b)
 	sink, err := export.New(export.Options{URL: b.URL(), ClientID: "osgate-gw-test", QoS: 1, StoreDir: t.TempDir(),
-		RetryMax: 500 * time.Millisecond, Logger: testLogger(t)})
+		Username: own.Export.Username, Password: own.Export.Password, RetryMax: 500 * time.Millisecond, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,9 +236,10 @@ func TestBridgeTLSAndPassword(t *testing.T) {
 }
 
 // TestPasswordFileAccepted: with broker.username set, the managed broker
-// takes the password file osgate writes and refuses a wrong password.
+// takes the password file osgate writes and refuses a wrong password; with
+// anonymous_read false, clients without a username too.
 func TestPasswordFileAccepted(t *testing.T) {
-	b := runBroker(t, config.Broker{Username: "osgate", Password: "pa ss:wörd"})
+	b := runBroker(t, config.Broker{Username: "osgate", Password: "pa ss:wörd", AnonymousRead: new(false)})
 	conf, err := os.ReadFile(filepath.Join(b.dir, confFileName))
 	if err != nil || !strings.Contains(string(conf), "allow_anonymous false") {
 		t.Fatalf("conf: %v\n%s", err, conf)
@@ -262,4 +265,14 @@ func TestPasswordFileAccepted(t *testing.T) {
 	if err := connect("", ""); err == nil {
 		t.Fatal("an anonymous client was accepted")
 	}
+}
+
+// clients are the logins of osgate's own clients of b.
+func clients(t *testing.T, b *Broker) Clients {
+	t.Helper()
+	own, err := b.Clients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return own
 }

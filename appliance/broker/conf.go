@@ -29,22 +29,51 @@ const (
 	defaultTopicsOut = "telemetry/#"      // what the bridge sends up by default
 	confDir          = "mosquitto"        // under the state dir
 	passwordFileName = "passwd"           // in confDir
+	aclFileName      = "acl"              // in confDir
 	persistenceName  = "mosquitto.db"     // in confDir
 	confFileName     = "mosquitto.conf"   // in confDir
 	defaultClientID  = "osgate-{gateway}" // the bridge's remote client id
 	defaultLogTypes  = "error warning notice information"
+	defaultExport    = "telemetry/{gateway}/{device}" // export.topic's default
+	defaultMaxMsg    = 1 << 20                        // rpc.max_body's default
+	anonymousRead    = "telemetry/#"                  // what clients without a username may read
+	statusTopics     = "status/#"                     // the export's device and gateway status
 )
 
-// Conf returns the mosquitto.conf text for cfg: the listener, persistence
-// under stateDir/mosquitto/, queue limits sized to the disk (Mosquitto's
-// default of 1000 queued messages per client, the bridge included, drops
-// data), and the bridge to the cloud broker if one is configured.
+// Access is what the managed broker needs to know of osgate's own
+// clients to write its ACL and limits.
+type Access struct {
+	// ExportTopic is the export's topic template (export.topic; default
+	// "telemetry/{gateway}/{device}"): the export client may write it.
+	ExportTopic string
+	// MaxMessage is the largest payload the broker accepts from anyone,
+	// the bridge included (message_size_limit): the largest message
+	// osgate reads, rpc.max_body (default 1 MiB).
+	MaxMessage int64
+}
+
+func (a Access) withDefaults() Access {
+	if a.ExportTopic == "" {
+		a.ExportTopic = defaultExport
+	}
+	if a.MaxMessage <= 0 {
+		a.MaxMessage = defaultMaxMsg
+	}
+	return a
+}
+
+// Conf returns the mosquitto.conf text for cfg: the listener, who may log
+// in (the password file and ACL that Broker.Run writes; ACL says who may
+// do what), the message size limit, persistence under stateDir/mosquitto/,
+// queue limits sized to the disk (Mosquitto's default of 1000 queued
+// messages per client, the bridge included, drops data), and the bridge
+// to the cloud broker if one is configured.
 //
-// With a username in cfg the listener requires it (the password file is
-// written by Broker.Run); without one only a loopback listener is allowed,
-// and it is anonymous.
-func Conf(cfg config.Broker, gatewayID, stateDir string) ([]byte, error) {
-	return conf(cfg, gatewayID, stateDir, queueLimits(stateDir))
+// Clients without a username may connect to a loopback listener only, and
+// only when broker.anonymous_read is not false; a listener beyond loopback
+// needs broker.username.
+func Conf(cfg config.Broker, gatewayID, stateDir string, access Access) ([]byte, error) {
+	return conf(cfg, gatewayID, stateDir, access, queueLimits(stateDir))
 }
 
 // limits are the automatic queue sizes (see queueLimits).
@@ -53,25 +82,27 @@ type limits struct {
 	bytes    int64
 }
 
-func conf(cfg config.Broker, gatewayID, stateDir string, auto limits) ([]byte, error) {
+func conf(cfg config.Broker, gatewayID, stateDir string, access Access, auto limits) ([]byte, error) {
 	var w confWriter
+	access = access.withDefaults()
 	dir := filepath.Join(stateDir, confDir)
 	host, port, err := listenAddr(cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	anonymous, err := allowAnonymous(cfg, host)
 	if err != nil {
 		return nil, err
 	}
 	w.comment("Written by osgate; changes are overwritten at every start.")
 	w.line("per_listener_settings", "false")
 	w.line("listener", strconv.Itoa(port), host)
-	switch {
-	case cfg.Username != "":
-		w.line("allow_anonymous", "false")
-		w.line("password_file", filepath.Join(dir, passwordFileName))
-	case isLoopback(host):
-		w.line("allow_anonymous", "true")
-	default:
-		return nil, fmt.Errorf("broker: listen %s: a listener beyond loopback needs broker.username and broker.password", cfg.Listen)
-	}
+	w.comment("osgate's own clients and broker.username log in with passwords; the ACL says what each may do.")
+	w.line("allow_anonymous", strconv.FormatBool(anonymous))
+	w.line("password_file", filepath.Join(dir, passwordFileName))
+	w.line("acl_file", filepath.Join(dir, aclFileName))
+	w.comment("No message larger than osgate reads, from any client or the bridge: dropped (and acknowledged) by the broker.")
+	w.line("message_size_limit", strconv.FormatInt(access.MaxMessage, 10))
 	if os.Geteuid() == 0 {
 		// Started as root, mosquitto switches to the "mosquitto" user, who
 		// cannot write osgate's state dir; osgate runs it as itself.
@@ -174,6 +205,22 @@ func bridge(w *confWriter, b *config.Bridge, gatewayID string) error {
 	w.topic("rpc/"+gatewayID+"/request/#", "in", "1")
 	w.topic("rpc/"+gatewayID+"/response/#", "out", "1")
 	return nil
+}
+
+// allowAnonymous says whether clients without a username may connect:
+// on a loopback listener unless broker.anonymous_read is false; never
+// beyond loopback, where broker.username is required.
+func allowAnonymous(cfg config.Broker, host string) (bool, error) {
+	if !isLoopback(host) {
+		switch {
+		case cfg.Username == "":
+			return false, fmt.Errorf("broker: listen %s: a listener beyond loopback needs broker.username and broker.password", cfg.Listen)
+		case cfg.AnonymousRead != nil && *cfg.AnonymousRead:
+			return false, fmt.Errorf("broker: listen %s: broker.anonymous_read needs a loopback listener; clients beyond loopback log in with broker.username", cfg.Listen)
+		}
+		return false, nil
+	}
+	return cfg.AnonymousRead == nil || *cfg.AnonymousRead, nil
 }
 
 // listenAddr splits a listen address (default 127.0.0.1:1883).

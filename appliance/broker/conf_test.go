@@ -11,7 +11,7 @@ import (
 
 func confText(t *testing.T, cfg config.Broker) string {
 	t.Helper()
-	text, err := conf(cfg, "gw-0001", "/perm/osgate", limits{messages: 123456, bytes: 99 << 20})
+	text, err := conf(cfg, "gw-0001", "/perm/osgate", Access{}, limits{messages: 123456, bytes: 99 << 20})
 	if err != nil {
 		t.Fatalf("conf: %v", err)
 	}
@@ -36,6 +36,9 @@ func TestConfDefaults(t *testing.T) {
 	wantLines(t, text,
 		"listener 1883 127.0.0.1",
 		"allow_anonymous true",
+		"password_file /perm/osgate/mosquitto/passwd",
+		"acl_file /perm/osgate/mosquitto/acl",
+		"message_size_limit 1048576",
 		"persistence true",
 		"persistence_location /perm/osgate/mosquitto/",
 		"autosave_interval 5",
@@ -44,8 +47,8 @@ func TestConfDefaults(t *testing.T) {
 		"max_inflight_messages 64",
 		"log_dest stderr",
 	)
-	if strings.Contains(text, "connection ") || strings.Contains(text, "password_file") {
-		t.Errorf("default conf has a bridge or a password file:\n%s", text)
+	if strings.Contains(text, "connection ") {
+		t.Errorf("default conf has a bridge:\n%s", text)
 	}
 }
 
@@ -58,6 +61,7 @@ func TestConfOverrides(t *testing.T) {
 		"listener 8883 0.0.0.0",
 		"allow_anonymous false",
 		"password_file /perm/osgate/mosquitto/passwd",
+		"acl_file /perm/osgate/mosquitto/acl",
 		"autosave_interval 2",
 		"max_queued_messages 42",
 		"max_queued_bytes 4096",
@@ -115,9 +119,10 @@ func TestConfRejects(t *testing.T) {
 		"newline in remote user":    {Bridge: &config.Bridge{Address: "h:1", Username: "u\naddress evil:1"}},
 		"empty password with user":  {Bridge: &config.Bridge{Address: "h:1", Username: "u"}},
 		"bridge address with space": {Bridge: &config.Bridge{Address: "h:1\nconnection x"}},
+		"anonymous beyond loopback": {Listen: "0.0.0.0:1883", Username: "u", Password: "p", AnonymousRead: new(true)},
 	}
 	for name, cfg := range bad {
-		if text, err := conf(cfg, "gw", "/s", limits{1, 1}); err == nil {
+		if text, err := conf(cfg, "gw", "/s", Access{}, limits{1, 1}); err == nil {
 			t.Errorf("%s: accepted:\n%s", name, text)
 		}
 	}
@@ -131,16 +136,25 @@ func TestQueueLimitsFloors(t *testing.T) {
 }
 
 func TestPasswordFile(t *testing.T) {
-	line, err := passwordFile("gw", "secret")
+	text, err := passwordFile(Login{"gw", "secret"}, Login{"osgate-rpc", "other"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(string(line), "gw:$7$101$") || strings.Count(string(line), "$") != 4 {
-		t.Fatalf("password line %q", line)
+	lines := strings.Split(strings.TrimSuffix(string(text), "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "gw:$7$101$") || strings.Count(lines[0], "$") != 4 || !strings.HasPrefix(lines[1], "osgate-rpc:$7$101$") {
+		t.Fatalf("password file %q", text)
 	}
-	if _, err := passwordFile("a:b", "x"); err == nil {
-		t.Fatal("a user name with ':' was accepted")
+	for _, user := range []string{"a:b", "", " a", "a\nb"} {
+		if _, err := passwordFile(Login{user, "x"}); err == nil {
+			t.Errorf("user name %q was accepted", user)
+		}
 	}
+}
+
+func TestConfAnonymous(t *testing.T) {
+	wantLines(t, confText(t, config.Broker{AnonymousRead: new(false)}), "allow_anonymous false")
+	wantLines(t, confText(t, config.Broker{Username: "app", Password: "p"}), "allow_anonymous true")
+	wantLines(t, confText(t, config.Broker{Listen: "[::1]:1883", AnonymousRead: new(true)}), "allow_anonymous true")
 }
 
 func TestDialAddr(t *testing.T) {

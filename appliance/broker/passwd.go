@@ -5,26 +5,123 @@ import (
 	"crypto/rand"
 	"crypto/sha512"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
+
+	"github.com/osgate/osgate/config"
 )
 
-// passwordFile returns a Mosquitto 2.0 password file line for one user:
-// PBKDF2-SHA512 ("$7$") with a random 12-byte salt, as mosquitto_passwd
-// writes it.
-func passwordFile(user, password string) ([]byte, error) {
-	if user == "" || strings.ContainsAny(user, ":\r\n") {
-		return nil, fmt.Errorf("broker: username %q: must be non-empty without ':' or newlines", user)
+// ClientsFile is where, under the state dir, osgate keeps the passwords it
+// made for its own clients of the managed broker (JSON, mode 0600). Delete
+// it and restart osgate to have new ones made.
+const ClientsFile = "broker-clients"
+
+// Login is one client's username and password at the managed broker.
+type Login struct {
+	Username, Password string
+}
+
+// Clients are the logins of osgate's own clients of the managed broker:
+// the export (config.BrokerExportUser) and the cloud RPC responder
+// (config.BrokerRPCUser).
+type Clients struct {
+	Export, RPC Login
+}
+
+// loadClients reads the logins of osgate's clients from the state dir,
+// making (and saving) a random password for each that has none yet.
+func loadClients(stateDir string) (Clients, error) {
+	path := filepath.Join(stateDir, ClientsFile)
+	pw := map[string]string{}
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return Clients{}, fmt.Errorf("broker: read the logins of osgate's clients: %w", err)
+	default:
+		if err := json.Unmarshal(b, &pw); err != nil {
+			return Clients{}, fmt.Errorf("broker: %s is not the JSON osgate wrote (delete it to have new passwords made): %w", path, err)
+		}
 	}
-	salt := make([]byte, 12)
-	if _, err := rand.Read(salt); err != nil {
-		return nil, fmt.Errorf("broker: password salt: %w", err)
+	changed := false
+	for _, user := range []string{config.BrokerExportUser, config.BrokerRPCUser} {
+		if len(pw[user]) >= 16 {
+			continue
+		}
+		raw := make([]byte, 24)
+		if _, err := rand.Read(raw); err != nil {
+			return Clients{}, fmt.Errorf("broker: make a password: %w", err)
+		}
+		pw[user] = base64.RawURLEncoding.EncodeToString(raw)
+		changed = true
 	}
-	const iterations = 101
-	key, err := pbkdf2.Key(sha512.New, password, salt, iterations, sha512.Size)
+	if changed {
+		b, err := json.MarshalIndent(pw, "", "  ")
+		if err != nil {
+			return Clients{}, fmt.Errorf("broker: encode the logins of osgate's clients: %w", err)
+		}
+		if err := os.MkdirAll(stateDir, 0o755); err != nil {
+			return Clients{}, fmt.Errorf("broker: create %s: %w", stateDir, err)
+		}
+		if err := writeFile(path, append(b, '\n')); err != nil {
+			return Clients{}, err
+		}
+	}
+	return Clients{
+		Export: Login{config.BrokerExportUser, pw[config.BrokerExportUser]},
+		RPC:    Login{config.BrokerRPCUser, pw[config.BrokerRPCUser]},
+	}, nil
+}
+
+// passwordFile returns a Mosquitto 2.0 password file: one line per login,
+// PBKDF2-SHA512 ("$7$", 101 iterations) with a random 12-byte salt, as
+// mosquitto_passwd writes it.
+func passwordFile(logins ...Login) ([]byte, error) {
+	var out []byte
+	for _, l := range logins {
+		if l.Username == "" || strings.ContainsAny(l.Username, ":\r\n\x00") || strings.TrimSpace(l.Username) != l.Username {
+			return nil, fmt.Errorf("broker: username %q: must be non-empty, without ':', newlines or surrounding spaces", l.Username)
+		}
+		salt := make([]byte, 12)
+		if _, err := rand.Read(salt); err != nil {
+			return nil, fmt.Errorf("broker: password salt: %w", err)
+		}
+		const iterations = 101
+		key, err := pbkdf2.Key(sha512.New, l.Password, salt, iterations, sha512.Size)
+		if err != nil {
+			return nil, fmt.Errorf("broker: hash password: %w", err)
+		}
+		out = fmt.Appendf(out, "%s:$7$%d$%s$%s\n", l.Username, iterations,
+			base64.StdEncoding.EncodeToString(salt), base64.StdEncoding.EncodeToString(key))
+	}
+	return out, nil
+}
+
+// writeAuth writes the password file (osgate's clients and
+// broker.username) and the ACL into dir.
+func writeAuth(dir string, cfg config.Broker, gatewayID string, access Access, own Clients) error {
+	logins := []Login{own.Export, own.RPC}
+	if cfg.Username != "" {
+		if cfg.Username == config.BrokerExportUser || cfg.Username == config.BrokerRPCUser {
+			return fmt.Errorf("broker: broker.username %q is the user of one of osgate's own clients; choose another name", cfg.Username)
+		}
+		logins = append(logins, Login{cfg.Username, cfg.Password})
+	}
+	pw, err := passwordFile(logins...)
 	if err != nil {
-		return nil, fmt.Errorf("broker: hash password: %w", err)
+		return err
 	}
-	return fmt.Appendf(nil, "%s:$7$%d$%s$%s\n", user, iterations,
-		base64.StdEncoding.EncodeToString(salt), base64.StdEncoding.EncodeToString(key)), nil
+	acl, err := ACL(cfg, gatewayID, access)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(dir, passwordFileName), pw); err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, aclFileName), acl)
 }

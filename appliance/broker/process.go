@@ -89,6 +89,8 @@ func lineLevel(line string) slog.Level {
 	switch {
 	case strings.Contains(line, "should not be run as root"):
 		return slog.LevelDebug // on purpose: see Conf
+	case strings.HasPrefix(line, "Warning: ACL pattern"):
+		return slog.LevelDebug // patterns for every client, on purpose: see ACL
 	case strings.HasPrefix(line, "Error"):
 		return slog.LevelError
 	case strings.HasPrefix(line, "Warning"):

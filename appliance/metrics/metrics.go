@@ -17,7 +17,8 @@ var (
 	// ReadingsOut counts readings handed to the export sink.
 	ReadingsOut = counter("osgate_readings_out_total", "Readings handed to the export sink.", "connector")
 	// ReadingsDropped counts readings dropped on purpose or by failure;
-	// reason is "range", "transform", "clock" or "export".
+	// reason is "range", "transform", "clock", "export" or "too_large"
+	// (a device's message over the managed broker's size limit).
 	ReadingsDropped = counter("osgate_readings_dropped_total", "Readings dropped, by reason.", "connector", "reason")
 	// ReadingsSuppressed counts readings a deadband held back (unchanged).
 	ReadingsSuppressed = counter("osgate_readings_suppressed_total", "Readings held back by a deadband.", "connector")

@@ -31,7 +31,7 @@ func TestThroughBridge(t *testing.T) {
 		Bridge: &config.Bridge{Address: cloud.Addr(), TopicsOut: []string{"telemetry/#"}},
 	}
 	// Add the RPC topics unless broker.Conf already writes them.
-	conf, err := broker.Conf(bcfg, gwID, stateDir)
+	conf, err := broker.Conf(bcfg, gwID, stateDir, broker.Access{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,12 @@ func TestThroughBridge(t *testing.T) {
 	}
 
 	m := newMethods(t, gwID)
-	startResponder(t, Options{URL: b.URL(), GatewayID: gwID, Keys: testKeys(), Server: m.srv, StateDir: stateDir})
+	own, err := b.Clients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	startResponder(t, Options{URL: b.URL(), GatewayID: gwID, Operators: testOperators(), Server: m.srv, StateDir: stateDir,
+		Username: own.RPC.Username, Password: own.RPC.Password})
 	app := newCaller(t, cloud.URL(), "cloud-app", gwID)
 
 	// The bridge connects and subscribes on the cloud in its own time: ask
@@ -79,7 +84,7 @@ func TestThroughBridge(t *testing.T) {
 	var first response
 	for i := 0; ; i++ {
 		id := fmt.Sprintf("warmup-%d", i)
-		app.send(t, id, envelopeOf(goodKey, soon(), status))
+		app.send(t, id, ops.signFor(gwID, id, soon(), status))
 		if b, ok := app.await(id, 2*time.Second); ok {
 			first = decodeResponse(t, b)
 			break
@@ -92,17 +97,17 @@ func TestThroughBridge(t *testing.T) {
 		t.Fatalf("gateway.status through the bridge: result %s, error %v", first.Result, first.Error)
 	}
 
-	r := app.call(t, "read-good", envelopeOf(goodKey, soon(), `{"jsonrpc":"2.0","method":"device.read","params":{"device":"meter-1"},"id":"a"}`))
+	r := app.call(t, "read-good", ops.signFor(gwID, "read-good", soon(), `{"jsonrpc":"2.0","method":"device.read","params":{"device":"meter-1"},"id":"a"}`))
 	if r.Error != nil || !bytes.Contains(r.Result, []byte(`"voltage_l1"`)) || string(r.ID) != `"a"` {
 		t.Fatalf("device.read through the bridge: %s / %v", r.Result, r.Error)
 	}
 	reads := m.reads.Load()
 	calls := m.status.Load()
 	authFails := counterValue(t, metrics.RPCAuthFailures)
-	r = app.call(t, "read-bad", envelopeOf(badKey, soon(), `{"jsonrpc":"2.0","method":"device.read","params":{"device":"meter-1"},"id":"b"}`))
-	wantError(t, r, rpc.CodeUnauthorized, "unknown API key")
-	r = app.call(t, "status-bad", envelopeOf(badKey, soon(), status))
-	wantError(t, r, rpc.CodeUnauthorized, "unknown API key")
+	r = app.call(t, "read-bad", intruder.signFor(gwID, "read-bad", soon(), `{"jsonrpc":"2.0","method":"device.read","params":{"device":"meter-1"},"id":"b"}`))
+	wantError(t, r, rpc.CodeUnauthorized, "signature does not match")
+	r = app.call(t, "status-bad", intruder.signFor(gwID, "status-bad", soon(), status))
+	wantError(t, r, rpc.CodeUnauthorized, "signature does not match")
 	if m.reads.Load() != reads || m.status.Load() != calls {
 		t.Fatalf("a method ran for a bad key")
 	}

@@ -12,28 +12,39 @@ import (
 	"github.com/osgate/osgate/appliance/rpc"
 )
 
-// envelope is one request message: the caller's API key, when the request
-// stops being valid, and the JSON-RPC 2.0 request (an object or a batch),
-// kept byte for byte for rpc.Server.Handle.
+// envelope is one request message: who signed it, when the request stops
+// being valid, the JSON-RPC 2.0 request (an object or a batch), kept byte
+// for byte for the signature and rpc.Server.Handle, and the signature.
 //
-//	{"key": "…", "expires": "2026-11-25T14:00:00Z", "request": {"jsonrpc": "2.0", …}}
+//	{"signer": "ops-alice", "expires": "2026-11-25T14:00:00Z",
+//	 "request": {"jsonrpc": "2.0", …}, "signature": "…base64…"}
 type envelope struct {
-	key     string
-	expires time.Time
-	request json.RawMessage
+	signer      string
+	expiresText string // as the envelope has it: it is what was signed
+	expires     time.Time
+	request     json.RawMessage
+	signature   string
 }
-
-// maxKey bounds a presented key, as over HTTP.
-const maxKey = 1024
 
 // maxID bounds a request id (the last topic level).
 const maxID = 64
 
+// maxSigner bounds the length of a signer's name.
+const maxSigner = 128
+
+// members are an envelope's members, each required once.
+var members = []string{"signer", "expires", "request", "signature"}
+
+// errBearer refuses the envelope of earlier versions, which carried an
+// API key in clear text in its "key" member.
+var errBearer = &rpc.Error{Code: rpc.CodeUnauthorized, Message: `unauthorized: an API key in the envelope ("key") is no longer ` +
+	`accepted over MQTT: sign the request with an operator key instead (osgate rpc sign; the gateway lists the public key in rpc.operator_keys)`}
+
 // parseEnvelope decodes a request message. Every problem is an *rpc.Error
 // to answer with: -32700 when the payload is not JSON, -32600 when it is
-// not an envelope. The key is checked only for its presence and type here
-// (its format and value are the authentication's job), and no error
-// carries any part of it.
+// not an envelope, -32001 for the old envelope with an API key (whose
+// value no error ever carries). The signature is checked later
+// (Responder.check), against the topic's gateway and request id.
 func parseEnvelope(payload []byte) (envelope, *rpc.Error) {
 	var env envelope
 	if !json.Valid(payload) {
@@ -41,7 +52,7 @@ func parseEnvelope(payload []byte) (envelope, *rpc.Error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return env, invalid("the payload must be a JSON object with \"key\", \"expires\" and \"request\"")
+		return env, invalid(`the payload must be a JSON object with "signer", "expires", "request" and "signature"`)
 	}
 	seen := map[string]bool{}
 	for dec.More() {
@@ -50,6 +61,9 @@ func parseEnvelope(payload []byte) (envelope, *rpc.Error) {
 			return env, invalid("unreadable member name")
 		}
 		name, _ := tok.(string) // object keys are always strings in valid JSON
+		if name == "key" {
+			return env, errBearer
+		}
 		if seen[name] {
 			return env, invalid(fmt.Sprintf("member %.64q given twice", name))
 		}
@@ -69,7 +83,7 @@ func parseEnvelope(payload []byte) (envelope, *rpc.Error) {
 		return env, invalid("more than one JSON value in the payload")
 	}
 	var missing []string
-	for _, m := range []string{"key", "expires", "request"} {
+	for _, m := range members {
 		if !seen[m] {
 			missing = append(missing, fmt.Sprintf("%q", m))
 		}
@@ -83,9 +97,9 @@ func parseEnvelope(payload []byte) (envelope, *rpc.Error) {
 // set stores one member of the envelope.
 func (env *envelope) set(name string, raw json.RawMessage) *rpc.Error {
 	switch name {
-	case "key":
-		if json.Unmarshal(raw, &env.key) != nil || first(raw) != '"' {
-			return invalid(`"key" must be a string (the API key)`)
+	case "signer":
+		if json.Unmarshal(raw, &env.signer) != nil || first(raw) != '"' || env.signer == "" || len(env.signer) > maxSigner {
+			return invalid(`"signer" must be the name of an operator key (a string of 1 to 128 bytes)`)
 		}
 	case "expires":
 		var s string
@@ -96,14 +110,18 @@ func (env *envelope) set(name string, raw json.RawMessage) *rpc.Error {
 		if err != nil {
 			return invalid(fmt.Sprintf(`"expires" %.40q is not an RFC 3339 time like "2026-11-25T14:00:00Z"`, s))
 		}
-		env.expires = t
+		env.expiresText, env.expires = s, t
 	case "request":
 		if first(raw) != '{' && first(raw) != '[' {
 			return invalid(`"request" must be a JSON-RPC 2.0 request object or a batch (array)`)
 		}
 		env.request = raw
+	case "signature":
+		if json.Unmarshal(raw, &env.signature) != nil || first(raw) != '"' || env.signature == "" {
+			return invalid(`"signature" must be the base64 ed25519 signature (a string)`)
+		}
 	default:
-		return invalid(fmt.Sprintf(`unknown member %.64q: an envelope has exactly "key", "expires" and "request"`, name))
+		return invalid(fmt.Sprintf(`unknown member %.64q: an envelope has exactly "signer", "expires", "request" and "signature"`, name))
 	}
 	return nil
 }
@@ -119,24 +137,6 @@ func first(raw json.RawMessage) byte {
 
 func invalid(msg string) *rpc.Error {
 	return &rpc.Error{Code: rpc.CodeInvalidRequest, Message: "invalid envelope: " + msg}
-}
-
-// checkKeyFormat refuses a key that could never be valid: empty, too long,
-// or with characters other than visible ASCII (the rules of the HTTP
-// transport's bearer token). The reason never includes the key.
-func checkKeyFormat(key string) (reason string, ok bool) {
-	if key == "" {
-		return "missing API key", false
-	}
-	if len(key) > maxKey {
-		return "malformed API key", false
-	}
-	for i := 0; i < len(key); i++ {
-		if c := key[i]; c <= ' ' || c > '~' {
-			return "malformed API key", false
-		}
-	}
-	return "", true
 }
 
 // requestID returns the id of a request topic (prefix + id), and whether it

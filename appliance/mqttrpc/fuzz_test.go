@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/rpc"
+	"github.com/osgate/osgate/internal/scope"
 )
 
 // fuzzNow is the Responder's clock in FuzzEnvelope: the seeds' expiry
@@ -18,27 +19,32 @@ var fuzzNow = time.Date(2026, 11, 25, 13, 30, 0, 0, time.UTC)
 
 // FuzzEnvelope feeds arbitrary payloads to the envelope parser and to the
 // whole check of a request message: neither may panic, every refusal is a
-// JSON-RPC error response with a known code, and no answer ever repeats
-// the presented key.
+// JSON-RPC error response with a known code, nothing runs without a valid
+// signature, and no answer ever repeats an API key of the old envelope.
 func FuzzEnvelope(f *testing.F) {
 	req := `{"jsonrpc":"2.0","method":"gateway.status","id":1}`
-	for _, seed := range []string{
-		`{"key":"` + goodKey + `","expires":"2026-11-25T14:00:00Z","request":` + req + `}`,
-		`{"key":"` + goodKey + `","expires":"2026-11-25T14:00:00Z","request":[` + req + `,{"jsonrpc":"2.0","method":"device.read","params":{"device":"meter-1"},"id":2}]}`,
-		`{"key":"` + goodKey + `","expires":"2026-11-25T14:00:00+01:00","request":` + req + `}`,
-		`{"key":"` + badKey + `","expires":"2026-11-25T14:00:00Z","request":` + req + `}`,
-		`{"key":"","expires":"2026-11-25T14:00:00Z","request":{}}`,
-		`{"key":"k","expires":"2026-11-25T14:00:00Z","request":"x"}`,
-		`{"key":"k","key":"k","expires":"x","request":{}}`,
-		`{"key":"k","expires":"2026-11-25T14:00:00Z","request":{},"extra":1}`,
-		`{"key":"k"}`,
-		`[]`, `null`, `{`, `{}`, ``, `{"key":"\u0000","expires":"2026-11-25T14:00:00Z","request":[]}`,
-		strings.Repeat(`[`, 300) + strings.Repeat(`]`, 300),
+	exp := time.Date(2026, 11, 25, 14, 0, 0, 0, time.UTC)
+	for _, seed := range [][]byte{
+		ops.sign("f", exp, req),
+		ops.sign("f", exp, `[`+req+`,{"jsonrpc":"2.0","method":"device.read","params":{"device":"meter-1"},"id":2}]`),
+		ops.sign("f", exp, `{"jsonrpc":"2.0","method":"device.write","params":{"device":"meter-1","channel":"relay","value":1},"id":3}`),
+		reader.sign("f", exp, `{"jsonrpc":"2.0","method":"device.write","params":{},"id":3}`),
+		intruder.sign("f", exp, req),
+		ops.sign("other-id", exp, req),
+		[]byte(`{"key":"old-bearer-key-1234","expires":"2026-11-25T14:00:00Z","request":` + req + `}`),
+		[]byte(`{"signer":"","expires":"2026-11-25T14:00:00Z","request":{},"signature":"x"}`),
+		[]byte(`{"signer":"k","expires":"2026-11-25T14:00:00Z","request":"x","signature":"x"}`),
+		[]byte(`{"signer":"k","signer":"k","expires":"x","request":{},"signature":""}`),
+		[]byte(`{"signer":"k","expires":"2026-11-25T14:00:00Z","request":{},"signature":"x","extra":1}`),
+		[]byte(`{"signer":"k"}`),
+		[]byte(`[]`), []byte(`null`), []byte(`{`), []byte(`{}`), []byte(``),
+		[]byte(`{"signer":"\u0000","expires":"2026-11-25T14:00:00Z","request":[],"signature":"\u0000"}`),
+		[]byte(strings.Repeat(`[`, 300) + strings.Repeat(`]`, 300)),
 	} {
-		f.Add([]byte(seed))
+		f.Add(seed)
 	}
 	m := newMethods(f, gw)
-	r, err := New(Options{URL: "tcp://127.0.0.1:1", GatewayID: gw, Keys: testKeys(), Server: m.srv, StateDir: f.TempDir(),
+	r, err := New(Options{URL: "tcp://127.0.0.1:1", GatewayID: gw, Operators: testOperators(), Server: m.srv, StateDir: f.TempDir(),
 		MaxBody: 1 << 16, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		f.Fatal(err)
@@ -52,16 +58,22 @@ func FuzzEnvelope(f *testing.F) {
 			if c := first(env.request); c != '{' && c != '[' {
 				t.Fatalf("accepted a request that is neither an object nor an array: %q", env.request)
 			}
-			if !json.Valid(env.request) || env.expires.IsZero() {
-				t.Fatalf("accepted envelope with request %q expires %v", env.request, env.expires)
+			if !json.Valid(env.request) || env.expires.IsZero() || env.signer == "" || env.signature == "" {
+				t.Fatalf("accepted envelope %+v", env)
 			}
-		} else if perr.Code != rpc.CodeParseError && perr.Code != rpc.CodeInvalidRequest {
+		} else if perr.Code != rpc.CodeParseError && perr.Code != rpc.CodeInvalidRequest && perr.Code != rpc.CodeUnauthorized {
 			t.Fatalf("envelope error code %d", perr.Code)
 		}
-
+		writes := m.writes.Load()
 		id, resp := r.handle(context.Background(), message{topic: r.reqTopic + "f", payload: payload})
 		if id != "f" {
 			t.Fatalf("id %q", id)
+		}
+		if m.writes.Load() != writes {
+			op, known := r.operators[env.signer]
+			if perr != nil || !known || verify(op.pub, gw, "f", env) != nil || !op.scope.Allows(scope.Write) {
+				t.Fatalf("device.write ran for a message without a valid signature by a write key: %q", payload)
+			}
 		}
 		if resp == nil {
 			return // a duplicate, or a notification
@@ -69,8 +81,9 @@ func FuzzEnvelope(f *testing.F) {
 		if !json.Valid(resp) {
 			t.Fatalf("response is not JSON: %q", resp)
 		}
-		if perr == nil && len(env.key) >= 8 && bytes.Contains(resp, []byte(env.key)) {
-			t.Fatalf("the response repeats the key: %s", resp)
+		var old struct{ Key string }
+		if json.Unmarshal(payload, &old) == nil && len(old.Key) >= 8 && bytes.Contains(resp, []byte(old.Key)) {
+			t.Fatalf("the response repeats the API key: %s", resp)
 		}
 	})
 }

@@ -52,8 +52,8 @@ func (r *Responder) handle(ctx context.Context, m message) (id string, resp []by
 	return id, resp
 }
 
-// check runs the envelope checks in order: size, envelope, key, expiry,
-// replay; then the request.
+// check runs the envelope checks in order: size, envelope, signature,
+// expiry, replay; then the request, with the operator key's scope.
 func (r *Responder) check(ctx context.Context, id string, payload []byte, size int) (resp []byte, outcome string) {
 	if int64(size) > r.opts.MaxBody {
 		r.count(outTooLarge)
@@ -61,6 +61,11 @@ func (r *Responder) check(ctx context.Context, id string, payload []byte, size i
 		return errorBody(rpc.CodeInvalidRequest, fmt.Sprintf("request too large: %d bytes; the limit is %d bytes", size, r.opts.MaxBody)), outTooLarge
 	}
 	env, perr := parseEnvelope(payload)
+	if perr == errBearer {
+		metrics.RPCAuthFailures.Inc()
+		r.refused("mqttrpc: request refused: it carries an API key (the envelope of earlier versions); requests must be signed with an operator key", "id", id)
+		return errorBody(perr.Code, perr.Message), outAuth
+	}
 	if perr != nil {
 		out := "invalid_request"
 		if perr.Code == rpc.CodeParseError {
@@ -70,10 +75,11 @@ func (r *Responder) check(ctx context.Context, id string, payload []byte, size i
 		r.refused("mqttrpc: request refused: malformed envelope", "id", id, "error", perr.Message)
 		return errorBody(perr.Code, perr.Message), out
 	}
-	caller, ok := r.authenticate(id, env.key)
+	op, reason, ok := r.authenticate(id, env)
 	if !ok {
-		return errorBody(rpc.CodeUnauthorized, "unauthorized: "+caller+` (put the API key in the envelope's "key")`), outAuth
+		return errorBody(rpc.CodeUnauthorized, "unauthorized: "+reason), outAuth
 	}
+	caller := env.signer
 	now := r.now()
 	switch {
 	case !now.Before(env.expires):
@@ -109,28 +115,41 @@ func (r *Responder) check(ctx context.Context, id string, payload []byte, size i
 		r.refused("mqttrpc: request refused: too many live request ids", "id", id, "caller", caller, "limit", r.opts.MaxIDs)
 		return errorBody(CodeBusy, "busy: too many requests within their expiry; retry later under a new id"), outBusy
 	}
-	callCtx, cancel := context.WithTimeout(rpc.WithCaller(ctx, caller), r.opts.CallTimeout)
+	callCtx, cancel := context.WithTimeout(rpc.WithCaller(ctx, caller, op.scope), r.opts.CallTimeout)
 	defer cancel()
 	start := time.Now()
 	resp = r.opts.Server.Handle(callCtx, env.request)
+	if int64(len(resp)) > r.opts.MaxBody {
+		// The broker would drop it (message_size_limit): say so instead.
+		r.log.Warn("mqttrpc: response too large for the broker; answering with an error", "id", id, "caller", caller, "bytes", len(resp), "limit", r.opts.MaxBody)
+		resp = errorBody(rpc.CodeInternalError, fmt.Sprintf("internal error: the response is %d bytes, over the limit of %d bytes (rpc.max_body); "+
+			"ask for less (one device, not a batch)", len(resp), r.opts.MaxBody))
+	}
 	r.log.Debug("mqttrpc: request answered", "id", id, "caller", caller, "ms", time.Since(start).Milliseconds(), "bytes", len(resp))
 	return resp, outHandled
 }
 
-// authenticate checks a presented key. On failure it returns the reason
-// (which never holds the key), has logged it (rate-limited) and counted it.
-func (r *Responder) authenticate(id, key string) (string, bool) {
-	reason, ok := checkKeyFormat(key)
-	if ok {
-		var name string
-		if name, ok = r.keys.Check(key); ok {
-			return name, true
+// authenticate finds the envelope's signer among the operator keys and
+// checks its signature over this gateway, the request id, expiry and
+// request. On failure it returns the reason (naming what a signature must
+// cover), has logged it (rate-limited) and counted it.
+func (r *Responder) authenticate(id string, env envelope) (operator, string, bool) {
+	op, known := r.operators[env.signer]
+	var reason string
+	switch {
+	case !known:
+		reason = fmt.Sprintf("unknown signer %.64q: the gateway has no operator key of that name (rpc.operator_keys)", env.signer)
+	default:
+		if err := verify(op.pub, r.opts.GatewayID, id, env); err != nil {
+			reason = err.Error()
 		}
-		reason = "unknown API key"
+	}
+	if reason == "" {
+		return op, "", true
 	}
 	metrics.RPCAuthFailures.Inc()
-	r.refused("mqttrpc: request refused", "id", id, "reason", reason)
-	return reason, false
+	r.refused("mqttrpc: request refused", "id", id, "signer", fmt.Sprintf("%.64q", env.signer), "reason", reason)
+	return operator{}, reason, false
 }
 
 func (r *Responder) count(outcome string) {

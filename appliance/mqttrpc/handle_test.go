@@ -11,6 +11,7 @@ import (
 
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/testpeer"
 )
 
@@ -47,7 +48,11 @@ func TestNewRefuses(t *testing.T) {
 		{"no server", func(o *Options) { o.Server = nil }, "no rpc.Server"},
 		{"no state dir", func(o *Options) { o.StateDir = "" }, "no state dir"},
 		{"wildcard gateway", func(o *Options) { o.GatewayID = "gw/+" }, "gateway id"},
-		{"bad digest", func(o *Options) { o.Keys = []config.APIKey{{Name: "x", SHA256: "abc"}} }, "[0].sha256"},
+		{"bad public key", func(o *Options) { o.Operators = []config.OperatorKey{{Name: "x", PublicKey: "abc"}} }, "[0].public_key"},
+		{"bad scope", func(o *Options) { o.Operators = []config.OperatorKey{{Name: "x", PublicKey: ops.pub, Scope: "all"}} }, "[0].scope"},
+		{"same name", func(o *Options) {
+			o.Operators = []config.OperatorKey{{Name: "x", PublicKey: ops.pub}, {Name: "x", PublicKey: reader.pub}}
+		}, "[1].name"},
 		{"negative", func(o *Options) { o.MaxBody = -1 }, "must not be negative"},
 	}
 	for _, c := range cases {
@@ -61,7 +66,7 @@ func TestNewRefuses(t *testing.T) {
 	if r.opts.ClientID != "osgate-rpc-"+gw || r.opts.MaxBody != rpc.DefaultMaxBody || r.opts.MaxLifetime != time.Hour {
 		t.Fatalf("defaults: %+v", r.opts)
 	}
-	if !strings.Contains(logs.String(), "no API keys") {
+	if !strings.Contains(logs.String(), "no operator keys") {
 		t.Fatalf("no warning for a responder without keys:\n%s", logs)
 	}
 }
@@ -70,10 +75,10 @@ func TestNewRefuses(t *testing.T) {
 // forget its id.
 func TestJournalFailureRefuses(t *testing.T) {
 	m := newMethods(t, gw)
-	r, logs := newUnstarted(t, Options{Server: m.srv, Keys: testKeys()})
+	r, logs := newUnstarted(t, Options{Server: m.srv, Operators: testOperators()})
 	r.ids.close() // appends now fail
 	id, resp := r.handle(context.Background(), message{topic: r.reqTopic + "x1",
-		payload: envelopeOf(goodKey, soon(), `{"jsonrpc":"2.0","method":"gateway.status","id":1}`)})
+		payload: ops.sign("x1", soon(), `{"jsonrpc":"2.0","method":"gateway.status","id":1}`)})
 	if id != "x1" {
 		t.Fatalf("id %q", id)
 	}
@@ -88,10 +93,10 @@ func TestJournalFailureRefuses(t *testing.T) {
 
 func TestTooManyLiveIDs(t *testing.T) {
 	m := newMethods(t, gw)
-	r, _ := newUnstarted(t, Options{Server: m.srv, Keys: testKeys(), MaxIDs: 2})
+	r, _ := newUnstarted(t, Options{Server: m.srv, Operators: testOperators(), MaxIDs: 2})
 	req := `{"jsonrpc":"2.0","method":"gateway.status","id":1}`
 	for i, id := range []string{"a", "b", "c"} {
-		_, resp := r.handle(context.Background(), message{topic: r.reqTopic + id, payload: envelopeOf(goodKey, soon(), req)})
+		_, resp := r.handle(context.Background(), message{topic: r.reqTopic + id, payload: ops.sign(id, soon(), req)})
 		got := decodeResponse(t, resp)
 		if i < 2 && got.Error != nil {
 			t.Fatalf("%s: %v", id, got.Error)
@@ -109,7 +114,7 @@ func TestBusyWhenQueueFull(t *testing.T) {
 	m := newMethods(t, gw)
 	release := make(chan struct{})
 	var ran atomic.Int64
-	m.srv.Register("block", func(ctx context.Context, _ json.RawMessage) (any, error) {
+	m.srv.Register("block", scope.Read, func(ctx context.Context, _ json.RawMessage) (any, error) {
 		select {
 		case <-release:
 		case <-ctx.Done():
@@ -117,15 +122,14 @@ func TestBusyWhenQueueFull(t *testing.T) {
 		ran.Add(1)
 		return "done", nil
 	})
-	run := startResponder(t, Options{URL: mq.URL(), GatewayID: gw, Keys: testKeys(), Server: m.srv,
+	run := startResponder(t, Options{URL: mq.URL(), GatewayID: gw, Operators: testOperators(), Server: m.srv,
 		StateDir: t.TempDir(), Workers: 1})
 	c := newCaller(t, mq.URL(), "cloud-app", gw)
 	const n = queueLen + 10
-	req := envelopeOf(goodKey, soon(), `{"jsonrpc":"2.0","method":"block","id":1}`)
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = "q" + string(rune('A'+i/26)) + string(rune('a'+i%26))
-		c.send(t, ids[i], req)
+		c.send(t, ids[i], ops.sign(ids[i], soon(), `{"jsonrpc":"2.0","method":"block","id":1}`))
 	}
 	// At most one running and queueLen queued: the rest is busy.
 	busy := run.out.waitFor(t, outBusy, n-queueLen-1)

@@ -3,6 +3,8 @@ package mqttrpc
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -18,14 +20,45 @@ import (
 
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
-	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/internal/scope"
 )
 
-const (
-	goodKey = "good-key-7f3a9c1e44d0b2"
-	badKey  = "wrong-key-0c1d2e3f4a5b6c"
-	within  = 30 * time.Second // generous: a loaded 2-core machine
+const within = 30 * time.Second // generous: a loaded 2-core machine
+
+// The test's operator keys: ops is the gateway's (rpc.operator_keys, scope
+// admin); intruder signs under the same name with another key pair;
+// reader is a second operator with scope read.
+var (
+	ops      = newOperator("cloud-ops", 1)
+	intruder = newOperator("cloud-ops", 2)
+	reader   = newOperator("dashboard", 3)
 )
+
+// operatorKey is an operator's key pair.
+type operatorKey struct {
+	name string
+	priv ed25519.PrivateKey
+	pub  string // base64, as rpc.operator_keys has it
+}
+
+func newOperator(name string, seed byte) operatorKey {
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+	return operatorKey{name: name, priv: priv, pub: base64.StdEncoding.EncodeToString(priv.Public().(ed25519.PublicKey))}
+}
+
+// sign makes the message for request id on the test gateway gw.
+func (o operatorKey) sign(id string, expires time.Time, request string) []byte {
+	return o.signFor(gw, id, expires, request)
+}
+
+// signFor makes the message for request id on gateway.
+func (o operatorKey) signFor(gateway, id string, expires time.Time, request string) []byte {
+	b, err := Sign(o.priv, o.name, gateway, id, expires, []byte(request))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
 
 // methods is an rpc.Server with small stand-ins for the gateway's methods,
 // counting their calls.
@@ -33,6 +66,7 @@ type methods struct {
 	srv    *rpc.Server
 	status atomic.Int64
 	reads  atomic.Int64
+	writes atomic.Int64
 }
 
 func newMethods(t testing.TB, gatewayID string) *methods {
@@ -42,11 +76,11 @@ func newMethods(t testing.TB, gatewayID string) *methods {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Register("gateway.status", func(ctx context.Context, _ json.RawMessage) (any, error) {
+	srv.Register("gateway.status", scope.Read, func(ctx context.Context, _ json.RawMessage) (any, error) {
 		m.status.Add(1)
 		return map[string]any{"id": gatewayID, "health": map[string]string{"status": "ok"}, "caller": rpc.Caller(ctx)}, nil
 	})
-	srv.Register("device.read", func(_ context.Context, params json.RawMessage) (any, error) {
+	srv.Register("device.read", scope.Read, func(_ context.Context, params json.RawMessage) (any, error) {
 		var p struct {
 			Device string `json:"device" strict:"required"`
 		}
@@ -59,12 +93,20 @@ func newMethods(t testing.TB, gatewayID string) *methods {
 		m.reads.Add(1)
 		return map[string]any{"device": p.Device, "readings": []map[string]any{{"channel": "voltage_l1", "value": 230.1, "unit": "V"}}}, nil
 	})
+	srv.Register("device.write", scope.Write, func(ctx context.Context, params json.RawMessage) (any, error) {
+		m.writes.Add(1)
+		return map[string]any{"written": params, "caller": rpc.Caller(ctx)}, nil
+	})
 	m.srv = srv
 	return m
 }
 
-func testKeys() []config.APIKey {
-	return []config.APIKey{{Name: "cloud-ops", SHA256: apikey.Hash(goodKey)}}
+// testOperators are the gateway's operator keys in the tests.
+func testOperators() []config.OperatorKey {
+	return []config.OperatorKey{
+		{Name: ops.name, PublicKey: ops.pub, Scope: "admin"},
+		{Name: reader.name, PublicKey: reader.pub}, // no scope: read
+	}
 }
 
 // logBuffer collects log lines.
@@ -315,15 +357,6 @@ func wantError(t testing.TB, r response, code int, what string) {
 	if r.Error.Code != code || !bytes.Contains([]byte(r.Error.Message), []byte(what)) {
 		t.Fatalf("got error %d %q, want %d containing %q", r.Error.Code, r.Error.Message, code, what)
 	}
-}
-
-// envelope builds a request message.
-func envelopeOf(key string, expires time.Time, request string) []byte {
-	b, err := json.Marshal(map[string]any{"key": key, "expires": expires.Format(time.RFC3339), "request": json.RawMessage(request)})
-	if err != nil {
-		panic(err)
-	}
-	return b
 }
 
 func soon() time.Time { return time.Now().Add(10 * time.Minute) }

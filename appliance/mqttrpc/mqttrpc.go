@@ -1,10 +1,13 @@
 // Package mqttrpc answers osgate's JSON-RPC 2.0 over MQTT, so that a
 // gateway can be managed from the cloud with no inbound connection: the
 // cloud publishes a request on rpc/{gateway}/request/{id}, the bridge of
-// the local Mosquitto brings it in, the Responder checks the envelope (API
-// key, expiry, replayed id, size) and runs it on the same rpc.Server as the
-// HTTP service, and publishes the answer on rpc/{gateway}/response/{id},
-// which the bridge sends up. README.md describes the protocol.
+// the local Mosquitto brings it in, the Responder checks the envelope
+// (size, an operator's ed25519 signature over the request, this gateway
+// and the request id, expiry, replayed id) and runs it on the same
+// rpc.Server as the HTTP service with the operator key's scope, and
+// publishes the answer on rpc/{gateway}/response/{id}, which the bridge
+// sends up. No secret crosses the broker. README.md describes the
+// protocol; Sign makes a request.
 package mqttrpc
 
 import (
@@ -18,8 +21,10 @@ import (
 
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
-	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/config/source"
 	"github.com/osgate/osgate/internal/lograte"
+	"github.com/osgate/osgate/internal/scope"
+	"github.com/osgate/osgate/internal/strict"
 )
 
 // Error codes of the envelope checks, next to rpc's (-32001 unauthorized
@@ -59,14 +64,17 @@ type Options struct {
 	Username, Password string
 	// GatewayID names the gateway in the topics.
 	GatewayID string
-	// Keys are the accepted API keys (SHA-256 digests), as for HTTP.
-	Keys []config.APIKey
+	// Operators are the keys whose signed requests run, each with its
+	// scope (rpc.operator_keys). With none, every request is refused.
+	Operators []config.OperatorKey
 	// Server runs the requests.
 	Server *rpc.Server
 	// StateDir holds the journal of request ids (StateFile).
 	StateDir string
-	// MaxBody bounds a request message in bytes (default
-	// rpc.DefaultMaxBody).
+	// MaxBody bounds a request message, and a response, in bytes
+	// (default rpc.DefaultMaxBody). The managed broker drops messages
+	// over it (message_size_limit): a larger response is replaced by an
+	// error.
 	MaxBody int64
 	// MaxLifetime bounds how far ahead "expires" may lie (default 1 h):
 	// ids are remembered that long.
@@ -84,15 +92,15 @@ type Options struct {
 
 // Responder answers JSON-RPC requests arriving over MQTT. Run it once.
 type Responder struct {
-	opts     Options
-	keys     *apikey.Set
-	log      *slog.Logger
-	reqTopic string // "rpc/{gateway}/request/"
-	resTopic string // "rpc/{gateway}/response/"
-	ids      *idMemory
-	refusals lograte.Limit
-	running  atomic.Bool
-	ready    chan struct{} // closed after the first subscription
+	opts      Options
+	operators map[string]operator // by name
+	log       *slog.Logger
+	reqTopic  string // "rpc/{gateway}/request/"
+	resTopic  string // "rpc/{gateway}/response/"
+	ids       *idMemory
+	refusals  lograte.Limit
+	running   atomic.Bool
+	ready     chan struct{} // closed after the first subscription
 	// now is the clock (tests move it).
 	now func() time.Time
 	// observe, when set (tests), hears the outcome of every message.
@@ -121,9 +129,9 @@ func New(opts Options) (*Responder, error) {
 	if opts.GatewayID == "" || strings.ContainsAny(opts.GatewayID, "/+#\x00") {
 		return nil, fmt.Errorf("mqttrpc: gateway id %q: must be one MQTT topic level without wildcards", opts.GatewayID)
 	}
-	keys, err := apikey.New(opts.Keys)
+	operators, err := parseOperators(opts.Operators)
 	if err != nil {
-		return nil, fmt.Errorf("mqttrpc: api keys: %w", err)
+		return nil, fmt.Errorf("mqttrpc: operator keys: %w", err)
 	}
 	if opts.MaxBody < 0 || opts.MaxLifetime < 0 || opts.Workers < 0 || opts.MaxIDs < 0 || opts.CallTimeout < 0 {
 		return nil, errors.New("mqttrpc: max body, max lifetime, workers, max ids and call timeout must not be negative")
@@ -131,14 +139,14 @@ func New(opts Options) (*Responder, error) {
 	setDefaults(&opts)
 	log := opts.Logger.With("transport", "mqtt")
 	r := &Responder{
-		opts:     opts,
-		keys:     keys,
-		log:      log,
-		reqTopic: "rpc/" + opts.GatewayID + "/request/",
-		resTopic: "rpc/" + opts.GatewayID + "/response/",
-		refusals: lograte.Limit{Burst: 20, Window: time.Minute},
-		ready:    make(chan struct{}),
-		now:      time.Now,
+		opts:      opts,
+		operators: operators,
+		log:       log,
+		reqTopic:  "rpc/" + opts.GatewayID + "/request/",
+		resTopic:  "rpc/" + opts.GatewayID + "/response/",
+		refusals:  lograte.Limit{Burst: 20, Window: time.Minute},
+		ready:     make(chan struct{}),
+		now:       time.Now,
 	}
 	ids, bad, err := openIDs(filepath.Join(opts.StateDir, StateFile), opts.MaxIDs, r.now())
 	if err != nil {
@@ -149,10 +157,38 @@ func New(opts Options) (*Responder, error) {
 			"file", ids.path, "lines", bad)
 	}
 	r.ids = ids
-	if keys.Len() == 0 {
-		log.Warn("mqttrpc: no API keys: every request over MQTT is refused")
+	if len(operators) == 0 {
+		log.Warn("mqttrpc: no operator keys (rpc.operator_keys): every request over MQTT is refused")
 	}
 	return r, nil
+}
+
+// parseOperators checks the operator keys; problems are strict.Errors
+// with paths relative to the list ("[1].public_key").
+func parseOperators(keys []config.OperatorKey) (map[string]operator, error) {
+	var es strict.Errors
+	out := make(map[string]operator, len(keys))
+	for i, k := range keys {
+		at := strict.Index("", i)
+		if k.Name == "" || len(k.Name) > maxSigner {
+			es.Add(strict.Join(at, "name"), "must be 1 to %d bytes", maxSigner)
+		} else if _, dup := out[k.Name]; dup {
+			es.Add(strict.Join(at, "name"), "%q names another key too", k.Name)
+		}
+		pub, err := source.ParsePublicKey(k.PublicKey)
+		if err != nil {
+			es.Add(strict.Join(at, "public_key"), "%v", err)
+		}
+		sc, err := scope.Parse(k.Scope)
+		if err != nil {
+			es.Add(strict.Join(at, "scope"), "%v", err)
+		}
+		out[k.Name] = operator{pub: pub, scope: sc}
+	}
+	if err := es.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func setDefaults(o *Options) {

@@ -11,12 +11,12 @@ import (
 // callUntilAnswered sends the request under new ids (prefix-0, prefix-1,
 // ...) until one is answered: for while a subscription is being set up,
 // when a request may find no subscriber and be lost.
-func callUntilAnswered(t *testing.T, c *caller, prefix string, payload func() []byte) response {
+func callUntilAnswered(t *testing.T, c *caller, prefix string, payload func(id string) []byte) response {
 	t.Helper()
 	deadline := time.Now().Add(2 * within)
 	for i := 0; ; i++ {
 		id := fmt.Sprintf("%s-%d", prefix, i)
-		c.send(t, id, payload())
+		c.send(t, id, payload(id))
 		if b, ok := c.await(id, 2*time.Second); ok {
 			return decodeResponse(t, b)
 		}
@@ -31,12 +31,12 @@ func callUntilAnswered(t *testing.T, c *caller, prefix string, payload func() []
 func TestReconnect(t *testing.T) {
 	mq := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
 	m := newMethods(t, gw)
-	run := startResponder(t, Options{URL: mq.URL(), GatewayID: gw, Keys: testKeys(), Server: m.srv, StateDir: t.TempDir()})
-	status := func() []byte {
-		return envelopeOf(goodKey, soon(), `{"jsonrpc":"2.0","method":"gateway.status","id":1}`)
+	run := startResponder(t, Options{URL: mq.URL(), GatewayID: gw, Operators: testOperators(), Server: m.srv, StateDir: t.TempDir()})
+	status := func(id string) []byte {
+		return ops.sign(id, soon(), `{"jsonrpc":"2.0","method":"gateway.status","id":1}`)
 	}
 	c := newCaller(t, mq.URL(), "app-1", gw)
-	if r := c.call(t, "before", status()); r.Error != nil {
+	if r := c.call(t, "before", status("before")); r.Error != nil {
 		t.Fatal(r.Error)
 	}
 	mq.Kill()
@@ -60,11 +60,11 @@ func TestQueuedWhileAway(t *testing.T) {
 	mq := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
 	m := newMethods(t, gw)
 	stateDir := t.TempDir()
-	opts := Options{URL: mq.URL(), GatewayID: gw, Keys: testKeys(), Server: m.srv, StateDir: stateDir}
+	opts := Options{URL: mq.URL(), GatewayID: gw, Operators: testOperators(), Server: m.srv, StateDir: stateDir}
 	first := startResponder(t, opts)
 	first.stop()
 	c := newCaller(t, mq.URL(), "app", gw)
-	c.send(t, "while-away", envelopeOf(goodKey, soon(), `{"jsonrpc":"2.0","method":"device.read","params":{"device":"meter-1"},"id":1}`))
+	c.send(t, "while-away", ops.sign("while-away", soon(), `{"jsonrpc":"2.0","method":"device.read","params":{"device":"meter-1"},"id":1}`))
 	startResponder(t, opts)
 	b, ok := c.await("while-away", within)
 	if !ok {

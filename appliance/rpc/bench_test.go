@@ -3,6 +3,8 @@ package rpc
 import (
 	"context"
 	"testing"
+
+	"github.com/osgate/osgate/internal/scope"
 )
 
 // BenchmarkCallHTTP is one trivial call round trip through Client, loopback
@@ -26,7 +28,7 @@ func BenchmarkCallHTTP(b *testing.B) {
 func BenchmarkHandle(b *testing.B) {
 	f := newFixture(b, Options{})
 	body := []byte(`{"jsonrpc":"2.0","method":"add","params":{"a":1,"b":2},"id":1}`)
-	ctx := context.Background()
+	ctx := WithCaller(context.Background(), "bench", scope.Admin)
 	b.ReportAllocs()
 	for b.Loop() {
 		if resp := f.srv.Handle(ctx, body); len(resp) == 0 {

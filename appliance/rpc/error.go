@@ -17,6 +17,7 @@ const (
 	CodeInternalError  = -32603 // the handler panicked or its result did not encode
 	CodeServerError    = -32000 // the handler returned an error; Message says what
 	CodeUnauthorized   = -32001 // missing, malformed or wrong API key (HTTP 401)
+	CodeForbidden      = -32005 // the key's scope does not allow the method
 )
 
 // Error is a JSON-RPC error object. A Handler returns one (possibly
@@ -75,6 +76,8 @@ func outcome(code int) string {
 		return "invalid_params"
 	case CodeInternalError:
 		return "internal_error"
+	case CodeForbidden:
+		return "forbidden"
 	}
 	return "error"
 }

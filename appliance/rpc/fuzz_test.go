@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/osgate/osgate/internal/scope"
 )
 
 // FuzzHandle feeds arbitrary bodies to the request decoder and dispatcher.
@@ -30,24 +32,24 @@ func FuzzHandle(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	srv.Register("echo", func(_ context.Context, p json.RawMessage) (any, error) { return p, nil })
-	srv.Register("add", func(_ context.Context, p json.RawMessage) (any, error) {
+	srv.Register("echo", scope.Read, func(_ context.Context, p json.RawMessage) (any, error) { return p, nil })
+	srv.Register("add", scope.Read, func(_ context.Context, p json.RawMessage) (any, error) {
 		var a addParams
 		if err := Params(p, &a); err != nil {
 			return nil, err
 		}
 		return a.A + a.B, nil
 	})
-	srv.Register("list", func(_ context.Context, p json.RawMessage) (any, error) {
+	srv.Register("list", scope.Read, func(_ context.Context, p json.RawMessage) (any, error) {
 		var xs []int
 		if err := Params(p, &xs); err != nil {
 			return nil, err
 		}
 		return len(xs), nil
 	})
-	srv.Register("boom", func(context.Context, json.RawMessage) (any, error) { panic("fuzz") })
+	srv.Register("boom", scope.Read, func(context.Context, json.RawMessage) (any, error) { panic("fuzz") })
 	f.Fuzz(func(t *testing.T, body []byte) {
-		resp := srv.Handle(context.Background(), body)
+		resp := srv.Handle(WithCaller(context.Background(), "fuzz", scope.Admin), body)
 		if len(resp) == 0 {
 			if !json.Valid(body) {
 				t.Fatalf("no response to invalid JSON %q", body)

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/osgate/osgate/appliance/metrics"
+	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/scope"
 )
 
 // response is one JSON-RPC 2.0 response: exactly one of Result and Error.
@@ -92,13 +95,15 @@ func (s *Server) one(ctx context.Context, raw json.RawMessage) []byte {
 	return encode(s.log, &response{JSONRPC: "2.0", Result: result, ID: req.id})
 }
 
-// call runs the method's handler, turning its errors and panics into
-// JSON-RPC errors, and counts and logs the call.
+// call runs the method's handler if the caller's scope allows it, turning
+// its errors and panics into JSON-RPC errors, and counts and logs the
+// call: every write and admin call is logged at info level with the
+// caller and its params (secrets redacted).
 func (s *Server) call(ctx context.Context, req request) (result json.RawMessage, rerr *Error) {
 	start := time.Now()
 	label := req.method
-	h := s.lookup(req.method)
-	if h == nil {
+	m, found := s.lookup(req.method)
+	if !found {
 		label = labelUnknown
 	}
 	defer func() {
@@ -108,9 +113,20 @@ func (s *Server) call(ctx context.Context, req request) (result json.RawMessage,
 		}
 		metrics.RPCRequests.WithLabelValues(label, out).Inc()
 		s.log.Debug("rpc: call", "method", label, "caller", Caller(ctx), "outcome", out, "ms", since(start))
+		if found && m.Scope >= scope.Write && out != "forbidden" {
+			s.audit(ctx, req, m.Scope, out, rerr, start)
+		}
 	}()
-	if h == nil {
+	if !found {
 		return nil, &Error{Code: CodeMethodNotFound, Message: fmt.Sprintf("method not found: %.64q", req.method)}
+	}
+	if have := CallerScope(ctx); !have.Allows(m.Scope) {
+		if ok, suppressed := s.authLog.Allow(time.Now()); ok {
+			s.log.Warn("rpc: call refused: the key's scope does not allow the method", "method", req.method,
+				"needs", m.Scope.String(), "caller", Caller(ctx), "scope", have.String(), "suppressed_since_last", suppressed)
+		}
+		return nil, &Error{Code: CodeForbidden, Message: fmt.Sprintf("forbidden: %s needs a key with scope %q or more; this key's scope is %q",
+			req.method, m.Scope, have)}
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -118,7 +134,7 @@ func (s *Server) call(ctx context.Context, req request) (result json.RawMessage,
 			result, rerr = nil, &Error{Code: CodeInternalError, Message: "internal error"}
 		}
 	}()
-	v, err := h(ctx, req.params)
+	v, err := m.Handler(ctx, req.params)
 	if err != nil {
 		return nil, asError(err)
 	}
@@ -128,6 +144,26 @@ func (s *Server) call(ctx context.Context, req request) (result json.RawMessage,
 		return nil, &Error{Code: CodeInternalError, Message: "internal error: the result could not be encoded"}
 	}
 	return b, nil
+}
+
+// maxAuditParams bounds the params written to the log with a call.
+const maxAuditParams = 2048
+
+// audit logs a write or admin call: who called what with which params
+// (secrets redacted, as in the configuration), and how it ended.
+func (s *Server) audit(ctx context.Context, req request, need scope.Scope, out string, rerr *Error, start time.Time) {
+	params := "null"
+	if req.params != nil {
+		params = string(config.RedactJSON(req.params))
+	}
+	if len(params) > maxAuditParams {
+		params = fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(params[:maxAuditParams], ""), len(params))
+	}
+	args := []any{"method", req.method, "scope", need.String(), "caller", Caller(ctx), "params", params, "outcome", out, "ms", since(start)}
+	if rerr != nil {
+		args = append(args, "error", rerr.Message)
+	}
+	s.log.Info("rpc: "+need.String()+" call", args...)
 }
 
 func errorResponse(id json.RawMessage, e *Error) *response {

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/osgate/osgate/internal/scope"
 )
 
 func TestCallWithKey(t *testing.T) {
@@ -192,22 +194,26 @@ func TestBatchLimit(t *testing.T) {
 
 func TestRegisterRefusesMistakes(t *testing.T) {
 	f := newFixture(t, Options{})
+	echo, _ := f.srv.lookup("echo")
 	for _, tc := range []struct {
-		name string
-		h    Handler
+		name  string
+		scope scope.Scope
+		h     Handler
 	}{
-		{"", f.srv.lookup("echo")},
-		{"rpc.x", f.srv.lookup("echo")},
-		{"echo", f.srv.lookup("echo")},
-		{"fresh", nil},
+		{"", scope.Read, echo.Handler},
+		{"rpc.x", scope.Read, echo.Handler},
+		{"echo", scope.Read, echo.Handler},
+		{"fresh", scope.Read, nil},
+		{"fresh", scope.None, echo.Handler},
+		{"fresh", scope.Admin + 1, echo.Handler},
 	} {
 		func() {
 			defer func() {
 				if recover() == nil {
-					t.Errorf("Register(%q) did not panic", tc.name)
+					t.Errorf("Register(%q, %v) did not panic", tc.name, tc.scope)
 				}
 			}()
-			f.srv.Register(tc.name, tc.h)
+			f.srv.Register(tc.name, tc.scope, tc.h)
 		}()
 	}
 }

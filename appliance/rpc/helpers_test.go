@@ -20,9 +20,16 @@ import (
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/internal/scope"
 )
 
-const testKey = "test-key-5b1d0c9e"
+// The fixture's keys: testKey has scope admin, readKey read, writeKey
+// write.
+const (
+	testKey  = "test-key-5b1d0c9e"
+	readKey  = "read-key-77c1e0a2"
+	writeKey = "write-key-1f9b3d64"
+)
 
 // logBuffer collects a server's log lines.
 type logBuffer struct {
@@ -61,7 +68,11 @@ func newFixture(t testing.TB, opts Options) *fixture {
 	f := &fixture{logs: &logBuffer{}}
 	f.status.Store(health.OK)
 	if opts.Keys == nil {
-		opts.Keys = []config.APIKey{{Name: "tester", SHA256: apikey.Hash(testKey)}}
+		opts.Keys = []config.APIKey{
+			{Name: "tester", SHA256: apikey.Hash(testKey), Scope: "admin"},
+			{Name: "reader", SHA256: apikey.Hash(readKey)}, // no scope: read
+			{Name: "writer", SHA256: apikey.Hash(writeKey), Scope: "write"},
+		}
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts.Health = func() health.Report {
@@ -71,31 +82,37 @@ func newFixture(t testing.TB, opts Options) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Register("echo", func(ctx context.Context, params json.RawMessage) (any, error) {
+	srv.Register("echo", scope.Read, func(ctx context.Context, params json.RawMessage) (any, error) {
 		return map[string]any{"params": params, "caller": Caller(ctx)}, nil
 	})
-	srv.Register("add", func(_ context.Context, params json.RawMessage) (any, error) {
+	srv.Register("add", scope.Read, func(_ context.Context, params json.RawMessage) (any, error) {
 		var p addParams
 		if err := Params(params, &p); err != nil {
 			return nil, err
 		}
 		return p.A + p.B, nil
 	})
-	srv.Register("fail", func(context.Context, json.RawMessage) (any, error) {
+	srv.Register("fail", scope.Read, func(context.Context, json.RawMessage) (any, error) {
 		return nil, errors.New("meter-1 unreachable")
 	})
-	srv.Register("refuse", func(context.Context, json.RawMessage) (any, error) {
+	srv.Register("refuse", scope.Read, func(context.Context, json.RawMessage) (any, error) {
 		return nil, InvalidParams(`unknown device "meter-9"`)
 	})
-	srv.Register("boom", func(context.Context, json.RawMessage) (any, error) {
+	srv.Register("boom", scope.Read, func(context.Context, json.RawMessage) (any, error) {
 		panic("handler bug")
 	})
-	srv.Register("unencodable", func(context.Context, json.RawMessage) (any, error) {
+	srv.Register("unencodable", scope.Read, func(context.Context, json.RawMessage) (any, error) {
 		return make(chan int), nil
 	})
-	srv.Register("note", func(context.Context, json.RawMessage) (any, error) {
+	srv.Register("note", scope.Write, func(context.Context, json.RawMessage) (any, error) {
 		f.notes.Add(1)
 		return "noted", nil
+	})
+	srv.Register("set", scope.Write, func(_ context.Context, params json.RawMessage) (any, error) {
+		return map[string]any{"set": params}, nil
+	})
+	srv.Register("reconfigure", scope.Admin, func(context.Context, json.RawMessage) (any, error) {
+		return "reconfigured", nil
 	})
 	f.srv = srv
 	f.http = httptest.NewServer(srv.Handler())

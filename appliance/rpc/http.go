@@ -15,6 +15,7 @@ import (
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/internal/scope"
 )
 
 // Handler serves /rpc (POST, application/json, "Authorization: Bearer
@@ -40,7 +41,7 @@ func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, CodeInvalidRequest, fmt.Sprintf("HTTP method %.16s not allowed: use POST", r.Method))
 		return
 	}
-	caller, ok := s.authenticate(w, r)
+	caller, sc, ok := s.authenticate(w, r)
 	if !ok {
 		return
 	}
@@ -63,7 +64,7 @@ func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "could not read the request body")
 		return
 	}
-	ctx, cancel := context.WithTimeout(WithCaller(r.Context(), caller), callTimeout)
+	ctx, cancel := context.WithTimeout(WithCaller(r.Context(), caller, sc), callTimeout)
 	defer cancel()
 	resp := s.Handle(ctx, body)
 	if len(resp) == 0 {
@@ -74,9 +75,10 @@ func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) {
 	w.Write(resp)
 }
 
-// authenticate checks the request's API key; on failure it has answered
-// 401, logged why (never the key) and counted it.
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (caller string, ok bool) {
+// authenticate checks the request's API key and returns its name and
+// scope; on failure it has answered 401, logged why (never the key) and
+// counted it.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (caller string, sc scope.Scope, ok bool) {
 	key, err := apikey.FromRequest(r)
 	challenge := `Bearer realm="osgate"`
 	reason := ""
@@ -87,8 +89,8 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (caller st
 		reason = "malformed Authorization header"
 		challenge += `, error="invalid_request"`
 	default:
-		if caller, ok = s.keys.Check(key); ok {
-			return caller, true
+		if caller, sc, ok = s.keys.Check(key); ok {
+			return caller, sc, true
 		}
 		reason = "unknown API key"
 		challenge += `, error="invalid_token"`
@@ -99,7 +101,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (caller st
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
 	writeError(w, http.StatusUnauthorized, CodeUnauthorized, "unauthorized: "+reason+` (send "Authorization: Bearer KEY")`)
-	return "", false
+	return "", scope.None, false
 }
 
 func (s *Server) tooLarge(w http.ResponseWriter, r *http.Request) {

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/testpeer"
 )
 
@@ -168,7 +169,7 @@ func TestServePortInUse(t *testing.T) {
 func TestServeShutdown(t *testing.T) {
 	f := newFixture(t, Options{})
 	started := make(chan struct{})
-	f.srv.Register("wait", func(ctx context.Context, _ json.RawMessage) (any, error) {
+	f.srv.Register("wait", scope.Read, func(ctx context.Context, _ json.RawMessage) (any, error) {
 		close(started)
 		<-ctx.Done()
 		return nil, errors.New("stopping")

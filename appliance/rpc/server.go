@@ -21,6 +21,7 @@ import (
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/apikey"
 	"github.com/osgate/osgate/internal/lograte"
+	"github.com/osgate/osgate/internal/scope"
 )
 
 // Handler answers one method. params is the request's raw params (nil when
@@ -31,10 +32,17 @@ import (
 // stops.
 type Handler func(ctx context.Context, params json.RawMessage) (any, error)
 
+// Method is one registered method: the scope a caller's key needs for it,
+// and its handler.
+type Method struct {
+	Scope   scope.Scope
+	Handler Handler
+}
+
 // Options configure a Server.
 type Options struct {
-	// Keys are the API keys accepted on /rpc (SHA-256 digests only). With
-	// none, every /rpc request is refused.
+	// Keys are the API keys accepted on /rpc (SHA-256 digests only, each
+	// with its scope). With none, every /rpc request is refused.
 	Keys []config.APIKey
 	// MaxBody bounds a request body in bytes (default 1 MiB).
 	MaxBody int64
@@ -68,7 +76,7 @@ type Server struct {
 	authLog lograte.Limit
 
 	mu      sync.RWMutex
-	methods map[string]Handler
+	methods map[string]Method
 }
 
 // New returns a Server without methods. A malformed key digest is an error
@@ -86,7 +94,7 @@ func New(opts Options) (*Server, error) {
 		maxBody: opts.MaxBody,
 		health:  opts.Health,
 		log:     opts.Logger,
-		methods: map[string]Handler{},
+		methods: map[string]Method{},
 		authLog: lograte.Limit{Burst: authLogBurst, Window: authLogWindow},
 	}
 	if s.maxBody == 0 {
@@ -99,40 +107,68 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Register adds method name. It panics on an empty or reserved ("rpc.")
-// name, a nil handler or a name registered twice: those are programming
-// errors, like http.ServeMux's.
-func (s *Server) Register(name string, h Handler) {
-	if name == "" || strings.HasPrefix(name, "rpc.") || h == nil {
-		panic(fmt.Sprintf("rpc: Register(%q): empty or reserved name, or nil handler", name))
+// Register adds method name, which callers whose key has scope need (or
+// more) may call: scope.Read for status and lists, scope.Write for what
+// changes the plant or the connectors, scope.Admin for the gateway's
+// configuration, updates and keys. It panics on an empty or reserved
+// ("rpc.") name, a nil handler, no scope, or a name registered twice:
+// those are programming errors, like http.ServeMux's.
+func (s *Server) Register(name string, need scope.Scope, h Handler) {
+	if name == "" || strings.HasPrefix(name, "rpc.") || h == nil || need < scope.Read || need > scope.Admin {
+		panic(fmt.Sprintf("rpc: Register(%q, %v): empty or reserved name, nil handler or no scope", name, need))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, dup := s.methods[name]; dup {
 		panic(fmt.Sprintf("rpc: Register(%q): method already registered", name))
 	}
-	s.methods[name] = h
+	s.methods[name] = Method{Scope: need, Handler: h}
 }
 
-func (s *Server) lookup(name string) Handler {
+func (s *Server) lookup(name string) (Method, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.methods[name]
+	m, ok := s.methods[name]
+	return m, ok
+}
+
+// Scopes returns every registered method's name and the scope it needs.
+func (s *Server) Scopes() map[string]scope.Scope {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[string]scope.Scope, len(s.methods))
+	for name, m := range s.methods {
+		out[name] = m.Scope
+	}
+	return out
 }
 
 type callerKey struct{}
 
-// WithCaller returns ctx naming the authenticated caller (the API key's
-// name); a transport calls it before Handle so that handlers and logs can
-// tell who asked.
-func WithCaller(ctx context.Context, name string) context.Context {
-	return context.WithValue(ctx, callerKey{}, name)
+// caller is who a transport authenticated.
+type caller struct {
+	name  string
+	scope scope.Scope
+}
+
+// WithCaller returns ctx naming the authenticated caller (the key's name)
+// and what its key may do; a transport calls it before Handle. Handle
+// refuses every method that needs more than sc, and handlers and logs can
+// tell who asked. A ctx without a caller may call nothing.
+func WithCaller(ctx context.Context, name string, sc scope.Scope) context.Context {
+	return context.WithValue(ctx, callerKey{}, caller{name: name, scope: sc})
 }
 
 // Caller is the name WithCaller put in ctx, or "".
 func Caller(ctx context.Context) string {
-	name, _ := ctx.Value(callerKey{}).(string)
-	return name
+	c, _ := ctx.Value(callerKey{}).(caller)
+	return c.name
+}
+
+// CallerScope is the scope WithCaller put in ctx, or scope.None.
+func CallerScope(ctx context.Context) scope.Scope {
+	c, _ := ctx.Value(callerKey{}).(caller)
+	return c.scope
 }
 
 // since is time.Since in milliseconds, for log attributes.

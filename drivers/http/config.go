@@ -35,13 +35,20 @@ type settings struct {
 	MaxBody int64 `json:"max_body"`
 }
 
+// ingestKey is one accepted ingest key: a name and the key's SHA-256. It
+// has no scope: an ingest key may post readings and nothing else.
+type ingestKey struct {
+	Name   string `json:"name" strict:"required"`
+	SHA256 string `json:"sha256" strict:"required"`
+}
+
 // ingestSettings configure the POST endpoint.
 type ingestSettings struct {
 	// Listen is the address to serve on (default "127.0.0.1:8081").
 	Listen string `json:"listen"`
 	// APIKeys are the accepted keys as SHA-256 digests, checked exactly as
 	// the RPC service checks its keys; at least one is required.
-	APIKeys []apikey.Key `json:"api_keys" strict:"required"`
+	APIKeys []ingestKey `json:"api_keys" strict:"required"`
 	// CertFile and KeyFile turn TLS on.
 	CertFile string `json:"cert_file"`
 	KeyFile  string `json:"key_file"`
@@ -132,7 +139,11 @@ func parseIngest(s settings, devices []*core.Device) (*ingestConfig, strict.Erro
 	if (in.CertFile == "") != (in.KeyFile == "") {
 		es.Add("settings.ingest.key_file", "cert_file and key_file go together")
 	}
-	keys, err := apikey.New(in.APIKeys)
+	akeys := make([]apikey.Key, len(in.APIKeys))
+	for i, k := range in.APIKeys {
+		akeys[i] = apikey.Key{Name: k.Name, SHA256: k.SHA256}
+	}
+	keys, err := apikey.New(akeys)
 	es.Merge("settings.ingest.api_keys", err)
 	if err == nil && keys.Len() == 0 {
 		es.Add("settings.ingest.api_keys", "must list at least one key: the endpoint is never open to anyone (osgate rpc hash-key makes the digest)")

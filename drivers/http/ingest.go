@@ -95,7 +95,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	key, err := apikey.FromRequest(r)
 	if err == nil {
-		if _, ok := h.in.cfg.keys.Check(key); !ok {
+		if _, _, ok := h.in.cfg.keys.Check(key); !ok {
 			err = errors.New("API key not accepted")
 		}
 	}

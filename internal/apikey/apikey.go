@@ -1,5 +1,5 @@
 // Package apikey checks the API keys that callers present to osgate's
-// JSON-RPC service (over HTTP, and over MQTT from the cloud). The
+// JSON-RPC service over HTTP, and tells the caller's name and scope. The
 // configuration holds only the SHA-256 of each key; a presented key is
 // hashed and compared with every stored digest in constant time, so neither
 // the time taken nor an early exit tells a caller how close it came or which
@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"strings"
 
+	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/strict"
 )
 
@@ -19,16 +20,19 @@ import (
 // `printf ” | sha256sum`, a common slip when making a key.
 const emptyDigest = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-// Key is one accepted key as the configuration holds it: a name for logs
-// and the hex SHA-256 of the key, never the key itself.
+// Key is one accepted key as the configuration holds it: a name for logs,
+// the hex SHA-256 of the key, never the key itself, and what the key may
+// do ("read", "write" or "admin"; none given: scope.Default, "read").
 type Key struct {
 	Name   string `json:"name" strict:"required"`
 	SHA256 string `json:"sha256" strict:"required"`
+	Scope  string `json:"scope"`
 }
 
 // Set is the accepted keys. The zero value accepts nothing.
 type Set struct {
 	names   []string
+	scopes  []scope.Scope
 	digests [][sha256.Size]byte
 }
 
@@ -56,6 +60,10 @@ func New(keys []Key) (*Set, error) {
 		} else {
 			names[k.Name] = i
 		}
+		sc, err := scope.Parse(k.Scope)
+		if err != nil {
+			es.Add(strict.Join(at, "scope"), "%v", err)
+		}
 		hexDigest := strings.ToLower(strings.TrimSpace(k.SHA256))
 		var d [sha256.Size]byte
 		if len(hexDigest) != hex.EncodedLen(sha256.Size) || decodeInto(d[:], hexDigest) != nil {
@@ -72,6 +80,7 @@ func New(keys []Key) (*Set, error) {
 		}
 		digests[hexDigest] = i
 		s.names = append(s.names, k.Name)
+		s.scopes = append(s.scopes, sc)
 		s.digests = append(s.digests, d)
 	}
 	if err := es.Err(); err != nil {
@@ -88,12 +97,12 @@ func (s *Set) Len() int {
 	return len(s.digests)
 }
 
-// Check reports whether key is one of the accepted keys, and its name. It
-// compares against every stored digest, whatever matches, in constant time.
-// An empty key is never accepted.
-func (s *Set) Check(key string) (name string, ok bool) {
+// Check reports whether key is one of the accepted keys, with its name
+// and scope. It compares against every stored digest, whatever matches, in
+// constant time. An empty key is never accepted.
+func (s *Set) Check(key string) (name string, sc scope.Scope, ok bool) {
 	if s == nil {
-		return "", false
+		return "", scope.None, false
 	}
 	d := sha256.Sum256([]byte(key))
 	match, index := 0, 0
@@ -103,9 +112,9 @@ func (s *Set) Check(key string) (name string, ok bool) {
 		match |= eq
 	}
 	if match == 0 || key == "" {
-		return "", false
+		return "", scope.None, false
 	}
-	return s.names[index], true
+	return s.names[index], s.scopes[index], true
 }
 
 func decodeInto(dst []byte, h string) error {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/strict"
 )
 
@@ -18,8 +19,8 @@ func TestHashMatchesSha256sum(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	s, err := New([]Key{
-		{Name: "ops", SHA256: Hash("ops-key")},
-		{Name: "cloud", SHA256: strings.ToUpper(Hash("cloud-key"))},
+		{Name: "ops", SHA256: Hash("ops-key"), Scope: "admin"},
+		{Name: "cloud", SHA256: strings.ToUpper(Hash("cloud-key")), Scope: "write"},
 		{Name: "ci", SHA256: " " + Hash("ci-key") + " "},
 	})
 	if err != nil {
@@ -30,26 +31,27 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		key, name string
+		scope     scope.Scope
 		ok        bool
 	}{
-		{"ops-key", "ops", true},
-		{"cloud-key", "cloud", true},
-		{"ci-key", "ci", true},
-		{"ops-key ", "", false},
-		{"OPS-KEY", "", false},
-		{"", "", false},
-		{Hash("ops-key"), "", false}, // the digest itself is not a key
+		{"ops-key", "ops", scope.Admin, true},
+		{"cloud-key", "cloud", scope.Write, true},
+		{"ci-key", "ci", scope.Read, true}, // no scope given: the default, read
+		{"ops-key ", "", scope.None, false},
+		{"OPS-KEY", "", scope.None, false},
+		{"", "", scope.None, false},
+		{Hash("ops-key"), "", scope.None, false}, // the digest itself is not a key
 	} {
-		name, ok := s.Check(tc.key)
-		if name != tc.name || ok != tc.ok {
-			t.Errorf("Check(%q) = %q, %v; want %q, %v", tc.key, name, ok, tc.name, tc.ok)
+		name, sc, ok := s.Check(tc.key)
+		if name != tc.name || sc != tc.scope || ok != tc.ok {
+			t.Errorf("Check(%q) = %q, %v, %v; want %q, %v, %v", tc.key, name, sc, ok, tc.name, tc.scope, tc.ok)
 		}
 	}
 }
 
 func TestEmptySetAcceptsNothing(t *testing.T) {
 	for _, s := range []*Set{nil, {}, mustNew(t, nil)} {
-		if name, ok := s.Check("anything"); ok || name != "" {
+		if name, _, ok := s.Check("anything"); ok || name != "" {
 			t.Errorf("empty set accepted a key as %q", name)
 		}
 		if s.Len() != 0 {
@@ -75,6 +77,7 @@ func TestNewReportsEveryProblemWithPath(t *testing.T) {
 		{Name: "e", SHA256: emptyDigest},
 		{Name: "x", SHA256: strings.Repeat("g", 64)},
 		{Name: "y", SHA256: Hash("y") + "00"},
+		{Name: "z", SHA256: Hash("z"), Scope: "root"},
 	})
 	var es strict.Errors
 	if !errors.As(err, &es) {
@@ -88,6 +91,7 @@ func TestNewReportsEveryProblemWithPath(t *testing.T) {
 		"[3].sha256": "empty key",
 		"[4].sha256": "must be 64 hex digits",
 		"[5].sha256": "must be 64 hex digits",
+		"[6].scope":  `"root" is not a scope`,
 	}
 	got := map[string]string{}
 	for _, e := range es {

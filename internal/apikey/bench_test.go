@@ -18,7 +18,7 @@ func BenchmarkCheck(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := s.Check("key-7"); !ok {
+		if _, _, ok := s.Check("key-7"); !ok {
 			b.Fatal("key-7 refused")
 		}
 	}
