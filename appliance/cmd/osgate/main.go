@@ -28,6 +28,10 @@ Usage:
   osgate rpc [-url URL] [-key KEY] METHOD [PARAMS]
                                        call the JSON-RPC service (key also from $OSGATE_RPC_KEY)
   osgate rpc hash-key KEY              print the SHA-256 of an API key for rpc.api_keys
+  osgate rpc keygen KEYFILE            make an ed25519 operator key pair for signing cloud RPC
+                                       requests; prints the public key for rpc.operator_keys
+  osgate rpc sign -key KEYFILE -signer NAME -gateway ID [-id ID] [-expires 5m] METHOD [PARAMS]
+                                       print a signed request to publish on rpc/ID/request/ID
   osgate mbus decode FILE|-            decode an M-Bus frame given as hex bytes, print JSON
   osgate mbus scan [-baud N] [-mode primary|secondary|both] PORT
                                        find the meters on a bus; prints config to paste

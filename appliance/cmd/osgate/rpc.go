@@ -18,12 +18,22 @@ import (
 
 // rpcCmd calls one JSON-RPC method and prints the result as indented JSON.
 func rpcCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) > 0 && args[0] == "hash-key" {
-		if len(args) != 2 {
-			return usageError{"rpc hash-key needs one KEY"}
+	if len(args) > 0 {
+		switch args[0] {
+		case "hash-key":
+			if len(args) != 2 {
+				return usageError{"rpc hash-key needs one KEY"}
+			}
+			fmt.Fprintln(stdout, apikey.Hash(args[1]))
+			return nil
+		case "keygen":
+			if len(args) != 2 {
+				return usageError{"rpc keygen needs one KEYFILE"}
+			}
+			return configCmd(args, stdout) // the same key pair as for configs and releases
+		case "sign":
+			return rpcSign(args[1:], stdout)
 		}
-		fmt.Fprintln(stdout, apikey.Hash(args[1]))
-		return nil
 	}
 	fs := flag.NewFlagSet("rpc", flag.ContinueOnError)
 	url := fs.String("url", envOr("OSGATE_RPC_URL", "http://127.0.0.1:8080"), "RPC service URL")
