@@ -38,6 +38,9 @@ func TestParseMinimal(t *testing.T) {
 	}
 }
 
+// testPub is an ed25519 public key (base64), for rpc.operator_keys.
+const testPub = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -193,6 +196,30 @@ func TestParseErrors(t *testing.T) {
 			},
 		},
 		{"rpc port", `{"rpc": {"listen": "127.0.0.1:70000"}}`, []string{`rpc.listen: needs a port from 1 to 65535: "127.0.0.1:70000"`}},
+		{
+			"rpc scopes and operator keys",
+			`{"rpc": {"api_keys": [{"name": "a", "sha256": "` + strings.Repeat("a", 64) + `", "scope": "root"}],
+			  "operator_keys": [{"name": "ops", "public_key": "MCowBQYDK2VwAyEA"}, {"name": "ops", "public_key": "` + testPub + `", "scope": "Admin"},
+			    {"name": "", "public_key": "` + testPub + `"}]}}`,
+			[]string{
+				`rpc.api_keys[0].scope: "root" is not a scope: use "read", "write" or "admin"`,
+				`rpc.operator_keys[0].public_key: must be an ed25519 public key in base64 (osgate rpc keygen prints it): public key must be 32 bytes, not 12`,
+				`rpc.operator_keys[1].name: "ops" is also the name of rpc.operator_keys[0]`,
+				`rpc.operator_keys[1].scope: "Admin" is not a scope: use "read", "write" or "admin"`,
+				`rpc.operator_keys[2].name: must not be empty: it names the signer in logs`,
+				`rpc.operator_keys[2].public_key: is the same key as rpc.operator_keys[1]`,
+			},
+		},
+		{
+			"broker users and anonymous readers",
+			`{"broker": {"listen": "0.0.0.0:1883", "username": "osgate-rpc", "password": "p", "anonymous_read": true}}`,
+			[]string{
+				`broker.anonymous_read: needs a loopback listener (broker.listen is "0.0.0.0:1883"): clients beyond loopback log in with broker.username`,
+				`broker.username: "osgate-rpc" is the user of osgate's own clients of the managed broker; choose another name`,
+			},
+		},
+		{"anonymous readers need a managed broker", `{"broker": {"managed": false, "url": "tcp://x:1", "anonymous_read": true}}`,
+			[]string{`broker.anonymous_read: is only used when the broker is managed (broker.managed is false)`}},
 		{"gateway id", `{"gateway": {"id": "a/b"}}`, []string{`gateway.id: must not contain "/", "+" or "#" (it is a topic level): "a/b"`}},
 		{"settings not an object", `{"connectors": [{"name": "a", "type": "test-config-xyz", "settings": [1]}]}`, []string{
 			`connectors[0].settings: must be an object`,

@@ -9,7 +9,8 @@ func TestRedacted(t *testing.T) {
 	key := strings.Repeat("ab", 32)
 	c, err := Parse([]byte(`{"broker": {"username": "u", "password": "local-secret",
 	    "bridge": {"address": "c:1", "username": "cu", "password": "cloud-secret"}},
-	  "rpc": {"api_keys": [{"name": "ops", "sha256": "` + key + `"}]},
+	  "rpc": {"api_keys": [{"name": "ops", "sha256": "` + key + `", "scope": "write"}],
+	    "operator_keys": [{"name": "cloud", "public_key": "` + testPub + `", "scope": "admin"}]},
 	  "connectors": [{"name": "bus", "type": "test-config-any",
 	    "settings": {"port": "p", "password": "drv-secret", "tls": {"key_file": "/k.pem", "token": "tok"}, "empty_password": ""},
 	    "devices": [{"name": "d", "network_key": "00112233", "channels": [{"name": "c", "register": 1, "scale": 2, "deadband": {}}]}]}]}`))
@@ -20,8 +21,12 @@ func TestRedacted(t *testing.T) {
 	if r.Broker.Password != "***" || r.Broker.Bridge.Password != "***" || r.RPC.APIKeys[0].SHA256 != "***" {
 		t.Fatalf("secrets shown: %+v %+v %+v", r.Broker, r.Broker.Bridge, r.RPC.APIKeys)
 	}
-	if r.Broker.Username != "u" || r.Broker.Bridge.Username != "cu" || r.RPC.APIKeys[0].Name != "ops" {
+	if r.Broker.Username != "u" || r.Broker.Bridge.Username != "cu" || r.RPC.APIKeys[0].Name != "ops" || r.RPC.APIKeys[0].Scope != "write" {
 		t.Fatal("non-secrets were redacted")
+	}
+	// Operator keys are public keys: shown as they are.
+	if len(r.RPC.OperatorKeys) != 1 || r.RPC.OperatorKeys[0] != c.RPC.OperatorKeys[0] {
+		t.Fatalf("operator keys %+v", r.RPC.OperatorKeys)
 	}
 	if got, want := string(r.Connectors[0].Settings), `{"empty_password":"","password":"***","port":"p","tls":{"key_file":"/k.pem","token":"***"}}`; got != want {
 		t.Fatalf("settings %s, want %s", got, want)
@@ -39,8 +44,10 @@ func TestRedacted(t *testing.T) {
 	*r.Export.QoS = 2
 	r.Broker.Bridge.TopicsOut[0] = "x"
 	*r.Connectors[0].Enabled = false
+	r.RPC.OperatorKeys[0].Scope = "read"
 	ch := c.Connectors[0].Devices[0].Channels[0]
-	if *ch.Scale != 2 || *ch.Deadband.MaxSilence == 1 || *c.Export.QoS != 1 || c.Broker.Bridge.TopicsOut[0] != "telemetry/#" || !*c.Connectors[0].Enabled {
+	if *ch.Scale != 2 || *ch.Deadband.MaxSilence == 1 || *c.Export.QoS != 1 || c.Broker.Bridge.TopicsOut[0] != "telemetry/#" || !*c.Connectors[0].Enabled ||
+		c.RPC.OperatorKeys[0].Scope != "admin" {
 		t.Fatal("the redacted copy shares memory with the original")
 	}
 }
