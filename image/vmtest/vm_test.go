@@ -248,9 +248,12 @@ func TestVM(t *testing.T) {
 }
 
 // gatewayConfig is the image's config for the test: the managed broker
-// (the image's static Mosquitto) listens beyond loopback with a password,
-// RPC listens on every interface with one key, and two connectors run:
-// the gateway's own telemetry and the test hook.
+// (the image's static Mosquitto) listens beyond loopback with a password
+// (broker.username "vmtest", which may read telemetry), RPC listens on
+// every interface with one key of scope admin (the test restarts the
+// gateway through the test hook's commands, scope write, and checks for
+// updates, scope admin), and two connectors run: the gateway's own
+// telemetry and the test hook.
 func gatewayConfig(rpcKey, brokerPassword, systemDevice string) map[string]any {
 	sum := sha256.Sum256([]byte(rpcKey))
 	return map[string]any{
@@ -263,7 +266,7 @@ func gatewayConfig(rpcKey, brokerPassword, systemDevice string) map[string]any {
 		},
 		"rpc": map[string]any{
 			"listen":   "0.0.0.0:8080",
-			"api_keys": []any{map[string]any{"name": "vmtest", "sha256": hex.EncodeToString(sum[:])}},
+			"api_keys": []any{map[string]any{"name": "vmtest", "sha256": hex.EncodeToString(sum[:]), "scope": "admin"}},
 		},
 		"connectors": []any{
 			map[string]any{"name": "system", "type": "system",
