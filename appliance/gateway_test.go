@@ -129,6 +129,7 @@ func (l *testListener) Listen(ctx context.Context, emit func(...core.Reading) er
 type testGateway struct {
 	g      *Gateway
 	broker string // URL of the managed broker
+	rpcURL string // base URL of the RPC service
 	rpc    *rpc.Client
 	cancel context.CancelFunc
 	done   chan error
@@ -165,7 +166,8 @@ func startGateway(t *testing.T, cfgJSON string) *testGateway {
 	})
 	testpeer.WaitTCP(t, testpeer.Addr(rport), 30*time.Second)
 	testpeer.WaitTCP(t, testpeer.Addr(bport), 30*time.Second)
-	tg.rpc = rpc.NewClient("http://"+testpeer.Addr(rport), testKey, nil)
+	tg.rpcURL = "http://" + testpeer.Addr(rport)
+	tg.rpc = rpc.NewClient(tg.rpcURL, testKey, nil)
 	t.Cleanup(tg.rpc.Close)
 	return tg
 }

@@ -1,0 +1,63 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/osgate/osgate/appliance/rpc"
+	"github.com/osgate/osgate/internal/apikey"
+)
+
+// TestKeyScopesAtTheGateway: a configured key without a scope may read
+// (status, lists, device.read) and nothing more, as configurations from
+// before scopes have it; the gateway's local key (state/rpc-key, what
+// `osgate rpc` uses) may do everything.
+func TestKeyScopesAtTheGateway(t *testing.T) {
+	const readerKey = "reader-key-5c7d1e2f3a4b"
+	state := t.TempDir()
+	doc := strings.Replace(fmt.Sprintf(envelope, `{"name":"c1","type":"test-counter","devices":[{"name":"meter-1","interval":"1h","channels":[{"name":"value","writable":true}]}]}`),
+		`"scope": "admin"}]`, `"scope": "admin"}, {"name": "dashboard", "sha256": "`+apikey.Hash(readerKey)+`"}]`, 1)
+	doc = strings.Replace(doc, `"state_dir": "STATE"`, `"state_dir": "`+state+`"`, 1)
+	tg := startGateway(t, doc)
+	url := tg.rpcURL
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	reader := rpc.NewClient(url, readerKey, nil)
+	defer reader.Close()
+	if err := reader.Call(ctx, "gateway.status", nil, nil); err != nil {
+		t.Fatalf("gateway.status with a key without scope: %v", err)
+	}
+	if err := reader.Call(ctx, "device.read", map[string]any{"device": "meter-1"}, nil); err != nil {
+		t.Fatalf("device.read with a key without scope: %v", err)
+	}
+	for method, params := range map[string]any{
+		"device.write":       map[string]any{"device": "meter-1", "channel": "value", "value": 1},
+		"connectors.restart": map[string]any{"name": "c1"},
+		"gateway.config":     nil,
+	} {
+		var rerr *rpc.Error
+		if err := reader.Call(ctx, method, params, nil); !errors.As(err, &rerr) || rerr.Code != rpc.CodeForbidden {
+			t.Errorf("%s with a key without scope: %v, want -32005", method, err)
+		}
+	}
+
+	key, err := os.ReadFile(filepath.Join(state, LocalKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := rpc.NewClient(url, strings.TrimSpace(string(key)), nil)
+	defer local.Close()
+	if err := local.Call(ctx, "device.write", map[string]any{"device": "meter-1", "channel": "value", "value": 1}, nil); err != nil {
+		t.Fatalf("device.write with the local key: %v", err)
+	}
+	if err := local.Call(ctx, "gateway.config", nil, nil); err != nil {
+		t.Fatalf("gateway.config with the local key: %v", err)
+	}
+}
