@@ -10,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/internal/testpeer"
 )
 
 // TestKeyScopesAtTheGateway: a configured key without a scope may read
@@ -60,4 +64,35 @@ func TestKeyScopesAtTheGateway(t *testing.T) {
 	if err := local.Call(ctx, "gateway.config", nil, nil); err != nil {
 		t.Fatalf("gateway.config with the local key: %v", err)
 	}
+}
+
+// TestExportOverBrokerLimitDropped: a device's message larger than the
+// managed broker accepts (rpc.max_body, its message_size_limit) would be
+// dropped by Mosquitto without a word; the gateway drops it first, counts
+// its readings and says so in the log.
+func TestExportOverBrokerLimitDropped(t *testing.T) {
+	doc := strings.Replace(fmt.Sprintf(envelope, `{"name":"big","type":"test-counter","devices":[{"name":"big-1","interval":"100ms"}]}`),
+		`"rpc": {`, `"rpc": {"max_body": 64, `, 1)
+	before := dropped(t, "big")
+	tg := startGateway(t, doc)
+	sub := testpeer.Subscribe(t, tg.broker, testpeer.SubscriberOptions{ClientID: "t-big", Filter: "telemetry/#"})
+	deadline := time.Now().Add(30 * time.Second)
+	for dropped(t, "big")-before < 8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v readings counted as too large within 30 s", dropped(t, "big")-before)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := len(sub.Messages()); n != 0 {
+		t.Fatalf("%d messages over the limit reached the broker", n)
+	}
+}
+
+func dropped(t *testing.T, connector string) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := metrics.ReadingsDropped.WithLabelValues(connector, "too_large").Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
