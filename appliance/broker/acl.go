@@ -18,9 +18,10 @@ import (
 //   - osgate-export, the export: write the export's topics and status/#;
 //   - osgate-rpc, the cloud RPC responder: read rpc/{gateway}/request/+
 //     and write rpc/{gateway}/response/+, alone;
-//   - broker.username: read what osgate exports (telemetry, status) and
-//     what the bridge brings in (topics_in); write what the bridge sends
-//     up (topics_out) except osgate's own topics; never the RPC topics.
+//   - broker.username: read what osgate exports (telemetry, status), what
+//     the bridge brings in (topics_in) and the bridge's state
+//     ($SYS/broker/connection/#); write what the bridge sends up
+//     (topics_out) except osgate's own topics; never the RPC topics.
 //
 // Every other topic is denied to everyone. What every client may read is
 // written as "pattern" lines, which Mosquitto applies to every client,
@@ -59,7 +60,7 @@ func ACL(cfg config.Broker, gatewayID string, access Access) ([]byte, error) {
 		w.b.WriteString("\n")
 		w.line("user", cfg.Username)
 		w.line("topic", "deny", "rpc/#") // deny lines are checked first
-		for _, f := range append(readable, statusTopics) {
+		for _, f := range append(readable, statusTopics, bridgeState) {
 			w.line("topic", "read", f)
 		}
 		own := []string{export, statusTopics, anonymousRead, "rpc/#"}
@@ -83,6 +84,10 @@ func ACL(cfg config.Broker, gatewayID string, access Access) ([]byte, error) {
 	}
 	return []byte(w.b.String()), nil
 }
+
+// bridgeState is where Mosquitto publishes the bridge's state (1 up, 0
+// down; notifications true).
+const bridgeState = "$SYS/broker/connection/#"
 
 // exportFilter is the filter of every topic the export template can give
 // for this gateway: the levels before {device}, then "#" (a device name
