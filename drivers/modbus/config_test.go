@@ -63,6 +63,17 @@ func TestSettingsErrors(t *testing.T) {
 			`devices[1].channels: a modbus device needs at least one channel`,
 			`devices[1].unit_id: is required`,
 		}},
+		{"channels that do not decode", `{"transport":"tcp","address":"h:502"}`, []*core.Device{
+			{Name: "a", Settings: json.RawMessage(`{"unit_id":1}`), Channels: []*core.Channel{
+				ch("x", `{"register":"holding","address":"1"}`),
+				ch("y", `{"register":"holding","adress":1}`),
+				ch("z", `{"register":"holding","address":3}`),
+			}},
+		}, []string{
+			`devices[0].channels[0].address: must be an integer, not a string`,
+			`devices[0].channels[1].address: is required`,
+			`devices[0].channels[1].adress: unknown field (did you mean "address"?)`,
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(core.ConnectorConfig{Name: "m", Settings: json.RawMessage(tc.settings), Devices: tc.devs})

@@ -78,6 +78,9 @@ func New(cfg core.ConnectorConfig) (core.Connector, error) {
 		}
 		dev := &device{name: d.Name, unit: unit, chans: chans, byName: map[string]int{}, log: log.With("device", d.Name, "unit_id", unit)}
 		for j, ch := range chans {
+			if ch.name == "" {
+				continue // its settings did not decode: those errors say why
+			}
 			if _, dup := dev.byName[ch.name]; dup {
 				es.Add(strict.Index(path+".channels", j)+".name", "channel %q appears twice in device %q", ch.name, d.Name)
 			}
