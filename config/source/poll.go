@@ -17,6 +17,15 @@ func (s *Source[T]) pull(ctx context.Context) (*Update[T], *entry, string, error
 		return nil, nil, "error", err
 	}
 	if p.notModified {
+		// The same document as last time: the same judgement. A refused
+		// document stays refused (and says why) until the fleet changes
+		// it; one accepted then may have been rolled back since.
+		if b, bad := s.isBad(s.etagVersion); bad {
+			return nil, nil, "refused", s.badErr(s.etagVersion, b)
+		}
+		if s.etagRefusal != nil {
+			return nil, nil, "refused", s.etagRefusal
+		}
 		return nil, nil, "304", nil
 	}
 	version := versionOf(p.doc)
@@ -26,17 +35,25 @@ func (s *Source[T]) pull(ctx context.Context) (*Update[T], *entry, string, error
 			return nil, nil, "refused", fmt.Errorf("config version %s from %s refused: %w", short(version), s.fetch.docURL, err)
 		}
 	}
+	// Remembered even when refused below, with the refusal: the document
+	// is not downloaded again while unchanged, and every 304 for it
+	// repeats the refusal.
 	s.fetch.remember(p)
-	s.etagVersion = version
+	s.etagVersion, s.etagRefusal = version, nil
 	if b, bad := s.isBad(version); bad {
-		return nil, nil, "refused", fmt.Errorf("config version %s from %s refused: it was rolled back at %s and is marked bad", short(version), s.fetch.docURL, b.At.Format(time.RFC3339))
+		return nil, nil, "refused", s.badErr(version, b)
 	}
 	cfg, err := s.opts.Validate(p.doc)
 	if err != nil {
-		return nil, nil, "refused", fmt.Errorf("config version %s from %s refused: invalid:\n%w", short(version), s.fetch.docURL, err)
+		s.etagRefusal = fmt.Errorf("config version %s from %s refused: invalid:\n%w", short(version), s.fetch.docURL, err)
+		return nil, nil, "refused", s.etagRefusal
 	}
 	e := &entry{Doc: p.doc, Sig: p.sig, Version: version, ETag: p.etag, LastModified: p.lastModified, FetchedAt: now.UTC()}
 	return &Update[T]{Config: cfg, Document: p.doc, Version: version, Origin: Remote}, e, "200", nil
+}
+
+func (s *Source[T]) badErr(version string, b BadVersion) error {
+	return fmt.Errorf("config version %s from %s refused: it was rolled back at %s and is marked bad", short(version), s.fetch.docURL, b.At.Format(time.RFC3339))
 }
 
 // poll is one pull after the start: a changed, accepted document is

@@ -61,6 +61,7 @@ type Source[T any] struct {
 	nextPull    time.Time
 	nextLocal   time.Time
 	etagVersion string // version whose validators the fetcher holds
+	etagRefusal error  // why that version was refused; nil if accepted
 
 	mu       sync.Mutex
 	st       Status

@@ -221,21 +221,24 @@ func TestInvalidRemoteConfigRefused(t *testing.T) {
 	refused := fetches("refused")
 
 	s.publish(t, []byte(`{"name":""}`))
-	quiet(t, src, "the invalid document to be refused", func() bool {
-		st := src.Status()
-		return st.LastOutcome == "refused" || st.LastOutcome == "304"
-	})
+	quiet(t, src, "the invalid document to be refused", func() bool { return s.fleet.requests(t, docURI, 200) >= 2 })
 	st := src.Status()
-	if st.Version != versionOf(doc("v1")) || !strings.Contains(st.LastError, "name: is required") {
+	if st.Version != versionOf(doc("v1")) || st.LastOutcome != "refused" || !strings.Contains(st.LastError, "name: is required") {
 		t.Fatalf("status after an invalid document: %+v", st)
 	}
 	if d := fetches("refused") - refused; d != 1 {
 		t.Fatalf("refused metric grew by %v, want 1", d)
 	}
-	// It is not downloaded again while unchanged, and the error stays.
-	quiet(t, src, "a 304 for the refused document", func() bool { return s.fleet.requests(t, docURI, 304) >= 1 })
-	if st := src.Status(); st.LastError == "" || st.Version != versionOf(doc("v1")) {
-		t.Fatalf("status after a 304 of the refused document: %+v", st)
+	// It is not downloaded again while unchanged, and every pull that
+	// finds it unchanged (304) reports the refusal again, not a 304.
+	n304 := s.fleet.requests(t, docURI, 304)
+	quiet(t, src, "two 304s for the refused document", func() bool { return s.fleet.requests(t, docURI, 304) >= n304+2 })
+	quiet(t, src, "the status of the last pull", func() bool { return fetches("refused")-refused >= 3 })
+	if st := src.Status(); st.LastOutcome != "refused" || !strings.Contains(st.LastError, "name: is required") || st.Version != versionOf(doc("v1")) {
+		t.Fatalf("status after 304s of the refused document: %+v", st)
+	}
+	if n := s.fleet.requests(t, docURI, 200); n != 2 {
+		t.Fatalf("%d full downloads, want 2 (v1 and the refused document once)", n)
 	}
 
 	// A restart does not run it either: the cache does.
@@ -305,6 +308,15 @@ func TestMarkBad(t *testing.T) {
 	st := src.Status()
 	if st.Version != versionOf(doc("v1")) || len(st.BadVersions) != 1 || st.BadVersions[0].Version != u.Version || st.BadVersions[0].Reason != "export unreachable" {
 		t.Fatalf("status after MarkBad: %+v", st)
+	}
+	// The fleet still serves v2 (304: unchanged): each pull says it is
+	// refused as marked bad.
+	refused := fetches("refused")
+	n304 := s.fleet.requests(t, docURI, 304)
+	quiet(t, src, "a 304 for the bad version", func() bool { return s.fleet.requests(t, docURI, 304) > n304 })
+	quiet(t, src, "the status of that pull", func() bool { return fetches("refused") > refused })
+	if st := src.Status(); st.LastOutcome != "refused" || !strings.Contains(st.LastError, "marked bad") || st.Version != versionOf(doc("v1")) {
+		t.Fatalf("status after a 304 of the bad version: %+v", st)
 	}
 	src.Close()
 

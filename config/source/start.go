@@ -17,7 +17,7 @@ func (s *Source[T]) initial(ctx context.Context) (Update[T], error) {
 	if s.fetch != nil {
 		if ce != nil {
 			s.fetch.remember(pulled{etag: ce.ETag, lastModified: ce.LastModified})
-			s.etagVersion = ce.Version
+			s.etagVersion, s.etagRefusal = ce.Version, nil
 		} else {
 			s.fetch.forget()
 		}
