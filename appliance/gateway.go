@@ -139,6 +139,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	sink, err := export.New(opts)
 	if err != nil {
+		stopBroker()
+		wg.Wait()
 		return fmt.Errorf("export: %w", err)
 	}
 	g.export, g.sink = sink, sink
@@ -167,22 +169,21 @@ func (g *Gateway) Run(ctx context.Context) error {
 		defer wg.Done()
 		g.releaseHeld(connCtx)
 	}()
-	if err := g.startRPC(connCtx, cfg, url, errc, &wg); err != nil {
-		stopConns()
-		g.closeConns()
-		return err
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		g.watchdog.run(connCtx)
-	}()
-	g.log.Info("gateway running", "version", Version, "connectors", nconns, "state_dir", cfg.Gateway.StateDir, "broker", url)
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
+	// A gateway that fails to start stops every part it started, and
+	// waits for them: the next one (a rollback) needs the spool, the
+	// broker's port and persistence.
+	runErr := g.startRPC(connCtx, cfg, url, errc, &wg)
+	if runErr == nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.watchdog.run(connCtx)
+		}()
+		g.log.Info("gateway running", "version", Version, "connectors", nconns, "state_dir", cfg.Gateway.StateDir, "broker", url)
+		select {
+		case <-ctx.Done():
+		case runErr = <-errc:
+		}
 	}
 	g.log.Info("gateway stopping")
 	stopConns()

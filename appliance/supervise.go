@@ -124,7 +124,7 @@ func (s *supervisor) run(ctx context.Context, cur source.Update[*config.Config],
 		done := make(chan error, 1)
 		go func() { done <- g.Run(gctx) }()
 		s.sv.current.Store(g)
-		next, err := s.watch(ctx, g, &cur, done, updates)
+		next, back, err := s.watch(ctx, g, &cur, done, updates)
 		s.sv.current.Store(nil)
 		cancel()
 		if next == nil {
@@ -135,27 +135,36 @@ func (s *supervisor) run(ctx context.Context, cur source.Update[*config.Config],
 			return err
 		}
 		<-done
+		if back {
+			// Rolled back: the previous configuration runs again, and
+			// is not on trial.
+			s.log.Info("restarting the gateway on the previous configuration", "version", short(next.Version), "origin", next.Origin)
+			cur = *next
+			continue
+		}
 		s.log.Info("restarting the gateway for the new configuration", "version", short(next.Version), "origin", next.Origin)
-		s.prev, cur = &cur, *next
+		prev := cur // cur is about to be overwritten: keep a copy, not &cur
+		s.prev, cur = &prev, *next
 	}
 }
 
 // watch runs while g does: it applies connector-only updates in place,
-// judges the configuration on trial, and returns an update that needs a
-// restart, or nil when g stopped (with its error).
-func (s *supervisor) watch(ctx context.Context, g *Gateway, cur *source.Update[*config.Config], done <-chan error, updates <-chan source.Update[*config.Config]) (*source.Update[*config.Config], error) {
+// judges the configuration on trial, and returns a configuration that
+// needs a restart (back: the previous one, rolled back to), or nil when g
+// stopped (with its error).
+func (s *supervisor) watch(ctx context.Context, g *Gateway, cur *source.Update[*config.Config], done <-chan error, updates <-chan source.Update[*config.Config]) (next *source.Update[*config.Config], back bool, err error) {
 	trialStart, badSince := time.Now(), time.Time{}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, <-done
+			return nil, false, <-done
 		case err := <-done:
-			return nil, err
+			return nil, false, err
 		case u := <-updates:
 			if !sameOutsideConnectors(cur.Config, u.Config) {
-				return &u, nil
+				return &u, false, nil
 			}
 			if err := g.ApplyConnectors(u.Config); err != nil {
 				s.log.Error("config refused: it does not start", "version", short(u.Version), "err", err)
@@ -185,15 +194,15 @@ func (s *supervisor) watch(ctx context.Context, g *Gateway, cur *source.Update[*
 				reason := "unhealthy for " + grace.String() + ": " + strings.Join(r.Reasons, "; ")
 				s.log.Error("config rolled back", "version", short(cur.Version), "reason", reason)
 				s.src.MarkBad(cur.Version, reason)
-				back := *s.prev
+				prev := *s.prev
 				s.prev = nil
-				if !sameOutsideConnectors(cur.Config, back.Config) {
-					return &back, nil
+				if !sameOutsideConnectors(cur.Config, prev.Config) {
+					return &prev, true, nil
 				}
-				if err := g.ApplyConnectors(back.Config); err != nil {
-					return &back, nil // restart on it instead
+				if err := g.ApplyConnectors(prev.Config); err != nil {
+					return &prev, true, nil // restart on it instead
 				}
-				*cur = back
+				*cur = prev
 			}
 		}
 	}
