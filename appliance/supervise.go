@@ -217,6 +217,7 @@ func (s *supervisor) rollback(cur *source.Update[*config.Config], reason string)
 	s.log.Error("config rolled back: it does not start", "version", short(cur.Version), "err", reason)
 	s.src.MarkBad(cur.Version, reason)
 	*cur, s.prev = *s.prev, nil
+	s.log.Info("restarting the gateway on the previous configuration", "version", short(cur.Version), "origin", cur.Origin)
 	return true
 }
 
