@@ -42,7 +42,7 @@ type connRun struct {
 // connMetrics are a connector's metric children, looked up once.
 type connMetrics struct {
 	in, out, chanErrs, suppressed, polls, pollErrors, listenerRestarts prometheus.Counter
-	dropRange, dropTransform, dropClock, dropTooLarge                  prometheus.Counter
+	dropRange, dropTransform, dropClock, dropTooLarge, dropDisk        prometheus.Counter
 }
 
 func newConnMetrics(name string) connMetrics {
@@ -58,6 +58,7 @@ func newConnMetrics(name string) connMetrics {
 		dropTransform:    metrics.ReadingsDropped.WithLabelValues(name, "transform"),
 		dropClock:        metrics.ReadingsDropped.WithLabelValues(name, "clock"),
 		dropTooLarge:     metrics.ReadingsDropped.WithLabelValues(name, "too_large"),
+		dropDisk:         metrics.ReadingsDropped.WithLabelValues(name, "disk_full"),
 	}
 }
 

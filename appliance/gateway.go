@@ -6,6 +6,7 @@ package appliance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -50,6 +51,8 @@ type Gateway struct {
 	// ones (message_size_limit), so the pipeline drops and counts them
 	// first. 0: no bound (a broker someone else runs).
 	maxPayload int64
+	// disk watches the state dir's free space and writes refused for it.
+	disk *disk
 
 	mu      sync.Mutex
 	conns   map[string]*connRun
@@ -82,6 +85,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g.dropLog.period = time.Minute
 	g.watchdog = newWatchdog(g.health, g.log.With("part", "watchdog"))
 	g.watchdog.stateDir = cfg.Gateway.StateDir
+	g.disk = newDisk(cfg.Gateway.StateDir, cfg.Gateway.DiskWarnBytes, g.health, g.log.With("part", "disk"))
 	for i, cc := range cfg.Connectors {
 		if cc.Enabled != nil && !*cc.Enabled {
 			continue
@@ -164,10 +168,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	nconns := len(g.order)
 	g.mu.Unlock()
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		g.releaseHeld(connCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		g.disk.run(connCtx)
 	}()
 	// A gateway that fails to start stops every part it started, and
 	// waits for them: the next one (a rollback) needs the spool, the
@@ -215,7 +223,12 @@ func (g *Gateway) releaseHeld(ctx context.Context) {
 		case <-t.C:
 		}
 		for _, b := range g.clock.release() {
-			if err := b.conn.publish(ctx, b.device, b.readings); err != nil {
+			err := b.conn.publish(ctx, b.device, b.readings)
+			var full *diskFullError
+			switch {
+			case errors.As(err, &full):
+				b.conn.m.dropDisk.Add(float64(full.readings))
+			case err != nil:
 				return
 			}
 		}

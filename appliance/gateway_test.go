@@ -139,13 +139,18 @@ type testGateway struct {
 // placeholders become a temp dir and free loopback addresses.
 func startGateway(t *testing.T, cfgJSON string) *testGateway {
 	t.Helper()
+	return startGatewayLog(t, cfgJSON, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+// startGatewayLog is startGateway with the gateway's logger.
+func startGatewayLog(t *testing.T, cfgJSON string, log *slog.Logger) *testGateway {
+	t.Helper()
 	bport, rport := testpeer.FreePort(t), testpeer.FreePort(t)
 	r := strings.NewReplacer("STATE", t.TempDir(), "BROKER", testpeer.Addr(bport), "RPC", testpeer.Addr(rport), "KEYHASH", apikey.Hash(testKey))
 	cfg, err := config.Parse([]byte(r.Replace(cfgJSON)))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	g, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)

@@ -125,11 +125,30 @@ func (c *connRun) publish(ctx context.Context, device string, rs []core.Reading)
 	*buf = payload
 	payloads.Put(buf)
 	if err != nil {
+		if noSpace(err) {
+			c.g.disk.refused(err)
+			return &diskFullError{readings: len(rs), err: err}
+		}
 		return err
 	}
+	c.g.disk.stored()
 	c.m.out.Add(float64(len(rs)))
 	return nil
 }
+
+// diskFullError is a publish refused for lack of space; it is
+// core.ErrStorageFull to the connectors.
+type diskFullError struct {
+	readings int // how many were not stored
+	err      error
+}
+
+func (e *diskFullError) Error() string {
+	return core.ErrStorageFull.Error() + ": " + e.err.Error()
+}
+
+func (e *diskFullError) Is(target error) bool { return target == core.ErrStorageFull }
+func (e *diskFullError) Unwrap() error        { return e.err }
 
 // topic is the export topic of a device, computed once.
 func (c *connRun) topic(device string) string {

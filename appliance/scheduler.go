@@ -130,14 +130,29 @@ func (d *devRun) pollAndDeliver(ctx context.Context, p core.Poller) error {
 	if err != nil {
 		return err
 	}
-	if err := d.conn.deliver(ctx, d.dev.Name, rs); err != nil && ctx.Err() == nil {
+	err = d.conn.deliver(ctx, d.dev.Name, rs)
+	var full *diskFullError
+	switch {
+	case err == nil || ctx.Err() != nil:
+	case errors.As(err, &full):
+		// Logged, rate-limited, by the disk watch; polling goes on so
+		// readings flow again as soon as there is room.
+		d.conn.m.dropDisk.Add(float64(full.readings))
+	default:
 		d.conn.log.Error("export refused readings", "device", d.dev.Name, "err", err)
 	}
 	return nil
 }
 
+// diskPauseMax bounds the pause of a listener that stopped because the
+// disk was full, should it fail that way again and again although the
+// disk watch finds room (a quota, no free inodes).
+const diskPauseMax = 4 * time.Second
+
 // listenLoop runs a Listener until ctx ends, restarting it with back-off
-// whenever it returns.
+// whenever it returns. A listener that returned because the gateway's disk
+// is full is no failure of its device: it restarts as soon as there is
+// room again.
 func (c *connRun) listenLoop(ctx context.Context, l core.Listener) {
 	emit := func(rs ...core.Reading) error {
 		if err := ctx.Err(); err != nil {
@@ -149,7 +164,7 @@ func (c *connRun) listenLoop(ctx context.Context, l core.Listener) {
 		c.g.health.Success(c.name)
 		return c.deliverByDevice(ctx, rs)
 	}
-	failures := 0
+	failures, diskPauses := 0, 0
 	for {
 		start := time.Now()
 		// A listener restarted after a failure that then runs for a
@@ -165,6 +180,26 @@ func (c *connRun) listenLoop(ctx context.Context, l core.Listener) {
 		settled.Stop()
 		if ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, core.ErrStorageFull) {
+			c.m.listenerRestarts.Inc()
+			if time.Since(start) > 10*diskPauseMax {
+				diskPauses = 0
+			}
+			diskPauses++
+			pause := time.After(min(250*time.Millisecond<<min(diskPauses-1, 4), diskPauseMax))
+			if c.g.dropLog.allow("disk\x00" + c.name) {
+				c.log.Warn("listener paused: the gateway's disk is full; it restarts when there is room", "err", err)
+			}
+			if c.g.disk.waitRoom(ctx) != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-pause:
+			}
+			continue
 		}
 		if time.Since(start) > maxBackoff {
 			failures = 0

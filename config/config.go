@@ -38,6 +38,10 @@ type Gateway struct {
 	// gateway unhealthy (export broker unreachable, every connector
 	// failing) before it is rolled back and marked bad (default "2m").
 	ConfigGrace time.Duration `json:"config_grace"`
+	// DiskWarnBytes: with less free space than this on the state dir's
+	// file system (where the export spool, Mosquitto's persistence and
+	// config.db live), health is degraded (default 128 MiB).
+	DiskWarnBytes int64 `json:"disk_warn_bytes"`
 }
 
 // Broker is the local Mosquitto that readings are exported to.

@@ -40,6 +40,8 @@ func TestDefaults(t *testing.T) {
 	}{
 		{"gateway.id", c.Gateway.ID, "pi-4-b--1"},
 		{"gateway.state_dir", c.Gateway.StateDir, filepath.Join(wd, "state")},
+		{"gateway.config_grace", c.Gateway.ConfigGrace, 2 * time.Minute},
+		{"gateway.disk_warn_bytes", c.Gateway.DiskWarnBytes, int64(128 << 20)},
 		{"broker.managed", *c.Broker.Managed, true},
 		{"broker.listen", c.Broker.Listen, "127.0.0.1:1883"},
 		{"broker.binary", c.Broker.Binary, "mosquitto"},
@@ -69,7 +71,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestDefaultsKeepWhatIsSet(t *testing.T) {
-	c, err := Parse([]byte(`{"gateway": {"id": "gw", "state_dir": "rel/dir"},
+	c, err := Parse([]byte(`{"gateway": {"id": "gw", "state_dir": "rel/dir", "disk_warn_bytes": 1000},
 	  "broker": {"listen": "127.0.0.1:1999", "autosave_interval": "1s",
 	    "bridge": {"address": "c:1", "client_id": "me", "topics_out": [], "topics_in": ["cmd/#"], "qos": 0}},
 	  "export": {"topic": "x/{device}", "qos": 0, "client_id": "cid", "queue_limit": 7},
@@ -83,7 +85,7 @@ func TestDefaultsKeepWhatIsSet(t *testing.T) {
 	wd, _ := os.Getwd()
 	b := c.Broker.Bridge
 	d := c.Connectors[0].Devices[0]
-	if c.Gateway.StateDir != filepath.Join(wd, "rel/dir") || c.Broker.Listen != "127.0.0.1:1999" ||
+	if c.Gateway.StateDir != filepath.Join(wd, "rel/dir") || c.Gateway.DiskWarnBytes != 1000 || c.Broker.Listen != "127.0.0.1:1999" ||
 		c.Broker.AutosaveInterval != time.Second || b.ClientID != "me" || len(b.TopicsOut) != 0 || *b.QoS != 0 ||
 		c.Export.Topic != "x/{device}" || *c.Export.QoS != 0 || c.Export.ClientID != "cid" || c.Export.QueueLimit != 7 ||
 		c.RPC.Listen != RPCOff || c.RPC.MaxBody != 10 || *c.Connectors[0].Enabled ||

@@ -221,6 +221,9 @@ func TestParseErrors(t *testing.T) {
 		{"anonymous readers need a managed broker", `{"broker": {"managed": false, "url": "tcp://x:1", "anonymous_read": true}}`,
 			[]string{`broker.anonymous_read: is only used when the broker is managed (broker.managed is false)`}},
 		{"gateway id", `{"gateway": {"id": "a/b"}}`, []string{`gateway.id: must not contain "/", "+" or "#" (it is a topic level): "a/b"`}},
+		{"gateway limits", `{"gateway": {"config_grace": "-1s", "disk_warn_bytes": -1}}`, []string{
+			`gateway.config_grace: must not be negative`,
+			`gateway.disk_warn_bytes: must not be negative (0: the default, 128 MiB)`}},
 		{"settings not an object", `{"connectors": [{"name": "a", "type": "test-config-xyz", "settings": [1]}]}`, []string{
 			`connectors[0].settings: must be an object`,
 		}},

@@ -29,6 +29,9 @@ func (c *Config) validateGateway(es *strict.Errors) {
 	if c.Gateway.ConfigGrace < 0 {
 		es.Add("gateway.config_grace", "must not be negative")
 	}
+	if c.Gateway.DiskWarnBytes < 0 {
+		es.Add("gateway.disk_warn_bytes", "must not be negative (0: the default, 128 MiB)")
+	}
 }
 
 func (c *Config) validateBroker(es *strict.Errors) {

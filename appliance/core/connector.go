@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"time"
 )
@@ -90,6 +91,15 @@ type Poller interface {
 type Listener interface {
 	Listen(ctx context.Context, emit func(...Reading) error) error
 }
+
+// ErrStorageFull is in the error emit returns when the gateway cannot
+// store readings because the disk of its state dir is full: none of the
+// readings that failed was taken. It is a local condition, not the
+// device's: a listener pushes back on its sender (an HTTP 507, an MQTT
+// message left unacknowledged) and may return; the core restarts a
+// listener that returned for it as soon as the disk has room again, with
+// no back-off.
+var ErrStorageFull = errors.New("the gateway's disk is full")
 
 // Writer is a connector that can set a channel. value has already been
 // through the channel's inverse transform: float64, int64, bool or string.

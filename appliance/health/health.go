@@ -33,6 +33,7 @@ type Model struct {
 	started    time.Time
 	exportDown time.Duration // grace before a disconnected export is unhealthy
 	export     exportState
+	disk       *DiskReport
 	connectors map[string]*connState
 	beats      map[string]*beat
 }
@@ -89,6 +90,16 @@ func (m *Model) Export(connected bool, queued, limit int) {
 	m.export.connected = connected
 	m.export.queued = queued
 	m.export.limit = limit
+}
+
+// Disk records the state dir's file system: dir, its free bytes, the
+// warning threshold below which the gateway is degraded, and whether
+// writes are being refused for lack of space (full). Neither is
+// unhealthy: a restart or a rollback would not make room.
+func (m *Model) Disk(dir string, free, warn uint64, full bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.disk = &DiskReport{Dir: dir, FreeBytes: free, WarnBytes: warn, Full: full}
 }
 
 // AddConnector starts tracking a connector whose devices are due every
@@ -158,7 +169,17 @@ type Report struct {
 	Live       bool              `json:"live"` // every heartbeat fresh
 	Uptime     string            `json:"uptime"`
 	Export     ExportReport      `json:"export"`
+	Disk       *DiskReport       `json:"disk,omitempty"`
 	Connectors []ConnectorReport `json:"connectors"`
+}
+
+// DiskReport is the state dir's file system in a Report.
+type DiskReport struct {
+	Dir       string `json:"dir"`
+	FreeBytes uint64 `json:"free_bytes"`
+	WarnBytes uint64 `json:"warn_bytes"`
+	// Full: writes of the export spool fail for lack of space.
+	Full bool `json:"full"`
 }
 
 // ExportReport is the export part of a Report.
@@ -219,6 +240,16 @@ func (m *Model) Report() Report {
 	} else if now.Sub(m.started) > m.exportDown {
 		worse(Unhealthy, "export never connected")
 	}
+	if d := m.disk; d != nil {
+		r.Disk = new(DiskReport)
+		*r.Disk = *d
+		switch {
+		case d.Full:
+			worse(Degraded, fmt.Sprintf("disk full: readings cannot be stored in %s (%s free); make room there", d.Dir, Bytes(d.FreeBytes)))
+		case d.FreeBytes < d.WarnBytes:
+			worse(Degraded, fmt.Sprintf("disk space low: %s free in %s, below gateway.disk_warn_bytes (%s)", Bytes(d.FreeBytes), d.Dir, Bytes(d.WarnBytes)))
+		}
+	}
 	cnames := make([]string, 0, len(m.connectors))
 	for n := range m.connectors {
 		cnames = append(cnames, n)
@@ -252,4 +283,18 @@ func (m *Model) Report() Report {
 		worse(Unhealthy, "every connector is failing")
 	}
 	return r
+}
+
+// Bytes formats a size for people: "512 B", "3.5 MiB".
+func Bytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }

@@ -119,3 +119,31 @@ func TestListenerConnector(t *testing.T) {
 		t.Fatalf("recovered listener: %+v", r)
 	}
 }
+
+func TestDisk(t *testing.T) {
+	c := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	m := newModel(c, time.Hour)
+	m.Export(true, 0, 100)
+	m.Disk("/perm/osgate", 200<<20, 128<<20, false)
+	if r := m.Report(); r.Status != OK || r.Disk == nil || r.Disk.FreeBytes != 200<<20 {
+		t.Fatalf("room on disk: %+v", r)
+	}
+	m.Disk("/perm/osgate", 5<<20+1<<19, 128<<20, false)
+	if r := m.Report(); r.Status != Degraded || len(r.Reasons) != 1 ||
+		r.Reasons[0] != "disk space low: 5.5 MiB free in /perm/osgate, below gateway.disk_warn_bytes (128.0 MiB)" {
+		t.Fatalf("low on disk: %+v", r)
+	}
+	m.Disk("/perm/osgate", 0, 128<<20, true)
+	if r := m.Report(); r.Status != Degraded || len(r.Reasons) != 1 ||
+		r.Reasons[0] != "disk full: readings cannot be stored in /perm/osgate (0 B free); make room there" || !r.Disk.Full {
+		t.Fatalf("disk full: %+v", r)
+	}
+}
+
+func TestBytes(t *testing.T) {
+	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 3<<19 + 0: "1.5 MiB", 128 << 20: "128.0 MiB", 5 << 30: "5.0 GiB"} {
+		if got := Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

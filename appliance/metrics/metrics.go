@@ -17,8 +17,9 @@ var (
 	// ReadingsOut counts readings handed to the export sink.
 	ReadingsOut = counter("osgate_readings_out_total", "Readings handed to the export sink.", "connector")
 	// ReadingsDropped counts readings dropped on purpose or by failure;
-	// reason is "range", "transform", "clock", "export" or "too_large"
-	// (a device's message over the managed broker's size limit).
+	// reason is "range", "transform", "clock", "export", "too_large" (a
+	// device's message over the managed broker's size limit), "disk_full"
+	// (a poll's readings that could not be stored) or a driver's own.
 	ReadingsDropped = counter("osgate_readings_dropped_total", "Readings dropped, by reason.", "connector", "reason")
 	// ReadingsSuppressed counts readings a deadband held back (unchanged).
 	ReadingsSuppressed = counter("osgate_readings_suppressed_total", "Readings held back by a deadband.", "connector")
@@ -39,6 +40,14 @@ var (
 	ExportMessages = counter0("osgate_export_messages_total", "Messages acknowledged by the local broker.")
 	// ExportErrors counts publish failures (retried).
 	ExportErrors = counter0("osgate_export_errors_total", "Failed publish attempts (retried).")
+
+	// DiskFree is the free space of the state dir's file system (where the
+	// export spool lives), in bytes.
+	DiskFree = gauge("osgate_disk_free_bytes", "Free space of the state dir's file system (export spool, broker persistence), in bytes.")
+	// DiskWarn is gateway.disk_warn_bytes: below it health is degraded.
+	DiskWarn = gauge("osgate_disk_warn_bytes", "Free space below which health is degraded (gateway.disk_warn_bytes).")
+	// DiskFull is 1 while the export spool's writes fail for lack of space.
+	DiskFull = gauge("osgate_disk_full", "1 while readings cannot be stored because the state dir's disk is full.")
 
 	// BrokerRestarts counts restarts of the managed Mosquitto.
 	BrokerRestarts = counter0("osgate_broker_restarts_total", "Restarts of the managed Mosquitto.")

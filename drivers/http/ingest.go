@@ -153,6 +153,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := h.emit(rs...); err != nil {
 		// The sender retries the whole body (readings of some devices
 		// may then repeat).
+		if errors.Is(err, core.ErrStorageFull) {
+			w.Header().Set("Retry-After", "10")
+			reply(w, http.StatusInsufficientStorage, fmt.Sprintf("osgate's disk is full: the %d readings were not all stored, send again later", len(rs)))
+			return
+		}
 		w.Header().Set("Retry-After", "5")
 		reply(w, http.StatusServiceUnavailable, fmt.Sprintf("osgate is stopping; the %d readings were not all taken, send again", len(rs)))
 		return
