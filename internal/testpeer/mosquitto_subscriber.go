@@ -30,6 +30,11 @@ type SubscriberOptions struct {
 type Message struct {
 	Topic   string
 	Payload []byte
+	// Retained is set on a retained message the broker sent because of
+	// the subscription (not on one published while subscribed).
+	Retained bool
+	// At is when it arrived.
+	At time.Time
 }
 
 // Subscriber is an MQTT client with a persistent session (clean session
@@ -111,7 +116,7 @@ func (s *Subscriber) receive(_ mqtt.Client, m mqtt.Message) {
 	k := s.key(m.Topic(), m.Payload())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.msgs = append(s.msgs, Message{Topic: m.Topic(), Payload: append([]byte(nil), m.Payload()...)})
+	s.msgs = append(s.msgs, Message{Topic: m.Topic(), Payload: append([]byte(nil), m.Payload()...), Retained: m.Retained(), At: time.Now()})
 	s.counts[k]++
 	if s.counts[k] > 1 {
 		s.dups++
@@ -186,6 +191,31 @@ func (s *Subscriber) WaitDistinct(n int, within time.Duration) bool {
 		case <-ch:
 		case <-deadline.C:
 			return false
+		}
+	}
+}
+
+// WaitMessage waits until a message that match accepts has arrived (it
+// looks at every message received so far, in order, then at new ones) or
+// within passed, and returns the first such message.
+func (s *Subscriber) WaitMessage(within time.Duration, match func(Message) bool) (Message, bool) {
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	seen := 0
+	for {
+		s.mu.Lock()
+		msgs, ch := s.msgs[seen:], s.change
+		s.mu.Unlock()
+		for _, m := range msgs {
+			if match(m) {
+				return m, true
+			}
+		}
+		seen += len(msgs)
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return Message{}, false
 		}
 	}
 }
