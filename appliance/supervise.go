@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -30,8 +29,9 @@ type ConfigSource interface {
 // without a gap. One that changes the gateway, broker, export or RPC
 // settings restarts the gateway in-process; queued readings wait on disk
 // (export spool, MQTT store) meanwhile, so none is dropped. A configuration
-// that fails to start, or leaves the gateway unhealthy for
-// gateway.config_grace, is rolled back to the previous one and marked bad.
+// that fails to start, or leaves the gateway unhealthy or with every
+// connector failing (health.Report.TrialFailure) for gateway.config_grace,
+// is rolled back to the previous one and marked bad.
 func Supervise(ctx context.Context, src ConfigSource, log *slog.Logger) error {
 	return NewSupervisor(src, log).Run(ctx)
 }
@@ -179,10 +179,10 @@ func (s *supervisor) watch(ctx context.Context, g *Gateway, cur *source.Update[*
 			if s.prev == nil {
 				continue
 			}
-			r := g.health.Report()
+			why := g.health.Report().TrialFailure()
 			grace := cur.Config.Gateway.ConfigGrace
 			switch {
-			case r.Status != health.Unhealthy:
+			case why == "":
 				badSince = time.Time{}
 				if time.Since(trialStart) > grace {
 					s.log.Info("config confirmed healthy", "version", short(cur.Version))
@@ -191,7 +191,7 @@ func (s *supervisor) watch(ctx context.Context, g *Gateway, cur *source.Update[*
 			case badSince.IsZero():
 				badSince = time.Now()
 			case time.Since(badSince) > grace:
-				reason := "unhealthy for " + grace.String() + ": " + strings.Join(r.Reasons, "; ")
+				reason := "unhealthy for " + grace.String() + ": " + why
 				s.log.Error("config rolled back", "version", short(cur.Version), "reason", reason)
 				s.src.MarkBad(cur.Version, reason)
 				prev := *s.prev

@@ -35,8 +35,8 @@ type Gateway struct {
 	// Parse makes it absolute.
 	StateDir string `json:"state_dir"`
 	// ConfigGrace is how long a newly applied configuration may leave the
-	// gateway unhealthy (export broker unreachable, every connector
-	// failing) before it is rolled back and marked bad (default "2m").
+	// gateway unhealthy (export broker unreachable) or with every connector
+	// failing before it is rolled back and marked bad (default "2m").
 	ConfigGrace time.Duration `json:"config_grace"`
 	// DiskWarnBytes: with less free space than this on the state dir's
 	// file system (where the export spool, Mosquitto's persistence and

@@ -105,7 +105,10 @@ func (a *Agent) watch(ctx context.Context, st state, m *Manifest) error {
 	for {
 		r := a.health()
 		now := time.Now()
+		why := r.TrialFailure() // unhealthy, or every connector failing
 		switch {
+		case why != "":
+			return a.rollback(ctx, st, "unhealthy: "+why)
 		case r.Status == health.OK || r.Status == health.Degraded && a.acceptDegraded:
 			if since.IsZero() {
 				since = now
@@ -113,8 +116,6 @@ func (a *Agent) watch(ctx context.Context, st state, m *Manifest) error {
 			if now.Sub(since) >= a.confirmAfter {
 				return a.confirm(ctx, st, m)
 			}
-		case r.Status == health.Unhealthy:
-			return a.rollback(ctx, st, "unhealthy: "+strings.Join(r.Reasons, "; "))
 		default:
 			since = time.Time{}
 		}

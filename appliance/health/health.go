@@ -1,13 +1,23 @@
 // Package health is osgate's one health model. The export sink reports
 // whether it is connected and how full its queue is, each connector reports
-// its successes and failures, and the long-running loops (scheduler,
+// its successes and failures, each configured device its state (online,
+// degraded, offline, disabled), and the long-running loops (scheduler,
 // pipeline) beat a heartbeat. /healthz, metrics, the watchdog, config
 // auto-revert and OTA confirmation all read Report; none keeps its own.
+//
+// Unhealthy means the gateway itself is broken (export down past its
+// grace, queue full, a loop stuck): restarting it may help, and the
+// watchdog lets its supervisor do so. Devices that do not answer and
+// connectors that fail are the field's trouble, not the gateway's: they
+// make it degraded, never unhealthy, so a dead meter cannot put the
+// gateway into a restart loop. A configuration or release on trial is
+// judged more strictly (see TrialFailure).
 package health
 
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -18,13 +28,43 @@ type Status string
 const (
 	// OK: exporting, every connector succeeding, every loop alive.
 	OK Status = "ok"
-	// Degraded: working, but some connectors fail or export is queueing
-	// within its limits.
+	// Degraded: working, but some devices are offline, some connectors
+	// fail (or all of them), or export is queueing within its limits.
 	Degraded Status = "degraded"
-	// Unhealthy: export down past its grace or queue full, every connector
-	// failing, or a loop stopped making progress.
+	// Unhealthy: export down past its grace or queue full, or a loop
+	// stopped making progress.
 	Unhealthy Status = "unhealthy"
 )
+
+// DeviceState is what the gateway knows of a configured device.
+type DeviceState string
+
+const (
+	// DeviceUnknown: not polled, or not heard from, since the connector
+	// started.
+	DeviceUnknown DeviceState = "unknown"
+	// DeviceOnline: the last poll (or report) read every channel.
+	DeviceOnline DeviceState = "online"
+	// DeviceDegraded: the last poll read some channels; others failed.
+	DeviceDegraded DeviceState = "degraded"
+	// DeviceOffline: the last poll failed, or every channel of it did, or
+	// a device that reports on its own stayed silent past its interval.
+	DeviceOffline DeviceState = "offline"
+	// DeviceDisabled: its connector is disabled in the configuration.
+	DeviceDisabled DeviceState = "disabled"
+)
+
+// DeviceStates lists every state, in the order reports count them.
+var DeviceStates = []DeviceState{DeviceOnline, DeviceDegraded, DeviceOffline, DeviceDisabled, DeviceUnknown}
+
+// Device is a configured device's state as the model holds it.
+type Device struct {
+	Connector string
+	State     DeviceState
+	Since     time.Time
+	Reason    string
+	Failures  int
+}
 
 // Model is the gateway's health. The zero value is not usable; use New.
 type Model struct {
@@ -35,6 +75,7 @@ type Model struct {
 	export     exportState
 	disk       *DiskReport
 	connectors map[string]*connState
+	devices    map[string]Device // configured devices only: bounded by the config
 	beats      map[string]*beat
 }
 
@@ -67,6 +108,7 @@ func New(exportGrace time.Duration) *Model {
 		started:    time.Now(),
 		exportDown: exportGrace,
 		connectors: map[string]*connState{},
+		devices:    map[string]Device{},
 		beats:      map[string]*beat{},
 	}
 }
@@ -139,6 +181,20 @@ func (m *Model) Failure(name string, err error) {
 	}
 }
 
+// SetDevice records a configured device's state.
+func (m *Model) SetDevice(name string, d Device) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.devices[name] = d
+}
+
+// RemoveDevice stops tracking a device (its connector stopped).
+func (m *Model) RemoveDevice(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.devices, name)
+}
+
 // Watch registers a heartbeat that must beat at least every max.
 func (m *Model) Watch(name string, max time.Duration) {
 	m.mu.Lock()
@@ -171,6 +227,35 @@ type Report struct {
 	Export     ExportReport      `json:"export"`
 	Disk       *DiskReport       `json:"disk,omitempty"`
 	Connectors []ConnectorReport `json:"connectors"`
+	// Devices counts the configured devices by state; only states that
+	// some device is in appear.
+	Devices map[DeviceState]int `json:"devices"`
+}
+
+// TrialFailure says why a configuration or a release on trial should be
+// rolled back, or "" if it may stay: the gateway is unhealthy, or nothing
+// works at all (every connector failing, e.g. a wrong serial port in every
+// connector). It is stricter than Status, which calls the latter degraded
+// so that dead field devices never restart the gateway.
+func (r Report) TrialFailure() string {
+	if r.Status == Unhealthy {
+		return strings.Join(r.Reasons, "; ")
+	}
+	if r.everyConnectorFailing() {
+		return everyConnectorFailing
+	}
+	return ""
+}
+
+const everyConnectorFailing = "every connector is failing"
+
+func (r Report) everyConnectorFailing() bool {
+	for _, c := range r.Connectors {
+		if c.OK {
+			return false
+		}
+	}
+	return len(r.Connectors) > 0
 }
 
 // DiskReport is the state dir's file system in a Report.
@@ -200,6 +285,10 @@ type ConnectorReport struct {
 
 // staleAfter is how many intervals a connector may go without success.
 const staleAfter = 3
+
+// maxDeviceReasons bounds the devices a report names; the rest are
+// counted in one more reason.
+const maxDeviceReasons = 10
 
 // Report judges the model now.
 func (m *Model) Report() Report {
@@ -280,8 +369,9 @@ func (m *Model) Report() Report {
 		r.Connectors = append(r.Connectors, cr)
 	}
 	if failing > 0 && failing == len(cnames) {
-		worse(Unhealthy, "every connector is failing")
+		worse(Degraded, everyConnectorFailing)
 	}
+	m.reportDevices(&r, worse)
 	return r
 }
 
@@ -297,4 +387,30 @@ func Bytes(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// reportDevices counts the devices by state and names the offline ones
+// (at most maxDeviceReasons), which make the report degraded.
+func (m *Model) reportDevices(r *Report, worse func(Status, string)) {
+	r.Devices = map[DeviceState]int{}
+	var offline []string
+	for n, d := range m.devices {
+		r.Devices[d.State]++
+		if d.State == DeviceOffline {
+			offline = append(offline, n)
+		}
+	}
+	sort.Strings(offline)
+	for i, n := range offline {
+		if i == maxDeviceReasons {
+			worse(Degraded, fmt.Sprintf("%d more devices offline (see devices.list)", len(offline)-i))
+			break
+		}
+		d := m.devices[n]
+		reason := fmt.Sprintf("device %s offline since %s", n, d.Since.UTC().Format(time.RFC3339))
+		if d.Reason != "" {
+			reason += ": " + d.Reason
+		}
+		worse(Degraded, reason)
+	}
 }

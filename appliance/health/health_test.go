@@ -2,6 +2,7 @@ package health
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -63,12 +64,18 @@ func TestConnectors(t *testing.T) {
 		t.Fatalf("one failing: %+v", r)
 	}
 	c.advance(31 * time.Second) // a's success is now older than 3 intervals
-	if r := m.Report(); r.Status != Unhealthy || !strings.Contains(strings.Join(r.Reasons, ";"), "every connector") {
+	// Every connector failing is the field's trouble: degraded, so the
+	// watchdog does not restart the gateway; a trial fails on it.
+	r = m.Report()
+	if r.Status != Degraded || !strings.Contains(strings.Join(r.Reasons, ";"), "every connector") {
 		t.Fatalf("all stale: %+v", r)
+	}
+	if why := r.TrialFailure(); why != "every connector is failing" {
+		t.Fatalf("all stale: trial failure %q", why)
 	}
 	m.Success("a")
 	m.Success("b")
-	if r := m.Report(); r.Status != OK {
+	if r := m.Report(); r.Status != OK || r.TrialFailure() != "" {
 		t.Fatalf("recovered: %+v", r)
 	}
 	m.RemoveConnector("b")
@@ -110,7 +117,7 @@ func TestListenerConnector(t *testing.T) {
 		t.Fatalf("silent listener: %+v", r)
 	}
 	m.Failure("mqtt", errors.New("broker unreachable"))
-	if r := m.Report(); r.Status != Unhealthy {
+	if r := m.Report(); r.Status != Degraded || r.TrialFailure() == "" {
 		t.Fatalf("failed listener, the only connector: %+v", r)
 	}
 	c.advance(time.Second)
@@ -145,5 +152,46 @@ func TestBytes(t *testing.T) {
 		if got := Bytes(n); got != want {
 			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// TestDevices: offline devices degrade the report and are named (up to a
+// bound); degraded, unknown and disabled ones are counted only; even
+// every device offline never makes the gateway unhealthy.
+func TestDevices(t *testing.T) {
+	c := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	m := newModel(c, time.Hour)
+	m.Export(true, 0, 100)
+	m.SetDevice("m1", Device{Connector: "rtu", State: DeviceOnline, Since: c.t})
+	m.SetDevice("m2", Device{Connector: "rtu", State: DeviceDegraded, Since: c.t, Reason: "1 of 2 channels failed"})
+	m.SetDevice("m3", Device{Connector: "rtu", State: DeviceDisabled, Since: c.t})
+	m.SetDevice("m4", Device{Connector: "rtu", State: DeviceUnknown, Since: c.t})
+	r := m.Report()
+	if r.Status != OK || len(r.Reasons) != 0 {
+		t.Fatalf("no device offline: %+v", r)
+	}
+	want := map[DeviceState]int{DeviceOnline: 1, DeviceDegraded: 1, DeviceDisabled: 1, DeviceUnknown: 1}
+	if fmt.Sprint(r.Devices) != fmt.Sprint(want) {
+		t.Fatalf("counts %v, want %v", r.Devices, want)
+	}
+	m.SetDevice("m1", Device{Connector: "rtu", State: DeviceOffline, Since: c.t, Reason: "timeout", Failures: 3})
+	r = m.Report()
+	if r.Status != Degraded || len(r.Reasons) != 1 || r.Reasons[0] != "device m1 offline since 2026-11-25T12:00:00Z: timeout" {
+		t.Fatalf("one offline: %+v", r)
+	}
+	if r.TrialFailure() != "" {
+		t.Fatalf("an offline device fails a trial: %q", r.TrialFailure())
+	}
+	for i := range 15 {
+		m.SetDevice(fmt.Sprintf("x%02d", i), Device{State: DeviceOffline, Since: c.t})
+	}
+	r = m.Report()
+	if r.Status != Degraded || r.Devices[DeviceOffline] != 16 || len(r.Reasons) != 11 ||
+		!strings.HasPrefix(r.Reasons[0], "device m1 offline") || r.Reasons[10] != "6 more devices offline (see devices.list)" {
+		t.Fatalf("sixteen offline: %+v", r)
+	}
+	m.RemoveDevice("m1")
+	if r := m.Report(); r.Devices[DeviceOffline] != 15 {
+		t.Fatalf("removed: %+v", r.Devices)
 	}
 }

@@ -87,7 +87,7 @@ func TestOTA(t *testing.T) {
 	good := mustJSON(t, gatewayConfig(rpcKey, brokerPassword, "gateway"))
 	// v3's gateway: the same broker and RPC, and one connector that never
 	// gets an answer (nothing listens on the guest's port 1): every
-	// connector failing makes the health model say unhealthy.
+	// connector failing fails the release's trial (health.TrialFailure).
 	bad := gatewayConfig(rpcKey, brokerPassword, "gateway")
 	bad["connectors"] = []any{map[string]any{"name": "dead", "type": "http",
 		"devices": []any{map[string]any{"name": "dead", "interval": "1s", "timeout": "1s",
