@@ -110,6 +110,10 @@ type Bridge struct {
 	TopicsIn  []string `json:"topics_in"`
 	// QoS of bridged messages (default 1).
 	QoS *int `json:"qos"`
+	// Keepalive of the bridge's connection (default "60s", at least "5s"):
+	// a cut link is noticed by both ends within 1.5 times this, and the
+	// cloud then publishes the bridge's "offline" will.
+	Keepalive time.Duration `json:"keepalive"`
 }
 
 // Export is how readings are published to the local broker.

@@ -10,19 +10,20 @@ import (
 // The defaults Parse fills in. examples/README.md lists them for
 // integrators; keep both in step.
 const (
-	defaultBrokerListen   = "127.0.0.1:1883"
-	defaultAutosave       = 5 * time.Second
-	defaultBrokerBinary   = "mosquitto"
-	defaultBridgeTopicOut = "telemetry/#"
-	defaultQoS            = 1
-	defaultTopic          = "telemetry/{gateway}/{device}"
-	defaultQueueLimit     = 100000
-	defaultRPCListen      = "127.0.0.1:8080"
-	defaultMaxBody        = 1 << 20
-	defaultInterval       = 10 * time.Second
-	maxDefaultTimeout     = 5 * time.Second
-	defaultMaxSilence     = 5 * time.Minute
-	defaultDiskWarnBytes  = 128 << 20
+	defaultBrokerListen    = "127.0.0.1:1883"
+	defaultAutosave        = 5 * time.Second
+	defaultBrokerBinary    = "mosquitto"
+	defaultBridgeTopicOut  = "telemetry/#"
+	defaultBridgeKeepalive = 60 * time.Second
+	defaultQoS             = 1
+	defaultTopic           = "telemetry/{gateway}/{device}"
+	defaultQueueLimit      = 100000
+	defaultRPCListen       = "127.0.0.1:8080"
+	defaultMaxBody         = 1 << 20
+	defaultInterval        = 10 * time.Second
+	maxDefaultTimeout      = 5 * time.Second
+	defaultMaxSilence      = 5 * time.Minute
+	defaultDiskWarnBytes   = 128 << 20
 	// RPCOff as rpc.listen disables the RPC service.
 	RPCOff                 = "off"
 	defaultGatewayID       = "osgate"
@@ -83,6 +84,9 @@ func (c *Config) applyDefaults() {
 		}
 		if br.QoS == nil {
 			br.QoS = ptr(defaultQoS)
+		}
+		if br.Keepalive == 0 {
+			br.Keepalive = defaultBridgeKeepalive
 		}
 	}
 

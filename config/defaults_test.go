@@ -49,6 +49,7 @@ func TestDefaults(t *testing.T) {
 		{"broker.bridge.client_id", c.Broker.Bridge.ClientID, "osgate-pi-4-b--1"},
 		{"broker.bridge.topics_out", c.Broker.Bridge.TopicsOut, []string{"telemetry/#"}},
 		{"broker.bridge.qos", *c.Broker.Bridge.QoS, 1},
+		{"broker.bridge.keepalive", c.Broker.Bridge.Keepalive, time.Minute},
 		{"export.topic", c.Export.Topic, "telemetry/{gateway}/{device}"},
 		{"export.qos", *c.Export.QoS, 1},
 		{"export.client_id", c.Export.ClientID, "osgate-pi-4-b--1"},

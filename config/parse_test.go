@@ -175,6 +175,15 @@ func TestParseErrors(t *testing.T) {
 				`broker.bridge.topics_out[1]: is not a valid MQTT filter: "+" must be a whole level: "a+"`,
 			},
 		},
+		{
+			"bridge state and keepalive",
+			`{"gateway": {"id": "gw-1"}, "broker": {"bridge": {"address": "c:1", "keepalive": "2s", "topics_out": ["telemetry/#", "#", "status/+/bridge", "status/gw-1/devices/#"]}}}`,
+			[]string{
+				`broker.bridge.keepalive: must be from "5s" to "18h12m15s" (Mosquitto's limits), not 2s`,
+				`broker.bridge.topics_out[1]: "#" also matches status/gw-1/bridge, where the bridge itself reports its link to the cloud; a copy sent from here would overwrite the cloud's live state with a stale one: use narrower filters (status messages are always sent)`,
+				`broker.bridge.topics_out[2]: "status/+/bridge" also matches status/gw-1/bridge, where the bridge itself reports its link to the cloud; a copy sent from here would overwrite the cloud's live state with a stale one: use narrower filters (status messages are always sent)`,
+			},
+		},
 		{"bridge address required", `{"broker": {"bridge": {}}}`, []string{`broker.bridge.address: is required`}},
 		{"bridge carries nothing", `{"broker": {"bridge": {"address": "c:1", "topics_out": []}}}`, []string{`broker.bridge.topics_out: must not be empty when topics_in is empty too: the bridge would carry nothing`}},
 		{"topic without device", `{"export": {"topic": "telemetry/{gateway}"}}`, []string{`export.topic: must contain {device}: each device is exported on its own topic (e.g. "telemetry/{gateway}/{device}")`}},

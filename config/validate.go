@@ -5,10 +5,12 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/osgate/osgate/config/source"
 	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/strict"
+	"github.com/osgate/osgate/internal/topic"
 )
 
 // validate checks what the decoder cannot: impossible combinations and
@@ -80,11 +82,11 @@ func (c *Config) validateBroker(es *strict.Errors) {
 		es.Add("broker.max_queued_bytes", "must not be negative (0: sized from the free space of the state dir)")
 	}
 	if b.Bridge != nil {
-		validateBridge(es, "broker.bridge", b.Bridge)
+		validateBridge(es, "broker.bridge", b.Bridge, c.Gateway.ID)
 	}
 }
 
-func validateBridge(es *strict.Errors, path string, br *Bridge) {
+func validateBridge(es *strict.Errors, path string, br *Bridge, gatewayID string) {
 	if br.Address != "" {
 		checkHostPort(es, path+".address", br.Address)
 	} else {
@@ -103,8 +105,15 @@ func validateBridge(es *strict.Errors, path string, br *Bridge) {
 		es.Add(path+".password", "needs username")
 	}
 	checkQoS(es, path+".qos", br.QoS)
+	bridgeState := topic.BridgeStatus(gatewayID)
 	for i, t := range br.TopicsOut {
 		checkFilter(es, strict.Index(path+".topics_out", i), t)
+		if topic.Matches(t, bridgeState) {
+			es.Add(strict.Index(path+".topics_out", i), "%q also matches %s, where the bridge itself reports its link to the cloud; a copy sent from here would overwrite the cloud's live state with a stale one: use narrower filters (status messages are always sent)", t, bridgeState)
+		}
+	}
+	if br.Keepalive != 0 && (br.Keepalive < 5*time.Second || br.Keepalive > 65535*time.Second) {
+		es.Add(path+".keepalive", "must be from \"5s\" to \"18h12m15s\" (Mosquitto's limits), not %s", br.Keepalive)
 	}
 	for i, t := range br.TopicsIn {
 		checkFilter(es, strict.Index(path+".topics_in", i), t)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/topic"
 )
 
 const (
@@ -25,7 +26,7 @@ const (
 	minQueuedMsgs    = 100000             // floor of max_queued_messages
 	bridgeRestart    = "2 30"             // restart_timeout: back-off base and cap, seconds
 	bridgeConnection = "osgate-cloud"     // the bridge's connection name
-	bridgeKeepalive  = 60                 // seconds
+	bridgeKeepalive  = 60                 // seconds, when the config has none
 	defaultTopicsOut = "telemetry/#"      // what the bridge sends up by default
 	confDir          = "mosquitto"        // under the state dir
 	passwordFileName = "passwd"           // in confDir
@@ -167,10 +168,19 @@ func bridge(w *confWriter, b *config.Bridge, gatewayID string) error {
 	w.line("cleansession", "false")
 	w.line("bridge_protocol_version", "mqttv311")
 	w.line("try_private", "true")
+	// The bridge's state on both brokers: "1" on connect; "0" as its will
+	// on the cloud, so a dead gateway or a cut link shows there within
+	// 1.5 keepalives (docs/status.md). Not matched by any topic out
+	// (config validation refuses those), or a stale local "0" would follow.
 	w.line("notifications", "true")
+	w.line("notification_topic", topic.BridgeStatus(gatewayID))
 	w.line("start_type", "automatic")
 	w.line("restart_timeout", bridgeRestart)
-	w.line("keepalive_interval", strconv.Itoa(bridgeKeepalive))
+	keepalive := bridgeKeepalive
+	if b.Keepalive > 0 {
+		keepalive = int((b.Keepalive + time.Second - 1) / time.Second)
+	}
+	w.line("keepalive_interval", strconv.Itoa(keepalive))
 	if b.Username != "" {
 		w.line("remote_username", b.Username)
 		w.line("remote_password", b.Password)
@@ -196,8 +206,19 @@ func bridge(w *confWriter, b *config.Bridge, gatewayID string) error {
 	}
 	q := strconv.Itoa(qos)
 	for _, t := range out {
+		if topic.Matches(t, topic.BridgeStatus(gatewayID)) {
+			return fmt.Errorf("broker: bridge.topics_out %q matches the bridge's own state topic %s: use narrower filters", t, topic.BridgeStatus(gatewayID))
+		}
 		w.topic(t, "out", q)
 	}
+	// The gateway's and its devices' retained status documents, always,
+	// at QoS 0: Mosquitto 2.0 lets new messages overtake ones queued for a
+	// bridge (after an outage or a restart), so a queued stale state could
+	// land last and stay retained. At QoS 0 nothing is queued; the gateway
+	// publishes every current state again each time the bridge connects
+	// (it watches the notification topic), and that is what the cloud keeps.
+	w.topic(topic.GatewayStatus(gatewayID), "out", "0")
+	w.topic(topic.DeviceStatusFilter(gatewayID), "out", "0")
 	for _, t := range b.TopicsIn {
 		w.topic(t, "in", q)
 	}

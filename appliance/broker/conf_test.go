@@ -74,6 +74,7 @@ func TestConfBridge(t *testing.T) {
 		Address: "cloud.example.com:8883", Username: "u", Password: "p",
 		CAFile: "/etc/ca.pem", CertFile: "/etc/c.pem", KeyFile: "/etc/c.key",
 		TopicsOut: []string{"telemetry/#", "events/#"}, TopicsIn: []string{"commands/gw-0001/#"}, QoS: &qos,
+		Keepalive: 4500 * time.Millisecond,
 	}})
 	wantLines(t, text,
 		"connection osgate-cloud",
@@ -83,6 +84,8 @@ func TestConfBridge(t *testing.T) {
 		"bridge_protocol_version mqttv311",
 		"try_private true",
 		"notifications true",
+		"notification_topic status/gw-0001/bridge",
+		"keepalive_interval 5",
 		"remote_username u",
 		"remote_password p",
 		"bridge_cafile /etc/ca.pem",
@@ -91,6 +94,8 @@ func TestConfBridge(t *testing.T) {
 		"topic telemetry/# out 2",
 		"topic events/# out 2",
 		"topic commands/gw-0001/# in 2",
+		"topic status/gw-0001 out 0",
+		"topic status/gw-0001/devices/# out 0",
 		"restart_timeout "+bridgeRestart,
 	)
 	if strings.Contains(text, "bridge_insecure") {
@@ -98,7 +103,7 @@ func TestConfBridge(t *testing.T) {
 	}
 	// Defaults: telemetry out at QoS 1, the stable client id.
 	text = confText(t, config.Broker{Bridge: &config.Bridge{Address: "10.0.0.1:1883", ClientID: "site-{gateway}"}})
-	wantLines(t, text, "topic telemetry/# out 1", "remote_clientid site-gw-0001")
+	wantLines(t, text, "topic telemetry/# out 1", "remote_clientid site-gw-0001", "keepalive_interval 60")
 	if strings.Contains(text, "bridge_cafile") || strings.Contains(text, "remote_username") {
 		t.Errorf("TLS or credentials in a plain bridge:\n%s", text)
 	}
@@ -120,6 +125,7 @@ func TestConfRejects(t *testing.T) {
 		"empty password with user":  {Bridge: &config.Bridge{Address: "h:1", Username: "u"}},
 		"bridge address with space": {Bridge: &config.Bridge{Address: "h:1\nconnection x"}},
 		"anonymous beyond loopback": {Listen: "0.0.0.0:1883", Username: "u", Password: "p", AnonymousRead: new(true)},
+		"bridge state sent back":    {Bridge: &config.Bridge{Address: "h:1", TopicsOut: []string{"status/#"}}},
 	}
 	for name, cfg := range bad {
 		if text, err := conf(cfg, "gw", "/s", Access{}, limits{1, 1}); err == nil {
