@@ -77,9 +77,15 @@ func (s *Sink) clientOptions() *mqtt.ClientOptions {
 		SetWriteTimeout(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetMaxResumePubInFlight(s.opts.InFlight).
-		SetOnConnectHandler(func(mqtt.Client) {
+		SetOnConnectHandler(func(c mqtt.Client) {
 			s.log.Info("export: connected to broker")
 			s.setConnected(true)
+			if w := s.opts.Watch; w != nil {
+				c.Subscribe(w.Topic, 0, func(_ mqtt.Client, m mqtt.Message) { w.Handle(m.Payload()) })
+			}
+			if s.connects.Add(1) > 1 && s.opts.OnReconnect != nil {
+				s.opts.OnReconnect()
+			}
 		}).
 		SetReconnectingHandler(func(mqtt.Client, *mqtt.ClientOptions) {
 			// Runs before the client resends its in-flight messages, which
@@ -93,6 +99,9 @@ func (s *Sink) clientOptions() *mqtt.ClientOptions {
 		})
 	if s.opts.TLS != nil {
 		o.SetTLSConfig(s.opts.TLS)
+	}
+	if w := s.opts.Will; w != nil {
+		o.SetBinaryWill(w.Topic, w.Payload, s.opts.QoS, true)
 	}
 	return o
 }
@@ -119,7 +128,7 @@ func (s *Sink) sendLoop(ctx context.Context, client mqtt.Client, handed chan<- i
 			return
 		}
 		epoch := s.epoch.Load()
-		tok := client.Publish(e.topic, s.opts.QoS, s.opts.Retain, e.payload)
+		tok := s.send(client, e)
 		select {
 		case handed <- inflight{e: e, tok: tok, epoch: epoch}:
 		case <-ctx.Done():
@@ -157,7 +166,8 @@ func (s *Sink) ackLoop(ctx context.Context, client mqtt.Client, handed <-chan in
 			}
 			if err != nil {
 				metrics.ExportErrors.Inc()
-				s.log.Warn("export: publish failed; sending it again", "topic", m.e.topic, "error", err)
+				topic, _ := m.e.target()
+				s.log.Warn("export: publish failed; sending it again", "topic", topic, "error", err)
 			}
 			select {
 			case <-s.whenUp():
@@ -165,7 +175,7 @@ func (s *Sink) ackLoop(ctx context.Context, client mqtt.Client, handed <-chan in
 				return
 			}
 			m.epoch = s.epoch.Load()
-			m.tok = client.Publish(m.e.topic, s.opts.QoS, s.opts.Retain, m.e.payload)
+			m.tok = s.send(client, m.e)
 		}
 		s.acked(m.e.seq + 1)
 		metrics.ExportMessages.Inc()
@@ -209,6 +219,13 @@ func (s *Sink) flushLoop(ctx context.Context, client mqtt.Client) {
 			s.report()
 		}
 	}
+}
+
+// send hands one spooled message to the client: retained if it was
+// published with PublishRetained or the sink retains everything.
+func (s *Sink) send(client mqtt.Client, e entry) mqtt.Token {
+	topic, retain := e.target()
+	return client.Publish(topic, s.opts.QoS, retain || s.opts.Retain, e.payload)
 }
 
 // drain waits up to StopGrace for the queue to empty while connected.

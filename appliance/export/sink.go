@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,31 @@ type Options struct {
 	Logger    *slog.Logger
 	// Health, if set, receives the export state.
 	Health *health.Model
+	// Will, if set, is the message the broker publishes (retained) when
+	// the connection drops without a clean disconnect: the gateway was
+	// killed or hung.
+	Will *Will
+	// OnReconnect, if set, is called (in a goroutine of its own) each time
+	// the connection is up again after it was lost, e.g. to publish again
+	// what the will replaced.
+	OnReconnect func()
+	// Watch, if set, is subscribed to (QoS 0) at every connection; its
+	// Handle gets each message's payload and must not block.
+	Watch *Watch
+}
+
+// Watch is a subscription of the sink's client: a topic (or filter) and
+// what to do with each payload.
+type Watch struct {
+	Topic  string
+	Handle func(payload []byte)
+}
+
+// Will is a last-will message: topic and payload, published retained at
+// the sink's QoS.
+type Will struct {
+	Topic   string
+	Payload []byte
 }
 
 // ErrClosed is returned by Publish after Run has returned.
@@ -78,6 +104,7 @@ type Sink struct {
 	connected atomic.Bool
 	running   atomic.Bool
 	epoch     atomic.Uint64 // counts connection losses and reconnects
+	connects  atomic.Uint64 // connections made
 }
 
 // New opens the spool under opts.StoreDir and returns a Sink holding
@@ -92,6 +119,11 @@ func New(opts Options) (*Sink, error) {
 		return nil, errors.New("export: store dir missing")
 	case opts.QoS > 2:
 		return nil, fmt.Errorf("export: QoS %d: must be 0, 1 or 2", opts.QoS)
+	}
+	if opts.Will != nil {
+		if err := checkTopic(opts.Will.Topic); err != nil {
+			return nil, fmt.Errorf("export: will: %w", err)
+		}
 	}
 	if opts.QueueLimit <= 0 {
 		opts.QueueLimit = 100000
@@ -132,6 +164,32 @@ func New(opts Options) (*Sink, error) {
 	return s, nil
 }
 
+// PublishRetained is Publish for a message the broker keeps for topic as
+// its retained message (a status document); an empty payload clears it.
+// Retained and plain messages keep their order through the spool.
+func (s *Sink) PublishRetained(ctx context.Context, topic string, payload []byte) error {
+	if err := checkTopic(topic); err != nil {
+		return fmt.Errorf("export: publish: %w", err)
+	}
+	if len(topic) >= 65535 {
+		return fmt.Errorf("export: publish: retained topic longer than 65534 bytes")
+	}
+	return s.publish(ctx, retainMark+topic, payload)
+}
+
+// retainMark starts the spooled topic of a retained message: topics never
+// contain NUL (checkTopic), so older spools read the same.
+const retainMark = "\x00"
+
+// target is the topic to publish a spooled entry to, and whether to
+// retain it.
+func (e entry) target() (string, bool) {
+	if t, ok := strings.CutPrefix(e.topic, retainMark); ok {
+		return t, true
+	}
+	return e.topic, false
+}
+
 // Publish accepts one message for topic. It returns once the message is in
 // the spool, where a restart finds it; it blocks while QueueLimit messages
 // wait for the broker (back-pressure) and returns ctx.Err() if ctx ends
@@ -141,6 +199,11 @@ func (s *Sink) Publish(ctx context.Context, topic string, payload []byte) error 
 	if err := checkTopic(topic); err != nil {
 		return fmt.Errorf("export: publish: %w", err)
 	}
+	return s.publish(ctx, topic, payload)
+}
+
+// publish spools one message under its spooled topic (see target).
+func (s *Sink) publish(ctx context.Context, topic string, payload []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -170,7 +233,7 @@ func (s *Sink) Publish(ctx context.Context, topic string, payload []byte) error 
 	}
 	s.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("export: publish to %s: %w", topic, err)
+		return fmt.Errorf("export: publish to %s: %w", strings.TrimPrefix(topic, retainMark), err)
 	}
 	select {
 	case s.more <- struct{}{}:
