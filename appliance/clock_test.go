@@ -66,7 +66,7 @@ func TestBackoffGrowsAndCaps(t *testing.T) {
 	d := &devRun{dev: &core.Device{Interval: time.Second}}
 	prev := time.Duration(0)
 	for n := 1; n <= 12; n++ {
-		d.failures = n
+		d.st.failures = n
 		b := d.backoff()
 		base := min(time.Second<<(n-1), maxBackoff)
 		if b < base*9/10 || b > base*11/10 {
@@ -78,7 +78,7 @@ func TestBackoffGrowsAndCaps(t *testing.T) {
 		prev = b
 	}
 	// A device polled less often than maxBackoff backs off at its interval.
-	d = &devRun{dev: &core.Device{Interval: 5 * time.Minute}, failures: 4}
+	d = &devRun{dev: &core.Device{Interval: 5 * time.Minute}, st: devState{failures: 4}}
 	if b := d.backoff(); b < 270*time.Second || b > 330*time.Second {
 		t.Fatalf("slow device backoff %v", b)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/appliance/transform"
 	"github.com/osgate/osgate/config"
@@ -84,8 +85,9 @@ func (g *Gateway) newConnRun(cfg *config.Config, i int) (*connRun, error) {
 		m:         newConnMetrics(cc.Name),
 		topicTmpl: cfg.Export.Topic, gatewayID: cfg.Gateway.ID,
 	}
+	now := time.Now()
 	for j, dev := range ccfg.Devices {
-		d := &devRun{conn: c, dev: dev}
+		d := &devRun{conn: c, dev: dev, st: devState{state: health.DeviceUnknown, since: now}}
 		c.devices = append(c.devices, d)
 		c.byName[dev.Name] = d
 		for k, ch := range cc.Devices[j].Channels {
@@ -106,6 +108,21 @@ func (g *Gateway) newConnRun(cfg *config.Config, i int) (*connRun, error) {
 		}
 	}
 	return c, nil
+}
+
+// inherit takes the device states of the run this one replaces, so a
+// restarted connector's devices keep their state until their next poll.
+func (c *connRun) inherit(old *connRun) {
+	if old == nil {
+		return
+	}
+	for _, d := range c.devices {
+		if od := old.byName[d.dev.Name]; od != nil {
+			od.mu.Lock()
+			d.st = od.st
+			od.mu.Unlock()
+		}
+	}
 }
 
 // interval is the shortest device interval: how often the health model
@@ -134,6 +151,9 @@ func (c *connRun) start(parent context.Context) {
 	c.cancel = cancel
 	c.started = time.Now()
 	c.g.health.AddConnector(c.name, c.interval())
+	for _, d := range c.devices {
+		c.g.devices.add(d)
+	}
 	if p, ok := c.conn.(core.Poller); ok {
 		for _, d := range c.devices {
 			c.wg.Add(1)
@@ -163,6 +183,7 @@ func (c *connRun) stop() {
 		c.log.Warn("connector close", "err", err)
 	}
 	c.g.health.RemoveConnector(c.name)
+	c.g.devices.remove(c)
 	c.log.Info("connector stopped")
 }
 

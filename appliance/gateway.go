@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/osgate/osgate/appliance/broker"
@@ -19,6 +20,7 @@ import (
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/topic"
 )
 
 // Version is set at build time (-ldflags "-X ...appliance.Version=v1.2.3").
@@ -28,9 +30,11 @@ var Version = "dev"
 // gateway counts as unhealthy.
 const exportGrace = 2 * time.Minute
 
-// publisher is what the pipeline needs of the export sink.
+// publisher is what the pipeline and the status messages need of the
+// export sink.
 type publisher interface {
 	Publish(ctx context.Context, topic string, payload []byte) error
+	PublishRetained(ctx context.Context, topic string, payload []byte) error
 }
 
 // Gateway is the GatewayService: it owns every long-running part of osgate
@@ -53,6 +57,12 @@ type Gateway struct {
 	maxPayload int64
 	// disk watches the state dir's free space and writes refused for it.
 	disk *disk
+	// devices keeps the device states in step everywhere and publishes
+	// the status messages.
+	devices *deviceBook
+	// handover is set when the gateway stops only to be replaced by one
+	// on a new configuration: it then does not announce "offline".
+	handover atomic.Bool
 
 	mu      sync.Mutex
 	conns   map[string]*connRun
@@ -86,6 +96,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g.watchdog = newWatchdog(g.health, g.log.With("part", "watchdog"))
 	g.watchdog.stateDir = cfg.Gateway.StateDir
 	g.disk = newDisk(cfg.Gateway.StateDir, cfg.Gateway.DiskWarnBytes, g.health, g.log.With("part", "disk"))
+	g.devices = newDeviceBook(g)
+	g.devices.setDisabled(cfg)
 	for i, cc := range cfg.Connectors {
 		if cc.Enabled != nil && !*cc.Enabled {
 			continue
@@ -148,6 +160,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return fmt.Errorf("export: %w", err)
 	}
 	g.export, g.sink = sink, sink
+	bookCtx, stopBook := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBook()
+	bookDone := make(chan struct{})
+	go func() {
+		defer close(bookDone)
+		g.devices.run(bookCtx)
+	}()
 	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSink()
 	var sinkDone sync.WaitGroup
@@ -196,6 +215,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.log.Info("gateway stopping")
 	stopConns()
 	g.closeConns()
+	stopBook()
+	<-bookDone
+	if g.handover.Load() {
+		g.devices.stop("")
+	} else {
+		g.devices.stop("stopped")
+	}
 	stopSink()
 	sinkDone.Wait()
 	stopBroker()
@@ -270,5 +296,10 @@ func (g *Gateway) exportOptions(cfg *config.Config, url string) export.Options {
 		QueueLimit: e.QueueLimit,
 		Logger:     g.log.With("part", "export"),
 		Health:     g.health,
+		Will:       g.devices.will(),
+		// The will may have said "offline" while the connection was down.
+		OnReconnect: g.devices.reconnected,
+		// Each time the bridge is up, the cloud gets every state again.
+		Watch: &export.Watch{Topic: topic.BridgeStatus(cfg.Gateway.ID), Handle: g.devices.bridge},
 	}
 }

@@ -133,6 +133,8 @@ type testGateway struct {
 	rpc    *rpc.Client
 	cancel context.CancelFunc
 	done   chan error
+	// stopOnce makes stop idempotent (a test's and the cleanup's).
+	stopOnce sync.Once
 }
 
 // startGateway runs a gateway on cfgJSON, whose "STATE", "BROKER" and "RPC"
@@ -156,10 +158,20 @@ func startGatewayLog(t *testing.T, cfgJSON string, log *slog.Logger) *testGatewa
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	tg := &testGateway{g: g, broker: "tcp://" + testpeer.Addr(bport), cancel: cancel, done: make(chan error, 1)}
+	tg := &testGateway{g: g, broker: "tcp://" + testpeer.Addr(bport), rpcURL: "http://" + testpeer.Addr(rport), cancel: cancel, done: make(chan error, 1)}
 	go func() { tg.done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
+	t.Cleanup(func() { tg.stop(t) })
+	testpeer.WaitTCP(t, testpeer.Addr(rport), 30*time.Second)
+	testpeer.WaitTCP(t, testpeer.Addr(bport), 30*time.Second)
+	tg.rpc = rpc.NewClient(tg.rpcURL, testKey, nil)
+	t.Cleanup(tg.rpc.Close)
+	return tg
+}
+
+// stop stops the gateway (once) and waits for it.
+func (tg *testGateway) stop(t *testing.T) {
+	tg.stopOnce.Do(func() {
+		tg.cancel()
 		select {
 		case err := <-tg.done:
 			if err != nil {
@@ -169,12 +181,6 @@ func startGatewayLog(t *testing.T, cfgJSON string, log *slog.Logger) *testGatewa
 			t.Error("gateway did not stop within 60 s")
 		}
 	})
-	testpeer.WaitTCP(t, testpeer.Addr(rport), 30*time.Second)
-	testpeer.WaitTCP(t, testpeer.Addr(bport), 30*time.Second)
-	tg.rpcURL = "http://" + testpeer.Addr(rport)
-	tg.rpc = rpc.NewClient(tg.rpcURL, testKey, nil)
-	t.Cleanup(tg.rpc.Close)
-	return tg
 }
 
 func (tg *testGateway) call(t *testing.T, method string, params, result any) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/internal/scope"
 )
@@ -68,6 +69,9 @@ type deviceInfo struct {
 	Type      string   `json:"type"`
 	Interval  string   `json:"interval"`
 	Channels  []string `json:"channels"`
+	State     string   `json:"state"`
+	Since     string   `json:"since"`
+	Reason    string   `json:"reason,omitempty"`
 	LastPoll  string   `json:"last_poll,omitempty"`
 	LastOK    string   `json:"last_ok,omitempty"`
 	LastError string   `json:"last_error,omitempty"`
@@ -76,7 +80,6 @@ type deviceInfo struct {
 
 func (g *Gateway) rpcDevices(context.Context, json.RawMessage) (any, error) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	out := []deviceInfo{}
 	for _, name := range g.order {
 		c := g.conns[name]
@@ -86,13 +89,27 @@ func (g *Gateway) rpcDevices(context.Context, json.RawMessage) (any, error) {
 				info.Channels = append(info.Channels, ch.Name)
 			}
 			d.mu.Lock()
-			info.LastPoll, info.LastOK, info.Failures = stamp(d.lastPoll), stamp(d.lastOK), d.failures
-			if d.lastErr != nil {
-				info.LastError = d.lastErr.Error()
-			}
+			st := d.st
 			d.mu.Unlock()
+			info.State, info.Since, info.Reason = string(st.state), stamp(st.since), st.reason
+			info.LastPoll, info.LastOK, info.Failures = stamp(st.lastPoll), stamp(st.lastOK), st.failures
+			if st.lastErr != nil {
+				info.LastError = st.lastErr.Error()
+			}
 			out = append(out, info)
 		}
+	}
+	g.mu.Unlock()
+	for _, dd := range g.devices.disabledDevices() {
+		info := deviceInfo{Name: dd.dev.Name, Connector: dd.connector, Type: dd.typ, Channels: []string{},
+			State: string(health.DeviceDisabled), Since: stamp(dd.since), Reason: dd.reason}
+		if dd.dev.Interval > 0 {
+			info.Interval = dd.dev.Interval.String()
+		}
+		for _, ch := range dd.dev.Channels {
+			info.Channels = append(info.Channels, ch.Name)
+		}
+		out = append(out, info)
 	}
 	return out, nil
 }
@@ -141,8 +158,10 @@ func (g *Gateway) rpcRead(ctx context.Context, params json.RawMessage) (any, err
 	if !ok {
 		return nil, fmt.Errorf("device %s is on connector %s (%s), whose devices report on their own: it cannot be polled", d.dev.Name, d.conn.name, d.conn.typ)
 	}
+	// A poll in which every channel failed still answers with its
+	// readings, each saying why it failed.
 	rs, err := d.poll(ctx, poller)
-	if err != nil {
+	if err != nil && len(rs) == 0 {
 		return nil, fmt.Errorf("read %s: %w", d.dev.Name, err)
 	}
 	now := time.Now()
@@ -266,6 +285,7 @@ func (g *Gateway) RestartConnector(name string) error {
 	if err != nil {
 		return fmt.Errorf("restart %s: %w", name, err)
 	}
+	c.inherit(old)
 	g.conns[name] = c
 	if g.connCtx != nil {
 		c.start(g.connCtx)

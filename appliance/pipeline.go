@@ -72,6 +72,11 @@ func (c *connRun) deliverByDevice(ctx context.Context, rs []core.Reading) error 
 			rs[n] = r
 			n++
 		}
+		if d := c.byName[dev]; d != nil {
+			// A configured device reported: what it said judges its
+			// state, as a poll would (the readings are exported anyway).
+			d.record(judge(rs[:n], nil), time.Now())
+		}
 		if err := c.deliver(ctx, dev, rs[:n:n]); err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -30,11 +29,8 @@ type devRun struct {
 	dev    *core.Device
 	pollMu sync.Mutex // never two polls of one device at once
 
-	mu       sync.Mutex
-	lastPoll time.Time
-	lastOK   time.Time
-	lastErr  error
-	failures int
+	mu sync.Mutex
+	st devState
 }
 
 // pollLoop polls the device at its interval until ctx ends: a random first
@@ -72,7 +68,7 @@ func (d *devRun) pollLoop(ctx context.Context, p core.Poller) {
 // backoff is the wait after the current run of failures.
 func (d *devRun) backoff() time.Duration {
 	d.mu.Lock()
-	n := d.failures
+	n := d.st.failures
 	d.mu.Unlock()
 	b := d.dev.Interval
 	for i := 1; i < n && b < maxBackoff; i++ {
@@ -85,7 +81,10 @@ func (d *devRun) backoff() time.Duration {
 
 // poll runs one poll under the device's timeout, exclusive with any other
 // poll of the device (the scheduler's or an RPC device.read), and records
-// the outcome in the device state, metrics and the health model.
+// the outcome in the device state, metrics and the health model. A poll
+// in which every channel failed is a failed poll, like one that returned
+// an error: it is returned as the error (the readings too, for
+// device.read).
 func (d *devRun) poll(ctx context.Context, p core.Poller) ([]core.Reading, error) {
 	c := d.conn
 	d.pollMu.Lock()
@@ -97,34 +96,55 @@ func (d *devRun) poll(ctx context.Context, p core.Poller) ([]core.Reading, error
 	rs, err := p.Poll(pctx, d.dev)
 	cancel()
 	c.g.health.Unwatch(watch)
+	if ctx.Err() != nil && err != nil {
+		return nil, err // stopping: not the device's fault
+	}
 	c.m.polls.Inc()
+	o := judge(rs, err)
 	d.mu.Lock()
-	d.lastPoll = start
-	if err != nil {
-		d.failures++
-		first := d.failures == 1 || d.lastErr == nil || d.lastErr.Error() != err.Error()
-		d.lastErr = err
-		d.mu.Unlock()
-		c.m.pollErrors.Inc()
-		c.g.health.Failure(c.name, fmt.Errorf("device %s: %w", d.dev.Name, err))
-		lvl := slog.LevelDebug
-		if first {
-			lvl = slog.LevelWarn
-		}
-		c.log.Log(ctx, lvl, "poll failed", "device", d.dev.Name, "err", err, "failures", d.failures)
-		return nil, err
-	}
-	if d.failures > 0 {
-		c.log.Info("device answers again", "device", d.dev.Name, "after_failures", d.failures)
-	}
-	d.failures = 0
-	d.lastErr = nil
-	d.lastOK = time.Now()
+	d.st.lastPoll = start
+	repeated := d.st.lastErr != nil && o.err != nil && d.st.lastErr.Error() == o.err.Error()
 	d.mu.Unlock()
+	changed := d.record(o, time.Now())
+	if o.failed {
+		c.m.pollErrors.Inc()
+		c.g.health.Failure(c.name, fmt.Errorf("device %s: %w", d.dev.Name, o.err))
+		// A change of state is logged as such; a new error while offline
+		// is worth a line too, the same one again is not.
+		switch {
+		case changed:
+		case !repeated:
+			c.log.Warn("poll failed", "device", d.dev.Name, "err", o.err, "failures", d.failures())
+		default:
+			c.log.Debug("poll failed", "device", d.dev.Name, "err", o.err, "failures", d.failures())
+		}
+		return rs, o.err
+	}
 	c.g.health.Success(c.name)
 	return rs, nil
 }
 
+// record applies the outcome of a poll or a report to the device state,
+// announces a change and reports whether there was one.
+func (d *devRun) record(o outcome, now time.Time) bool {
+	d.mu.Lock()
+	ch, changed := d.st.apply(o, now)
+	st := d.st
+	d.mu.Unlock()
+	d.conn.g.devices.update(d, st, ch, changed)
+	return changed
+}
+
+// failures is the device's count of consecutive failed polls.
+func (d *devRun) failures() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.st.failures
+}
+
+// pollAndDeliver polls and exports the readings of a poll that did not
+// fail; a failed poll (an error, or every channel bad) exports nothing:
+// the device's status message says it is offline.
 func (d *devRun) pollAndDeliver(ctx context.Context, p core.Poller) error {
 	rs, err := d.poll(ctx, p)
 	if err != nil {

@@ -126,6 +126,9 @@ func (s *supervisor) run(ctx context.Context, cur source.Update[*config.Config],
 		s.sv.current.Store(g)
 		next, back, err := s.watch(ctx, g, &cur, done, updates)
 		s.sv.current.Store(nil)
+		if next != nil {
+			g.handover.Store(true) // the next gateway says "online" at once
+		}
 		cancel()
 		if next == nil {
 			// The gateway stopped: ctx ended, or it failed (a port taken).
@@ -286,10 +289,17 @@ func (g *Gateway) applyConnectors(cfg *config.Config) error {
 	var stopped, started, kept []string
 	for _, name := range g.order {
 		if _, still := fresh[name]; still || !contains(order, name) {
+			if f := fresh[name]; f != nil {
+				f.inherit(g.conns[name])
+			}
 			g.conns[name].stop()
 			delete(g.conns, name)
 			stopped = append(stopped, name)
 		}
+	}
+	g.devices.setDisabled(cfg)
+	for _, name := range removedDevices(g.cfg, cfg) {
+		g.devices.clear(name)
 	}
 	for _, name := range order {
 		if c := fresh[name]; c != nil {
@@ -305,6 +315,25 @@ func (g *Gateway) applyConnectors(cfg *config.Config) error {
 	g.order, g.cfg = order, cfg
 	g.log.Info("connectors applied", "stopped", stopped, "started", started, "unchanged", kept)
 	return nil
+}
+
+// removedDevices lists the devices of a that b does not have.
+func removedDevices(a, b *config.Config) []string {
+	kept := map[string]bool{}
+	for _, cc := range b.Connectors {
+		for _, d := range cc.Devices {
+			kept[d.Name] = true
+		}
+	}
+	var out []string
+	for _, cc := range a.Connectors {
+		for _, d := range cc.Devices {
+			if !kept[d.Name] {
+				out = append(out, d.Name)
+			}
+		}
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {

@@ -32,6 +32,14 @@ var (
 	// ListenerRestarts counts restarts of listeners that returned.
 	ListenerRestarts = counter("osgate_listener_restarts_total", "Listener restarts.", "connector")
 
+	// DeviceState is 1 for the state each configured device is in and 0
+	// for the others (state: online, degraded, offline, disabled, unknown).
+	DeviceState = gaugeVec("osgate_device_state", "1 for the state each configured device is in (online, degraded, offline, disabled, unknown), 0 for the others.", "connector", "device", "state")
+	// DeviceStateSince is when each device's state began.
+	DeviceStateSince = gaugeVec("osgate_device_state_since_timestamp_seconds", "When each configured device entered its state (Unix time).", "connector", "device")
+	// DeviceFailures counts each device's consecutive failed polls.
+	DeviceFailures = gaugeVec("osgate_device_failures", "Consecutive failed polls (or reports) of each configured device; 0 after a good one.", "connector", "device")
+
 	// ExportQueue is the number of messages waiting for the broker.
 	ExportQueue = gauge("osgate_export_queue_depth", "Messages waiting to be acknowledged by the local broker.")
 	// ExportConnected is 1 while the export client is connected.
@@ -66,6 +74,12 @@ func counter(name, help string, labels ...string) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
 	Registry.MustRegister(c)
 	return c
+}
+
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+	Registry.MustRegister(g)
+	return g
 }
 
 func gauge(name, help string) prometheus.Gauge {
