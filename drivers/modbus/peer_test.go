@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,12 +30,14 @@ type peer struct {
 	tty         string // client end of the pty pair, when served
 	logPath     string // one line per request the server sees
 	stop        func() // kills the server now (Cleanup does too)
+	cmd         *exec.Cmd
 }
 
 type peerOpts struct {
 	tcp, rtuTCP, rtu bool
 	tick             time.Duration
 	tcpAddr          string // serve TCP here instead of on a free port
+	lateUnit         int    // a unit that answers only after arrive
 }
 
 // startPeer starts the server (and socat for a pty pair) and stops them when
@@ -61,12 +64,16 @@ func startPeer(t testing.TB, o peerOpts) *peer {
 		p.rtuTCP = testpeer.Addr(testpeer.FreePort(t))
 		args = append(args, "--rtutcp", p.rtuTCP)
 	}
+	if o.lateUnit != 0 {
+		args = append(args, "--late-unit", fmt.Sprint(o.lateUnit))
+	}
 	if o.rtu {
 		p.tty = filepath.Join(dir, "tty")
 		startSocat(t, p.tty, p.tty+".server")
 		args = append(args, "--rtu", p.tty+".server", "--baud", "115200")
 	}
-	p.stop = startProcess(t, "modbus peer", "modbus test peer ready", exec.Command(python, args...))
+	p.cmd = exec.Command(python, args...)
+	p.stop = startProcess(t, "modbus peer", "modbus test peer ready", p.cmd)
 	for _, a := range []string{p.tcp, p.rtuTCP} {
 		if a != "" {
 			testpeer.WaitTCP(t, a, 30*time.Second)
@@ -145,6 +152,14 @@ type syncBuffer = testpeer.Buffer
 
 // waitFor polls cond until it holds or the deadline passes.
 var waitFor = testpeer.WaitFor
+
+// arrive makes the peer's late unit answer from now on.
+func (p *peer) arrive(t testing.TB) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatalf("signal the modbus peer: %v", err)
+	}
+}
 
 // requests returns the server's request log lines for unit.
 func (p *peer) requests(t testing.TB, unit int) []string {

@@ -5,7 +5,7 @@ Run with /usr/bin/python3. The Go tests start it; by hand:
 
   /usr/bin/python3 server.py --tcp 127.0.0.1:5020 [--rtutcp 127.0.0.1:5021]
                              [--rtu /dev/pts/N --baud 115200] [--log requests.log]
-                             [--tick 0.2]
+                             [--tick 0.2] [--late-unit 3]
 
 One datastore serves every endpoint. Addresses are 0-based (zero_mode).
 Units other than 1 and 2 get no reply at all (like an absent RS-485 slave),
@@ -28,12 +28,17 @@ step (no request is served half-way), the holding registers become:
 Unit 2 is static: HR i = (7i + 3) & 0xFFFF, IR i = i, CO i = i % 3 == 0,
 DI i = i % 2, for i in 0..1999 (registers 0..1023).
 
+--late-unit U: unit U is absent (no reply at all) until the server gets
+SIGUSR1; from then on it answers with the same data as unit 2 (a meter
+that was powered off, or not wired yet).
+
 --log FILE appends one line per request the datastore sees, written and
 flushed before the reply is sent:  unit=U fc=F addr=A count=N
 """
 import argparse
 import asyncio
 import logging
+import signal
 import struct
 import sys
 
@@ -92,14 +97,17 @@ def live_registers(t):
     return regs
 
 
+def static_unit(unit):
+    return Unit(unit, (), di=block([i % 2 for i in range(2000)]),
+                co=block([int(i % 3 == 0) for i in range(2000)]),
+                hr=block([(7 * i + 3) & 0xFFFF for i in range(1024)]),
+                ir=block(list(range(1024))))
+
+
 def make_context():
     u1 = Unit(1, HOLES, di=block([0] * 2000), co=block([0] * 2000),
               hr=block([0] * 1024), ir=block([0] * 1024))
-    u2 = Unit(2, (), di=block([i % 2 for i in range(2000)]),
-              co=block([int(i % 3 == 0) for i in range(2000)]),
-              hr=block([(7 * i + 3) & 0xFFFF for i in range(1024)]),
-              ir=block(list(range(1024))))
-    return ModbusServerContext(slaves={1: u1, 2: u2}, single=False)
+    return ModbusServerContext(slaves={1: u1, 2: static_unit(2)}, single=False)
 
 
 async def updater(ctx, tick):
@@ -123,11 +131,17 @@ async def main():
     ap.add_argument("--baud", type=int, default=115200)
     ap.add_argument("--tick", type=float, default=0.2)
     ap.add_argument("--log", help="append one line per request to this file")
+    ap.add_argument("--late-unit", type=int, help="a unit that answers only after SIGUSR1")
     o = ap.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
     if o.log:
         LOG = open(o.log, "a", encoding="ascii")
     ctx = make_context()
+    if o.late_unit:
+        def arrive():
+            ctx[o.late_unit] = static_unit(o.late_unit)
+            print(f"unit {o.late_unit} answers from now on", flush=True)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, arrive)
     tasks = [asyncio.create_task(updater(ctx, o.tick))]
     for addr, framer in ((o.tcp, ModbusSocketFramer), (o.rtutcp, ModbusRtuFramer)):
         if addr:
