@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -67,28 +66,6 @@ func seqs(from, to int) []string {
 		out = append(out, strconv.Itoa(i))
 	}
 	return out
-}
-
-// metric reads one unlabelled metric from the gateway's /metrics.
-func metric(t *testing.T, tg *testGateway, name string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + tg.g.rpcAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", name, err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("metric %s not served", name)
-	return 0
 }
 
 // healthz is the gateway's /healthz: HTTP status and report.
@@ -167,7 +144,7 @@ func TestDiskFullHTTPIngest(t *testing.T) {
 		r := tg.g.health.Report()
 		return r.Status == health.Degraded && hasReason(r, "disk space low: ")
 	})
-	if free, warn := metric(t, tg, "osgate_disk_free_bytes"), metric(t, tg, "osgate_disk_warn_bytes"); free <= 0 || free >= 4<<20 || warn != 4<<20 {
+	if free, warn := mustMetric(t, tg.rpcURL, "osgate_disk_free_bytes"), mustMetric(t, tg.rpcURL, "osgate_disk_warn_bytes"); free <= 0 || free >= 4<<20 || warn != 4<<20 {
 		t.Errorf("metrics: osgate_disk_free_bytes %v, osgate_disk_warn_bytes %v; want free in (0, 4 MiB) and warn 4 MiB", free, warn)
 	}
 	if a := post(); a.status != http.StatusAccepted {
@@ -195,11 +172,11 @@ func TestDiskFullHTTPIngest(t *testing.T) {
 	if status != http.StatusOK || r.Status != health.Degraded || !hasReason(r, "disk full: readings cannot be stored in "+fs.Dir) || r.Disk == nil || !r.Disk.Full {
 		t.Errorf("/healthz while full: %d %+v", status, r)
 	}
-	if v := metric(t, tg, "osgate_disk_full"); v != 1 {
+	if v := mustMetric(t, tg.rpcURL, "osgate_disk_full"); v != 1 {
 		t.Errorf("osgate_disk_full = %v while full", v)
 	}
 	const dropped = `osgate_readings_dropped_total{connector="poll",reason="disk_full"}`
-	testpeer.WaitFor(t, 10*time.Second, "the poller's readings counted as dropped", func() bool { return metric(t, tg, dropped) > 0 })
+	testpeer.WaitFor(t, 10*time.Second, "the poller's readings counted as dropped", func() bool { return mustMetric(t, tg.rpcURL, dropped) > 0 })
 	if n := strings.Count(logs.String(), "disk full: readings cannot be stored"); n != 1 {
 		t.Errorf("%d log lines for 21 refused posts, want 1 (rate-limited)", n)
 	}
@@ -213,7 +190,7 @@ func TestDiskFullHTTPIngest(t *testing.T) {
 	if !strings.Contains(logs.String(), "disk has room again") {
 		t.Error("the end of the full disk is not logged")
 	}
-	if v := metric(t, tg, "osgate_disk_full"); v != 0 {
+	if v := mustMetric(t, tg.rpcURL, "osgate_disk_full"); v != 0 {
 		t.Errorf("osgate_disk_full = %v after making room", v)
 	}
 	if missing := sub.WaitKeys(seqs(1, sent), 60*time.Second); len(missing) > 0 {

@@ -155,6 +155,26 @@ func metric(t *testing.T, baseURL, sample string) (float64, bool) {
 	return v, true
 }
 
+// mustMetric is metric for a sample that must be served.
+// appUser and appPass log in as broker.username, which may read the
+// status topics that clients without a username may not.
+const appUser, appPass = "app", "app-secret-1"
+
+// withAppUser adds broker.username appUser to a startGateway document.
+func withAppUser(doc string) string {
+	return strings.Replace(doc, `"broker": {"listen": "BROKER"}`,
+		`"broker": {"listen": "BROKER", "username": "`+appUser+`", "password": "`+appPass+`"}`, 1)
+}
+
+func mustMetric(t *testing.T, baseURL, sample string) float64 {
+	t.Helper()
+	v, ok := metric(t, baseURL, sample)
+	if !ok {
+		t.Fatalf("metric %s not served", sample)
+	}
+	return v
+}
+
 func wantMetric(t *testing.T, baseURL, sample string, want float64) {
 	t.Helper()
 	if v, ok := metric(t, baseURL, sample); !ok || v != want {
@@ -211,10 +231,10 @@ func TestDeviceStatesEverywhere(t *testing.T) {
 	for dev, mode := range map[string]string{"d-ok": "ok", "d-some": "some", "d-none": "none", "d-down": "error"} {
 		switchModes.Store(dev, mode)
 	}
-	tg := startGateway(t, fmt.Sprintf(envelope, `{"name":"s1","type":"test-switch","devices":[
+	tg := startGateway(t, withAppUser(fmt.Sprintf(envelope, `{"name":"s1","type":"test-switch","devices":[
 		{"name":"d-ok","interval":"100ms"},{"name":"d-some","interval":"100ms"},
 		{"name":"d-none","interval":"100ms"},{"name":"d-down","interval":"100ms"}]},
-		{"name":"s2","type":"test-switch","enabled":false,"devices":[{"name":"d-off"}]}`))
+		{"name":"s2","type":"test-switch","enabled":false,"devices":[{"name":"d-off"}]}`)))
 
 	devs := tg.waitStates(t, 30*time.Second, map[string]string{
 		"d-ok": "online", "d-some": "degraded", "d-none": "offline", "d-down": "offline", "d-off": "disabled"})
@@ -253,7 +273,7 @@ func TestDeviceStatesEverywhere(t *testing.T) {
 	}
 
 	// A subscriber that comes later finds every state retained.
-	sub := testpeer.Subscribe(t, tg.broker, testpeer.SubscriberOptions{ClientID: "t-states", Filter: "status/gw-test/#"})
+	sub := testpeer.Subscribe(t, tg.broker, testpeer.SubscriberOptions{ClientID: "t-states", Filter: "status/gw-test/#", Username: appUser, Password: appPass})
 	retained := func(m testpeer.Message, _ statusDoc) bool { return m.Retained }
 	for dev, want := range map[string]deviceView{"d-none": none, "d-down": down, "d-ok": devs["d-ok"], "d-some": devs["d-some"], "d-off": devs["d-off"]} {
 		_, doc := waitStatus(t, sub, 30*time.Second, "status/gw-test/devices/"+dev, retained)
@@ -319,10 +339,10 @@ func TestListenerDeviceSilence(t *testing.T) {
 // disabled, and keeps the state of a device whose connector restarted.
 func TestStatusFollowsConfigChanges(t *testing.T) {
 	switchModes.Store("x-1", "none")
-	tg := startGateway(t, fmt.Sprintf(envelope, `{"name":"sa","type":"test-switch","devices":[{"name":"x-1","interval":"100ms"},{"name":"x-2","interval":"100ms"}]},
-		{"name":"sb","type":"test-switch","devices":[{"name":"x-3","interval":"100ms"}]}`))
+	tg := startGateway(t, withAppUser(fmt.Sprintf(envelope, `{"name":"sa","type":"test-switch","devices":[{"name":"x-1","interval":"100ms"},{"name":"x-2","interval":"100ms"}]},
+		{"name":"sb","type":"test-switch","devices":[{"name":"x-3","interval":"100ms"}]}`)))
 	before := tg.waitStates(t, 30*time.Second, map[string]string{"x-1": "offline", "x-2": "online", "x-3": "online"})
-	sub := testpeer.Subscribe(t, tg.broker, testpeer.SubscriberOptions{ClientID: "t-cfg", Filter: "status/gw-test/devices/#"})
+	sub := testpeer.Subscribe(t, tg.broker, testpeer.SubscriberOptions{ClientID: "t-cfg", Filter: "status/gw-test/devices/#", Username: appUser, Password: appPass})
 	waitStatus(t, sub, 30*time.Second, "status/gw-test/devices/x-2", func(m testpeer.Message, d statusDoc) bool { return d.State == "online" })
 
 	tg.g.mu.Lock()
@@ -359,7 +379,7 @@ func TestStatusFollowsConfigChanges(t *testing.T) {
 		t.Errorf("health device counts: %v", h.Devices)
 	}
 	// A late subscriber finds no retained status for x-2.
-	late := testpeer.Subscribe(t, tg.broker, testpeer.SubscriberOptions{ClientID: "t-cfg-late", Filter: "status/gw-test/devices/#"})
+	late := testpeer.Subscribe(t, tg.broker, testpeer.SubscriberOptions{ClientID: "t-cfg-late", Filter: "status/gw-test/devices/#", Username: appUser, Password: appPass})
 	late.WaitMessage(2*time.Second, func(testpeer.Message) bool { return false })
 	for _, m := range late.Messages() {
 		if m.Topic == "status/gw-test/devices/x-2" {

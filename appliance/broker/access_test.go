@@ -142,7 +142,7 @@ func TestLockedBroker(t *testing.T) {
 	anon := mustDial(t, b.URL(), "intruder", "", "")
 	anon.sub(t, "#", "rpc/#", "$SYS/#")
 	app := mustDial(t, b.URL(), "app", "app", "app-pw-1")
-	app.sub(t, "#", "$SYS/broker/connection/#")
+	app.sub(t, "#")
 	rpc := mustDial(t, b.URL(), "osgate-rpc-gw-test", own.RPC.Username, own.RPC.Password)
 	rpc.sub(t, "rpc/gw-test/request/+")
 	exp := mustDial(t, b.URL(), "osgate-gw-test", own.Export.Username, own.Export.Password)
@@ -163,9 +163,9 @@ func TestLockedBroker(t *testing.T) {
 
 	// broker.username sees the bridge's state (retained, "1": up); an
 	// anonymous client does not.
-	app.wait(t, "broker.username", "$SYS/broker/connection/osgate-gw-test/state 1")
-	if anon.hasPrefix("$SYS/") {
-		t.Errorf("an anonymous client read the broker's $SYS topics")
+	app.wait(t, "broker.username", "status/gw-test/bridge 1")
+	if anon.hasPrefix("status/") || anon.hasPrefix("$SYS/") {
+		t.Errorf("an anonymous client read the bridge's state")
 	}
 
 	// A request from the cloud reaches the RPC responder alone.
@@ -258,7 +258,7 @@ func TestACLText(t *testing.T) {
 		"pattern read telemetry/#",
 		"user osgate-export", "topic write telemetry/gw-1/#", "topic write status/#",
 		"user osgate-rpc", "topic read rpc/gw-1/request/+", "topic write rpc/gw-1/response/+",
-		"user app", "topic deny rpc/#", "topic read status/#", "topic read $SYS/broker/connection/#", "topic read commands/gw-1/#", "topic write events/#")
+		"user app", "topic deny rpc/#", "topic read status/#", "topic read commands/gw-1/#", "topic write events/#")
 	for _, bad := range []string{"topic write telemetry/#", "topic write #", "topic write status/x", "pattern write", "%"} {
 		if strings.Contains(text, bad) {
 			t.Errorf("ACL has %q:\n%s", bad, text)

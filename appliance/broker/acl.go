@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/topic"
 )
 
 // ACL returns the text of the managed broker's acl_file: what each client
@@ -15,12 +16,13 @@ import (
 //   - every client, those without a username (loopback only,
 //     broker.anonymous_read) included: read telemetry/# and the export's
 //     topics; clients without a username nothing else;
-//   - osgate-export, the export: write the export's topics and status/#;
+//   - osgate-export, the export: write the export's topics and status/#,
+//     read the bridge's state (status/{gateway}/bridge);
 //   - osgate-rpc, the cloud RPC responder: read rpc/{gateway}/request/+
 //     and write rpc/{gateway}/response/+, alone;
-//   - broker.username: read what osgate exports (telemetry, status), what
-//     the bridge brings in (topics_in) and the bridge's state
-//     ($SYS/broker/connection/#); write what the bridge sends up
+//   - broker.username: read what osgate exports (telemetry, status, the
+//     bridge's state among them), what the bridge brings in (topics_in);
+//     write what the bridge sends up
 //     (topics_out) except osgate's own topics; never the RPC topics.
 //
 // Every other topic is denied to everyone. What every client may read is
@@ -52,6 +54,9 @@ func ACL(cfg config.Broker, gatewayID string, access Access) ([]byte, error) {
 	w.line("user", config.BrokerExportUser)
 	w.line("topic", "write", export)
 	w.line("topic", "write", statusTopics)
+	// The export republishes the status documents whenever the bridge
+	// (re)connects: it watches the bridge's notifications.
+	w.line("topic", "read", topic.BridgeStatus(gatewayID))
 	w.b.WriteString("\n")
 	w.line("user", config.BrokerRPCUser)
 	w.line("topic", "read", "rpc/"+gatewayID+"/request/+")
@@ -60,7 +65,7 @@ func ACL(cfg config.Broker, gatewayID string, access Access) ([]byte, error) {
 		w.b.WriteString("\n")
 		w.line("user", cfg.Username)
 		w.line("topic", "deny", "rpc/#") // deny lines are checked first
-		for _, f := range append(readable, statusTopics, bridgeState) {
+		for _, f := range append(readable, statusTopics) {
 			w.line("topic", "read", f)
 		}
 		own := []string{export, statusTopics, anonymousRead, "rpc/#"}
@@ -84,10 +89,6 @@ func ACL(cfg config.Broker, gatewayID string, access Access) ([]byte, error) {
 	}
 	return []byte(w.b.String()), nil
 }
-
-// bridgeState is where Mosquitto publishes the bridge's state (1 up, 0
-// down; notifications true).
-const bridgeState = "$SYS/broker/connection/#"
 
 // exportFilter is the filter of every topic the export template can give
 // for this gateway: the levels before {device}, then "#" (a device name
