@@ -190,7 +190,7 @@ type Device struct {
 }
 
 // Channel is one value of a device with its transforms, applied in this
-// order: scale/offset, expr, range, deadband, rename/unit. Keys the core does
+// order: scale/offset, expr, decimals, range, deadband, rename/unit. Keys the core does
 // not know are the driver's (Driver).
 type Channel struct {
 	Name string `json:"name" strict:"required"`
@@ -205,6 +205,8 @@ type Channel struct {
 	// is its inverse for writes.
 	Expr    string `json:"expr"`
 	Inverse string `json:"inverse"`
+	// Decimals rounds a float to this many decimal places (0 to 15).
+	Decimals *int `json:"decimals"`
 	// Min and Max: readings outside are dropped and counted.
 	Min *float64 `json:"min"`
 	Max *float64 `json:"max"`

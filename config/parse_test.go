@@ -123,7 +123,10 @@ func TestParseErrors(t *testing.T) {
 			  {"name": "e", "register": 1, "inverse": "value"},
 			  {"name": "f", "register": 1, "writable": true, "expr": "value * 2"},
 			  {"name": "g", "register": 1, "writable": true, "scale": 0},
-			  {"name": "h", "register": 1, "writable": true, "expr": "value * 2", "inverse": "value / 2", "scale": 2, "deadband": {}}`),
+			  {"name": "h", "register": 1, "writable": true, "expr": "value * 2", "inverse": "value / 2", "scale": 2, "deadband": {}},
+			  {"name": "i", "register": 1, "decimals": 16},
+			  {"name": "j", "register": 1, "decimals": -1},
+			  {"name": "k", "register": 1, "decimals": 1.5}`),
 			[]string{
 				`connectors[0].devices[0].channels[0].min: 5 is greater than max 1: every reading would be dropped`,
 				`connectors[0].devices[0].channels[1].deadband.absolute: must not be negative`,
@@ -135,6 +138,9 @@ func TestParseErrors(t *testing.T) {
 				`connectors[0].devices[0].channels[4].inverse: is only used with expr (scale and offset invert themselves)`,
 				`connectors[0].devices[0].channels[5].inverse: is required on a writable channel with expr: osgate must turn a written value back into the device's value`,
 				`connectors[0].devices[0].channels[6].scale: must not be 0 on a writable channel: a written value cannot be scaled back`,
+				`connectors[0].devices[0].channels[8].decimals: must be from 0 to 15 decimal places, not 16`,
+				`connectors[0].devices[0].channels[9].decimals: must be from 0 to 15 decimal places, not -1`,
+				`connectors[0].devices[0].channels[10].decimals: must be a whole number, not 1.5`,
 			},
 		},
 		{

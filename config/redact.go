@@ -75,6 +75,7 @@ func (ch Channel) clone() Channel {
 	n := ch
 	n.Scale, n.Offset = clonePtr(ch.Scale), clonePtr(ch.Offset)
 	n.Min, n.Max = clonePtr(ch.Min), clonePtr(ch.Max)
+	n.Decimals = clonePtr(ch.Decimals)
 	if db := ch.Deadband; db != nil {
 		d := *db
 		d.MaxSilence = clonePtr(db.MaxSilence)

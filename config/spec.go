@@ -7,14 +7,15 @@ import "github.com/osgate/osgate/appliance/transform"
 // (Parse has already filled it in).
 func (ch Channel) TransformSpec() transform.Spec {
 	s := transform.Spec{
-		Scale:   ch.Scale,
-		Offset:  ch.Offset,
-		Expr:    ch.Expr,
-		Inverse: ch.Inverse,
-		Min:     ch.Min,
-		Max:     ch.Max,
-		Rename:  ch.Rename,
-		Unit:    ch.Unit,
+		Scale:    ch.Scale,
+		Offset:   ch.Offset,
+		Expr:     ch.Expr,
+		Inverse:  ch.Inverse,
+		Decimals: ch.Decimals,
+		Min:      ch.Min,
+		Max:      ch.Max,
+		Rename:   ch.Rename,
+		Unit:     ch.Unit,
 	}
 	if db := ch.Deadband; db != nil {
 		s.Deadband = true

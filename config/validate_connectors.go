@@ -95,6 +95,9 @@ func (ch *Channel) exportName() string {
 // validateTransforms checks one channel's transforms, each problem at the
 // key that causes it.
 func validateTransforms(es *strict.Errors, p string, ch *Channel) {
+	if ch.Decimals != nil && (*ch.Decimals < 0 || *ch.Decimals > transform.MaxDecimals) {
+		es.Add(p+".decimals", "must be from 0 to %d decimal places, not %d", transform.MaxDecimals, *ch.Decimals)
+	}
 	if ch.Min != nil && ch.Max != nil && *ch.Min > *ch.Max {
 		es.Add(p+".min", "%g is greater than max %g: every reading would be dropped", *ch.Min, *ch.Max)
 	}

@@ -9,11 +9,15 @@ import (
 )
 
 // Apply runs the chain on r, changing it in place, in this order:
-// scale/offset, expression, range filter, deadband, rename, unit.
+// scale/offset, expression, decimals, range filter, deadband, rename, unit.
 //
 // Values: float64 and int64 are numbers. Scale/offset turns an int64 into
-// a float64 (value*scale + offset); an expression sees any number as a
-// float64 and may return a number, a bool or a string. Bools and strings
+// a float64 (value*scale + offset); a scale that is a power of ten (0.1,
+// 0.001, 1000) moves the decimal point (core.Shift), so 2301 scaled by 0.1
+// is 230.1 and not 230.10000000000002. An expression sees any number as a
+// float64 and may return a number, a bool or a string. Decimals rounds a
+// float64 half away from zero, as the decimal it prints as (1.005 to two
+// places is 1.01); int64, bools and strings pass unchanged. Bools and strings
 // pass through scale/offset and the range filter unchanged; under a
 // deadband they are reported when they change. A number that is NaN or
 // infinite after scale/offset or the expression is dropped ("transform").
@@ -56,7 +60,7 @@ func (c *Chain) Apply(r *core.Reading, now time.Time) Outcome {
 func (c *Chain) value(r *core.Reading, now time.Time) Outcome {
 	f, numeric := number(r.Value)
 	if c.scaled && numeric {
-		f = f*c.scale + c.offset
+		f = c.scaleOffset(f, r.Value)
 		r.Value = c.box(f)
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return drop(ReasonTransform, fmt.Errorf("scale/offset gave %g, not a finite number", f))
@@ -75,6 +79,14 @@ func (c *Chain) value(r *core.Reading, now time.Time) Outcome {
 		f, numeric = number(out)
 		if numeric && (math.IsNaN(f) || math.IsInf(f, 0)) {
 			return drop(ReasonTransform, fmt.Errorf("expr %q gave %g, not a finite number", c.spec.Expr, f))
+		}
+	}
+	if c.rounded {
+		if x, ok := r.Value.(float64); ok {
+			if y := round(x, c.decimals); y != x || math.Signbit(y) != math.Signbit(x) {
+				f = y
+				r.Value = c.box(f)
+			}
 		}
 	}
 	if c.ranged && numeric && !(f >= c.min && f <= c.max) {
@@ -103,6 +115,65 @@ func (c *Chain) rangeText() string {
 
 func drop(reason string, err error) Outcome {
 	return Outcome{Verdict: Dropped, Reason: reason, Err: err}
+}
+
+// scaleOffset is value*scale + offset, in decimal where it can be: a
+// power-of-ten scale moves the decimal point (core.Shift), and the offset
+// is added as a decimal sum: the binary sum is rounded to the decimal
+// places of its two terms (their shortest representations), so that
+// 60123 × 0.001 − 40 is 20.123 and not 20.122999999999998. raw is the
+// value before scaling (an int64 needs no look at its decimal places).
+func (c *Chain) scaleOffset(f float64, raw any) float64 {
+	places := -1 // not known yet
+	if c.scalePow10 {
+		f = core.Shift(f, c.scaleExp)
+		if _, isInt := raw.(int64); isInt {
+			places = max(0, -c.scaleExp)
+		}
+	} else {
+		f *= c.scale
+	}
+	if c.offset == 0 {
+		return f
+	}
+	sum := f + c.offset
+	if c.offPlaces > core.MaxPlaces {
+		return sum
+	}
+	if places < 0 {
+		places = core.Places(f)
+	}
+	p := max(places, c.offPlaces)
+	if p > core.MaxPlaces || p == 0 {
+		return sum
+	}
+	// The decimal sum has at most p places, so sum × 10ᵖ is within a tiny
+	// fraction of a whole number N while |N| < 2⁵⁰; N / 10ᵖ is then the
+	// float64 nearest to the decimal.
+	m := sum * core.Pow10(p)
+	if math.IsNaN(m) || math.Abs(m) >= 1<<50 {
+		return sum
+	}
+	if d := math.Round(m) / core.Pow10(p); d != 0 {
+		return d
+	}
+	return 0
+}
+
+// round rounds f to n decimal places, half away from zero, taking f as
+// the decimal it prints as: the point is moved n places (core.Shift), the
+// result rounded to a whole number and the point moved back. A negative
+// zero becomes 0; a value too large to have decimals is returned as is.
+func round(f float64, n int) float64 {
+	s := core.Shift(f, n)
+	if math.IsNaN(s) || math.Abs(s) >= 1<<52 {
+		return f
+	}
+	r := core.Shift(math.Round(s), -n)
+	if r == 0 {
+		return 0
+	}
+	return r
 }
 
 // number returns v as a float64 when it is a number (float64 or int64).

@@ -343,3 +343,81 @@ func TestScaleReusesRepeatedValue(t *testing.T) {
 		}
 	}
 }
+
+func intp(n int) *int { return &n }
+
+// TestDecimalValues: values come out as the decimals they stand for,
+// compared exactly (no tolerance): a power-of-ten scale moves the decimal
+// point, and decimals rounds as the value prints.
+func TestDecimalValues(t *testing.T) {
+	negZero := math.Copysign(0, -1)
+	for _, tc := range []struct {
+		name string
+		spec Spec
+		in   any
+		want any
+	}{
+		{"scale 0.1 on an integer", Spec{Scale: f64(0.1)}, int64(3), 0.3}, // 3 × 0.1 = 0.30000000000000004
+		{"scale 0.01 on an integer", Spec{Scale: f64(0.01)}, int64(12345), 123.45},
+		{"scale 0.1 on a float", Spec{Scale: f64(0.1)}, 230.1, 23.01}, // 230.1 × 0.1 = 23.009999999999998
+		{"scale 10 on a float", Spec{Scale: f64(10)}, 1.1, 11.0},      // 1.1 × 10 = 11.000000000000002
+		{"scale 0.001 then offset", Spec{Scale: f64(0.001), Offset: f64(-40)}, int64(60123), 20.123},
+		{"offset is a decimal sum", Spec{Offset: f64(0.2)}, 230.1, 230.3}, // 230.29999999999998 in binary
+		{"offset on a scaled float", Spec{Scale: f64(0.1), Offset: f64(-0.01)}, 230.1, 23.0},
+		{"other factors multiply", Spec{Scale: f64(0.5)}, int64(3), 1.5},
+		{"decimals rounds", Spec{Decimals: intp(1)}, 230.14, 230.1},
+		{"decimals rounds half away from zero", Spec{Decimals: intp(2)}, 1.005, 1.01},
+		{"decimals rounds negative half away from zero", Spec{Decimals: intp(1)}, -0.25, -0.3},
+		{"decimals 0", Spec{Decimals: intp(0)}, 2.5, 3.0},
+		{"decimals after an expression", Spec{Expr: "value / 3", Decimals: intp(3)}, 10.0, 3.333},
+		{"decimals after scale", Spec{Scale: f64(3), Decimals: intp(1)}, 230.1, 690.3}, // 690.3000000000001 unrounded
+		{"decimals leave an int64", Spec{Decimals: intp(1)}, int64(7), int64(7)},
+		{"decimals leave a string", Spec{Decimals: intp(1)}, "7.25", "7.25"},
+		{"decimals make -0 plain 0", Spec{Decimals: intp(1)}, -0.01, 0.0},
+		{"decimals keep a huge value", Spec{Decimals: intp(3)}, 1e300, 1e300},
+		{"negative zero is 0", Spec{Decimals: intp(1)}, negZero, 0.0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := core.Reading{Value: tc.in}
+			if o := c.Apply(&r, t0); o.Verdict != Keep {
+				t.Fatalf("verdict %v (%v)", o.Verdict, o.Err)
+			}
+			if r.Value != tc.want {
+				t.Fatalf("%v (%T) became %v (%T), want %v exactly", tc.in, tc.in, r.Value, r.Value, tc.want)
+			}
+			if f, ok := r.Value.(float64); ok && f == 0 && math.Signbit(f) {
+				t.Fatalf("%v became -0", tc.in)
+			}
+		})
+	}
+	// Rounding comes before the range filter: 100.04 rounds to 100.0,
+	// inside max 100.
+	c, _ := New(Spec{Decimals: intp(1), Max: f64(100)})
+	r := core.Reading{Value: 100.04}
+	if o := c.Apply(&r, t0); o.Verdict != Keep || r.Value != 100.0 {
+		t.Fatalf("100.04 with decimals 1 and max 100: %v %v", o.Verdict, r.Value)
+	}
+	// A value with more places than a float64 holds for sure is summed in
+	// binary.
+	noisy := math.Nextafter(0.3, 1) // 0.30000000000000004
+	c, _ = New(Spec{Offset: f64(0.25)})
+	r = core.Reading{Value: noisy}
+	if c.Apply(&r, t0); r.Value != noisy+0.25 {
+		t.Fatalf("%v + 0.25 = %v, want the binary sum %v", noisy, r.Value, noisy+0.25)
+	}
+	// Writes undo a power-of-ten scale as a decimal shift too.
+	c, _ = New(Spec{Scale: f64(0.1)})
+	if v, err := c.Inverse(230.1); err != nil || v != 2301.0 {
+		t.Fatalf("Inverse(230.1) through scale 0.1 = %v, %v; want 2301", v, err)
+	}
+	if _, err := New(Spec{Decimals: intp(16)}); err == nil || !strings.Contains(err.Error(), "decimals must be from 0 to 15, not 16") {
+		t.Fatalf("decimals 16: %v", err)
+	}
+	if _, err := New(Spec{Decimals: intp(-1)}); err == nil {
+		t.Fatal("decimals -1 accepted")
+	}
+}

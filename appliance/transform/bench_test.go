@@ -23,6 +23,8 @@ func BenchmarkApply(b *testing.B) {
 		{"scale+offset/repeating", Spec{Scale: f64(0.1), Offset: f64(1)}, int64(2301)},
 		{"scale+offset/changing", Spec{Scale: f64(0.1), Offset: f64(1)}, nil},
 		{"scale+range+deadband/changing", Spec{Scale: f64(0.1), Min: f64(0), Max: f64(1e9), Deadband: true, DeadbandAbs: 0.5}, nil},
+		{"scale+offset/float", Spec{Scale: f64(0.1), Offset: f64(1)}, 230.1},
+		{"decimals", Spec{Decimals: intp(1)}, 230.14},
 		{"expr", Spec{Expr: "value * 1.8 + 32"}, 21.5},
 	}
 	for _, bc := range cases {

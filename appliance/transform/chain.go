@@ -8,7 +8,13 @@ import (
 	"sync/atomic"
 
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/osgate/osgate/appliance/core"
 )
+
+// MaxDecimals is the most decimal places Decimals may keep: a float64
+// holds 15 to 17 significant digits, so more would round nothing.
+const MaxDecimals = core.MaxPlaces
 
 // Chain is one channel's compiled transforms and its deadband state.
 //
@@ -21,8 +27,17 @@ type Chain struct {
 	// scaled is set when scale or offset is configured.
 	scaled        bool
 	scale, offset float64
-	min, max      float64
-	ranged        bool
+	// scaleExp is e when scale is 10ᵉ: scaling is then a decimal shift
+	// (core.Shift), so 2301 × 0.1 is 230.1.
+	scaleExp   int
+	scalePow10 bool
+	// offPlaces is the decimal places of offset.
+	offPlaces int
+	// decimals is the rounding, when rounded is set.
+	decimals int
+	rounded  bool
+	min, max float64
+	ranged   bool
 	// last is the previous scaled value, boxed (see box).
 	last atomic.Value
 
@@ -52,8 +67,13 @@ func New(spec Spec) (*Chain, error) {
 	if spec.Scale != nil {
 		c.scaled, c.scale = true, *spec.Scale
 	}
+	c.scaleExp, c.scalePow10 = core.Pow10Exponent(c.scale)
+	if spec.Decimals != nil {
+		c.rounded, c.decimals = true, *spec.Decimals
+	}
 	if spec.Offset != nil {
 		c.scaled, c.offset = true, *spec.Offset
+		c.offPlaces = core.Places(c.offset)
 	}
 	if spec.Min != nil {
 		c.ranged, c.min = true, *spec.Min
@@ -95,6 +115,9 @@ func validate(s Spec) error {
 		if p.v != nil && (math.IsNaN(*p.v) || math.IsInf(*p.v, 0)) {
 			errs = append(errs, fmt.Errorf("%s must be a finite number", p.name))
 		}
+	}
+	if s.Decimals != nil && (*s.Decimals < 0 || *s.Decimals > MaxDecimals) {
+		errs = append(errs, fmt.Errorf("decimals must be from 0 to %d, not %d", MaxDecimals, *s.Decimals))
 	}
 	if s.Min != nil && s.Max != nil && *s.Min > *s.Max {
 		errs = append(errs, fmt.Errorf("min %g is greater than max %g", *s.Min, *s.Max))

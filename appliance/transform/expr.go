@@ -82,7 +82,7 @@ func normalise(v any) (any, error) {
 		}
 		return int64(x), nil
 	case float32:
-		return float64(x), nil
+		return core.Float32(x), nil
 	case nil:
 		return nil, fmt.Errorf("gave nil, want a number, bool or string")
 	}

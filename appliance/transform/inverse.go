@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/osgate/osgate/appliance/core"
 )
 
 // Inverse maps a value to be written (as the channel is exported) back to
 // what the device takes: the inverse expression first, then
-// (value - offset) / scale. Range, deadband, rename and unit have no
-// inverse and are ignored. A nil chain returns v unchanged.
+// (value - offset) / scale (a decimal shift when scale is a power of ten).
+// Decimals, range, deadband, rename and unit have no inverse and are
+// ignored. A nil chain returns v unchanged.
 //
 // A channel with an expression is writable only when its Spec names an
 // Inverse; with scale 0 it is not writable at all. In an inverse
@@ -49,7 +52,12 @@ func (c *Chain) Inverse(v any) (any, error) {
 	if c.scale == 0 {
 		return nil, errors.New("not writable: scale is 0, so every value maps to the offset")
 	}
-	out := (f - c.offset) / c.scale
+	var out float64
+	if c.scalePow10 {
+		out = core.Shift(f-c.offset, -c.scaleExp)
+	} else {
+		out = (f - c.offset) / c.scale
+	}
 	if math.IsNaN(out) || math.IsInf(out, 0) {
 		return nil, fmt.Errorf("write: %g through scale/offset gives %g, not a finite number", f, out)
 	}

@@ -1,6 +1,6 @@
 // Package transform applies a channel's transforms to readings, in order:
-// scale/offset, expression, range filter, deadband (with a max-silence
-// heartbeat), rename and unit. A chain is built once per channel and keeps
+// scale/offset, expression, decimals, range filter, deadband (with a
+// max-silence heartbeat), rename and unit. A chain is built once per channel and keeps
 // the deadband's state.
 package transform
 
@@ -14,6 +14,9 @@ type Spec struct {
 	// Inverse its inverse, for writes.
 	Expr    string
 	Inverse string
+	// Decimals rounds a float to this many decimal places (0 to 15),
+	// after scale/offset and the expression.
+	Decimals *int
 	// Min and Max bound the value; a reading outside is dropped.
 	Min, Max *float64
 	// Deadband: report only on a change of at least DeadbandAbs (or

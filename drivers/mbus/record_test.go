@@ -72,6 +72,32 @@ func TestDecodeRecords(t *testing.T) {
 	}
 }
 
+// TestDecodeDecimals: values are the decimals the meter sent, exactly (no
+// tolerance): a real (type H) is read as the shortest decimal of its
+// float32, and a negative decimal exponent divides instead of multiplying
+// by an inexact 0.1.
+func TestDecodeDecimals(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		rec  []byte
+		want float64
+	}{
+		{"real 230.1 W", []byte{0x05, 0x2B, 0x9A, 0x19, 0x66, 0x43}, 230.1},
+		{"real 230.1 × 10⁻¹ W", []byte{0x05, 0x2A, 0x9A, 0x19, 0x66, 0x43}, 23.01},
+		{"3 × 10⁻¹ Wh", []byte{0x01, 0x02, 0x03}, 0.3},
+		{"BCD 7 × 10⁻² m³", []byte{0x0A, 0x14, 0x07, 0x00}, 0.07},
+		{"fixed-length variable int: 7 × 10⁻¹ Wh", []byte{0x0D, 0x02, 0xE1, 0x07}, 0.7},
+	} {
+		tg, err := Decode(longFrame(0x08, 0x03, ciVariable, append(append([]byte(nil), header72...), c.rec...)))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if len(tg.Records) != 1 || tg.Records[0].Value != c.want {
+			t.Errorf("%s: %+v, want the value %v exactly", c.name, tg.Records, c.want)
+		}
+	}
+}
+
 func TestDecodeHeaders(t *testing.T) {
 	// CI 0x7A: short header (access, status, signature), then records.
 	tg, err := Decode(longFrame(0x08, 0x03, ciVariableShrt, []byte{0x11, 0x04, 0x00, 0x00, 0x01, 0x13, 0x07}))

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/osgate/osgate/appliance/core"
 )
 
 // dataSize is the length of the data field for each DIF data coding (the
@@ -48,9 +50,9 @@ func decodeData(f []byte, off, end int, coding byte, msbFirst bool, vi *valueInf
 				return d, off, nil
 			}
 		}
-		return decoded{value: float64(signedInt(b)) * vi.mult}, off, nil
+		return decoded{value: core.Scale(float64(signedInt(b)), vi.mult)}, off, nil
 	case 0x5:
-		return decoded{value: float64(math.Float32frombits(binary.LittleEndian.Uint32(b))) * vi.mult}, off, nil
+		return decoded{value: core.Scale(core.Float32(math.Float32frombits(binary.LittleEndian.Uint32(b))), vi.mult)}, off, nil
 	default: // BCD, 0x9–0xC and 0xE
 		return decoded{value: bcdValue(b, false, vi.mult)}, off, nil
 	}
@@ -92,7 +94,7 @@ func decodeVariable(f []byte, off, end int, vi *valueInfo, rec int) (decoded, in
 	case lvar <= 0xD9:
 		return decoded{value: bcdValue(b, lvar >= 0xD0, vi.mult)}, off, nil
 	case n <= 8:
-		return decoded{value: float64(signedInt(b)) * vi.mult}, off, nil
+		return decoded{value: core.Scale(float64(signedInt(b)), vi.mult)}, off, nil
 	}
 	return decoded{value: hexReversed(b)}, off, nil
 }
@@ -125,7 +127,7 @@ func bcdValue(b []byte, neg bool, mult float64) any {
 	if neg {
 		v = -v
 	}
-	return v * mult
+	return core.Scale(v, mult)
 }
 
 func bcdDigits(b []byte) string {

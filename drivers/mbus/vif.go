@@ -1,5 +1,7 @@
 package mbus
 
+import "github.com/osgate/osgate/appliance/core"
+
 // What a value information block (VIF and VIFEs) says about a record's
 // value: its quantity, SI unit, the factor that turns the raw number into
 // that unit, and whether the data is a number, a date or a time.
@@ -18,17 +20,10 @@ const (
 	kindDateTime           // type F (32 bit), I (48 bit) or J (24 bit, time)
 )
 
-// pow10 is 10^e for the exponents the VIF tables use, without math.Pow.
-func pow10(e int) float64 {
-	r := 1.0
-	for ; e > 0; e-- {
-		r *= 10
-	}
-	for ; e < 0; e++ {
-		r /= 10
-	}
-	return r
-}
+// pow10 is 10^e for the exponents the VIF tables use: the float64
+// nearest to it, so that a value scaled by a negative power is divided
+// (core.Scale) and comes out as the decimal the meter sent.
+func pow10(e int) float64 { return core.Pow10(e) }
 
 // secondsPer turns the two-bit time unit nn of durations (s, min, h, d)
 // into seconds.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/osgate/osgate/appliance/core"
 )
 
 // errShort is a response that holds fewer bytes than a channel needs.
@@ -13,7 +15,8 @@ var errShort = errors.New("response too short")
 
 // decodeRegisters turns a channel's registers, as they came off the wire
 // (2 bytes per register, high byte first), into a Reading value: int64,
-// float64, bool or string.
+// float64, bool or string. A float32 becomes the decimal it stands for
+// (core.Float32).
 func decodeRegisters(ch *channel, wire []byte) (any, error) {
 	if len(wire) < 2*ch.width {
 		return nil, fmt.Errorf("decode %s %s: %w: %d bytes, need %d", ch.typ, ch.order, errShort, len(wire), 2*ch.width)
@@ -45,7 +48,7 @@ func decodeRegisters(ch *channel, wire []byte) (any, error) {
 		}
 		return int64(u), nil
 	case typeFloat32:
-		return float64(math.Float32frombits(binary.BigEndian.Uint32(b))), nil
+		return core.Float32(math.Float32frombits(binary.BigEndian.Uint32(b))), nil
 	case typeFloat64:
 		return math.Float64frombits(binary.BigEndian.Uint64(b)), nil
 	}

@@ -313,6 +313,10 @@ func decodeValue(es *Errors, path string, x any, v reflect.Value) {
 			return
 		}
 		i, err := strconv.ParseInt(string(n), 10, 64)
+		if f, ferr := strconv.ParseFloat(string(n), 64); err != nil && ferr == nil && f != math.Trunc(f) {
+			es.Add(path, "must be a whole number, not %s", n)
+			return
+		}
 		if err != nil || v.OverflowInt(i) {
 			lo, hi := intRange(t)
 			es.Add(path, "must be an integer from %d to %d, not %s", lo, hi, n)
@@ -326,6 +330,10 @@ func decodeValue(es *Errors, path string, x any, v reflect.Value) {
 			return
 		}
 		u, err := strconv.ParseUint(string(n), 10, 64)
+		if f, ferr := strconv.ParseFloat(string(n), 64); err != nil && ferr == nil && f != math.Trunc(f) {
+			es.Add(path, "must be a whole number, not %s", n)
+			return
+		}
 		if err != nil || v.OverflowUint(u) {
 			es.Add(path, "must be an integer from 0 to %d, not %s", uint64(1)<<(t.Bits()-1)*2-1, n)
 			return

@@ -22,6 +22,7 @@ step (no request is served half-way), the holding registers become:
   HR28-29 float32 -t/4, BADC          HR30-33 float64 1.5t, BADC
   HR34-37 int64 -11t, DCBA            HR38-39 int32 -5t, DCBA
   IR0-1   float32 t/2, ABCD           IR2     t % 1000
+  IR10-11 float32 230.1, ABCD (a meter's voltage; static)
   CO0     t % 2                       DI0     1 - t % 2,  DI1 = 1
   HR100-199, CO8-15: scratch for writes (never touched by the updater)
   HR900, HR905, HR950: holes: any read that touches one answers exception 2
@@ -105,8 +106,10 @@ def static_unit(unit):
 
 
 def make_context():
+    ir1 = [0] * 1024
+    ir1[10:12] = ordered("f", 230.1, "ABCD")
     u1 = Unit(1, HOLES, di=block([0] * 2000), co=block([0] * 2000),
-              hr=block([0] * 1024), ir=block([0] * 1024))
+              hr=block([0] * 1024), ir=block(ir1))
     return ModbusServerContext(slaves={1: u1, 2: static_unit(2)}, single=False)
 
 
