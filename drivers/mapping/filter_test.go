@@ -30,6 +30,17 @@ func TestFilterMatch(t *testing.T) {
 		{"a/b", "a/b/", false, nil},
 		{"{x}/{y}/#", "1/2/3/4", true, []string{"1", "2"}},
 		{"{x}", "1/2", false, nil},
+		// A capture spanning levels (Zigbee2MQTT's friendly names).
+		{"zigbee2mqtt/{device...}", "zigbee2mqtt/floor1/living_room", true, []string{"floor1/living_room"}},
+		{"zigbee2mqtt/{device...}", "zigbee2mqtt/lamp", true, []string{"lamp"}},
+		{"zigbee2mqtt/{device...}", "zigbee2mqtt", false, nil},
+		{"z/{device...}/availability", "z/floor1/living_room/availability", true, []string{"floor1/living_room"}},
+		{"z/{device...}/availability", "z/availability", false, nil},
+		{"z/{device...}/availability", "z/a/b/state", false, nil},
+		{"{site}/{device...}/+/{ch}", "s1/a/b/c/x/temp", true, []string{"s1", "a/b/c", "temp"}},
+		{"{device...}", "$SYS/broker", false, nil},
+		{"$SYS/{path...}", "$SYS/broker/load", true, []string{"broker/load"}},
+		{"a/{d...}/b", "a//b", true, []string{""}},
 	} {
 		f, err := ParseFilter(tc.filter)
 		if err != nil {
@@ -52,6 +63,9 @@ func TestFilterSubscription(t *testing.T) {
 		"{a}/#":                        "+/#",
 		"plain/topic":                  "plain/topic",
 		"#":                            "#",
+		"zigbee2mqtt/{device...}":      "zigbee2mqtt/#",
+		"z/{site}/{device...}/set":     "z/+/#",
+		"{device...}/x":                "#",
 	} {
 		f, err := ParseFilter(filter)
 		if err != nil {
@@ -65,17 +79,21 @@ func TestFilterSubscription(t *testing.T) {
 
 func TestFilterErrors(t *testing.T) {
 	for filter, frag := range map[string]string{
-		"":             "must not be empty",
-		"a/#/b":        "only be the last level",
-		"a+/b":         "whole level",
-		"a/b#":         "whole level",
-		"a/{x}y":       "must fill a whole level",
-		"a/{1x}":       "a name is letters",
-		"{d}/{d}":      "appears twice",
-		"a/{}":         "whole level",
-		"a/\x00":       "NUL",
-		"{a-b}/c":      "a name is letters",
-		"x/{dev}ice/y": "whole level",
+		"":              "must not be empty",
+		"a/#/b":         "only be the last level",
+		"a+/b":          "whole level",
+		"a/b#":          "whole level",
+		"a/{x}y":        "must fill a whole level",
+		"a/{1x}":        "a name is letters",
+		"{d}/{d}":       "appears twice",
+		"a/{}":          "whole level",
+		"a/\x00":        "NUL",
+		"{a-b}/c":       "a name is letters",
+		"x/{dev}ice/y":  "whole level",
+		"{a...}/{b...}": "only one capture may span levels",
+		"{a...}/#":      "leaves it unclear where the capture ends",
+		"a/{...}":       "a name is letters",
+		"a/{b..}":       "a name is letters",
 	} {
 		_, err := ParseFilter(filter)
 		if err == nil || !strings.Contains(err.Error(), frag) {

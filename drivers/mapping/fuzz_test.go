@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -9,24 +10,40 @@ import (
 )
 
 // refMatch is MQTT topic matching written the slow, obvious way, to check
-// Filter.Match against.
+// Filter.Match against: "+" (and a capture) is one level, "{x...}" one or
+// more, "#" any number at the end.
 func refMatch(filter, topic string) bool {
 	fl, tl := strings.Split(filter, "/"), strings.Split(topic, "/")
-	if strings.HasPrefix(topic, "$") && (fl[0] == "+" || fl[0] == "#") {
+	if strings.HasPrefix(topic, "$") && (fl[0] == "+" || fl[0] == "#" || isCapture(fl[0])) {
 		return false
 	}
-	for i, f := range fl {
-		if f == "#" {
-			return true
-		}
-		if i >= len(tl) {
-			return false
-		}
-		if f != "+" && f != tl[i] {
-			return false
-		}
+	return refLevels(fl, tl)
+}
+
+func isCapture(level string) bool {
+	return strings.HasPrefix(level, "{") && strings.HasSuffix(level, "}")
+}
+
+func refLevels(fl, tl []string) bool {
+	if len(fl) == 0 {
+		return len(tl) == 0
 	}
-	return len(fl) == len(tl)
+	switch f := fl[0]; {
+	case f == "#":
+		return true
+	case isCapture(f) && strings.HasSuffix(f, "...}"):
+		for n := 1; n <= len(tl); n++ {
+			if refLevels(fl[1:], tl[n:]) {
+				return true
+			}
+		}
+		return false
+	case len(tl) == 0:
+		return false
+	case f == "+" || isCapture(f) || f == tl[0]:
+		return refLevels(fl[1:], tl[1:])
+	}
+	return false
 }
 
 func FuzzFilter(f *testing.F) {
@@ -39,6 +56,10 @@ func FuzzFilter(f *testing.F) {
 		{"a/{x}y", "a/b"},
 		{"", ""},
 		{"a//b", "a//b"},
+		{"zigbee2mqtt/{device...}", "zigbee2mqtt/floor1/living_room"},
+		{"z/{d...}/availability", "z/a/b/availability"},
+		{"{a}/{d...}/+/{c}", "1/2/3/4/5"},
+		{"{d...}", "$x/y"},
 	} {
 		f.Add(s[0], s[1])
 	}
@@ -51,16 +72,36 @@ func FuzzFilter(f *testing.F) {
 			return
 		}
 		caps, ok := flt.Match(topic, nil)
+		if want := refMatch(pattern, topic); ok != want {
+			t.Fatalf("%q matching %q = %v, reference says %v", pattern, topic, ok, want)
+		}
 		sub := flt.Subscription()
-		if want := refMatch(sub, topic); ok != want {
-			t.Fatalf("%q (subscription %q) matching %q = %v, reference says %v", pattern, sub, topic, ok, want)
+		if ok && !refMatch(sub, topic) {
+			t.Fatalf("%q matches %q but its subscription %q does not", pattern, topic, sub)
 		}
 		if len(caps) != len(flt.Captures()) {
 			t.Fatalf("%d captures for %d names", len(caps), len(flt.Captures()))
 		}
-		for _, c := range caps {
-			if ok && strings.Contains(c, "/") {
-				t.Fatalf("capture %q spans levels", c)
+		if ok {
+			// Putting the captures back into the filter gives the topic
+			// (up to "+" and "#", which keep nothing).
+			levels := strings.Split(pattern, "/")
+			plain := true
+			for i, l := range levels {
+				switch {
+				case l == "+" || l == "#":
+					plain = false
+				case isCapture(l):
+					name := strings.TrimSuffix(l[1:len(l)-1], "...")
+					c := caps[slices.Index(flt.Captures(), name)]
+					if !strings.HasSuffix(l, "...}") && strings.Contains(c, "/") {
+						t.Fatalf("capture {%s} = %q spans levels", name, c)
+					}
+					levels[i] = c
+				}
+			}
+			if plain && strings.Join(levels, "/") != topic {
+				t.Fatalf("%q matched %q with captures %q, which rebuild %q", pattern, topic, caps, strings.Join(levels, "/"))
 			}
 		}
 		if _, err := ParseFilter(sub); err != nil {
@@ -99,6 +140,8 @@ func fuzzMappings(t testing.TB) []*Mapping {
 		{Time: &TimeSpec{Path: "t"}, Channels: []ChannelSpec{{Each: strp("")}, {Each: strp("arr"), Name: "a{key}", Type: String}}},
 		{Time: &TimeSpec{Path: "t", Format: "2006-01-02 15:04"}, Channels: []ChannelSpec{{Name: "whole"}}},
 		{Payload: "text", Channels: []ChannelSpec{{Name: "{ch}"}, {Name: "b", Type: Bool}, {Name: "i", Type: Int}}},
+		{Time: &TimeSpec{Path: "Time", Zone: "Europe/Berlin"}, Channels: []ChannelSpec{{Each: strp("ENERGY"), Units: map[string]string{"Voltage": "V", "0": "x"}}}},
+		{Time: &TimeSpec{Path: "t", Format: "02.01.2006 15:04", Zone: "America/New_York"}, Channels: []ChannelSpec{{Name: "whole"}}},
 	} {
 		m, err := Compile(flt, spec, Options{})
 		if err != nil {
@@ -118,6 +161,10 @@ func FuzzReadings(f *testing.F) {
 		`21.5`, `true`, `"str"`, `null`, `[]`, `{`, `{"a":1}{`, "\xff", ``,
 		`{"id":"","n":"p","v":1}`, `{"id":{"x":1},"n":"p","v":1}`,
 		`{"ts":"1e400","id":"a","n":"b","v":1}`, `{"v":1e400}`,
+		`{"Time":"2026-11-24T13:41:00","ENERGY":{"Voltage":230,"Current":0.5}}`,
+		`{"Time":"2026-03-29T02:30:00","ENERGY":[1,2]}`, // a time Berlin skips
+		`{"Time":"2026-10-25T02:30:00.5+02:00","ENERGY":{}}`,
+		`{"t":"08.03.2026 02:30","whole":1}`, `{"t":"1999-12-31T23:59:59"}`,
 	} {
 		f.Add(s)
 	}

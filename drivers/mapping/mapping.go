@@ -44,8 +44,12 @@ type ChannelSpec struct {
 	Each *string `json:"each"`
 	// Type converts the value; default auto.
 	Type Type `json:"type"`
-	// Unit is the reading's unit.
+	// Unit is the reading's unit; with Each, of every member that Units
+	// does not name.
 	Unit string `json:"unit"`
+	// Units gives the members of an Each their units, by member name (or
+	// array index): {"temperature": "°C", "humidity": "%"}. Only with Each.
+	Units map[string]string `json:"units"`
 }
 
 // Options tune a mapping for its driver.
@@ -70,11 +74,20 @@ type Mapping struct {
 }
 
 type channel struct {
-	name template
-	path Path
-	each bool
-	typ  Type
-	unit string
+	name  template
+	path  Path
+	each  bool
+	typ   Type
+	unit  string
+	units map[string]string // per member, with each
+}
+
+// unitOf is the unit of member key of an each channel.
+func (ch *channel) unitOf(key string) string {
+	if u, ok := ch.units[key]; ok {
+		return u
+	}
+	return ch.unit
 }
 
 // Compile checks spec against filter (nil when there is no topic: then
@@ -141,6 +154,12 @@ func Compile(filter *Filter, spec Spec, opt Options) (*Mapping, error) {
 func (m *Mapping) compileChannel(cs ChannelSpec, caps []string) (channel, error) {
 	var es strict.Errors
 	ch := channel{typ: cs.Type, unit: cs.Unit, each: cs.Each != nil}
+	if len(cs.Units) > 0 {
+		if !ch.each {
+			es.Add("units", "needs each: a channel with path has one unit, set it with unit")
+		}
+		ch.units = cs.Units
+	}
 	path := cs.Path
 	if ch.each {
 		if cs.Path != "" {
@@ -288,12 +307,13 @@ func (m *Mapping) each(ch channel, caps []string, doc any, dev string, t time.Ti
 		if v == nil {
 			return nil // null: no value this time
 		}
+		unit := ch.unitOf(key)
 		val, err := convert(v, ch.typ)
 		if err != nil {
-			out = append(out, bad(dev, name, ch.unit, t, fmt.Errorf("member %q %v", key, err)))
+			out = append(out, bad(dev, name, unit, t, fmt.Errorf("member %q %v", key, err)))
 			return nil
 		}
-		out = append(out, core.Reading{Device: dev, Channel: name, Value: val, Unit: ch.unit, Time: t})
+		out = append(out, core.Reading{Device: dev, Channel: name, Value: val, Unit: unit, Time: t})
 		return nil
 	}
 	switch x := v.(type) {

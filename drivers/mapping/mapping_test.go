@@ -153,6 +153,61 @@ func TestReadings(t *testing.T) {
 			payload: `{"main":{"temp":280.4}}`,
 			want:    "weather/h=<nil>(<nil>) bad: field main.hum is not in the payload\nweather/t=280.4(float64)",
 		},
+		{
+			name:   "Tasmota: a time without offset in the mapping's zone",
+			filter: "tele/{device}/SENSOR",
+			spec: Spec{Time: &TimeSpec{Path: "Time", Zone: "Europe/Berlin"}, Channels: []ChannelSpec{
+				{Name: "voltage", Path: "ENERGY.Voltage", Unit: "V"}}},
+			topic:   "tele/plug-1/SENSOR",
+			payload: `{"Time":"2026-11-24T13:41:00","ENERGY":{"Voltage":230}}`,
+			want:    "plug-1/voltage=230(float64) V @2026-11-24T12:41:00Z",
+		},
+		{
+			name:    "summer time in the zone",
+			filter:  "tele/{device}/SENSOR",
+			spec:    Spec{Time: &TimeSpec{Path: "Time", Zone: "Europe/Berlin"}, Channels: []ChannelSpec{{Name: "v", Path: "v"}}},
+			topic:   "tele/plug-1/SENSOR",
+			payload: `{"Time":"2026-07-01T12:00:00.25","v":1}`,
+			want:    "plug-1/v=1(float64) @2026-07-01T10:00:00.25Z",
+		},
+		{
+			name:    "an offset in the timestamp wins over the zone",
+			filter:  "t/{device}",
+			spec:    Spec{Time: &TimeSpec{Path: "t", Zone: "Asia/Tokyo"}, Channels: []ChannelSpec{{Name: "v", Path: "v"}}},
+			topic:   "t/d",
+			payload: `{"t":"2026-11-24T13:41:00-05:00","v":1}`,
+			want:    "d/v=1(float64) @2026-11-24T18:41:00Z",
+		},
+		{
+			name:    "a layout without zone in the mapping's zone",
+			filter:  "t/{device}",
+			spec:    Spec{Time: &TimeSpec{Path: "t", Format: "02.01.2006 15:04", Zone: "America/New_York"}, Channels: []ChannelSpec{{Name: "v", Path: "v"}}},
+			topic:   "t/d",
+			payload: `{"t":"24.11.2026 13:41","v":1}`,
+			want:    "d/v=1(float64) @2026-11-24T18:41:00Z",
+		},
+		{
+			name:   "Zigbee2MQTT: a device name over several levels, units per member",
+			filter: "zigbee2mqtt/{device...}",
+			spec: Spec{Channels: []ChannelSpec{{Each: strp(""), Unit: "?",
+				Units: map[string]string{"temperature": "°C", "humidity": "%", "linkquality": ""}}}},
+			topic:   "zigbee2mqtt/floor1/living_room",
+			payload: `{"temperature":21.5,"humidity":48,"linkquality":120,"battery":97}`,
+			want: "floor1/living_room/battery=97(float64) ?\nfloor1/living_room/humidity=48(float64) %\n" +
+				"floor1/living_room/linkquality=120(float64)\nfloor1/living_room/temperature=21.5(float64) °C",
+		},
+		{
+			name:    "a member that does not convert keeps its unit",
+			filter:  "z/{device...}",
+			spec:    Spec{Channels: []ChannelSpec{{Each: strp(""), Type: Float, Units: map[string]string{"t": "°C"}}}},
+			topic:   "z/a/b",
+			payload: `{"t":"warm"}`,
+			want:    `a/b/t=<nil>(<nil>) °C bad: member "t" "warm" is not a number`,
+		},
+		{name: "an RFC 3339 time without offset and no zone", filter: "x/{device}",
+			spec:  Spec{Time: &TimeSpec{Path: "Time"}, Channels: []ChannelSpec{{Name: "a", Path: "a"}}},
+			topic: "x/d", payload: `{"a":1,"Time":"2026-11-24T13:41:00"}`,
+			err: `timestamp Time: "2026-11-24T13:41:00" has no zone offset: set the mapping's time.zone`},
 		{name: "not JSON", filter: "x/{device}", spec: Spec{Channels: []ChannelSpec{{Name: "a", Path: "a"}}},
 			topic: "x/d", payload: `{"a":`, err: "not JSON: unexpected end"},
 		{name: "JSON syntax error offset", filter: "x/{device}", spec: Spec{Channels: []ChannelSpec{{Name: "a", Path: "a"}}},
@@ -253,6 +308,29 @@ func TestCompileErrors(t *testing.T) {
 	}
 	if len(es) != len(want) {
 		t.Errorf("got %d errors, want %d:\n%v", len(es), len(want), err)
+	}
+
+	for _, tc := range []struct {
+		spec Spec
+		path string
+		frag string
+	}{
+		{Spec{Device: "d", Time: &TimeSpec{Path: "t", Zone: "Europe/Berln"}, Channels: []ChannelSpec{{Name: "a"}}},
+			"time", `zone "Europe/Berln" is not an IANA time zone name such as "Europe/Berlin" or "UTC"`},
+		{Spec{Device: "d", Time: &TimeSpec{Path: "t", Zone: "Local"}, Channels: []ChannelSpec{{Name: "a"}}},
+			"time", `zone "Local" depends on the machine osgate runs on`},
+		{Spec{Device: "d", Time: &TimeSpec{Path: "t", Zone: "../../etc/passwd"}, Channels: []ChannelSpec{{Name: "a"}}},
+			"time", "is not an IANA time zone name"},
+		{Spec{Device: "d", Time: &TimeSpec{Path: "t", Format: "unix", Zone: "UTC"}, Channels: []ChannelSpec{{Name: "a"}}},
+			"time", "a unix time counts from 1970-01-01 UTC and has no zone"},
+		{Spec{Device: "d", Channels: []ChannelSpec{{Name: "a", Path: "a", Units: map[string]string{"a": "V"}}}},
+			"channels[0].units", "needs each: a channel with path has one unit, set it with unit"},
+	} {
+		_, err := Compile(nil, tc.spec, Options{})
+		var es strict.Errors
+		if !errors.As(err, &es) || len(es) != 1 || es[0].Path != tc.path || !strings.Contains(es[0].Msg, tc.frag) {
+			t.Errorf("Compile(%+v) = %v, want %s: …%s…", tc.spec, err, tc.path, tc.frag)
+		}
 	}
 
 	_, err = Compile(nil, Spec{Channels: []ChannelSpec{{Name: "a"}}}, Options{})
