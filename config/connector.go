@@ -81,7 +81,11 @@ func (c *Config) checkDrivers(es *strict.Errors) {
 			if known == "" {
 				known = "none registered"
 			}
-			es.Add(p+".type", "unknown connector type %q (known: %s)", cn.Type, known)
+			hint := ""
+			if s := strict.Suggest(cn.Type, core.Types()); s != "" {
+				hint = fmt.Sprintf("did you mean %q? ", s)
+			}
+			es.Add(p+".type", "unknown connector type %q (%sknown: %s)", cn.Type, hint, known)
 			continue
 		}
 		es.Merge(p, tryFactory(f, c.ConnectorConfig(i, nil)))

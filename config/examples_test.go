@@ -20,10 +20,13 @@ func TestReadmeExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := regexp.MustCompile("(?s)```json\n(.*?)```").FindAllStringSubmatch(string(b), -1)
+	blocks := regexp.MustCompile("(?s)(<!-- typo example[^\n]*\n)?```json\n(.*?)```").FindAllStringSubmatch(string(b), -1)
 	n := 0
 	for _, m := range blocks {
-		doc := m[1]
+		doc := m[2]
+		if m[1] != "" {
+			continue // full of typos on purpose; appliance/cmd/osgate checks what validate says
+		}
 		if !strings.Contains(doc, `"connectors"`) {
 			continue // not a whole config (e.g. the export payload)
 		}

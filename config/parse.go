@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"regexp"
 
 	"github.com/osgate/osgate/internal/strict"
 )
@@ -12,7 +13,7 @@ import (
 // is a strict.Errors listing every problem, sorted by JSON path, e.g.
 //
 //	connectors[2].devices[0].channels[3].scale: must be a number, not a string
-//	connectors[2].type: unknown connector type "modbsu" (known: modbus, mqtt)
+//	connectors[2].type: unknown connector type "modbsu" (did you mean "modbus"? known: modbus, mqtt)
 //
 // Disabled connectors are validated too.
 func Parse(data []byte) (*Config, error) {
@@ -27,6 +28,10 @@ func Parse(data []byte) (*Config, error) {
 	var sem, drv strict.Errors
 	c.validate(&sem)
 	c.checkDrivers(&drv)
+	// A device's and a channel's keys are shared: the core's ("interval",
+	// "unit") and the driver's ("unit_id", "register"). The driver reports
+	// the keys neither knows, suggesting only its own; add the core's.
+	drv.Resuggest(coreKeys)
 	// A problem already reported is not reported again inside the same
 	// value: a missing name is "is required", not also "must not be empty";
 	// settings that are not an object are not also the driver's complaint.
@@ -43,6 +48,25 @@ func Parse(data []byte) (*Config, error) {
 		return nil, es
 	}
 	return c, nil
+}
+
+var (
+	devicePath  = regexp.MustCompile(`^connectors\[\d+\]\.devices\[\d+\]$`)
+	channelPath = regexp.MustCompile(`^connectors\[\d+\]\.devices\[\d+\]\.channels\[\d+\]$`)
+	deviceKeys  = strict.Keys(Device{})
+	channelKeys = strict.Keys(Channel{})
+)
+
+// coreKeys names the keys the core takes in the object at path: those of
+// a device or a channel, nothing elsewhere.
+func coreKeys(path string) []string {
+	switch {
+	case channelPath.MatchString(path):
+		return channelKeys
+	case devicePath.MatchString(path):
+		return deviceKeys
+	}
+	return nil
 }
 
 // coveredBy says whether path is, or is inside, a path that already has a

@@ -88,7 +88,7 @@ func New(cfg core.ConnectorConfig) (core.Connector, error) {
 			cp := strict.Join(strict.Index(dp+".channels", j), "name")
 			k := channelIndex(ch.Name)
 			if k < 0 {
-				es.Add(cp, "unknown system channel %q (known: %s)", ch.Name, channelNames())
+				es.Add(cp, "unknown system channel %q%s (known: %s)", ch.Name, strict.DidYouMean(ch.Name, strings.Split(channelNames(), ", ")), channelNames())
 				continue
 			}
 			if ch.Writable {

@@ -177,7 +177,7 @@ func parseIngest(s settings, devices []*core.Device) (*ingestConfig, strict.Erro
 			continue
 		}
 		var spec mapping.Spec
-		es.Merge(at, strict.Decode(im.Rest, &spec))
+		es.Merge(at, strict.WithKeys(strict.Decode(im.Rest, &spec), strict.Keys(ingestMapping{})...))
 		m, err := mapping.Compile(f, spec, mapping.Options{})
 		es.Merge(at, err)
 		if m != nil {
@@ -283,7 +283,7 @@ func checkAuth(a authSettings) strict.Errors {
 			es.Add("username", "and password are for basic auth, not bearer")
 		}
 	default:
-		es.Add("type", "must be \"basic\" or \"bearer\", not %q", a.Type)
+		es.Add("type", "must be \"basic\" or \"bearer\", not %q%s", a.Type, strict.DidYouMean(a.Type, []string{"basic", "bearer"}))
 	}
 	return es
 }

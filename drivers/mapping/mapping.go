@@ -105,7 +105,7 @@ func Compile(filter *Filter, spec Spec, opt Options) (*Mapping, error) {
 	case "text":
 		m.text = true
 	default:
-		es.Add("payload", "must be \"json\" or \"text\", not %q", spec.Payload)
+		es.Add("payload", "must be \"json\" or \"text\", not %q%s", spec.Payload, strict.DidYouMean(spec.Payload, []string{"json", "text"}))
 	}
 	switch {
 	case opt.Device != "" && spec.Device != "":

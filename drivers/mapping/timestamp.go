@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/osgate/osgate/internal/strict"
+
 	// The IANA time zone database, built in: the appliance has no
 	// /usr/share/zoneinfo, and a TimeSpec's zone must load there too.
 	_ "time/tzdata"
@@ -94,7 +96,7 @@ func compileTime(ts TimeSpec) (*timeField, error) {
 		tf.per = 1e9
 	default:
 		if !strings.Contains(ts.Format, "2006") {
-			return nil, fmt.Errorf("format %q: use rfc3339, unix, unix_ms, unix_us, unix_ns or a Go layout with the year written 2006", ts.Format)
+			return nil, fmt.Errorf("format %q: use rfc3339, unix, unix_ms, unix_us, unix_ns or a Go layout with the year written 2006%s", ts.Format, strict.DidYouMean(ts.Format, []string{"rfc3339", "unix", "unix_ms", "unix_us", "unix_ns"}))
 		}
 		tf.layout = ts.Format
 		if tf.loc == nil {

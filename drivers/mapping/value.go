@@ -2,10 +2,13 @@ package mapping
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/osgate/osgate/internal/strict"
 )
 
 // Type is what a channel's value becomes in a Reading.
@@ -43,7 +46,7 @@ func (t *Type) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("must be one of auto, float, int, bool, string; not %q", b)
+	return errors.New(strict.OneOf(string(b), typeNames[:]))
 }
 
 // convert turns a JSON value (decoded with UseNumber) into a reading value

@@ -51,7 +51,7 @@ func decodeSettings(raw []byte) (PortConfig, error) {
 		es.Add("settings.baud", "%d is not an M-Bus baud rate (%s)", s.Baud, strings.Trim(fmt.Sprint(baudRates), "[]"))
 	}
 	if _, err := cfg.mode(); err != nil {
-		es.Add("settings.parity", "%q: want \"even\" (the M-Bus standard), \"none\" or \"odd\"", s.Parity)
+		es.Add("settings.parity", "%q: want \"even\" (the M-Bus standard), \"none\" or \"odd\"%s", s.Parity, strict.DidYouMean(s.Parity, []string{"even", "none", "odd"}))
 	}
 	if s.Timeout < 0 || s.Timeout > time.Minute {
 		es.Add("settings.timeout", "%s: want a duration from 0s (automatic) to 1m", s.Timeout)
@@ -181,7 +181,7 @@ func decodeChannel(path string, c *core.Channel) (selector, error) {
 	if sel.function == "" {
 		sel.function = FuncInstantaneous
 	} else if !oneOf(sel.function, functions) {
-		es.Add(strict.Join(path, "function"), "%q: want one of %s", sel.function, strings.Join(functions, ", "))
+		es.Add(strict.Join(path, "function"), "%q: want one of %s%s", sel.function, strings.Join(functions, ", "), strict.DidYouMean(sel.function, functions))
 	}
 	for _, f := range []struct {
 		name string

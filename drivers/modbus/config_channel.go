@@ -20,6 +20,9 @@ const (
 
 var kindNames = map[string]kind{"coil": kindCoil, "discrete": kindDiscrete, "holding": kindHolding, "input": kindInput}
 
+// kindList is kindNames' keys in the order the docs list them.
+var kindList = []string{"coil", "discrete", "holding", "input"}
+
 func (k kind) String() string {
 	for n, v := range kindNames {
 		if v == k {
@@ -138,12 +141,15 @@ func parseChannel(c *core.Channel) (channel, strict.Errors) {
 	var s channelSettings
 	if err := strict.Decode(orEmpty(c.Settings), &s); err != nil {
 		es.Merge("", err)
-		return channel{}, es
+		if s.Address == nil || s.Register == "" {
+			return channel{}, es // "is required" says it all
+		}
+		// Go on: an unknown key must not hide a wrong type.
 	}
 	ch := channel{name: c.Name, unit: c.Unit, writable: c.Writable, addr: *s.Address}
 	k, ok := kindNames[s.Register]
 	if !ok {
-		es.Add("register", "must be \"coil\", \"discrete\", \"holding\" or \"input\", not %q", s.Register)
+		es.Add("register", "must be \"coil\", \"discrete\", \"holding\" or \"input\", not %q%s", s.Register, strict.DidYouMean(s.Register, kindList))
 		return ch, es
 	}
 	ch.kind = k
@@ -160,7 +166,7 @@ func parseChannel(c *core.Channel) (channel, strict.Errors) {
 		}
 	}
 	if t < 0 {
-		es.Add("type", "must be one of %s, not %q", strings.Join(typeNames, ", "), s.Type)
+		es.Add("type", "%s", strict.OneOf(s.Type, typeNames))
 		return ch, es
 	}
 	ch.typ = dataType(t)
@@ -175,7 +181,7 @@ func parseChannel(c *core.Channel) (channel, strict.Errors) {
 	}
 	o, ok := orderNames[strings.ToUpper(s.Order)]
 	if !ok {
-		es.Add("order", "must be \"ABCD\", \"DCBA\", \"BADC\" or \"CDAB\", not %q", s.Order)
+		es.Add("order", "must be \"ABCD\", \"DCBA\", \"BADC\" or \"CDAB\", not %q%s", s.Order, strict.DidYouMean(s.Order, []string{"ABCD", "DCBA", "BADC", "CDAB"}))
 	}
 	ch.order = o
 	if s.Bit != nil && ch.typ != typeBit {

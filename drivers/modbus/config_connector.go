@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/osgate/osgate/board"
@@ -153,7 +154,7 @@ func parseSettings(raw []byte) (settings, linkConfig, strict.Errors) {
 			es.Add("settings.data_bits", "must be 5, 6, 7 or 8, not %d", s.DataBits)
 		}
 		if s.Parity != "N" && s.Parity != "E" && s.Parity != "O" {
-			es.Add("settings.parity", "must be \"N\", \"E\" or \"O\", not %q", s.Parity)
+			es.Add("settings.parity", "must be \"N\", \"E\" or \"O\", not %q%s", s.Parity, parityHint(s.Parity))
 		}
 		if s.StopBits != 1 && s.StopBits != 2 {
 			es.Add("settings.stop_bits", "must be 1 or 2, not %d", s.StopBits)
@@ -168,7 +169,7 @@ func parseSettings(raw []byte) (settings, linkConfig, strict.Errors) {
 	case "":
 		es.Add("settings.transport", "is required: \"tcp\", \"rtu\" or \"rtuovertcp\" (or give only \"port\" for RTU on a serial line, only \"address\" for Modbus TCP)")
 	default:
-		es.Add("settings.transport", "must be \"tcp\", \"rtu\" or \"rtuovertcp\", not %q", s.Transport)
+		es.Add("settings.transport", "must be \"tcp\", \"rtu\" or \"rtuovertcp\", not %q%s", s.Transport, strict.DidYouMean(s.Transport, []string{"tcp", "rtu", "rtuovertcp"}))
 	}
 	if s.Timeout <= 0 || s.Timeout > time.Minute {
 		es.Add("settings.timeout", "must be more than 0 and at most 1m, not %s", s.Timeout)
@@ -226,4 +227,17 @@ func checkHostPort(a string) error {
 		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", a, port)
 	}
 	return nil
+}
+
+// parityHint suggests the letter for a parity written out ("even").
+func parityHint(p string) string {
+	switch strings.ToLower(p) {
+	case "none", "n":
+		return ` (did you mean "N"?)`
+	case "even", "e":
+		return ` (did you mean "E"?)`
+	case "odd", "o":
+		return ` (did you mean "O"?)`
+	}
+	return ""
 }

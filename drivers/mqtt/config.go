@@ -118,7 +118,7 @@ func parseSettings(raw json.RawMessage, connector string) (settings, []broker, [
 		}
 		var spec mapping.Spec
 		if err := strict.Decode(ms.Rest, &spec); err != nil {
-			es.Merge(at, err)
+			es.Merge(at, strict.WithKeys(err, strict.Keys(mappingSettings{})...))
 		}
 		m, err := mapping.Compile(f, spec, mapping.Options{})
 		if err != nil {
@@ -141,7 +141,7 @@ func checkBroker(bs brokerSettings) (broker, strict.Errors) {
 		es.Add("url", "%q needs a host and a port, e.g. tcp://192.168.1.10:1883", bs.URL)
 	default:
 		if _, ok := schemes[u.Scheme]; !ok {
-			es.Add("url", "scheme %q: use tcp, mqtt, ssl, tls, mqtts, ws or wss", u.Scheme)
+			es.Add("url", "scheme %q: use tcp, mqtt, ssl, tls, mqtts, ws or wss%s", u.Scheme, strict.DidYouMean(u.Scheme, []string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}))
 		}
 		if u.User != nil {
 			es.Add("url", "must not carry credentials: use username and password")

@@ -41,7 +41,9 @@ import (
 	"github.com/osgate/osgate/internal/strict"
 )
 
-func init() { core.Register("testhook", New) }
+// It works when a config names it, but is never listed among the
+// connector types (osgate validate, rpc.discover).
+func init() { core.RegisterHidden("testhook", New) }
 
 // defaultHangFile is the hang file's name inside the state dir.
 const defaultHangFile = "testhook.hang"

@@ -92,7 +92,7 @@ func parseConfig(cfg core.ConnectorConfig) (settings, map[string]*device, map[by
 			}
 			def, ok := lookupChannel(ch.Name)
 			if !ok {
-				es.Add(cp+".name", "%q is not a Z-Wave value the driver knows; use one of: %s (with _epN for endpoint N)", ch.Name, strings.Join(knownChannels(), ", "))
+				es.Add(cp+".name", "%q is not a Z-Wave value the driver knows%s; use one of: %s (with _epN for endpoint N)", ch.Name, strict.DidYouMean(ch.Name, knownChannels()), strings.Join(knownChannels(), ", "))
 				continue
 			}
 			if ch.Writable && def.set == nil {

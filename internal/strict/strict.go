@@ -35,6 +35,10 @@ import (
 type Error struct {
 	Path string // e.g. "connectors[2].devices[0].channels[3].scale"; "" for the root
 	Msg  string
+	// known is set on an "unknown field" error: the keys the object
+	// accepts, one per line, so that Resuggest can add keys another
+	// reader of the object accepts.
+	known string
 }
 
 func (e Error) Error() string {
@@ -77,7 +81,8 @@ func (es *Errors) Merge(prefix string, err error) {
 	var sub Errors
 	if errors.As(err, &sub) {
 		for _, e := range sub {
-			*es = append(*es, Error{Path: Join(prefix, e.Path), Msg: e.Msg})
+			e.Path = Join(prefix, e.Path)
+			*es = append(*es, e)
 		}
 		return
 	}
@@ -421,6 +426,20 @@ func structFields(t reflect.Type) (fields []field, rest int) {
 	return fields, rest
 }
 
+// Keys returns the JSON keys the struct v (or *v) takes, in field order.
+func Keys(v any) []string {
+	t := reflect.TypeOf(v)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	fields, _ := structFields(t)
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.name
+	}
+	return names
+}
+
 func hasOpt(opts, want string) bool {
 	for _, o := range strings.Split(opts, ",") {
 		if o == want {
@@ -454,11 +473,7 @@ func decodeStruct(es *Errors, path string, obj map[string]any, v reflect.Value) 
 			for i, f := range fields {
 				names[i] = f.name
 			}
-			if s := suggest(k, names); s != "" {
-				es.Add(Join(path, quoteKey(k)), "unknown field (did you mean %q?)", s)
-			} else {
-				es.Add(Join(path, quoteKey(k)), "unknown field")
-			}
+			*es = append(*es, unknownField(Join(path, quoteKey(k)), k, names))
 			continue
 		}
 		if obj[k] == nil && f.required {
@@ -529,37 +544,140 @@ func intRange(t reflect.Type) (int64, int64) {
 	return -1 << (bits - 1), 1<<(bits-1) - 1
 }
 
-// suggest returns the candidate closest to k if it is close enough to be a
-// likely typo.
-func suggest(k string, candidates []string) string {
+// unknownField is the error of an unknown key k at path, in an object
+// that accepts the keys known.
+func unknownField(path, k string, known []string) Error {
+	return Error{Path: path, Msg: "unknown field" + DidYouMean(k, known), known: strings.Join(known, "\n")}
+}
+
+// Resuggest redoes the "did you mean" of every unknown-field error whose
+// object another reader decodes too: more(parent) names the keys that
+// reader accepts in the object at path parent (nil: none). Config uses it
+// for devices and channels, whose keys are shared between the core and
+// the driver: a driver that reports "intervall" as unknown knows nothing
+// of the core's "interval".
+func (es Errors) Resuggest(more func(parent string) []string) {
+	for i := range es {
+		e := &es[i]
+		if e.known == "" && !strings.HasPrefix(e.Msg, "unknown field") {
+			continue
+		}
+		parent, key := splitLast(e.Path)
+		extra := more(parent)
+		if len(extra) == 0 || key == "" {
+			continue
+		}
+		known := extra
+		if e.known != "" {
+			known = append(strings.Split(e.known, "\n"), extra...)
+		}
+		*e = unknownField(e.Path, key, known)
+	}
+}
+
+// WithKeys is err with the "did you mean" of its unknown fields at the
+// root redone to include keys: for a struct's "rest" decoded into a second
+// struct, whose unknown keys may be typos of the first one's.
+func WithKeys(err error, keys ...string) error {
+	var es Errors
+	if !errors.As(err, &es) {
+		return err
+	}
+	es = append(Errors(nil), es...)
+	es.Resuggest(func(parent string) []string {
+		if parent == "" {
+			return keys
+		}
+		return nil
+	})
+	return es
+}
+
+// splitLast splits a path into its parent and its last key: "a[1].b" is
+// "a[1]" and "b"; a quoted key ["x.y"] is unquoted. The last key is ""
+// when the path ends in an index.
+func splitLast(path string) (parent, key string) {
+	if strings.HasSuffix(path, `"]`) {
+		if i := strings.LastIndex(path, `["`); i >= 0 {
+			if k, err := strconv.Unquote(path[i+1 : len(path)-1]); err == nil {
+				return path[:i], k
+			}
+		}
+	}
+	if strings.HasSuffix(path, "]") {
+		return path, ""
+	}
+	i := strings.LastIndexAny(path, ".]")
+	if i < 0 {
+		return "", path
+	}
+	if path[i] == ']' {
+		return path[:i+1], path[i+1:]
+	}
+	return path[:i], path[i+1:]
+}
+
+// Suggest returns the candidate closest to s when it is close enough to
+// be a likely typo of it (case aside: a swapped, missing, extra or wrong
+// letter or two), else "". Ties go to the earlier candidate.
+func Suggest(s string, candidates []string) string {
+	ls := strings.ToLower(s)
 	best, bestD := "", 3
 	for _, c := range candidates {
-		if d := distance(strings.ToLower(k), c); d < bestD {
+		lc := strings.ToLower(c)
+		if lc == ls {
+			return c
+		}
+		d := distance(ls, lc)
+		// Two edits turn any two-letter word into any other: the shorter
+		// the words, the fewer edits count as a typo.
+		if d < bestD && d <= (max(len(ls), len(lc))+1)/3 {
 			best, bestD = c, d
 		}
 	}
 	return best
 }
 
-// distance is the Levenshtein distance of a and b.
+// DidYouMean is ` (did you mean "x"?)` with Suggest's candidate for s, or
+// "" when there is none, to end an error message with.
+func DidYouMean(s string, candidates []string) string {
+	if c := Suggest(s, candidates); c != "" && c != s {
+		return fmt.Sprintf(" (did you mean %q?)", c)
+	}
+	return ""
+}
+
+// OneOf is the message for a value that is not one of the choices:
+// `must be one of a, b, c, not "x" (did you mean "b"?)`.
+func OneOf(value string, choices []string) string {
+	return fmt.Sprintf("must be one of %s, not %q%s", strings.Join(choices, ", "), value, DidYouMean(value, choices))
+}
+
+// distance is the optimal string alignment distance of a and b: the
+// Levenshtein distance, with the swap of two neighbouring letters one edit
+// ("untis" is two edits from "unit").
 func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
-			c := prev[j-1]
-			if a[i-1] != b[j-1] {
-				c++
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
 			}
-			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
+			d[i][j] = min(d[i-1][j-1]+c, d[i-1][j]+1, d[i][j-1]+1)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }
 
 // Sort orders errors by path, array indices by number ("devices[2]"

@@ -106,3 +106,77 @@ func TestDeepNestingIsAnError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestSuggest(t *testing.T) {
+	keys := []string{"name", "interval", "timeout", "channels", "unit", "rename", "deadband", "scale", "id"}
+	for _, tc := range []struct{ in, want string }{
+		{"intervall", "interval"}, // an extra letter
+		{"chanels", "channels"},   // a missing one
+		{"untis", "unit"},         // swapped and an extra one
+		{"deadbnd", "deadband"},
+		{"Timeout", "timeout"}, // case
+		{"scael", "scale"},
+		{"ip", "id"},      // one edit in two letters
+		{"xy", ""},        // two edits in two letters are no typo
+		{"frequency", ""}, // no typo of anything
+		{"", ""},
+	} {
+		if got := Suggest(tc.in, keys); got != tc.want {
+			t.Errorf("Suggest(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	types := []string{"bool", "bit", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string"}
+	if got := OneOf("float", types); got != `must be one of bool, bit, int16, uint16, int32, uint32, int64, uint64, float32, float64, string, not "float" (did you mean "float32"?)` {
+		t.Errorf("OneOf = %s", got)
+	}
+	if got := DidYouMean("abcd", []string{"ABCD", "DCBA"}); got != ` (did you mean "ABCD"?)` {
+		t.Errorf("DidYouMean(abcd) = %q", got)
+	}
+	if got := DidYouMean("zzz", types); got != "" {
+		t.Errorf("DidYouMean(zzz) = %q", got)
+	}
+}
+
+// TestResuggest: an unknown key reported by one reader of an object gets
+// the suggestions of the keys another reader takes there.
+func TestResuggest(t *testing.T) {
+	type driverDev struct {
+		UnitID int `json:"unit_id"`
+	}
+	var d driverDev
+	var es Errors
+	es.Merge("devices[0]", Decode([]byte(`{"intervall":"5s","unit_ix":1,"zzz":1}`), &d))
+	es.Add("devices[0].other", "unknown field but not from the decoder")
+	es.Resuggest(func(parent string) []string {
+		if parent == "devices[0]" {
+			return []string{"name", "interval"}
+		}
+		return nil
+	})
+	want := `devices[0].intervall: unknown field (did you mean "interval"?)
+devices[0].unit_ix: unknown field (did you mean "unit_id"?)
+devices[0].zzz: unknown field
+devices[0].other: unknown field`
+	if es.Error() != want {
+		t.Errorf("got\n%s\nwant\n%s", es, want)
+	}
+	err := WithKeys(Decode([]byte(`{"tpoic":"a/b","chanels":[]}`), &struct {
+		Channels []int `json:"channels"`
+	}{}), "topic")
+	if err == nil || err.Error() != "chanels: unknown field (did you mean \"channels\"?)\ntpoic: unknown field (did you mean \"topic\"?)" {
+		t.Errorf("WithKeys: %v", err)
+	}
+	if WithKeys(nil, "x") != nil {
+		t.Error("WithKeys(nil) is not nil")
+	}
+	if got := Keys(&chanT{}); strings.Join(got, ",") != "name,scale" {
+		t.Errorf("Keys = %v", got)
+	}
+	for path, want := range map[string][2]string{
+		"a[1].b": {"a[1]", "b"}, "b": {"", "b"}, `a["x.y"]`: {"a", "x.y"}, "a[2]": {"a[2]", ""},
+	} {
+		if p, k := splitLast(path); p != want[0] || k != want[1] {
+			t.Errorf("splitLast(%q) = %q, %q", path, p, k)
+		}
+	}
+}

@@ -46,22 +46,30 @@ Usage:
 `
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := dispatch(ctx, os.Args[1], os.Args[2:], os.Stdin, os.Stdout)
+	code := cli(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// cli runs one command line (without the program name) and returns the
+// exit code: 0, 1 for an error, 2 for a usage error.
+func cli(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) < 1 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	err := dispatch(ctx, args[0], args[1:], stdin, stdout)
 	var ue usageError
 	switch {
 	case err == nil:
+		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(os.Stderr, "osgate: %v\n\n%s", err, usage)
-		os.Exit(2)
+		fmt.Fprintf(stderr, "osgate: %v\n\n%s", err, usage)
+		return 2
 	default:
-		fmt.Fprintf(os.Stderr, "osgate: %v\n", err)
-		os.Exit(1)
+		fmt.Fprintf(stderr, "osgate: %v\n", err)
+		return 1
 	}
 }
 
@@ -172,6 +180,35 @@ func validateCmd(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: valid (%d connectors)\n", args[0], len(cfg.Connectors))
+	fmt.Fprintf(stdout, "%s: valid: %s\n", args[0], summary(cfg))
 	return nil
+}
+
+// summary counts what a config holds: "2 connectors, 3 devices, 13
+// channels". Devices without a channel list read their driver's default
+// channels, which only the driver knows; they are counted apart.
+func summary(cfg *config.Config) string {
+	devices, channels, defaults := 0, 0, 0
+	for _, cn := range cfg.Connectors {
+		devices += len(cn.Devices)
+		for _, d := range cn.Devices {
+			channels += len(d.Channels)
+			if len(d.Channels) == 0 {
+				defaults++
+			}
+		}
+	}
+	s := count(len(cfg.Connectors), "connector") + ", " + count(devices, "device") + ", " + count(channels, "channel")
+	if defaults > 0 {
+		s += fmt.Sprintf(" (and the driver's default channels of %s)", count(defaults, "device"))
+	}
+	return s
+}
+
+// count is "1 device", "3 devices", "0 channels".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
