@@ -25,8 +25,10 @@ const usage = `osgate — industrial IoT gateway
 Usage:
   osgate run [-c osgate.json] [-d]     run the gateway (embedded default config without -c)
   osgate validate FILE                 check a config file; prints every error with its path
-  osgate rpc [-url URL] [-key KEY] METHOD [PARAMS]
-                                       call the JSON-RPC service (key also from $OSGATE_RPC_KEY)
+  osgate rpc [-c osgate.json] [-url URL] [-key KEY] METHOD [PARAMS]
+                                       call the JSON-RPC service of the gateway run with that
+                                       config (its rpc.listen and the key in its state dir;
+                                       key also from $OSGATE_RPC_KEY)
   osgate rpc hash-key KEY              print the SHA-256 of an API key for rpc.api_keys
   osgate rpc keygen KEYFILE            make an ed25519 operator key pair for signing cloud RPC
                                        requests; prints the public key for rpc.operator_keys
