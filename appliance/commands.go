@@ -22,17 +22,19 @@ func (g *Gateway) registerCommands() {
 	g.mu.Lock()
 	s := g.rpcServer
 	var names []string
+	docs := map[string]rpc.Doc{}
 	for _, name := range g.order {
 		c := g.conns[name]
 		cm, ok := c.conn.(core.Commander)
 		if !ok {
 			continue
 		}
-		for cmd := range cm.Commands() {
+		for cmd, command := range cm.Commands() {
 			method := c.typ + "." + cmd
 			if !g.cmdMethods[method] {
 				g.cmdMethods[method] = true
 				names = append(names, method)
+				docs[method] = commandDoc(command)
 			}
 		}
 	}
@@ -46,7 +48,16 @@ func (g *Gateway) registerCommands() {
 		s.Register(method, scope.Write, func(ctx context.Context, params json.RawMessage) (any, error) {
 			return g.runCommand(ctx, typ, cmd, params)
 		})
+		s.Describe(method, docs[method])
 	}
+}
+
+// commandDoc describes a driver command for rpc.discover: its help, its
+// params, and "connector" to choose among several connectors of a type.
+func commandDoc(c core.Command) rpc.Doc {
+	return rpc.Doc{Summary: c.Help, Params: c.Params, Result: c.Result,
+		ExtraParams: []rpc.ContentDescriptor{{Name: "connector", Schema: map[string]any{"type": "string"},
+			Description: "the connector to run it on; needed only when several connectors of the type run"}}}
 }
 
 // runCommand runs command cmd of the connector of type typ that params

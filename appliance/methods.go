@@ -10,6 +10,7 @@ import (
 	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/rpc"
+	"github.com/osgate/osgate/config/source"
 	"github.com/osgate/osgate/internal/scope"
 )
 
@@ -39,7 +40,34 @@ func (g *Gateway) registerMethods(s *rpc.Server) {
 	s.Register("connector.command", scope.Write, g.rpcCommand)
 	for name, m := range g.extraMethods {
 		s.Register(name, m.Scope, m.Handler)
+		s.Describe(name, m.Doc)
 	}
+	for name, d := range methodDocs {
+		s.Describe(name, d)
+	}
+}
+
+// methodDocs describe the gateway's methods for rpc.discover; the README
+// (appliance/rpc/README.md) says the same for people.
+var methodDocs = map[string]rpc.Doc{
+	"gateway.status": {Summary: "The gateway's identity, version and health: the same verdict as GET /healthz, with its reasons.",
+		Result: statusResult{Health: health.Report{}}},
+	"gateway.config": {Summary: `The running configuration in osgate.json shape, passwords and key hashes replaced by "***".`,
+		ResultDoc: "an osgate.json document"},
+	"gateway.config.status": {Summary: "Where the running configuration came from: the fleet server, its cache, the local file or the embedded default, and the last fetch.",
+		Result: source.Status{}},
+	"devices.list": {Summary: "Every configured device with its connector, interval, channels and the outcome of its polls.",
+		Result: []deviceInfo{}},
+	"device.read": {Summary: "Poll a device now (waiting for a poll in progress) and return its readings through the channel transforms, without deadband; nothing is exported.",
+		Params: readParams{}, Result: readResult{}},
+	"device.write": {Summary: "Write a value to a writable channel, in the channel's exported unit: the inverse of scale/offset (or the channel's inverse expression) is applied first.",
+		Params: writeParams{}, Result: writeResult{}},
+	"connectors.list": {Summary: "Every connector with its type, kind (poller, listener), devices, start time and driver commands.",
+		Result: []connectorInfo{}},
+	"connectors.restart": {Summary: "Stop a connector, build it anew from the configuration and start it; the others keep running.",
+		Params: restartParams{}, Result: restartResult{}},
+	"connector.command": {Summary: "Run a driver command of one connector (connectors.list lists them); the same commands are methods of their own, TYPE.COMMAND.",
+		Params: commandParams{}, ResultDoc: "what the driver's command returns"},
 }
 
 type statusResult struct {
@@ -143,10 +171,17 @@ func (g *Gateway) findDevice(name string) (*devRun, error) {
 	return nil, rpc.InvalidParams(fmt.Sprintf("no configured device %q (see devices.list)", name))
 }
 
+type readParams struct {
+	Device string `json:"device" strict:"required" doc:"the configured device's name (devices.list)"`
+}
+
+type readResult struct {
+	Device   string        `json:"device"`
+	Readings []readingJSON `json:"readings"`
+}
+
 func (g *Gateway) rpcRead(ctx context.Context, params json.RawMessage) (any, error) {
-	var p struct {
-		Device string `json:"device" strict:"required"`
-	}
+	var p readParams
 	if err := rpc.Params(params, &p); err != nil {
 		return nil, err
 	}
@@ -181,15 +216,23 @@ func (g *Gateway) rpcRead(ctx context.Context, params json.RawMessage) (any, err
 		}
 		out = append(out, rj)
 	}
-	return map[string]any{"device": d.dev.Name, "readings": out}, nil
+	return readResult{Device: d.dev.Name, Readings: out}, nil
+}
+
+type writeParams struct {
+	Device  string `json:"device" strict:"required" doc:"the configured device's name"`
+	Channel string `json:"channel" strict:"required" doc:"the channel's configured name, which must be \"writable\": true"`
+	Value   any    `json:"value" strict:"required" doc:"the value in the channel's exported unit: a number, a bool or a string"`
+}
+
+type writeResult struct {
+	Device  string `json:"device"`
+	Channel string `json:"channel"`
+	Written any    `json:"written" doc:"what went to the device, after the inverse transforms"`
 }
 
 func (g *Gateway) rpcWrite(ctx context.Context, params json.RawMessage) (any, error) {
-	var p struct {
-		Device  string `json:"device" strict:"required"`
-		Channel string `json:"channel" strict:"required"`
-		Value   any    `json:"value" strict:"required"`
-	}
+	var p writeParams
 	if err := rpc.Params(params, &p); err != nil {
 		return nil, err
 	}
@@ -222,7 +265,7 @@ func (g *Gateway) rpcWrite(ctx context.Context, params json.RawMessage) (any, er
 	if err := w.Write(wctx, d.dev, ch.Name, v); err != nil {
 		return nil, fmt.Errorf("write %s.%s: %w", d.dev.Name, ch.Name, err)
 	}
-	return map[string]any{"device": d.dev.Name, "channel": ch.Name, "written": v}, nil
+	return writeResult{Device: d.dev.Name, Channel: ch.Name, Written: v}, nil
 }
 
 type connectorInfo struct {
@@ -252,17 +295,23 @@ func (g *Gateway) rpcConnectors(context.Context, json.RawMessage) (any, error) {
 	return out, nil
 }
 
+type restartParams struct {
+	Name string `json:"name" strict:"required" doc:"the connector's name (connectors.list)"`
+}
+
+type restartResult struct {
+	Restarted string `json:"restarted"`
+}
+
 func (g *Gateway) rpcRestart(ctx context.Context, params json.RawMessage) (any, error) {
-	var p struct {
-		Name string `json:"name" strict:"required"`
-	}
+	var p restartParams
 	if err := rpc.Params(params, &p); err != nil {
 		return nil, err
 	}
 	if err := g.RestartConnector(p.Name); err != nil {
 		return nil, err
 	}
-	return map[string]any{"restarted": p.Name}, nil
+	return restartResult{Restarted: p.Name}, nil
 }
 
 // RestartConnector stops a connector, builds it anew from the config and
@@ -293,12 +342,14 @@ func (g *Gateway) RestartConnector(name string) error {
 	return nil
 }
 
+type commandParams struct {
+	Connector string          `json:"connector" strict:"required" doc:"the connector's name"`
+	Command   string          `json:"command" strict:"required" doc:"one of the connector's commands (connectors.list)"`
+	Params    json.RawMessage `json:"params" doc:"the command's own params, an object (see its TYPE.COMMAND method)"`
+}
+
 func (g *Gateway) rpcCommand(ctx context.Context, params json.RawMessage) (any, error) {
-	var p struct {
-		Connector string          `json:"connector" strict:"required"`
-		Command   string          `json:"command" strict:"required"`
-		Params    json.RawMessage `json:"params"`
-	}
+	var p commandParams
 	if err := rpc.Params(params, &p); err != nil {
 		return nil, err
 	}

@@ -36,6 +36,7 @@ func (g *Gateway) startRPC(ctx context.Context, cfg *config.Config, brokerURL st
 		MaxBody: rc.MaxBody,
 		Health:  func() health.Report { return g.health.Report() },
 		Logger:  g.log.With("part", "rpc"),
+		Version: Version,
 	})
 	if err != nil {
 		return fmt.Errorf("rpc: %w", err)

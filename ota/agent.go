@@ -194,14 +194,15 @@ func (a *Agent) Check(ctx context.Context) (Status, error) {
 // rpc.Server.Register.
 func (a *Agent) Methods() map[string]rpc.Method {
 	return map[string]rpc.Method{
-		"ota.status": {Scope: scope.Read, Handler: func(context.Context, json.RawMessage) (any, error) { return a.Status(), nil }},
+		"ota.status": {Scope: scope.Read, Handler: func(context.Context, json.RawMessage) (any, error) { return a.Status(), nil },
+			Doc: rpc.Doc{Summary: "The update agent's state: the running version, an update under way and the outcome of the last one.", Result: Status{}}},
 		"ota.check": {Scope: scope.Admin, Handler: func(ctx context.Context, _ json.RawMessage) (any, error) {
 			s, err := a.Check(ctx)
 			if err != nil {
 				return nil, err
 			}
 			return s, nil
-		}},
+		}, Doc: rpc.Doc{Summary: "Look for an update now (and install it as the agent would); returns ota.status afterwards.", Result: Status{}}},
 	}
 }
 

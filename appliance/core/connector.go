@@ -110,8 +110,14 @@ type Writer interface {
 // Command is an extra operation a driver offers (an M-Bus scan, Z-Wave
 // inclusion). The core exposes it over RPC and the CLI as "TYPE.NAME".
 type Command struct {
+	// Help says in a sentence what it does.
 	Help string
-	Run  func(ctx context.Context, params json.RawMessage) (any, error)
+	// Params is a value of the struct Run decodes its params into (nil:
+	// none), and Result one of what it returns (nil: say nothing): their
+	// JSON fields describe the command in rpc.discover (a `doc:"..."` tag
+	// on a field describes it).
+	Params, Result any
+	Run            func(ctx context.Context, params json.RawMessage) (any, error)
 }
 
 // Commander is a connector that offers Commands.

@@ -103,6 +103,9 @@ func (s *Server) call(ctx context.Context, req request) (result json.RawMessage,
 	start := time.Now()
 	label := req.method
 	m, found := s.lookup(req.method)
+	if req.method == Discover {
+		m, found = Method{Scope: scope.Read, Handler: s.discover}, true
+	}
 	if !found {
 		label = labelUnknown
 	}
@@ -118,7 +121,7 @@ func (s *Server) call(ctx context.Context, req request) (result json.RawMessage,
 		}
 	}()
 	if !found {
-		return nil, &Error{Code: CodeMethodNotFound, Message: fmt.Sprintf("method not found: %.64q", req.method)}
+		return nil, s.notFound(req.method)
 	}
 	if have := CallerScope(ctx); !have.Allows(m.Scope) {
 		if ok, suppressed := s.authLog.Allow(time.Now()); ok {

@@ -67,7 +67,7 @@ func TestProtocolErrors(t *testing.T) {
 		{"null", `null`, CodeInvalidRequest, "null", "must be a JSON object"},
 		{"empty batch", `[]`, CodeInvalidRequest, "null", "empty batch"},
 		{"unknown method", `{"jsonrpc":"2.0","method":"nope","id":5}`, CodeMethodNotFound, "5", `method not found: "nope"`},
-		{"reserved method", `{"jsonrpc":"2.0","method":"rpc.discover","id":5}`, CodeMethodNotFound, "5", "method not found"},
+		{"reserved method", `{"jsonrpc":"2.0","method":"rpc.other","id":5}`, CodeMethodNotFound, "5", "method not found"},
 		{"missing params", `{"jsonrpc":"2.0","method":"add","id":6}`, CodeInvalidParams, "6", "params.a: is required; params.b: is required"},
 		{"wrong param type", `{"jsonrpc":"2.0","method":"add","params":{"a":"1","b":2},"id":6}`, CodeInvalidParams, "6", "params.a: must be a number"},
 		{"unknown param", `{"jsonrpc":"2.0","method":"add","params":{"a":1,"b":2,"c":3},"id":6}`, CodeInvalidParams, "6", "params.c: unknown field"},
@@ -89,10 +89,10 @@ func TestProtocolErrors(t *testing.T) {
 
 func TestInvalidParamsCarryPaths(t *testing.T) {
 	f := newFixture(t, Options{})
-	rep := f.rpc(t, `{"jsonrpc":"2.0","method":"add","params":{"a":true,"x":1},"id":1}`)
+	rep := f.rpc(t, `{"jsonrpc":"2.0","method":"add","params":{"a":true,"bb":1},"id":1}`)
 	e := wantError(t, rep.body, CodeInvalidParams, "1", "invalid params")
 	data, _ := json.Marshal(e.Data)
-	want := `["params.a: must be a number, not a boolean","params.b: is required","params.x: unknown field (did you mean \"a\"?)"]`
+	want := `["params.a: must be a number, not a boolean","params.b: is required","params.bb: unknown field (did you mean \"b\"?)"]`
 	if string(data) != want {
 		t.Errorf("data = %s, want %s", data, want)
 	}

@@ -32,11 +32,14 @@ import (
 // stops.
 type Handler func(ctx context.Context, params json.RawMessage) (any, error)
 
-// Method is one registered method: the scope a caller's key needs for it,
-// and its handler.
+// Method is one method: the scope a caller's key needs for it, its
+// handler, and, for methods handed to a gateway by other parts (OTA), what
+// rpc.discover says of it (Register keeps scope and handler; the gateway
+// passes Doc to Describe).
 type Method struct {
 	Scope   scope.Scope
 	Handler Handler
+	Doc     Doc
 }
 
 // Options configure a Server.
@@ -51,6 +54,8 @@ type Options struct {
 	Health func() health.Report
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
+	// Version is the software's version, for rpc.discover's document.
+	Version string
 }
 
 // DefaultMaxBody is the body limit when Options.MaxBody is 0.
@@ -75,8 +80,11 @@ type Server struct {
 	http    http.Handler
 	authLog lograte.Limit
 
+	version string
+
 	mu      sync.RWMutex
 	methods map[string]Method
+	docs    map[string]Doc // for rpc.discover
 }
 
 // New returns a Server without methods. A malformed key digest is an error
@@ -95,6 +103,8 @@ func New(opts Options) (*Server, error) {
 		health:  opts.Health,
 		log:     opts.Logger,
 		methods: map[string]Method{},
+		docs:    map[string]Doc{},
+		version: opts.Version,
 		authLog: lograte.Limit{Burst: authLogBurst, Window: authLogWindow},
 	}
 	if s.maxBody == 0 {

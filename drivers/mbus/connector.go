@@ -126,12 +126,14 @@ func reading(dev, ch string, r Record, now time.Time) core.Reading {
 func (c *Connector) Commands() map[string]core.Command {
 	return map[string]core.Command{
 		"scan": {
-			Help: `find meters on the line: {"mode": "primary"|"secondary"|"both", "first": 0, "last": 250}; returns meters, collisions and config entries`,
-			Run:  c.scanCommand,
+			Help:   `find meters on the line: {"mode": "primary"|"secondary"|"both", "first": 0, "last": 250}; returns meters, collisions and config entries`,
+			Params: ScanOptions{}, Result: ScanResult{},
+			Run: c.scanCommand,
 		},
 		"read": {
-			Help: `read one meter: {"address": "5" or "12345678"}; returns its telegrams`,
-			Run:  c.readCommand,
+			Help:   `read one meter: {"address": "5" or "12345678"}; returns its telegrams`,
+			Params: readParams{}, Result: []*Telegram{},
+			Run: c.readCommand,
 		},
 	}
 }
@@ -154,10 +156,12 @@ func (c *Connector) scanCommand(ctx context.Context, params json.RawMessage) (an
 	return res, err
 }
 
+type readParams struct {
+	Address any `json:"address" strict:"required" doc:"a primary address 0-250 (a number or a string), an 8-digit ID or a 16-digit secondary address"`
+}
+
 func (c *Connector) readCommand(ctx context.Context, params json.RawMessage) (any, error) {
-	var p struct {
-		Address any `json:"address" strict:"required"`
-	}
+	var p readParams
 	if err := strict.Decode(params, &p); err != nil {
 		return nil, err
 	}

@@ -12,10 +12,10 @@ import (
 type ScanOptions struct {
 	// Mode is "primary" (addresses First–Last), "secondary" (wildcard
 	// search over the 8-digit IDs) or "both" (the default).
-	Mode string `json:"mode"`
+	Mode string `json:"mode" doc:"primary, secondary or both (the default)"`
 	// First and Last bound the primary scan (default 0–250).
-	First int  `json:"first"`
-	Last  *int `json:"last"`
+	First int  `json:"first" doc:"the first primary address to try (default 0)"`
+	Last  *int `json:"last" doc:"the last primary address to try (default 250)"`
 	// Progress, if set, is called after every probe, from the scanning
 	// goroutine.
 	Progress func(ScanProgress) `json:"-"`

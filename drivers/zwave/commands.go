@@ -15,7 +15,7 @@ import (
 type joinParams struct {
 	// Timeout is how long the stick stays in inclusion/exclusion mode
 	// waiting for a node ("60s" by default).
-	Timeout time.Duration `json:"timeout"`
+	Timeout time.Duration `json:"timeout" doc:"how long the stick waits for a node (default 60s, at most 10m)"`
 }
 
 // JoinResult is the answer of "include" and "exclude".
@@ -42,16 +42,19 @@ type NodeStatus struct {
 func (c *Connector) Commands() map[string]core.Command {
 	return map[string]core.Command{
 		"include": {
-			Help: `Start non-secure inclusion: press the button of the new node within the timeout. Params: {"timeout": "60s"}. S0/S2 security is not supported yet.`,
-			Run:  func(ctx context.Context, p json.RawMessage) (any, error) { return c.join(ctx, p, true) },
+			Help:   `Start non-secure inclusion: press the button of the new node within the timeout. Params: {"timeout": "60s"}. S0/S2 security is not supported yet.`,
+			Params: joinParams{}, Result: JoinResult{},
+			Run: func(ctx context.Context, p json.RawMessage) (any, error) { return c.join(ctx, p, true) },
 		},
 		"exclude": {
-			Help: `Start exclusion: press the button of the node to remove within the timeout. Params: {"timeout": "60s"}.`,
-			Run:  func(ctx context.Context, p json.RawMessage) (any, error) { return c.join(ctx, p, false) },
+			Help:   `Start exclusion: press the button of the node to remove within the timeout. Params: {"timeout": "60s"}.`,
+			Params: joinParams{}, Result: JoinResult{},
+			Run: func(ctx context.Context, p json.RawMessage) (any, error) { return c.join(ctx, p, false) },
 		},
 		"nodes": {
-			Help: "List the stick's nodes with their command classes (asks each listening node for its node information).",
-			Run:  func(ctx context.Context, _ json.RawMessage) (any, error) { return c.nodes(ctx) },
+			Help:   "List the stick's nodes with their command classes (asks each listening node for its node information).",
+			Result: []NodeStatus{},
+			Run:    func(ctx context.Context, _ json.RawMessage) (any, error) { return c.nodes(ctx) },
 		},
 	}
 }

@@ -621,21 +621,38 @@ func splitLast(path string) (parent, key string) {
 // be a likely typo of it (case aside: a swapped, missing, extra or wrong
 // letter or two), else "". Ties go to the earlier candidate.
 func Suggest(s string, candidates []string) string {
+	if near := Nearest(s, candidates, 1); len(near) > 0 {
+		return near[0]
+	}
+	return ""
+}
+
+// Nearest returns up to n of the candidates that are likely typos of s,
+// the closest first (ties in the candidates' order). A word of up to 4
+// letters may be 1 edit away, of 5 to 7 letters 2; an exact match but for
+// case comes first.
+func Nearest(s string, candidates []string, n int) []string {
 	ls := strings.ToLower(s)
-	best, bestD := "", 3
+	type cand struct {
+		c string
+		d int
+	}
+	var near []cand
 	for _, c := range candidates {
 		lc := strings.ToLower(c)
-		if lc == ls {
-			return c
-		}
 		d := distance(ls, lc)
 		// Two edits turn any two-letter word into any other: the shorter
 		// the words, the fewer edits count as a typo.
-		if d < bestD && d <= (max(len(ls), len(lc))+1)/3 {
-			best, bestD = c, d
+		if lc == ls || d <= 2 && d <= (max(len(ls), len(lc))+1)/3 {
+			near = append(near, cand{c, d})
 		}
 	}
-	return best
+	sort.SliceStable(near, func(i, j int) bool { return near[i].d < near[j].d })
+	out := make([]string, 0, min(n, len(near)))
+	for i := 0; i < len(near) && i < n; i++ {
+		out = append(out, near[i].c)
+	}
+	return out
 }
 
 // DidYouMean is ` (did you mean "x"?)` with Suggest's candidate for s, or
