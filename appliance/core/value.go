@@ -57,33 +57,89 @@ func Pow10Exponent(m float64) (e int, ok bool) {
 // as 230.10000000000002 or 23.009999999999998, because 0.1 is not a tenth
 // in binary.
 func Shift(v float64, e int) float64 {
+	r, _ := ShiftPlaces(v, e)
+	return r
+}
+
+// ShiftPlaces is Shift, and the decimal places of the shifted decimal
+// (Places of the result, without formatting it again).
+func ShiftPlaces(v float64, e int) (float64, int) {
 	switch {
-	case e == 0 || v == 0 || math.IsNaN(v) || math.IsInf(v, 0):
-		return v
+	case math.IsNaN(v) || math.IsInf(v, 0) || v == 0:
+		return v, 0
 	case v == math.Trunc(v) && math.Abs(v) < 1<<53 && e >= -22 && e <= 22:
 		// A whole number is exact, and so are 10⁰ to 10²²: one correctly
 		// rounded operation gives the decimal.
 		if e < 0 {
-			return v / pow10[-e]
+			return v / pow10[-e], -e
 		}
-		return v * pow10[e]
+		return v * pow10[e], 0
+	}
+	neg, mant, x := decimal(v)
+	places := max(0, -(x + e))
+	if e == 0 {
+		return v, places
+	}
+	if x += e; mant < 1<<53 && x >= -22 && x <= 22 {
+		// mant × 10ˣ with mant and 10ˣ exact: one correctly rounded
+		// operation, as strconv.ParseFloat would give.
+		r := float64(mant)
+		if x < 0 {
+			r /= pow10[-x]
+		} else {
+			r *= pow10[x]
+		}
+		if neg {
+			r = -r
+		}
+		return r, places
 	}
 	var buf [40]byte
-	b := strconv.AppendFloat(buf[:0], v, 'e', -1, 64) // d.ddde±XX
-	i := len(b) - 1
-	for b[i] != 'e' {
-		i--
+	b := append(buf[:0], '-')
+	if !neg {
+		b = b[:0]
 	}
-	exp, err := strconv.Atoi(string(b[i+1:]))
-	if err != nil {
-		return v * math.Pow10(e)
-	}
-	b = strconv.AppendInt(b[:i+1], int64(exp+e), 10)
+	b = strconv.AppendUint(b, mant, 10)
+	b = append(b, 'e')
+	b = strconv.AppendInt(b, int64(x), 10)
 	d, err := strconv.ParseFloat(string(b), 64)
 	if err != nil {
-		return v * math.Pow10(e) // out of range: ±Inf or 0, as the product
+		return v * math.Pow10(e), places // out of range: ±Inf or 0, as the product
 	}
-	return d
+	return d, places
+}
+
+// decimal splits the shortest decimal representation of a finite,
+// non-zero v into its sign, its digits as a number (at most 17, so they
+// fit) and the exponent of the last digit: 230.1 is 2301 × 10⁻¹.
+func decimal(v float64) (neg bool, mant uint64, exp int) {
+	var buf [32]byte
+	b := strconv.AppendFloat(buf[:0], v, 'e', -1, 64) // [-]d[.ddd]e±XX
+	i := 0
+	if b[0] == '-' {
+		neg, i = true, 1
+	}
+	n := 0
+	for ; b[i] != 'e'; i++ {
+		if c := b[i]; c >= '0' && c <= '9' {
+			mant = mant*10 + uint64(c-'0')
+			n++
+		}
+	}
+	i++ // 'e'
+	sign := 1
+	switch b[i] {
+	case '-':
+		sign = -1
+		i++
+	case '+':
+		i++
+	}
+	e := 0
+	for ; i < len(b); i++ {
+		e = e*10 + int(b[i]-'0')
+	}
+	return neg, mant, sign*e - (n - 1)
 }
 
 // Scale returns v × m, as a decimal shift (Shift) when m is a power of ten
@@ -121,17 +177,6 @@ func Places(f float64) int {
 	if f == math.Trunc(f) || math.IsNaN(f) {
 		return 0
 	}
-	var buf [40]byte
-	b := strconv.AppendFloat(buf[:0], f, 'e', -1, 64) // [-]d[.ddd]e±XX
-	digits, i := 0, 0
-	for ; b[i] != 'e'; i++ {
-		if b[i] >= '0' && b[i] <= '9' {
-			digits++
-		}
-	}
-	exp, err := strconv.Atoi(string(b[i+1:]))
-	if err != nil {
-		return 0
-	}
-	return max(0, digits-1-exp)
+	_, _, exp := decimal(f)
+	return max(0, -exp)
 }

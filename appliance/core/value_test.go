@@ -3,6 +3,7 @@ package core
 import (
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -132,25 +133,48 @@ func TestPow10(t *testing.T) {
 	}
 }
 
-// FuzzShift: a decimal shift never panics and stays within a few units in
-// the last place of the binary product.
+// FuzzShift: a decimal shift is what parsing the shortest decimal of v
+// with its exponent moved gives, exactly; its places are those of that
+// decimal; and it stays within a few units in the last place of the binary
+// product.
 func FuzzShift(f *testing.F) {
 	f.Add(230.1, int8(-1))
 	f.Add(2301.0, int8(-3))
 	f.Add(1.1, int8(1))
 	f.Add(math.MaxFloat64, int8(5))
 	f.Add(5e-324, int8(-3))
-	f.Add(-0.0, int8(2))
+	f.Add(math.Copysign(0, -1), int8(2))
+	f.Add(-123456789.12345678, int8(-7))
 	f.Fuzz(func(t *testing.T, v float64, e int8) {
 		n := int(e) % 23
-		got := Shift(v, n)
-		want := v * Pow10(n)
+		got, places := ShiftPlaces(v, n)
 		if math.IsNaN(v) {
 			if !math.IsNaN(got) {
 				t.Fatalf("Shift(NaN) = %v", got)
 			}
 			return
 		}
+		if math.IsInf(v, 0) || v == 0 {
+			if got != v {
+				t.Fatalf("Shift(%v) = %v", v, got)
+			}
+			return
+		}
+		ref, err := strconv.ParseFloat(strconv.FormatFloat(v, 'e', -1, 64)+"e"+strconv.Itoa(n), 64)
+		if s := strconv.FormatFloat(v, 'e', -1, 64); strings.Count(s, "e") == 1 {
+			mant, exp, _ := strings.Cut(s, "e")
+			x, _ := strconv.Atoi(exp)
+			ref, err = strconv.ParseFloat(mant+"e"+strconv.Itoa(x+n), 64)
+		}
+		if err == nil && got != ref {
+			t.Fatalf("Shift(%v, %d) = %v, the decimal is %v", v, n, got, ref)
+		}
+		// The places are the decimal's: at least the result's (a 17-digit
+		// decimal may print shorter once shifted), never fewer.
+		if err == nil && places < Places(got) && !math.IsInf(got, 0) {
+			t.Fatalf("ShiftPlaces(%v, %d) = %v, %d places; Places says %d", v, n, got, places, Places(got))
+		}
+		want := v * Pow10(n)
 		if math.IsInf(want, 0) || math.IsInf(got, 0) || math.Abs(want) < 1e-290 {
 			return // at the edges of the range the product itself is off
 		}
@@ -158,6 +182,9 @@ func FuzzShift(f *testing.F) {
 			t.Fatalf("Shift(%v, %d) = %v, the product is %v", v, n, got, want)
 		}
 	})
+	if n := testing.AllocsPerRun(100, func() { _, _ = ShiftPlaces(230.1, -1) }); n != 0 {
+		f.Fatalf("ShiftPlaces allocates %v times", n)
+	}
 }
 
 func ulp(x float64) float64 {

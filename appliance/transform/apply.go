@@ -60,7 +60,7 @@ func (c *Chain) Apply(r *core.Reading, now time.Time) Outcome {
 func (c *Chain) value(r *core.Reading, now time.Time) Outcome {
 	f, numeric := number(r.Value)
 	if c.scaled && numeric {
-		f = c.scaleOffset(f, r.Value)
+		f = c.scaleOffset(f)
 		r.Value = c.box(f)
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return drop(ReasonTransform, fmt.Errorf("scale/offset gave %g, not a finite number", f))
@@ -121,15 +121,11 @@ func drop(reason string, err error) Outcome {
 // power-of-ten scale moves the decimal point (core.Shift), and the offset
 // is added as a decimal sum: the binary sum is rounded to the decimal
 // places of its two terms (their shortest representations), so that
-// 60123 × 0.001 − 40 is 20.123 and not 20.122999999999998. raw is the
-// value before scaling (an int64 needs no look at its decimal places).
-func (c *Chain) scaleOffset(f float64, raw any) float64 {
+// 60123 × 0.001 − 40 is 20.123 and not 20.122999999999998.
+func (c *Chain) scaleOffset(f float64) float64 {
 	places := -1 // not known yet
 	if c.scalePow10 {
-		f = core.Shift(f, c.scaleExp)
-		if _, isInt := raw.(int64); isInt {
-			places = max(0, -c.scaleExp)
-		}
+		f, places = core.ShiftPlaces(f, c.scaleExp)
 	} else {
 		f *= c.scale
 	}
