@@ -165,6 +165,8 @@ func TestParseErrors(t *testing.T) {
 			},
 		},
 		{"unmanaged url scheme", `{"broker": {"managed": false, "url": "mqtt://x:1883"}}`, []string{`broker.url: must start with tcp://, ssl://, ws:// or wss://: "mqtt://x:1883"`}},
+		{"url scheme typo", `{"broker": {"managed": false, "url": "tpc://x:1883"}}`, []string{`broker.url: must start with tcp://, ssl://, ws:// or wss://: "tpc://x:1883" (did you mean "tcp"?)`}},
+		{"rpc off typo", `{"rpc": {"listen": "of"}}`, []string{`rpc.listen: must be host:port or "off", not "of" (did you mean "off"?)`}},
 		{"unmanaged url port", `{"broker": {"managed": false, "url": "tcp://x"}}`, []string{`broker.url: needs a host and a port, e.g. "tcp://127.0.0.1:1883": "tcp://x"`}},
 		{
 			"bridge",

@@ -142,7 +142,11 @@ func (c *Config) validateExport(es *strict.Errors) {
 func (c *Config) validateRPC(es *strict.Errors) {
 	r := &c.RPC
 	if r.Listen != RPCOff {
-		checkHostPort(es, "rpc.listen", r.Listen)
+		if strict.Suggest(r.Listen, []string{RPCOff}) != "" {
+			es.Add("rpc.listen", "must be host:port or %q, not %q (did you mean %q?)", RPCOff, r.Listen, RPCOff)
+		} else {
+			checkHostPort(es, "rpc.listen", r.Listen)
+		}
 	}
 	checkPair(es, "rpc", "cert_file", r.CertFile, "key_file", r.KeyFile)
 	if r.MaxBody < 0 {
@@ -272,7 +276,7 @@ func checkBrokerURL(es *strict.Errors, path, s string) {
 	switch u.Scheme {
 	case "tcp", "ssl", "ws", "wss":
 	default:
-		es.Add(path, "must start with tcp://, ssl://, ws:// or wss://: %q", s)
+		es.Add(path, "must start with tcp://, ssl://, ws:// or wss://: %q%s", s, strict.DidYouMean(u.Scheme, []string{"tcp", "ssl", "ws", "wss"}))
 		return
 	}
 	if u.Port() == "" || u.Hostname() == "" {
