@@ -4,6 +4,7 @@
 package metrics
 
 import (
+	"github.com/osgate/osgate/internal/lru"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -64,7 +65,23 @@ var (
 	RPCRequests = counter("osgate_rpc_requests_total", "JSON-RPC requests by method and outcome.", "method", "outcome")
 	// RPCAuthFailures counts requests refused for a wrong or missing key.
 	RPCAuthFailures = counter0("osgate_rpc_auth_failures_total", "Requests refused for a wrong or missing API key.")
+
+	// BoundedEntries is the size of each bounded cache that input fills
+	// (internal/lru): export topics of devices, log-once sets.
+	BoundedEntries = gaugeVec("osgate_bounded_entries", "Entries of a bounded cache fed by input, by cache and connector.", "cache", "connector")
+	// BoundedEvictions counts entries a full bounded cache let go: a cache
+	// that churns is smaller than the input it sees (many more device names
+	// than expected, or a flood).
+	BoundedEvictions = counter("osgate_bounded_evictions_total", "Entries evicted from a full bounded cache, by cache and connector.", "cache", "connector")
 )
+
+// Bounded returns the metrics of one bounded cache for internal/lru.
+func Bounded(cache, connector string) lru.Metrics {
+	return lru.Metrics{
+		Entries:   BoundedEntries.WithLabelValues(cache, connector),
+		Evictions: BoundedEvictions.WithLabelValues(cache, connector),
+	}
+}
 
 func init() {
 	Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -84,6 +101,12 @@ func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
 
 func gauge(name, help string) prometheus.Gauge {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	Registry.MustRegister(g)
+	return g
+}
+
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
 	Registry.MustRegister(g)
 	return g
 }

@@ -1,10 +1,15 @@
 package mapping
 
 import (
+	"errors"
+	"hash/maphash"
 	"log/slog"
-	"sync"
+	"strings"
+	"time"
 
 	"github.com/osgate/osgate/appliance/metrics"
+	"github.com/osgate/osgate/internal/lograte"
+	"github.com/osgate/osgate/internal/lru"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -25,48 +30,77 @@ const (
 	ReasonUnconfigured = "unconfigured"
 )
 
-// maxLogged bounds how many topics a Rejects remembers having logged, so
-// topics that carry ids cannot grow memory without end.
-const maxLogged = 4096
+// maxLogged bounds how many topics a Rejects remembers having logged
+// (least recently rejected forgotten first), so topics that carry ids
+// cannot grow memory without end. The topics are remembered by a hash,
+// never by their text: a 60 KB topic costs 8 bytes.
+const maxLogged = 1024
+
+// logBurst lines a minute at most, whatever the topics: a flood of
+// distinct topics is counted, and the count of topics not logged rides on
+// the next line written.
+const logBurst = 10
+
+// seed makes the topic hashes of this process unpredictable, so nobody can
+// make two topics collide on purpose (a collision would only hide one log
+// line).
+var seed = maphash.MakeSeed()
 
 // Rejects counts rejected messages of one connector and logs each topic
-// (or ingest path) once per reason, so a chatty broker cannot flood the log.
+// (or ingest path) once per reason, so a chatty broker cannot flood the
+// log; the topic is clipped in the log line.
 type Rejects struct {
 	connector string
 	log       *slog.Logger
-
-	mu     sync.Mutex
-	logged map[string]struct{}
-	full   bool
+	logged    *lru.Cache[uint64, struct{}]
+	limit     lograte.Limit
 }
 
 // NewRejects returns the rejects of a connector.
 func NewRejects(connector string, log *slog.Logger) *Rejects {
-	return &Rejects{connector: connector, log: log, logged: map[string]struct{}{}}
+	return &Rejects{
+		connector: connector, log: log,
+		logged: lru.New[uint64, struct{}](maxLogged, metrics.Bounded("rejects_logged", connector)),
+		limit:  lograte.Limit{Burst: logBurst, Window: time.Minute},
+	}
 }
 
 // Reject counts one message and logs it the first time topic is rejected
-// for reason.
+// for reason (within the last maxLogged topics and the log's rate).
 func (r *Rejects) Reject(topic, reason string, err error) {
 	rejected.WithLabelValues(r.connector, reason).Inc()
-	key := reason + "\x00" + topic
-	r.mu.Lock()
-	_, seen := r.logged[key]
-	first := !seen && len(r.logged) < maxLogged
-	if first {
-		r.logged[key] = struct{}{}
+	var h maphash.Hash
+	h.SetSeed(seed)
+	h.WriteString(reason)
+	h.WriteByte(0)
+	h.WriteString(topic)
+	if !r.logged.Add(h.Sum64(), struct{}{}) {
+		return
 	}
-	full := !first && !seen && !r.full
-	if full {
-		r.full = true
+	ok, suppressed := r.limit.Allow(time.Now())
+	if !ok {
+		return
 	}
-	r.mu.Unlock()
-	switch {
-	case first:
-		r.log.Warn("message rejected; further ones on this topic are only counted", "topic", clip(topic), "reason", reason, "err", err)
-	case full:
-		r.log.Warn("message rejected; too many topics rejected to log each, only counting from now on", "topic", clip(topic), "reason", reason, "err", err)
+	msg := "message rejected; further ones on this topic are only counted"
+	if err == nil {
+		err = errors.New(reason)
 	}
+	attrs := []any{"topic", clip(topic), "reason", reason, "err", clipErr(err)}
+	if suppressed > 0 {
+		attrs = append(attrs, "topics_not_logged", suppressed)
+	}
+	r.log.Warn(msg, attrs...)
+}
+
+// clipErr bounds an error's text in a log line: it may quote names taken
+// from the message.
+func clipErr(err error) string {
+	s := err.Error()
+	const max = 512
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "…"
 }
 
 // Rejected is the count of a connector's rejected messages for reason (for

@@ -45,14 +45,29 @@ func TestRejectsLogOncePerTopic(t *testing.T) {
 	if n := strings.Count(buf.String(), "\n"); n != 3 {
 		t.Errorf("%d log lines, want 3:\n%s", n, buf.String())
 	}
+	// A flood of distinct topics: every one counted, a few lines a
+	// minute logged, the memory of topics bounded.
 	for i := range maxLogged + 10 {
 		r.Reject(fmt.Sprintf("id/%d", i), ReasonUnmatched, nil)
 	}
-	lines := strings.Count(buf.String(), "\n")
-	if lines != maxLogged+1 || !strings.Contains(buf.String(), "too many topics") {
-		t.Errorf("%d log lines after %d topics, want %d and one saying it stops", lines, maxLogged+13, maxLogged+1)
+	if got := Rejected("rj-test", ReasonUnmatched); got < maxLogged+10 {
+		t.Errorf("counted %v unmatched, want %d", got, maxLogged+10)
 	}
-	if len(r.logged) > maxLogged {
-		t.Errorf("remembers %d topics, bound is %d", len(r.logged), maxLogged)
+	lines := strings.Count(buf.String(), "\n")
+	if lines != logBurst {
+		t.Errorf("%d log lines after %d topics, want %d (the rate limit)", lines, maxLogged+13, logBurst)
+	}
+	if n := r.logged.Len(); n > maxLogged {
+		t.Errorf("remembers %d topics, bound is %d", n, maxLogged)
+	}
+}
+
+// TestRejectsClipTopic: a long topic is logged clipped.
+func TestRejectsClipTopic(t *testing.T) {
+	var buf lockedBuf
+	r := NewRejects("rj-clip", slog.New(slog.NewTextHandler(&buf, nil)))
+	r.Reject("a/"+strings.Repeat("x", 60<<10), ReasonUnmatched, errors.New(strings.Repeat("y", 60<<10)))
+	if n := len(buf.String()); n == 0 || n > 2048 {
+		t.Errorf("log line of %d bytes for a 60 KB topic:\n%.300s", n, buf.String())
 	}
 }
