@@ -11,18 +11,24 @@ import (
 // a Raspberry Pi has no real-time clock and boots in 1970 until NTP answers.
 var clockFloor = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// maxHeld bounds the batches held while the clock is unset; beyond it the
-// oldest are dropped and counted (reason "clock").
-const maxHeld = 10000
+// maxHeld bounds the batches held while the clock is unset, and
+// maxHeldReadings the readings in them (a batch may be one message of
+// thousands of channels); beyond either, new batches are dropped and
+// counted (reason "clock").
+const (
+	maxHeld         = 10000
+	maxHeldReadings = 200000
+)
 
 // clockGate holds readings taken before the clock was set and re-stamps them
 // once it is: a held reading's age is known from the monotonic clock, so its
 // wall time is "now minus age", with quality Uncertain since that time is
 // reconstructed. Nothing is exported with a 1970 timestamp.
 type clockGate struct {
-	now  func() time.Time // wall clock (tests replace it)
-	mu   sync.Mutex
-	held []heldBatch
+	now      func() time.Time // wall clock (tests replace it)
+	mu       sync.Mutex
+	held     []heldBatch
+	readings int // in held
 }
 
 type heldBatch struct {
@@ -40,9 +46,10 @@ func (c *clockGate) set() bool { return !c.now().Before(clockFloor) }
 func (c *clockGate) hold(conn *connRun, device string, rs []core.Reading) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.held) >= maxHeld {
+	if len(c.held) >= maxHeld || c.readings+len(rs) > maxHeldReadings {
 		return false
 	}
+	c.readings += len(rs)
 	c.held = append(c.held, heldBatch{conn: conn, device: device, readings: append([]core.Reading(nil), rs...), at: time.Now()})
 	return true
 }
@@ -54,7 +61,7 @@ func (c *clockGate) release() []heldBatch {
 	}
 	c.mu.Lock()
 	held := c.held
-	c.held = nil
+	c.held, c.readings = nil, 0
 	c.mu.Unlock()
 	now := c.now()
 	for _, b := range held {

@@ -60,6 +60,17 @@ func TestClockGateBounded(t *testing.T) {
 	if c.hold(nil, "d", r) {
 		t.Fatal("hold beyond maxHeld accepted")
 	}
+	// Few batches of many readings are bounded too.
+	c = &clockGate{now: func() time.Time { return time.Unix(0, 0) }}
+	big := make([]core.Reading, maxHeldReadings/4)
+	for i := range 4 {
+		if !c.hold(nil, "d", big) {
+			t.Fatalf("hold %d of %d readings refused", i, len(big))
+		}
+	}
+	if c.hold(nil, "d", r) {
+		t.Fatal("hold beyond maxHeldReadings accepted")
+	}
 }
 
 func TestBackoffGrowsAndCaps(t *testing.T) {

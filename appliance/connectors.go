@@ -12,6 +12,7 @@ import (
 	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/appliance/transform"
 	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/lru"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -30,7 +31,7 @@ type connRun struct {
 	// are the same without deadband state, for device.read.
 	chains map[string]map[string]*transform.Chain
 	reads  map[string]map[string]*transform.Chain
-	topics sync.Map // device name -> topic, for discovered devices too
+	topics *lru.Cache[string, string] // device name -> topic, for discovered devices too
 	// topicTmpl and gatewayID make topics (copied: the config may change).
 	topicTmpl, gatewayID string
 	m                    connMetrics
@@ -39,6 +40,10 @@ type connRun struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
+
+// maxTopics bounds the export topics a connector keeps computed: its
+// configured devices and the most recently seen discovered ones.
+const maxTopics = 4096
 
 // connMetrics are a connector's metric children, looked up once.
 type connMetrics struct {
@@ -83,6 +88,7 @@ func (g *Gateway) newConnRun(cfg *config.Config, i int) (*connRun, error) {
 		chains:    map[string]map[string]*transform.Chain{},
 		reads:     map[string]map[string]*transform.Chain{},
 		m:         newConnMetrics(cc.Name),
+		topics:    lru.New[string, string](maxTopics, metrics.Bounded("export_topics", cc.Name)),
 		topicTmpl: cfg.Export.Topic, gatewayID: cfg.Gateway.ID,
 	}
 	now := time.Now()

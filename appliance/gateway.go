@@ -92,7 +92,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		conns:      map[string]*connRun{},
 		cmdMethods: map[string]bool{},
 	}
-	g.dropLog.period = time.Minute
+	g.dropLog = newRateLog(time.Minute)
 	g.watchdog = newWatchdog(g.health, g.log.With("part", "watchdog"))
 	g.watchdog.stateDir = cfg.Gateway.StateDir
 	g.disk = newDisk(cfg.Gateway.StateDir, cfg.Gateway.DiskWarnBytes, g.health, g.log.With("part", "disk"))

@@ -2,12 +2,15 @@ package appliance
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/appliance/export"
+	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/appliance/transform"
+	"github.com/osgate/osgate/internal/lru"
 )
 
 // deliver walks one batch of readings of one device down the data path:
@@ -53,6 +56,78 @@ func (c *connRun) deliver(ctx context.Context, device string, rs []core.Reading)
 // rather than a JSON object with a duplicate key. rs is reordered in place
 // and not kept.
 func (c *connRun) deliverByDevice(ctx context.Context, rs []core.Reading) error {
+	return byDevice(rs, func(dev string, batch []core.Reading) error {
+		if d := c.byName[dev]; d != nil {
+			// A configured device reported: what it said judges its
+			// state, as a poll would (the readings are exported anyway).
+			d.record(judge(batch, nil), time.Now())
+		}
+		return c.deliver(ctx, dev, batch)
+	})
+}
+
+// byDevice reorders rs in place into batches, one per device and round (a
+// channel's second reading of a device is in the device's second batch),
+// ordered by where each batch's first reading was, each batch keeping the
+// order of rs; it calls fn for each batch in turn. Its cost is linear in
+// len(rs): a message may carry thousands of channels.
+func byDevice(rs []core.Reading, fn func(dev string, batch []core.Reading) error) error {
+	if len(rs) <= smallBatch {
+		return byDeviceSmall(rs, fn)
+	}
+	type devChan struct{ dev, ch string }
+	type devRound struct {
+		dev   string
+		round int
+	}
+	seen := make(map[devChan]int, len(rs)) // readings of a channel so far
+	group := make(map[devRound]int)        // batch index of a device's round
+	of := make([]int32, len(rs))           // batch index of each reading
+	var sizes []int                        // readings per batch
+	for i := range rs {
+		k := devChan{rs[i].Device, rs[i].Channel}
+		round := seen[k]
+		seen[k] = round + 1
+		g, ok := group[devRound{k.dev, round}]
+		if !ok {
+			g = len(sizes)
+			group[devRound{k.dev, round}] = g
+			sizes = append(sizes, 0)
+		}
+		sizes[g]++
+		of[i] = int32(g)
+	}
+	if len(sizes) == 1 {
+		return fn(rs[0].Device, rs[:len(rs):len(rs)])
+	}
+	// A stable counting sort by batch.
+	start := make([]int, len(sizes))
+	for g := 1; g < len(sizes); g++ {
+		start[g] = start[g-1] + sizes[g-1]
+	}
+	sorted := make([]core.Reading, len(rs))
+	pos := slices.Clone(start)
+	for i := range rs {
+		sorted[pos[of[i]]] = rs[i]
+		pos[of[i]]++
+	}
+	copy(rs, sorted)
+	for g, st := range start {
+		end := st + sizes[g]
+		if err := fn(rs[st].Device, rs[st:end:end]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// smallBatch is the size up to which byDeviceSmall, which allocates
+// nothing, is cheaper than sorting.
+const smallBatch = 32
+
+// byDeviceSmall is byDevice by repeated scans: quadratic, for a few
+// readings only.
+func byDeviceSmall(rs []core.Reading, fn func(dev string, batch []core.Reading) error) error {
 	for len(rs) > 0 {
 		dev := rs[0].Device
 		n := 1
@@ -72,12 +147,7 @@ func (c *connRun) deliverByDevice(ctx context.Context, rs []core.Reading) error 
 			rs[n] = r
 			n++
 		}
-		if d := c.byName[dev]; d != nil {
-			// A configured device reported: what it said judges its
-			// state, as a poll would (the readings are exported anyway).
-			d.record(judge(rs[:n], nil), time.Now())
-		}
-		if err := c.deliver(ctx, dev, rs[:n:n]); err != nil {
+		if err := fn(dev, rs[:n:n]); err != nil {
 			return err
 		}
 		rs = rs[n:]
@@ -155,34 +225,38 @@ func (e *diskFullError) Error() string {
 func (e *diskFullError) Is(target error) bool { return target == core.ErrStorageFull }
 func (e *diskFullError) Unwrap() error        { return e.err }
 
-// topic is the export topic of a device, computed once.
+// topic is the export topic of a device, kept in a bounded cache: devices
+// that appear at runtime (an MQTT capture, an ingest path) are as many as
+// the senders make up.
 func (c *connRun) topic(device string) string {
-	if t, ok := c.topics.Load(device); ok {
-		return t.(string)
+	if t, ok := c.topics.Get(device); ok {
+		return t
 	}
 	t := export.Topic(c.topicTmpl, c.gatewayID, device)
-	c.topics.Store(device, t)
+	c.topics.Add(device, t)
 	return t
 }
 
+// maxDropLogKeys bounds the channels whose dropped readings rateLog
+// remembers; one forgotten is at worst logged again.
+const maxDropLogKeys = 1024
+
 // rateLog lets a repeated event through once per period per key, so a
-// noisy channel is logged without flooding the log.
+// noisy channel is logged without flooding the log. Use newRateLog.
 type rateLog struct {
 	period time.Duration
-	mu     sync.Mutex
-	last   map[string]time.Time
+	last   *lru.Cache[string, time.Time]
+}
+
+func newRateLog(period time.Duration) rateLog {
+	return rateLog{period: period, last: lru.New[string, time.Time](maxDropLogKeys, metrics.Bounded("drop_log", ""))}
 }
 
 func (l *rateLog) allow(key string) bool {
 	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.last == nil {
-		l.last = map[string]time.Time{}
-	}
-	if t, ok := l.last[key]; ok && now.Sub(t) < l.period {
+	if t, ok := l.last.Get(key); ok && now.Sub(t) < l.period {
 		return false
 	}
-	l.last[key] = now
+	l.last.Add(key, now)
 	return true
 }

@@ -105,12 +105,6 @@ func gauge(name, help string) prometheus.Gauge {
 	return g
 }
 
-func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
-	Registry.MustRegister(g)
-	return g
-}
-
 func counter0(name, help string) prometheus.Counter {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	Registry.MustRegister(c)

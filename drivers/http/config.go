@@ -54,6 +54,8 @@ type ingestSettings struct {
 	KeyFile  string `json:"key_file"`
 	// MaxBody bounds a request body in bytes (default 1 MiB).
 	MaxBody int64 `json:"max_body"`
+	// MaxChannels bounds the readings of one request (default 10000).
+	MaxChannels int `json:"max_channels"`
 	// Mappings map a URL path to readings, like the MQTT connector's
 	// topics; default: POST /ingest/{device} with every member of the JSON
 	// object a channel and "ts" (RFC 3339) as its time.
@@ -88,7 +90,13 @@ type channelSettings struct {
 	Type mapping.Type `json:"type"`
 }
 
-const defaultMaxBody = 1 << 20
+const (
+	defaultMaxBody = 1 << 20
+	// maxMaxBody and maxMaxChannels are the most max_body and
+	// max_channels may be set to: a request is held in memory whole.
+	maxMaxBody     = 64 << 20
+	maxMaxChannels = 1000000
+)
 
 func parseSettings(raw json.RawMessage) (settings, strict.Errors) {
 	var es strict.Errors
@@ -99,8 +107,8 @@ func parseSettings(raw json.RawMessage) (settings, strict.Errors) {
 	es.Merge("settings", strict.Decode(raw, &s))
 	if s.MaxBody == 0 {
 		s.MaxBody = defaultMaxBody
-	} else if s.MaxBody < 0 {
-		es.Add("settings.max_body", "must be positive")
+	} else if s.MaxBody < 0 || s.MaxBody > maxMaxBody {
+		es.Add("settings.max_body", "must be from 1 to %d bytes", maxMaxBody)
 	}
 	if s.Auth != nil {
 		es.Merge("settings.auth", checkAuth(*s.Auth).Err())
@@ -133,8 +141,11 @@ func parseIngest(s settings, devices []*core.Device) (*ingestConfig, strict.Erro
 	}
 	if ic.maxBody == 0 {
 		ic.maxBody = defaultMaxBody
-	} else if ic.maxBody < 0 {
-		es.Add("settings.ingest.max_body", "must be positive")
+	} else if ic.maxBody < 0 || ic.maxBody > maxMaxBody {
+		es.Add("settings.ingest.max_body", "must be from 1 to %d bytes", maxMaxBody)
+	}
+	if in.MaxChannels < 0 || in.MaxChannels > maxMaxChannels {
+		es.Add("settings.ingest.max_channels", "must be from 1 to %d", maxMaxChannels)
 	}
 	if (in.CertFile == "") != (in.KeyFile == "") {
 		es.Add("settings.ingest.key_file", "cert_file and key_file go together")
@@ -178,7 +189,7 @@ func parseIngest(s settings, devices []*core.Device) (*ingestConfig, strict.Erro
 		}
 		var spec mapping.Spec
 		es.Merge(at, strict.WithKeys(strict.Decode(im.Rest, &spec), strict.Keys(ingestMapping{})...))
-		m, err := mapping.Compile(f, spec, mapping.Options{})
+		m, err := mapping.Compile(f, spec, mapping.Options{MaxReadings: in.MaxChannels})
 		es.Merge(at, err)
 		if m != nil {
 			compiled = append(compiled, m)

@@ -40,7 +40,7 @@ func TestFloodWithoutKeyKeepsHeap(t *testing.T) {
 		if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"v\":1}", path); err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
-		status, err := readStatus(br)
+		status, err := testpeer.ReadHTTPStatus(br)
 		if err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
@@ -62,34 +62,34 @@ func TestFloodWithoutKeyKeepsHeap(t *testing.T) {
 	}
 }
 
-// readStatus reads one HTTP/1.1 response and returns its status, skipping
-// its body (Content-Length).
-func readStatus(br *bufio.Reader) (int, error) {
-	line, err := br.ReadString('\n')
-	if err != nil {
-		return 0, err
-	}
-	var proto string
-	var status int
-	if _, err := fmt.Sscanf(line, "%s %d", &proto, &status); err != nil {
-		return 0, fmt.Errorf("status line %q: %v", line, err)
-	}
-	length := 0
-	for {
-		h, err := br.ReadString('\n')
-		if err != nil {
-			return 0, err
+// TestIngestChannelLimit: one JSON object with more members than
+// max_channels is refused whole (413) without being turned into
+// readings; at the limit it is taken.
+func TestIngestChannelLimit(t *testing.T) {
+	col := newCollector()
+	base, _, _ := startIngest(t, "ingest-chans", `, "max_channels": 1000`, nil, col, "http")
+	c := &http.Client{Timeout: 60 * time.Second}
+	object := func(n int) string {
+		var b strings.Builder
+		b.WriteString(`{"ts":"2026-11-24T13:41:00Z"`)
+		for i := range n {
+			fmt.Fprintf(&b, `,"%x":0`, i)
 		}
-		h = strings.TrimRight(h, "\r\n")
-		if h == "" {
-			break
-		}
-		if v, ok := strings.CutPrefix(strings.ToLower(h), "content-length:"); ok {
-			fmt.Sscan(strings.TrimSpace(v), &length)
-		}
+		return b.String() + "}"
 	}
-	if _, err := br.Discard(length); err != nil {
-		return 0, err
+	before := mapping.Rejected("ingest-chans", mapping.ReasonTooLarge)
+	a := post(t, c, base+"/ingest/big", "Bearer "+goodKey, "application/json", strings.NewReader(object(80000)))
+	if a.status != 413 || !strings.Contains(a.body, "more than 1000 (max_channels)") {
+		t.Errorf("80,000 channels: %d %s", a.status, a.body)
 	}
-	return status, nil
+	if got := mapping.Rejected("ingest-chans", mapping.ReasonTooLarge) - before; got != 1 {
+		t.Errorf("%v too_large rejects counted, want 1", got)
+	}
+	if n := len(col.readings()); n != 0 {
+		t.Errorf("%d readings emitted from a refused message", n)
+	}
+	a = post(t, c, base+"/ingest/big", "Bearer "+goodKey, "application/json", strings.NewReader(object(1000)))
+	if a.status != 202 || !strings.Contains(a.body, `"accepted":1000`) {
+		t.Errorf("1,000 channels: %d %s", a.status, a.body)
+	}
 }

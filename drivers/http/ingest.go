@@ -113,7 +113,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if r.ContentLength > h.in.cfg.maxBody {
-		h.in.rejects.Reject(r.URL.Path, "too_large", fmt.Errorf("Content-Length %d", r.ContentLength))
+		h.in.rejects.Reject(r.URL.Path, mapping.ReasonTooLarge, fmt.Errorf("Content-Length %d", r.ContentLength))
 		reply(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes (max_body)", h.in.cfg.maxBody))
 		return
 	}
@@ -121,7 +121,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			h.in.rejects.Reject(r.URL.Path, "too_large", err)
+			h.in.rejects.Reject(r.URL.Path, mapping.ReasonTooLarge, err)
 			reply(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes (max_body)", h.in.cfg.maxBody))
 			return
 		}
@@ -143,6 +143,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusNotFound
 		case mapping.ReasonPayload:
 			status = http.StatusBadRequest
+		case mapping.ReasonTooLarge:
+			status = http.StatusRequestEntityTooLarge
 		}
 		reply(w, status, err.Error())
 		return

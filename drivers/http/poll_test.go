@@ -206,7 +206,7 @@ func TestConfigErrors(t *testing.T) {
 				`settings.auth.type: must be "basic" or "bearer", not "digest"`,
 				`settings.headers["Authorization"]: set credentials with auth`,
 				`settings.headers["Bad Header"]: is not a valid header name`,
-				"settings.max_body: must be positive",
+				"settings.max_body: must be from 1 to 67108864 bytes",
 				`devices[0].url: "ftp://x/y" must be http:// or https://`,
 				"devices[0].auth.token: is required for bearer auth",
 				"devices[1].url: must not carry credentials",

@@ -61,7 +61,14 @@ type Options struct {
 	// reading. Without it the channel is left out: a message may carry
 	// only some of a mapping's channels.
 	AbsentIsBad bool
+	// MaxReadings bounds the readings of one message (default
+	// DefaultMaxReadings): more is an error wrapping ErrTooMany.
+	MaxReadings int
 }
+
+// DefaultMaxReadings is how many readings one message may give by
+// default: a channel family ("each") gives one per member.
+const DefaultMaxReadings = 10000
 
 // Mapping is a compiled Spec.
 type Mapping struct {
@@ -71,6 +78,7 @@ type Mapping struct {
 	time      *timeField
 	chans     []channel
 	absentBad bool
+	max       int
 }
 
 type channel struct {
@@ -99,7 +107,10 @@ func Compile(filter *Filter, spec Spec, opt Options) (*Mapping, error) {
 	if filter != nil {
 		caps = filter.Captures()
 	}
-	m := &Mapping{filter: filter, absentBad: opt.AbsentIsBad}
+	m := &Mapping{filter: filter, absentBad: opt.AbsentIsBad, max: opt.MaxReadings}
+	if m.max <= 0 {
+		m.max = DefaultMaxReadings
+	}
 	switch spec.Payload {
 	case "", "json":
 	case "text":
@@ -215,11 +226,16 @@ func (m *Mapping) Filter() *Filter { return m.filter }
 // that does not convert (that is a Bad reading).
 var ErrPayload = errors.New("payload does not fit the mapping")
 
+// ErrTooMany marks a message that would give more readings than the
+// mapping's MaxReadings.
+var ErrTooMany = errors.New("too many readings in one message")
+
 // Readings appends the readings of one message to out: caps are the
 // filter's captures (from Match), now is the time of arrival. A value that
 // does not convert is a Bad reading; a payload that cannot be read at all
 // is an error wrapping ErrPayload.
 func (m *Mapping) Readings(caps []string, payload []byte, now time.Time, out []core.Reading) ([]core.Reading, error) {
+	limit := len(out) + m.max
 	var doc any
 	var textVal string
 	if m.text {
@@ -252,10 +268,13 @@ func (m *Mapping) Readings(caps []string, payload []byte, now time.Time, out []c
 	}
 	for _, ch := range m.chans {
 		if ch.each {
-			if out, err = m.each(ch, caps, doc, dev, t, out); err != nil {
+			if out, err = m.each(ch, caps, doc, dev, t, out, limit); err != nil {
 				return out, err
 			}
 			continue
+		}
+		if len(out) >= limit {
+			return out, m.tooMany()
 		}
 		name, err := ch.name.render(caps, "", doc)
 		if err != nil {
@@ -288,13 +307,23 @@ func (m *Mapping) Readings(caps []string, payload []byte, now time.Time, out []c
 
 // each appends a reading for every member of the object (or element of the
 // array) at ch.path.
-func (m *Mapping) each(ch channel, caps []string, doc any, dev string, t time.Time, out []core.Reading) ([]core.Reading, error) {
+func (m *Mapping) each(ch channel, caps []string, doc any, dev string, t time.Time, out []core.Reading, limit int) ([]core.Reading, error) {
 	v, ok := ch.path.Lookup(doc)
 	if !ok {
 		if m.absentBad {
 			return out, fmt.Errorf("%w: field %s is not in the payload", ErrPayload, pathName(ch.path))
 		}
 		return out, nil
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		if len(out)+len(x) > limit+1 { // +1: the time member may be left out
+			return out, m.tooMany()
+		}
+	case []any:
+		if len(out)+len(x) > limit {
+			return out, m.tooMany()
+		}
 	}
 	add := func(key string, v any) error {
 		name, err := ch.name.render(caps, key, doc)
@@ -308,6 +337,9 @@ func (m *Mapping) each(ch channel, caps []string, doc any, dev string, t time.Ti
 			return nil // null: no value this time
 		}
 		unit := ch.unitOf(key)
+		if len(out) >= limit {
+			return m.tooMany()
+		}
 		val, err := convert(v, ch.typ)
 		if err != nil {
 			out = append(out, bad(dev, name, unit, t, fmt.Errorf("member %q %v", key, err)))
@@ -341,6 +373,10 @@ func (m *Mapping) each(ch channel, caps []string, doc any, dev string, t time.Ti
 		return out, fmt.Errorf("%w: field %s %s, not an object or array for \"each\"", ErrPayload, pathName(ch.path), kindOf(v))
 	}
 	return out, nil
+}
+
+func (m *Mapping) tooMany() error {
+	return fmt.Errorf("%w: more than %d (max_channels)", ErrTooMany, m.max)
 }
 
 // bad is a Bad reading that keeps its channel's unit.

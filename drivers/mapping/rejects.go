@@ -17,7 +17,7 @@ import (
 // rejected counts messages a listener could not turn into readings.
 var rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "osgate_messages_rejected_total",
-	Help: "Messages a listener connector could not turn into readings, by reason: unmatched (no mapping), payload (does not parse or fit), empty (no values), unconfigured (device or channel not configured); HTTP ingest also auth (API key refused) and too_large (body over max_body).",
+	Help: "Messages a listener connector could not turn into readings, by reason: unmatched (no mapping), payload (does not parse or fit), empty (no values), unconfigured (device or channel not configured), too_large (payload over max_payload or max_body, or more readings than max_channels); HTTP ingest also auth (API key refused).",
 }, []string{"connector", "reason"})
 
 func init() { metrics.Registry.MustRegister(rejected) }
@@ -28,6 +28,9 @@ const (
 	ReasonPayload      = "payload"
 	ReasonEmpty        = "empty"
 	ReasonUnconfigured = "unconfigured"
+	// ReasonTooLarge: over a size limit (payload bytes, readings of one
+	// message).
+	ReasonTooLarge = "too_large"
 )
 
 // maxLogged bounds how many topics a Rejects remembers having logged

@@ -60,7 +60,11 @@ func (s *Set) Readings(topic string, payload []byte, now time.Time, sc *Scratch)
 	rs, err := m.Readings(sc.caps, payload, now, sc.out[:0])
 	sc.out = rs
 	if err != nil {
-		return nil, 0, &Reject{Reason: ReasonPayload, Err: err}
+		reason := ReasonPayload
+		if errors.Is(err, ErrTooMany) {
+			reason = ReasonTooLarge
+		}
+		return nil, 0, &Reject{Reason: reason, Err: err}
 	}
 	if len(rs) == 0 {
 		return nil, 0, &Reject{Reason: ReasonEmpty, Err: fmt.Errorf("mapping %q: none of its channels is in the payload", m.filterText())}
