@@ -4,12 +4,17 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	_ "github.com/osgate/osgate/drivers/http"
+	"github.com/osgate/osgate/drivers/mapping"
+	_ "github.com/osgate/osgate/drivers/mqtt"
 	"github.com/osgate/osgate/internal/testpeer"
 )
 
@@ -103,5 +108,67 @@ func postLegit(t *testing.T, addr string) {
 	fmt.Fprintf(conn, "POST /ingest/legit-meter HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", testKey, len(body), body)
 	if status, err := testpeer.ReadHTTPStatus(bufio.NewReader(conn)); err != nil || status != 202 {
 		t.Fatalf("legitimate reading: status %d, %v", status, err)
+	}
+}
+
+// TestFloodFieldBroker: a field broker delivers three 32 MB payloads and
+// 30,000 messages of distinct devices with long names. The oversized ones
+// are refused (too_large), the heap does not keep the names, and a
+// legitimate reading still reaches the local broker.
+func TestFloodFieldBroker(t *testing.T) {
+	field := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
+	tg := startGateway(t, fmt.Sprintf(envelope, fmt.Sprintf(`{"name":"field","type":"mqtt","settings":{
+		"brokers":[{"url":%q}],
+		"mappings":[{"topic":"plant/{device}","channels":[{"each":""}]},
+			{"topic":"bulk","device":"{json:id}","channels":[{"each":"values"}]}]}}`, field.URL())))
+	sub := testpeer.Subscribe(t, tg.broker, testpeer.SubscriberOptions{ClientID: "t-flood-field", Filter: "telemetry/gw-test/legit-meter"})
+	pub := testpeer.LookPath(t, "mosquitto_pub", "mosquitto-clients")
+	mosquittoPub := func(stdin string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(pub, append([]string{"-h", "127.0.0.1", "-p", fmt.Sprint(field.Port()), "-q", "1"}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_pub: %v: %s", err, out)
+		}
+	}
+	// The connector's session is in place once a reading comes through.
+	testpeer.WaitFor(t, 60*time.Second, "the field connector to subscribe", func() bool {
+		mosquittoPub("", "-t", "plant/legit-meter", "-m", `{"v":1}`)
+		return sub.WaitDistinct(1, time.Second)
+	})
+
+	const devices, nameLen = 30000, 1000
+	big := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(big, []byte(`{"v":"`+strings.Repeat("7", 32<<20)+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := testpeer.Heap()
+	tooLarge := mapping.Rejected("field", mapping.ReasonTooLarge)
+	for range 3 {
+		mosquittoPub("", "-t", "plant/big", "-f", big)
+	}
+	var lines strings.Builder
+	pad := strings.Repeat("d", nameLen)
+	for i := range devices {
+		fmt.Fprintf(&lines, `{"id":"%d-%s","values":{"v":1}}`+"\n", i, pad)
+	}
+	mosquittoPub(lines.String(), "-t", "bulk", "-l")
+	mosquittoPub("", "-t", "plant/legit-meter", "-m", `{"v":42}`)
+	testpeer.WaitFor(t, 120*time.Second, "the legitimate reading after the flood", func() bool {
+		for _, m := range sub.Messages() {
+			if strings.Contains(string(m.Payload), `"v":42`) {
+				return true
+			}
+		}
+		return false
+	})
+	tg.waitExported(t)
+	after := testpeer.Heap()
+	t.Logf("heap %d MB before, %d MB after 3 payloads of 32 MB and %d devices with %d-byte names", before>>20, after>>20, devices, nameLen)
+	if after-before > retainedCeiling {
+		t.Errorf("heap grew by %d MB and stayed (ceiling %d MB)", (after-before)>>20, retainedCeiling>>20)
+	}
+	if got := mapping.Rejected("field", mapping.ReasonTooLarge) - tooLarge; got != 3 {
+		t.Errorf("%v oversized messages counted, want 3", got)
 	}
 }

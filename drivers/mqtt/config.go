@@ -18,7 +18,20 @@ type settings struct {
 	// OnlyConfigured drops (and counts) readings of devices, and of
 	// channels of devices with channels, that are not configured.
 	OnlyConfigured bool `json:"only_configured"`
+	// MaxPayload bounds a message's payload in bytes (default 1 MiB):
+	// larger ones are skipped as they arrive, counted and acknowledged.
+	MaxPayload int `json:"max_payload"`
+	// MaxChannels bounds the readings of one message (default 10000).
+	MaxChannels int `json:"max_channels"`
 }
+
+const (
+	defaultMaxPayload = 1 << 20
+	// maxMaxPayload is MQTT's own limit; maxMaxChannels the most
+	// max_channels may be.
+	maxMaxPayload  = 256 << 20
+	maxMaxChannels = 1000000
+)
 
 // brokerSettings is one field broker to subscribe to.
 type brokerSettings struct {
@@ -105,6 +118,15 @@ func parseSettings(raw json.RawMessage, connector string) (settings, []broker, [
 		es.Merge(at, errs.Err())
 		brokers = append(brokers, b)
 	}
+	switch {
+	case s.MaxPayload == 0:
+		s.MaxPayload = defaultMaxPayload
+	case s.MaxPayload < 0 || s.MaxPayload > maxMaxPayload:
+		es.Add("settings.max_payload", "must be from 1 to %d bytes", maxMaxPayload)
+	}
+	if s.MaxChannels < 0 || s.MaxChannels > maxMaxChannels {
+		es.Add("settings.max_channels", "must be from 1 to %d", maxMaxChannels)
+	}
 	if len(s.Mappings) == 0 {
 		es.Add("settings.mappings", "must list at least one mapping")
 	}
@@ -120,7 +142,7 @@ func parseSettings(raw json.RawMessage, connector string) (settings, []broker, [
 		if err := strict.Decode(ms.Rest, &spec); err != nil {
 			es.Merge(at, strict.WithKeys(err, strict.Keys(mappingSettings{})...))
 		}
-		m, err := mapping.Compile(f, spec, mapping.Options{})
+		m, err := mapping.Compile(f, spec, mapping.Options{MaxReadings: s.MaxChannels})
 		if err != nil {
 			es.Merge(at, err)
 			continue

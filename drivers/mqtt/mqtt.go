@@ -32,6 +32,8 @@ type Connector struct {
 	set     *mapping.Set
 	rejects *mapping.Rejects
 	subs    []string // the filters to subscribe to, deduplicated
+	// maxPayload bounds a message's payload (settings.max_payload).
+	maxPayload int
 
 	mu        sync.Mutex
 	listening bool
@@ -57,6 +59,8 @@ func New(cfg core.ConnectorConfig) (core.Connector, error) {
 		brokers: brokers,
 		set:     mapping.NewSet(maps, cat),
 		rejects: mapping.NewRejects(cfg.Name, log),
+
+		maxPayload: s.MaxPayload,
 	}
 	seen := map[string]bool{}
 	for _, m := range maps {

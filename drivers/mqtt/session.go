@@ -10,6 +10,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/drivers/mapping"
+	"github.com/osgate/osgate/internal/lru"
 )
 
 // session is the client of one broker for the life of one Listen.
@@ -22,6 +23,9 @@ type session struct {
 
 	// fail ends the Listen this session belongs to.
 	fail func(error)
+	// truncated are messages over max_payload whose payload the
+	// connection skipped (limit.go).
+	truncated *truncated
 
 	// Used only by paho's router goroutine (messages are handled in order,
 	// one at a time).
@@ -34,7 +38,8 @@ func (c *Connector) newSession(b *broker, emit func(...core.Reading) error) (*se
 	if err != nil {
 		return nil, err
 	}
-	s := &session{c: c, b: b, emit: emit, log: c.log.With("broker", b.Name, "url", b.URL)}
+	s := &session{c: c, b: b, emit: emit, log: c.log.With("broker", b.Name, "url", b.URL),
+		truncated: lru.New[truncKey, int](maxTruncated, lru.Metrics{})}
 	o := paho.NewClientOptions().
 		AddBroker(b.URL).
 		SetClientID(b.ClientID).
@@ -51,6 +56,7 @@ func (c *Connector) newSession(b *broker, emit func(...core.Reading) error) (*se
 		SetAutoAckDisabled(true).
 		SetResumeSubs(false).
 		SetDefaultPublishHandler(s.handle).
+		SetCustomOpenConnectionFn(s.dial).
 		SetOnConnectHandler(s.connected).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			s.log.Warn("connection to field broker lost; reconnecting", "err", err)
@@ -133,6 +139,13 @@ func (s *session) connected(cl paho.Client) {
 func (s *session) handle(_ paho.Client, m paho.Message) {
 	if s.failed {
 		return // unacknowledged: sent again to the next session
+	}
+	if len(m.Payload()) == 0 {
+		if size, ok := s.truncated.Remove(truncKey{m.Topic(), m.MessageID()}); ok {
+			s.c.rejects.Reject(m.Topic(), mapping.ReasonTooLarge, fmt.Errorf("payload of %d bytes is larger than max_payload (%d bytes)", size, s.c.maxPayload))
+			m.Ack()
+			return
+		}
 	}
 	rs, dropped, err := s.c.set.Readings(m.Topic(), m.Payload(), time.Now(), &s.scratch)
 	if dropped > 0 && err == nil {

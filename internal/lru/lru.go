@@ -91,6 +91,23 @@ func (c *Cache[K, V]) Add(k K, v V) (added bool) {
 	return true
 }
 
+// Remove takes k out and returns its value.
+func (c *Cache[K, V]) Remove(k K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.m[k]
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	c.unlink(n)
+	delete(c.m, k)
+	if c.metrics.Entries != nil {
+		c.metrics.Entries.Set(float64(len(c.m)))
+	}
+	return n.val, true
+}
+
 // Len is the number of entries.
 func (c *Cache[K, V]) Len() int {
 	c.mu.Lock()

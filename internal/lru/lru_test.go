@@ -45,6 +45,17 @@ func TestEvictsLeastRecentlyUsed(t *testing.T) {
 	if c.Len() != 3 || g.v != 3 || ev.n != 1 {
 		t.Errorf("len %d, gauge %v, evictions %d; want 3, 3, 1", c.Len(), g.v, ev.n)
 	}
+	if v, ok := c.Remove("c"); !ok || v != 2 {
+		t.Errorf("Remove(c) = %v, %v", v, ok)
+	}
+	if _, ok := c.Remove("c"); ok || c.Len() != 2 || g.v != 2 {
+		t.Errorf("after Remove: len %d, gauge %v", c.Len(), g.v)
+	}
+	c.Add("e", 5)
+	c.Add("f", 6) // full again: d is the least recently used
+	if _, ok := c.Get("d"); ok {
+		t.Error("d was not evicted after a Remove")
+	}
 }
 
 // TestBoundedUnderFlood adds a million distinct keys: the cache stays at
