@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/osgate/osgate/internal/scope"
 )
@@ -56,8 +57,8 @@ func FuzzHandle(f *testing.F) {
 			}
 			return
 		}
-		if !json.Valid(resp) {
-			t.Fatalf("response is not JSON: %q", resp)
+		if !json.Valid(resp) || !utf8.Valid(resp) {
+			t.Fatalf("response is not JSON in UTF-8: %q", resp)
 		}
 		var batch []json.RawMessage
 		if first(resp) == '[' && first(body) != '[' {
