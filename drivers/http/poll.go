@@ -56,21 +56,47 @@ func (p *poller) httpClient() (*http.Client, error) {
 	}
 	tr.TLSClientConfig = tc
 	tr.MaxIdleConnsPerHost = 4
-	p.client = &http.Client{
-		Transport: tr,
-		// Redirects are followed (up to 10), never from https to http;
-		// net/http does not forward credentials to another host.
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 10 {
-				return errors.New("more than 10 redirects")
-			}
-			if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-				return errors.New("refusing a redirect from https to http")
-			}
-			return nil
-		},
-	}
+	p.client = &http.Client{Transport: tr, CheckRedirect: checkRedirect}
 	return p.client, nil
+}
+
+// checkRedirect follows up to 10 redirects, never from https to http,
+// and never to another host (scheme, host or port) while the request
+// carries credentials: net/http would hand the other host every custom
+// header, and the query (a token in it) goes wherever the Location says.
+// No redirect sends a Referer: it would carry the URL with its query.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	req.Header.Del("Referer")
+	first := via[0]
+	switch {
+	case len(via) >= 10:
+		return errors.New("more than 10 redirects")
+	case first.URL.Scheme == "https" && req.URL.Scheme != "https":
+		return errors.New("refusing a redirect from https to http")
+	case !sameOrigin(first.URL, req.URL) && carriesCredentials(first):
+		return fmt.Errorf("refusing a redirect to another host (%s) while the request carries credentials (auth, headers or a query): poll the final URL directly", req.URL.Host)
+	}
+	return nil
+}
+
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Host, b.Host)
+}
+
+// carriesCredentials says whether a poll request may carry a secret: an
+// Authorization header, any header the config added, or a query.
+func carriesCredentials(r *http.Request) bool {
+	if r.URL.RawQuery != "" {
+		return true
+	}
+	for k := range r.Header {
+		switch k {
+		case "Accept", "User-Agent":
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 // Poll GETs the device's URL and maps the JSON response to its channels; a

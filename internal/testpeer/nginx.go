@@ -27,6 +27,9 @@ type NginxOptions struct {
 	// LogFormat is the access log's format (default: method, URI, status
 	// and Range header).
 	LogFormat string
+	// HTTP is extra directives inside http {}: another server block (a
+	// second host, with its own listen line), for instance.
+	HTTP string
 }
 
 // Nginx is a running (or stopped) nginx owned by one test.
@@ -73,8 +76,9 @@ http {
 		root %[4]s;
 		%[5]s
 	}
+	%[6]s
 }
-`, n.prefix, o.LogFormat, listen, o.Root, o.Server)
+`, n.prefix, o.LogFormat, listen, o.Root, o.Server, o.HTTP)
 	if err := os.WriteFile(n.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
