@@ -16,13 +16,15 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./appliance/cmd/osgate
 
 ## test: install the real peers the tests start, lint, then every test
-## (fuzz tests run their seed corpus).
+## (fuzz tests run their seed corpus). The tag testhook builds the test-only
+## connector (drivers/testhook) and its tests; release builds leave it out.
+TEST_TAGS := testhook
 test: test-deps lint
-	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -tags $(TEST_TAGS) -count=1 -timeout 40m ./...
 
 ## lint: gofmt, go vet and staticcheck (pinned in go.mod as a tool), with
 ## and without the build tags the project uses; any finding fails.
-LINT_TAGS := "" vmtest
+LINT_TAGS := "" vmtest testhook
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

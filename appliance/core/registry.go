@@ -9,7 +9,7 @@ import (
 var (
 	regMu     sync.RWMutex
 	factories = map[string]Factory{}
-	hidden    = map[string]bool{}
+	testOnly  = map[string]bool{}
 )
 
 // Register makes a driver known under a connector type. Drivers call it from
@@ -23,13 +23,13 @@ func Register(typ string, f Factory) {
 	factories[typ] = f
 }
 
-// RegisterHidden makes a connector type known like Register, but Types
-// never lists it: a type for tests of the whole appliance, which works
-// when a config names it and is not offered to integrators.
-func RegisterHidden(typ string, f Factory) {
+// RegisterTestOnly registers a driver that exists for tests (built only
+// with its build tag): Lookup finds it, Types never lists it, so no
+// message suggests it to an integrator.
+func RegisterTestOnly(typ string, f Factory) {
 	Register(typ, f)
 	regMu.Lock()
-	hidden[typ] = true
+	testOnly[typ] = true
 	regMu.Unlock()
 }
 
@@ -41,14 +41,14 @@ func Lookup(typ string) (Factory, bool) {
 	return f, ok
 }
 
-// Types lists the registered connector types, sorted, without the hidden
-// ones.
+// Types lists the registered connector types, sorted, without the
+// test-only ones.
 func Types() []string {
 	regMu.RLock()
 	defer regMu.RUnlock()
 	ts := make([]string, 0, len(factories))
 	for t := range factories {
-		if !hidden[t] {
+		if !testOnly[t] {
 			ts = append(ts, t)
 		}
 	}

@@ -8,6 +8,5 @@ import (
 	_ "github.com/osgate/osgate/drivers/mbus"     // wired M-Bus (EN 13757)
 	_ "github.com/osgate/osgate/drivers/modbus"   // Modbus TCP, RTU, RTU over TCP
 	_ "github.com/osgate/osgate/drivers/mqtt"     // MQTT field brokers
-	_ "github.com/osgate/osgate/drivers/testhook" // only for make vm-test (image/vmtest)
 	_ "github.com/osgate/osgate/drivers/zwave"    // Z-Wave Serial API sticks
 )

@@ -60,10 +60,10 @@ func publishPacket(qos byte, id uint16, topic string, payload []byte) []byte {
 func FuzzLimitConn(f *testing.F) {
 	f.Add(publishPacket(1, 7, "a/b", []byte("21.5")), 16)
 	f.Add(append(publishPacket(0, 0, "a", bytes.Repeat([]byte("x"), 100)), 0x40, 0x02, 0x00, 0x07), 16) // PUBLISH, PUBACK
-	f.Add([]byte{0x20, 0x02, 0x00, 0x00}, 16)                                                             // CONNACK
-	f.Add([]byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x01}, 16)                                                 // length over 4 bytes
-	f.Add([]byte{0x32, 0x05, 0xff, 0xff, 0x00}, 1)                                                        // topic longer than the packet
-	f.Add([]byte{0x90, 0xff, 0xff, 0x7f}, 16)                                                             // a huge SUBACK
+	f.Add([]byte{0x20, 0x02, 0x00, 0x00}, 16)                                                           // CONNACK
+	f.Add([]byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x01}, 16)                                               // length over 4 bytes
+	f.Add([]byte{0x32, 0x05, 0xff, 0xff, 0x00}, 1)                                                      // topic longer than the packet
+	f.Add([]byte{0x90, 0xff, 0xff, 0x7f}, 16)                                                           // a huge SUBACK
 	f.Fuzz(func(t *testing.T, in []byte, max int) {
 		max = max%4096 + 1
 		if max < 1 {

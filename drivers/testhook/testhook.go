@@ -1,7 +1,13 @@
+//go:build testhook
+
 // Package testhook is a connector that exists for tests of the whole
 // appliance (image/vmtest): it lets a test on the host make the gateway's
 // poll loop hang, or the gateway process die, through the JSON-RPC service,
 // and so show that the watchdog and the supervisor bring the gateway back.
+//
+// It is built only with the build tag testhook: `make test` and the amd64
+// VM test image (image/amd64/config.json) carry it; the release binary and
+// the Raspberry Pi image do not, so no configuration can name it there.
 //
 // It is harmless when nobody calls its commands: every poll returns one
 // reading per channel (default one channel, "polls") counting the polls of
@@ -41,9 +47,7 @@ import (
 	"github.com/osgate/osgate/internal/strict"
 )
 
-// It works when a config names it, but is never listed among the
-// connector types (osgate validate, rpc.discover).
-func init() { core.RegisterHidden("testhook", New) }
+func init() { core.RegisterTestOnly("testhook", New) }
 
 // defaultHangFile is the hang file's name inside the state dir.
 const defaultHangFile = "testhook.hang"

@@ -308,18 +308,25 @@ func mqttRejects(t *testing.T, port int) error {
 	return nil
 }
 
-// requireTestHook fails when the osgate binary lacks the testhook
-// connector: drivers/all must import drivers/testhook.
+// requireTestHook fails when the amd64 image's osgate would lack the
+// testhook connector: the instance must build it with the tag testhook,
+// which drivers/all needs to import drivers/testhook.
 func requireTestHook(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "github.com/osgate/osgate/appliance/cmd/osgate").CombinedOutput()
+	out, err := exec.Command("go", "list", "-tags", "testhook", "-deps", "github.com/osgate/osgate/appliance/cmd/osgate").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v: %s", err, out)
 	}
 	if !strings.Contains(string(out), "github.com/osgate/osgate/drivers/testhook\n") {
-		t.Fatal("osgate does not include the testhook connector: drivers/all must import github.com/osgate/osgate/drivers/testhook")
+		t.Fatal("osgate built with the tag testhook does not include the testhook connector: drivers/all must import github.com/osgate/osgate/drivers/testhook under that tag")
+	}
+	b, err := os.ReadFile("../amd64/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"testhook"`) {
+		t.Fatal(`image/amd64/config.json does not build osgate with "GoBuildTags": ["testhook"]`)
 	}
 }
-
 func mustJSON(t *testing.T, v any) []byte {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
