@@ -45,7 +45,7 @@ func TestRPCFromTheCloud(t *testing.T) {
 	ops, dash, intruder := newOperatorKey("cloud-ops", 1), newOperatorKey("dashboard", 2), newOperatorKey("cloud-ops", 3)
 	cloud := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
 	doc := strings.Replace(fmt.Sprintf(envelope, `{"name":"c1","type":"test-counter","devices":[{"name":"meter-1","interval":"1s","channels":[{"name":"seq","writable":true}]}]}`),
-		`"broker": {"listen": "BROKER"}`, `"broker": {"listen": "BROKER", "bridge": {"address": "`+cloud.Addr()+`"}}`, 1)
+		`"broker": {"listen": "BROKER"}`, `"broker": {"listen": "BROKER", "bridge": {"address": "`+cloud.Addr()+`", "tls": false}}`, 1)
 	doc = strings.Replace(doc, `"rpc": {`, `"rpc": {"operator_keys": [{"name": "cloud-ops", "public_key": "`+ops.pub()+`", "scope": "admin"},
 		{"name": "dashboard", "public_key": "`+dash.pub()+`"}], `, 1)
 	tg := startGateway(t, doc)

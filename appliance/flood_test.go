@@ -118,7 +118,7 @@ func postLegit(t *testing.T, addr string) {
 func TestFloodFieldBroker(t *testing.T) {
 	field := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
 	tg := startGateway(t, fmt.Sprintf(envelope, fmt.Sprintf(`{"name":"field","type":"mqtt","settings":{
-		"brokers":[{"url":%q}],
+		"brokers":[{"url":%q,"tls":false}],
 		"mappings":[{"topic":"plant/{device}","channels":[{"each":""}]},
 			{"topic":"bulk","device":"{json:id}","channels":[{"each":"values"}]}]}}`, field.URL())))
 	sub := testpeer.Subscribe(t, tg.broker, testpeer.SubscriberOptions{ClientID: "t-flood-field", Filter: "telemetry/gw-test/legit-meter"})

@@ -98,6 +98,10 @@ type Bridge struct {
 	ClientID string `json:"client_id"`
 	Username string `json:"username"`
 	Password string `json:"password"`
+	// TLS must be false to bridge without TLS; with TLS (the default),
+	// CAFile is required: it is the CA of the cloud broker. The bridge
+	// carries the bridge password and the cloud RPC envelopes.
+	TLS *bool `json:"tls"`
 	// CAFile enables TLS; CertFile and KeyFile add a client certificate.
 	CAFile   string `json:"ca_file"`
 	CertFile string `json:"cert_file"`

@@ -69,6 +69,7 @@ func object(raw []byte) []byte {
 // and channels: it builds the connector (which does no I/O) and closes it.
 // The driver's errors are placed under connectors[i].
 func (c *Config) checkDrivers(es *strict.Errors) {
+	listens := c.coreListens()
 	for i := range c.Connectors {
 		cn := &c.Connectors[i]
 		p := strict.Index("connectors", i)
@@ -88,23 +89,34 @@ func (c *Config) checkDrivers(es *strict.Errors) {
 			es.Add(p+".type", "unknown connector type %q (%sknown: %s)", cn.Type, hint, known)
 			continue
 		}
-		es.Merge(p, tryFactory(f, c.ConnectorConfig(i, nil)))
+		ls, err := tryFactory(f, c.ConnectorConfig(i, nil))
+		es.Merge(p, err)
+		if cn.Enabled == nil || *cn.Enabled {
+			for _, l := range ls {
+				listens = append(listens, listen{path: strict.Join(p, l.Path), addr: l.Addr})
+			}
+		}
 	}
+	checkPorts(es, listens)
 }
 
-// tryFactory builds and closes one connector. A driver that panics is a
-// bug, but it must not take config validation down with it.
-func tryFactory(f core.Factory, cc core.ConnectorConfig) (err error) {
+// tryFactory builds and closes one connector, and returns the addresses
+// it would listen on. A driver that panics is a bug, but it must not take
+// config validation down with it.
+func tryFactory(f core.Factory, cc core.ConnectorConfig) (ls []core.Listen, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("driver %s panicked while checking its configuration (a bug; please report it): %v", cc.Type, r)
 		}
 	}()
 	conn, err := f(cc)
+	if b, ok := conn.(core.Binder); ok && err == nil {
+		ls = b.Listens()
+	}
 	if conn != nil {
 		if cerr := conn.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("driver %s: closing after the check: %w", cc.Type, cerr)
 		}
 	}
-	return err
+	return ls, err
 }

@@ -25,7 +25,7 @@ func withPerm(t *testing.T, dir string) {
 func TestDefaults(t *testing.T) {
 	withHost(t, "pi 4/b+#1", nil)
 	withPerm(t, filepath.Join(t.TempDir(), "no-perm"))
-	c, err := Parse([]byte(`{"broker": {"bridge": {"address": "cloud.example:8883"}},
+	c, err := Parse([]byte(`{"broker": {"bridge": {"address": "cloud.example:8883", "tls": false}},
 	  "connectors": [{"name": "bus", "type": "test-config-xyz", "settings": {"port": "p"}, "devices": [
 	    {"name": "slow", "interval": "1m", "channels": [{"name": "c", "register": 1, "deadband": {"absolute": 1}}]},
 	    {"name": "fast", "interval": "2s"},
@@ -74,7 +74,7 @@ func TestDefaults(t *testing.T) {
 func TestDefaultsKeepWhatIsSet(t *testing.T) {
 	c, err := Parse([]byte(`{"gateway": {"id": "gw", "state_dir": "rel/dir", "disk_warn_bytes": 1000},
 	  "broker": {"listen": "127.0.0.1:1999", "autosave_interval": "1s",
-	    "bridge": {"address": "c:1", "client_id": "me", "topics_out": [], "topics_in": ["cmd/#"], "qos": 0}},
+	    "bridge": {"address": "c:1", "tls": false, "client_id": "me", "topics_out": [], "topics_in": ["cmd/#"], "qos": 0}},
 	  "export": {"topic": "x/{device}", "qos": 0, "client_id": "cid", "queue_limit": 7},
 	  "rpc": {"listen": "off", "max_body": 10},
 	  "connectors": [{"name": "bus", "type": "test-config-xyz", "enabled": false, "settings": {"port": "p"},

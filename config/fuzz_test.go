@@ -29,7 +29,7 @@ func FuzzParse(f *testing.F) {
 		``, `{`, `[]`, `null`, `{"connectors": null}`, `{"connectors": [null]}`, `{} {}`,
 		`{"gateway": {"id": "a/b"}, "export": {"topic": "{x}"}, "rpc": {"listen": ":"}}`,
 		`{"broker": {"managed": false, "url": "%zz"}}`,
-		`{"broker": {"bridge": {"address": "[::1]:1", "topics_out": ["#", "+/+", "a/#/"]}}}`,
+		`{"broker": {"bridge": {"address": "[::1]:1", "tls": false, "topics_out": ["#", "+/+", "a/#/"]}}}`,
 		chans(`{"name": "c", "register": 1, "expr": "value ?? 1", "inverse": "value", "writable": true, "min": 1e308, "max": -1e308}`),
 		chans(`{"name": "c", "register": 1, "deadband": {"absolute": 1e-300, "max_silence": "-0s"}}`),
 		dev(`{"name": "d", "interval": "9223372036s"}`),

@@ -9,7 +9,7 @@ import (
 
 func TestMarshalRoundTrip(t *testing.T) {
 	doc := `{"gateway": {"id": "gw"}, "broker": {"managed": true, "username": "u", "password": "p",
-	    "bridge": {"address": "c:1", "topics_out": [], "topics_in": ["cmd/#"], "qos": 0}},
+	    "bridge": {"address": "c:1", "tls": false, "topics_out": [], "topics_in": ["cmd/#"], "qos": 0}},
 	  "export": {"qos": 0, "retain": true},
 	  "rpc": {"listen": "off", "api_keys": [{"name": "k", "sha256": "` + strings.Repeat("0", 64) + `"}]},
 	  "connectors": [{"name": "bus", "type": "test-config-any", "enabled": false, "settings": {"port": "p", "x": [1, {"y": null}]},

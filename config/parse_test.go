@@ -157,7 +157,7 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			"unmanaged broker needs url",
-			`{"broker": {"managed": false, "listen": "127.0.0.1:1", "bridge": {"address": "cloud:8883"}}}`,
+			`{"broker": {"managed": false, "listen": "127.0.0.1:1", "bridge": {"address": "cloud:8883", "tls": false}}}`,
 			[]string{
 				`broker.bridge: needs a managed broker: osgate writes the bridge into the mosquitto.conf it manages (broker.managed is false)`,
 				`broker.listen: is only used when the broker is managed (broker.managed is false)`,
@@ -170,11 +170,11 @@ func TestParseErrors(t *testing.T) {
 		{"unmanaged url port", `{"broker": {"managed": false, "url": "tcp://x"}}`, []string{`broker.url: needs a host and a port, e.g. "tcp://127.0.0.1:1883": "tcp://x"`}},
 		{
 			"bridge",
-			`{"broker": {"bridge": {"address": "cloud", "cert_file": "c.pem", "insecure": true, "password": "x", "qos": 3, "topics_out": ["a/#/b", "a+"], "topics_in": [""]}}}`,
+			`{"broker": {"bridge": {"address": "cloud", "tls": false, "cert_file": "c.pem", "insecure": true, "password": "x", "qos": 3, "topics_out": ["a/#/b", "a+"], "topics_in": [""]}}}`,
 			[]string{
 				`broker.bridge.address: must be host:port, e.g. "127.0.0.1:1883": "cloud"`,
-				`broker.bridge.cert_file: needs ca_file: a client certificate is only sent over TLS`,
-				`broker.bridge.insecure: needs ca_file: it only relaxes the TLS server name check`,
+				`broker.bridge.cert_file: is for TLS, and tls is false`,
+				`broker.bridge.insecure: is for TLS, and tls is false`,
 				`broker.bridge.key_file: is required with cert_file`,
 				`broker.bridge.password: needs username`,
 				`broker.bridge.qos: must be 0, 1 or 2, not 3`,
@@ -185,15 +185,15 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			"bridge state and keepalive",
-			`{"gateway": {"id": "gw-1"}, "broker": {"bridge": {"address": "c:1", "keepalive": "2s", "topics_out": ["telemetry/#", "#", "status/+/bridge", "status/gw-1/devices/#"]}}}`,
+			`{"gateway": {"id": "gw-1"}, "broker": {"bridge": {"address": "c:1", "tls": false, "keepalive": "2s", "topics_out": ["telemetry/#", "#", "status/+/bridge", "status/gw-1/devices/#"]}}}`,
 			[]string{
 				`broker.bridge.keepalive: must be from "5s" to "18h12m15s" (Mosquitto's limits), not 2s`,
 				`broker.bridge.topics_out[1]: "#" also matches status/gw-1/bridge, where the bridge itself reports its link to the cloud; a copy sent from here would overwrite the cloud's live state with a stale one: use narrower filters (status messages are always sent)`,
 				`broker.bridge.topics_out[2]: "status/+/bridge" also matches status/gw-1/bridge, where the bridge itself reports its link to the cloud; a copy sent from here would overwrite the cloud's live state with a stale one: use narrower filters (status messages are always sent)`,
 			},
 		},
-		{"bridge address required", `{"broker": {"bridge": {}}}`, []string{`broker.bridge.address: is required`}},
-		{"bridge carries nothing", `{"broker": {"bridge": {"address": "c:1", "topics_out": []}}}`, []string{`broker.bridge.topics_out: must not be empty when topics_in is empty too: the bridge would carry nothing`}},
+		{"bridge address required", `{"broker": {"bridge": {"tls": false}}}`, []string{`broker.bridge.address: is required`}},
+		{"bridge carries nothing", `{"broker": {"bridge": {"address": "c:1", "tls": false, "topics_out": []}}}`, []string{`broker.bridge.topics_out: must not be empty when topics_in is empty too: the bridge would carry nothing`}},
 		{"topic without device", `{"export": {"topic": "telemetry/{gateway}"}}`, []string{`export.topic: must contain {device}: each device is exported on its own topic (e.g. "telemetry/{gateway}/{device}")`}},
 		{"topic placeholder", `{"export": {"topic": "t/{gw}/{device}"}}`, []string{`export.topic: knows only the placeholders {gateway} and {device}: "t/{gw}/{device}"`}},
 		{"topic wildcard", `{"export": {"topic": "t/#/{device}"}}`, []string{`export.topic: must not contain the wildcards "+" or "#": "t/#/{device}"`}},
@@ -241,6 +241,42 @@ func TestParseErrors(t *testing.T) {
 		{"gateway limits", `{"gateway": {"config_grace": "-1s", "disk_warn_bytes": -1}}`, []string{
 			`gateway.config_grace: must not be negative`,
 			`gateway.disk_warn_bytes: must not be negative (0: the default, 128 MiB)`}},
+		// A bridge without TLS says so; the fix is TLS or saying it.
+		{"bridge without TLS", `{"broker": {"bridge": {"address": "cloud.example:1883", "username": "gw", "password": "pw"}}}`, []string{
+			`broker.bridge.ca_file: is required for TLS (the CA of the cloud broker); without TLS the bridge password and the cloud RPC cross the network in clear text: set "tls": false to do that on purpose`,
+		}},
+		{"bridge tls true without ca_file", `{"broker": {"bridge": {"address": "c:8883", "tls": true}}}`, []string{
+			`broker.bridge.ca_file: is required with "tls": true (the CA of the cloud broker)`,
+		}},
+		{"bridge tls false with TLS files", `{"broker": {"bridge": {"address": "c:8883", "tls": false, "ca_file": "/ca.pem"}}}`, []string{
+			`broker.bridge.ca_file: is for TLS, and tls is false`,
+		}},
+		// What the broker would refuse at start is refused here.
+		{"bridge conf injection", `{"gateway": {"id": "gw 1"}, "broker": {"bridge": {"address": "c:8883", "ca_file": "/ca.pem\naddress evil:1", "client_id": "a b", "username": "u\nconnection evil", "password": "p\r\nx", "topics_out": ["a b/#"], "topics_in": ["c\u0000"]}}}`, []string{
+			`broker.bridge.ca_file: must not contain control characters such as line breaks: "/ca.pem\naddress evil:1"`,
+			`broker.bridge.client_id: must not contain spaces or control characters: "a b"`,
+			`broker.bridge.password: must not contain control characters such as line breaks`,
+			`broker.bridge.topics_in[0]: must not contain spaces or control characters (it is one word of mosquitto.conf): "c\x00"`,
+			`broker.bridge.topics_out[0]: must not contain spaces or control characters (it is one word of mosquitto.conf): "a b/#"`,
+			`broker.bridge.username: must not contain control characters such as line breaks: "u\nconnection evil"`,
+			`gateway.id: must not contain spaces or control characters: "gw 1"`,
+		}},
+		{"bridge empty password", `{"broker": {"bridge": {"address": "c:8883", "tls": false, "username": "gw"}}}`, []string{
+			`broker.bridge.password: is required with username (Mosquitto's bridge cannot send an empty password)`,
+		}},
+		{"broker user", `{"broker": {"username": "a:b", "password": "x\ny"}}`, []string{
+			`broker.password: must not contain control characters such as line breaks`,
+			`broker.username: must not contain ":" (it separates user and password in Mosquitto's password file)`,
+		}},
+		{"open listener without password", `{"broker": {"listen": "0.0.0.0:1883"}}`, []string{
+			`broker.listen: 0.0.0.0:1883 is reachable beyond this machine: set broker.username and broker.password, or listen on 127.0.0.1`,
+		}},
+		{"ports conflict", `{"broker": {"listen": "127.0.0.1:8080"}}`, []string{
+			`rpc.listen: port 8080 is also taken by broker.listen (127.0.0.1:8080): two listeners cannot share it`,
+		}},
+		{"ports conflict on every address", `{"broker": {"listen": "0.0.0.0:9000", "username": "u", "password": "p"}, "rpc": {"listen": "127.0.0.1:9000"}}`, []string{
+			`rpc.listen: port 9000 is also taken by broker.listen (0.0.0.0:9000): two listeners cannot share it`,
+		}},
 		{"settings not an object", `{"connectors": [{"name": "a", "type": "test-config-xyz", "settings": [1]}]}`, []string{
 			`connectors[0].settings: must be an object`,
 		}},

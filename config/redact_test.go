@@ -8,7 +8,7 @@ import (
 func TestRedacted(t *testing.T) {
 	key := strings.Repeat("ab", 32)
 	c, err := Parse([]byte(`{"broker": {"username": "u", "password": "local-secret",
-	    "bridge": {"address": "c:1", "username": "cu", "password": "cloud-secret"}},
+	    "bridge": {"address": "c:1", "tls": false, "username": "cu", "password": "cloud-secret"}},
 	  "rpc": {"api_keys": [{"name": "ops", "sha256": "` + key + `", "scope": "write"}],
 	    "operator_keys": [{"name": "cloud", "public_key": "` + testPub + `", "scope": "admin"}]},
 	  "connectors": [{"name": "bus", "type": "test-config-any",

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/osgate/osgate/config/source"
 	"github.com/osgate/osgate/internal/scope"
@@ -28,6 +29,9 @@ func (c *Config) validate(es *strict.Errors) {
 
 func (c *Config) validateGateway(es *strict.Errors) {
 	checkTopicLevel(es, "gateway.id", c.Gateway.ID)
+	// The id is a word of mosquitto.conf (the bridge's RPC topics) and of
+	// client ids.
+	checkWord(es, "gateway.id", c.Gateway.ID)
 	if c.Gateway.ConfigGrace < 0 {
 		es.Add("gateway.config_grace", "must not be negative")
 	}
@@ -43,6 +47,10 @@ func (c *Config) validateBroker(es *strict.Errors) {
 			es.Add("broker.url", "must not be set when the broker is managed (osgate runs mosquitto on broker.listen); set broker.managed to false to use a broker someone else runs")
 		}
 		checkHostPort(es, "broker.listen", b.Listen)
+		if host, _, err := net.SplitHostPort(b.Listen); err == nil && !isLoopback(host) && b.Username == "" {
+			es.Add("broker.listen", "%s is reachable beyond this machine: set broker.username and broker.password, or listen on 127.0.0.1", b.Listen)
+		}
+		checkConfValue(es, "broker.binary", b.Binary)
 		if b.AutosaveInterval < 0 {
 			es.Add("broker.autosave_interval", "must be a positive duration like \"5s\", not %s", b.AutosaveInterval)
 		}
@@ -75,6 +83,11 @@ func (c *Config) validateBroker(es *strict.Errors) {
 			es.Add("broker.anonymous_read", "needs a loopback listener (broker.listen is %q): clients beyond loopback log in with broker.username", b.Listen)
 		}
 	}
+	if strings.Contains(b.Username, ":") {
+		es.Add("broker.username", "must not contain \":\" (it separates user and password in Mosquitto's password file)")
+	}
+	checkConfValue(es, "broker.username", b.Username)
+	checkSecretChars(es, "broker.password", b.Password)
 	if b.MaxQueuedMessages < 0 {
 		es.Add("broker.max_queued_messages", "must not be negative (0: sized from the free space of the state dir)")
 	}
@@ -93,16 +106,34 @@ func validateBridge(es *strict.Errors, path string, br *Bridge, gatewayID string
 		es.Add(path+".address", "must not be empty: the cloud broker's host:port")
 	}
 	checkPair(es, path, "cert_file", br.CertFile, "key_file", br.KeyFile)
-	if br.CAFile == "" {
-		if br.CertFile != "" {
-			es.Add(path+".cert_file", "needs ca_file: a client certificate is only sent over TLS")
+	switch {
+	case br.TLS != nil && !*br.TLS:
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"ca_file", br.CAFile != ""}, {"cert_file", br.CertFile != ""}, {"key_file", br.KeyFile != ""}, {"insecure", br.Insecure}} {
+			if k.set {
+				es.Add(path+"."+k.key, "is for TLS, and tls is false")
+			}
 		}
-		if br.Insecure {
-			es.Add(path+".insecure", "needs ca_file: it only relaxes the TLS server name check")
+	case br.CAFile == "":
+		if br.TLS == nil {
+			es.Add(path+".ca_file", "is required for TLS (the CA of the cloud broker); without TLS the bridge password and the cloud RPC cross the network in clear text: set \"tls\": false to do that on purpose")
+		} else {
+			es.Add(path+".ca_file", "is required with \"tls\": true (the CA of the cloud broker)")
 		}
 	}
-	if br.Password != "" && br.Username == "" {
+	switch {
+	case br.Password != "" && br.Username == "":
 		es.Add(path+".password", "needs username")
+	case br.Username != "" && br.Password == "":
+		es.Add(path+".password", "is required with username (Mosquitto's bridge cannot send an empty password)")
+	}
+	checkWord(es, path+".client_id", br.ClientID)
+	checkConfValue(es, path+".username", br.Username)
+	checkSecretChars(es, path+".password", br.Password)
+	for _, f := range []struct{ key, v string }{{"ca_file", br.CAFile}, {"cert_file", br.CertFile}, {"key_file", br.KeyFile}} {
+		checkConfValue(es, path+"."+f.key, f.v)
 	}
 	checkQoS(es, path+".qos", br.QoS)
 	bridgeState := topic.BridgeStatus(gatewayID)
@@ -232,10 +263,14 @@ func checkTopicTemplate(es *strict.Errors, path, t string) {
 }
 
 // checkFilter checks an MQTT topic filter: "#" only as the last level,
-// "+" only as a whole level.
+// "+" only as a whole level; one word of mosquitto.conf.
 func checkFilter(es *strict.Errors, path, f string) {
 	if f == "" {
 		es.Add(path, "must not be empty")
+		return
+	}
+	if strings.IndexFunc(f, unicode.IsSpace) >= 0 || hasControl(f) {
+		es.Add(path, "must not contain spaces or control characters (it is one word of mosquitto.conf): %q", f)
 		return
 	}
 	levels := strings.Split(f, "/")
@@ -249,6 +284,42 @@ func checkFilter(es *strict.Errors, path, f string) {
 			return
 		}
 	}
+}
+
+// hasControl reports a control character (a line break would end a line
+// of mosquitto.conf and start a directive of the writer's choosing).
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0
+}
+
+// checkConfValue checks a value written on a line of mosquitto.conf.
+func checkConfValue(es *strict.Errors, path, v string) {
+	if hasControl(v) {
+		es.Add(path, "must not contain control characters such as line breaks: %q", v)
+	}
+}
+
+// checkSecretChars is checkConfValue for a secret: the message does not
+// show the value.
+func checkSecretChars(es *strict.Errors, path, v string) {
+	if hasControl(v) {
+		es.Add(path, "must not contain control characters such as line breaks")
+	}
+}
+
+// checkWord checks a value that must be one word: no spaces either.
+func checkWord(es *strict.Errors, path, v string) {
+	if strings.IndexFunc(v, unicode.IsSpace) >= 0 || hasControl(v) {
+		es.Add(path, "must not contain spaces or control characters: %q", v)
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // checkHostPort checks a listen or dial address "host:port".
@@ -311,4 +382,59 @@ func isHex64(s string) bool {
 		}
 	}
 	return true
+}
+
+// listen is one address the gateway would listen on, with the key that
+// sets it.
+type listen struct{ path, addr string }
+
+// coreListens are the listeners of the gateway itself: the managed broker
+// and the RPC service.
+func (c *Config) coreListens() []listen {
+	var ls []listen
+	if c.Broker.Managed == nil || *c.Broker.Managed {
+		ls = append(ls, listen{"broker.listen", c.Broker.Listen})
+	}
+	if c.RPC.Listen != RPCOff {
+		ls = append(ls, listen{"rpc.listen", c.RPC.Listen})
+	}
+	return ls
+}
+
+// checkPorts reports two listeners that would take one port: the same
+// port on the same address, or on addresses of which one is every address
+// ("0.0.0.0", "::", ""). The second would fail to start.
+func checkPorts(es *strict.Errors, ls []listen) {
+	type bound struct {
+		path, host, addr string
+	}
+	byPort := map[string][]bound{}
+	for _, l := range ls {
+		host, port, err := net.SplitHostPort(l.addr)
+		if err != nil {
+			continue // reported where the address is checked
+		}
+		host = canonicalHost(host)
+		for _, b := range byPort[port] {
+			if b.host == host || b.host == "*" || host == "*" {
+				es.Add(l.path, "port %s is also taken by %s (%s): two listeners cannot share it", port, b.path, b.addr)
+				break
+			}
+		}
+		byPort[port] = append(byPort[port], bound{l.path, host, l.addr})
+	}
+}
+
+// canonicalHost is "*" for every address, and names loopback one way.
+func canonicalHost(h string) string {
+	switch h {
+	case "", "0.0.0.0", "::", "[::]":
+		return "*"
+	case "localhost":
+		return "127.0.0.1"
+	}
+	if ip := net.ParseIP(h); ip != nil {
+		return ip.String()
+	}
+	return strings.ToLower(h)
 }

@@ -143,7 +143,7 @@ func TestBridgeSurvivesCloudOutage(t *testing.T) {
 	cloud := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{Persistence: true})
 	sub := testpeer.Subscribe(t, cloud.URL(), testpeer.SubscriberOptions{ClientID: "cloud-app", Filter: "telemetry/#",
 		Key: func(_ string, p []byte) string { return string(p) }})
-	b := runBroker(t, config.Broker{Bridge: &config.Bridge{Address: cloud.Addr()}})
+	b := runBroker(t, config.Broker{Bridge: &config.Bridge{Address: cloud.Addr(), TLS: new(false)}})
 
 	own := clients(t, b)
 	sink, err := export.New(export.Options{URL: b.URL(), ClientID: "osgate-gw-test", QoS: 1, StoreDir: t.TempDir(),

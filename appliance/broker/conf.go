@@ -199,6 +199,8 @@ func bridge(w *confWriter, b *config.Bridge, gatewayID string) error {
 		}
 	} else if b.CertFile != "" || b.KeyFile != "" || b.Insecure {
 		return fmt.Errorf("broker: bridge.cert_file, key_file and insecure need bridge.ca_file (TLS)")
+	} else if b.TLS == nil || *b.TLS {
+		return fmt.Errorf("broker: bridge without ca_file: set ca_file for TLS, or \"tls\": false to bridge in clear text on purpose")
 	}
 	out := b.TopicsOut
 	if len(out) == 0 {

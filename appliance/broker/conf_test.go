@@ -102,7 +102,7 @@ func TestConfBridge(t *testing.T) {
 		t.Errorf("bridge_insecure without insecure set:\n%s", text)
 	}
 	// Defaults: telemetry out at QoS 1, the stable client id.
-	text = confText(t, config.Broker{Bridge: &config.Bridge{Address: "10.0.0.1:1883", ClientID: "site-{gateway}"}})
+	text = confText(t, config.Broker{Bridge: &config.Bridge{Address: "10.0.0.1:1883", ClientID: "site-{gateway}", TLS: new(false)}})
 	wantLines(t, text, "topic telemetry/# out 1", "remote_clientid site-gw-0001", "keepalive_interval 60")
 	if strings.Contains(text, "bridge_cafile") || strings.Contains(text, "remote_username") {
 		t.Errorf("TLS or credentials in a plain bridge:\n%s", text)
@@ -113,19 +113,20 @@ func TestConfBridge(t *testing.T) {
 
 func TestConfRejects(t *testing.T) {
 	bad := map[string]config.Broker{
-		"open listener, no auth":    {Listen: "0.0.0.0:1883"},
-		"listen without port":       {Listen: "127.0.0.1"},
-		"port out of range":         {Listen: "127.0.0.1:70000"},
-		"bridge without port":       {Bridge: &config.Bridge{Address: "cloud"}},
-		"bridge qos 3":              {Bridge: &config.Bridge{Address: "h:1", QoS: new(3)}},
-		"topic with a space":        {Bridge: &config.Bridge{Address: "h:1", TopicsOut: []string{"a b"}}},
-		"cert without key":          {Bridge: &config.Bridge{Address: "h:1", CAFile: "/ca", CertFile: "/c"}},
-		"insecure without TLS":      {Bridge: &config.Bridge{Address: "h:1", Insecure: true}},
-		"newline in remote user":    {Bridge: &config.Bridge{Address: "h:1", Username: "u\naddress evil:1"}},
-		"empty password with user":  {Bridge: &config.Bridge{Address: "h:1", Username: "u"}},
-		"bridge address with space": {Bridge: &config.Bridge{Address: "h:1\nconnection x"}},
-		"anonymous beyond loopback": {Listen: "0.0.0.0:1883", Username: "u", Password: "p", AnonymousRead: new(true)},
-		"bridge state sent back":    {Bridge: &config.Bridge{Address: "h:1", TopicsOut: []string{"status/#"}}},
+		"open listener, no auth":     {Listen: "0.0.0.0:1883"},
+		"listen without port":        {Listen: "127.0.0.1"},
+		"port out of range":          {Listen: "127.0.0.1:70000"},
+		"bridge without port":        {Bridge: &config.Bridge{Address: "cloud", TLS: new(false)}},
+		"bridge qos 3":               {Bridge: &config.Bridge{Address: "h:1", QoS: new(3), TLS: new(false)}},
+		"topic with a space":         {Bridge: &config.Bridge{Address: "h:1", TopicsOut: []string{"a b"}, TLS: new(false)}},
+		"cert without key":           {Bridge: &config.Bridge{Address: "h:1", CAFile: "/ca", CertFile: "/c"}},
+		"insecure without TLS":       {Bridge: &config.Bridge{Address: "h:1", Insecure: true}},
+		"newline in remote user":     {Bridge: &config.Bridge{Address: "h:1", Username: "u\naddress evil:1", TLS: new(false)}},
+		"empty password with user":   {Bridge: &config.Bridge{Address: "h:1", Username: "u", TLS: new(false)}},
+		"bridge address with space":  {Bridge: &config.Bridge{Address: "h:1\nconnection x", TLS: new(false)}},
+		"anonymous beyond loopback":  {Listen: "0.0.0.0:1883", Username: "u", Password: "p", AnonymousRead: new(true)},
+		"bridge state sent back":     {Bridge: &config.Bridge{Address: "h:1", TopicsOut: []string{"status/#"}, TLS: new(false)}},
+		"bridge without TLS, unsaid": {Bridge: &config.Bridge{Address: "h:1"}},
 	}
 	for name, cfg := range bad {
 		if text, err := conf(cfg, "gw", "/s", Access{}, limits{1, 1}); err == nil {

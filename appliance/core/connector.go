@@ -66,6 +66,20 @@ type Connector interface {
 // relative to the connector.
 type Factory func(cfg ConnectorConfig) (Connector, error)
 
+// Binder is a connector that listens on addresses of its own (HTTP
+// ingest). Config validation checks them against the gateway's other
+// listeners, so two that would take one port are refused before start.
+type Binder interface {
+	// Listens returns each address ("host:port") with the path of the key
+	// that sets it, relative to the connector ("settings.ingest.listen").
+	Listens() []Listen
+}
+
+// Listen is one address a Binder listens on.
+type Listen struct {
+	Path, Addr string
+}
+
 // Poller is a connector the core polls at each device's interval. Poll
 // returns one Reading per configured channel; a channel that failed is a
 // Reading with Quality Bad, so one bad register never hides the others. An

@@ -38,7 +38,7 @@ func startBridged(t *testing.T, gwID string) *bridged {
 	bcfg := config.Broker{
 		Binary: testpeer.LookPath(t, "mosquitto", "mosquitto"),
 		Listen: testpeer.Addr(testpeer.FreePort(t)),
-		Bridge: &config.Bridge{Address: cloud.Addr(), TopicsOut: []string{"telemetry/#"}},
+		Bridge: &config.Bridge{Address: cloud.Addr(), TLS: new(false), TopicsOut: []string{"telemetry/#"}},
 	}
 	conf, err := broker.Conf(bcfg, gwID, stateDir, broker.Access{})
 	if err != nil {

@@ -78,6 +78,11 @@ func (in *ingest) Listen(ctx context.Context, emit func(...core.Reading) error) 
 	}
 }
 
+// Listens is the ingest address, for config validation.
+func (in *ingest) Listens() []core.Listen {
+	return []core.Listen{{Path: "settings.ingest.listen", Addr: in.cfg.listen}}
+}
+
 // Close releases nothing: the server lives inside Listen.
 func (in *ingest) Close() error { return nil }
 

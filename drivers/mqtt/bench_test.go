@@ -29,7 +29,7 @@ const benchPayload = `{"ts":"2026-11-24T13:41:00.123Z","voltage":[230.1,229.9],"
 
 func BenchmarkForward(b *testing.B) {
 	broker := testpeer.StartMosquitto(b, testpeer.MosquittoOptions{})
-	settings := fmt.Sprintf(`{"brokers":[{"url":%q}],"mappings":%s}`, broker.URL(), testMappings)
+	settings := fmt.Sprintf(`{"brokers":[{"url":%q,"tls":false}],"mappings":%s}`, broker.URL(), testMappings)
 	c := newConnector(b, "bench", settings, nil)
 	var readings atomic.Int64
 	var probes atomic.Int64

@@ -48,6 +48,10 @@ type brokerSettings struct {
 	// PersistentSession (default true) keeps the subscriptions and the
 	// queued QoS 1/2 messages on the broker while osgate is away.
 	PersistentSession *bool `json:"persistent_session"`
+	// TLS must be false for a plain URL (tcp, mqtt, ws): credentials and
+	// readings then cross the network in clear text, which the config
+	// says on purpose.
+	TLS *bool `json:"tls"`
 	// TLS, for ssl/tls/mqtts/wss URLs.
 	CAFile     string `json:"ca_file"`
 	CertFile   string `json:"cert_file"`
@@ -171,6 +175,15 @@ func checkBroker(bs brokerSettings) (broker, strict.Errors) {
 		b.scheme = u.Scheme
 	}
 	secure := schemes[b.scheme]
+	switch {
+	case b.scheme == "":
+	case !secure && bs.TLS == nil:
+		es.Add("url", "%s:// is not encrypted: the broker's password and the readings cross the network in clear text; use ssl://, mqtts:// or wss://, or set \"tls\": false to do that on purpose", b.scheme)
+	case !secure && *bs.TLS:
+		es.Add("tls", "is true but %s:// is not encrypted: use ssl://, mqtts:// or wss://", b.scheme)
+	case secure && bs.TLS != nil && !*bs.TLS:
+		es.Add("tls", "is false but %s:// is TLS: use tcp:// for a plain connection", b.scheme)
+	}
 	if b.scheme != "" && !secure {
 		tlsKeys := []struct {
 			key string

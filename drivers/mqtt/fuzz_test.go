@@ -13,9 +13,9 @@ import (
 // FuzzSettings: any settings document gives a connector or an error, never
 // a panic.
 func FuzzSettings(f *testing.F) {
-	f.Add(`{"brokers":[{"url":"tcp://h:1"}],"mappings":[{"topic":"a/{device}","channels":[{"name":"v"}]}]}`)
+	f.Add(`{"brokers":[{"url":"tcp://h:1","tls":false}],"mappings":[{"topic":"a/{device}","channels":[{"name":"v"}]}]}`)
 	f.Add(`{"brokers":[{"url":"ssl://h:1","ca_file":"x","qos":2,"keep_alive":"1s"}],"mappings":[{"topic":"#","device":"{json:id}","time":{"path":"t","format":"unix"},"channels":[{"each":""}]}]}`)
-	f.Add(`{"brokers":[{"url":"ws://[::1]:1/p","persistent_session":false}],"mappings":[{"topic":"s/{device}/{c}","payload":"text","channels":[{"name":"{c}","type":"bool"}]}],"only_configured":true}`)
+	f.Add(`{"brokers":[{"url":"ws://[::1]:1/p","tls":false,"persistent_session":false}],"mappings":[{"topic":"s/{device}/{c}","payload":"text","channels":[{"name":"{c}","type":"bool"}]}],"only_configured":true}`)
 	f.Add(`{"brokers":[{}],"mappings":[{}]}`)
 	f.Add(`{`)
 	f.Add(`null`)

@@ -28,7 +28,7 @@ const allocCeiling = 16 << 20
 func TestPayloadLimit(t *testing.T) {
 	broker := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
 	c := newConnector(t, "limit", fmt.Sprintf(`{
-		"brokers": [{"name": "plant", "url": %q}],
+		"brokers": [{"name": "plant", "url": %q, "tls": false}],
 		"max_payload": 16384,
 		"mappings": [{"topic": "sensors/{device}/{channel}", "payload": "text", "channels": [{"name": "{channel}"}]}]
 	}`, broker.URL()), nil)

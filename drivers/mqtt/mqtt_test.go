@@ -47,7 +47,7 @@ func TestTwoFieldBrokers(t *testing.T) {
 
 	settings := fmt.Sprintf(`{
 		"brokers": [
-			{"name": "plain", "url": %q},
+			{"name": "plain", "url": %q, "tls": false},
 			{"name": "secure", "url": %q, "ca_file": %q, "username": "osgate", "password": "s3cret", "qos": 1}
 		],
 		"mappings": %s
@@ -194,7 +194,7 @@ func TestUnacknowledgedUntilEmitted(t *testing.T) {
 
 func unacknowledgedRound(t *testing.T, refuse bool) {
 	broker := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
-	settings := fmt.Sprintf(`{"brokers":[{"url":%q}],"mappings":%s}`, broker.URL(), testMappings)
+	settings := fmt.Sprintf(`{"brokers":[{"url":%q,"tls":false}],"mappings":%s}`, broker.URL(), testMappings)
 	c := newConnector(t, "ack", settings, nil)
 	pub := newPublisher(t, broker.URL(), pubOpts{})
 
@@ -300,6 +300,27 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// TestClearTextNeedsSaying: a plain broker URL is refused unless the
+// config says "tls": false; a TLS URL with "tls": false, or a plain one
+// with true, is a contradiction.
+func TestClearTextNeedsSaying(t *testing.T) {
+	_, err := New(core.ConnectorConfig{Name: "clear", Settings: []byte(`{
+		"brokers": [
+			{"url": "tcp://plant:1883", "username": "gw", "password": "pw"},
+			{"url": "ws://plant:9001/mqtt", "tls": true},
+			{"url": "ssl://plant:8883", "tls": false},
+			{"url": "mqtt://plant:1883", "tls": false},
+			{"url": "mqtts://plant:8883"}
+		],
+		"mappings": [{"topic": "a/{device}", "channels": [{"name": "v"}]}]}`)})
+	want := `settings.brokers[0].url: tcp:// is not encrypted: the broker's password and the readings cross the network in clear text; use ssl://, mqtts:// or wss://, or set "tls": false to do that on purpose
+settings.brokers[1].tls: is true but ws:// is not encrypted: use ssl://, mqtts:// or wss://
+settings.brokers[2].tls: is false but ssl:// is TLS: use tcp:// for a plain connection`
+	if err == nil || err.Error() != want {
+		t.Errorf("got\n%v\nwant\n%s", err, want)
+	}
+}
+
 // TestBadTLSFilesFailListen checks that unreadable TLS files make Listen
 // return a clear error (the core restarts it) rather than hang.
 func TestBadTLSFilesFailListen(t *testing.T) {
@@ -320,7 +341,7 @@ func TestFieldBrokerRestartLosesNothing(t *testing.T) {
 		perPhase = 150
 	)
 	broker := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{Persistence: true})
-	settings := fmt.Sprintf(`{"brokers":[{"url":%q,"max_reconnect_interval":"500ms"}],"mappings":%s}`, broker.URL(), testMappings)
+	settings := fmt.Sprintf(`{"brokers":[{"url":%q,"tls":false,"max_reconnect_interval":"500ms"}],"mappings":%s}`, broker.URL(), testMappings)
 	c := newConnector(t, "restart", settings, nil)
 	col := newCollector()
 	slow := make(chan struct{})
@@ -378,7 +399,7 @@ func TestFieldBrokerRestartLosesNothing(t *testing.T) {
 // pipeline drains.
 func TestLongBackPressureLosesNothing(t *testing.T) {
 	broker := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
-	settings := fmt.Sprintf(`{"brokers":[{"url":%q,"keep_alive":"1s","max_reconnect_interval":"500ms"}],"mappings":%s}`, broker.URL(), testMappings)
+	settings := fmt.Sprintf(`{"brokers":[{"url":%q,"tls":false,"keep_alive":"1s","max_reconnect_interval":"500ms"}],"mappings":%s}`, broker.URL(), testMappings)
 	c := newConnector(t, "hold", settings, nil)
 	col := newCollector()
 	gate := make(chan struct{})
@@ -432,7 +453,7 @@ func TestRestartOfOneBrokerSparesTheOther(t *testing.T) {
 	a := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{Persistence: true})
 	b := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{TLS: true, Users: map[string]string{"osgate": "pw"}})
 	settings := fmt.Sprintf(`{"brokers":[
-		{"name":"a","url":%q,"max_reconnect_interval":"500ms"},
+		{"name":"a","url":%q,"tls":false,"max_reconnect_interval":"500ms"},
 		{"name":"b","url":%q,"ca_file":%q,"username":"osgate","password":"pw"}],"mappings":%s}`,
 		a.URL(), b.URL(), b.CAFile(), testMappings)
 	c := newConnector(t, "two", settings, nil)

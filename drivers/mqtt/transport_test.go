@@ -38,7 +38,7 @@ func TestWebSocketAndClientCertificate(t *testing.T) {
 	testpeer.WaitTCP(t, testpeer.Addr(tlsPort), 30*time.Second)
 
 	settings := fmt.Sprintf(`{"brokers":[
-		{"name":"ws","url":"ws://127.0.0.1:%d/mqtt"},
+		{"name":"ws","url":"ws://127.0.0.1:%d/mqtt","tls":false},
 		{"name":"cert","url":"ssl://127.0.0.1:%d","ca_file":%q,"cert_file":%q,"key_file":%q,"server_name":"field.test"}
 	],"mappings":%s}`, wsPort, tlsPort, pki.ca, pki.clientCert, pki.clientKey, testMappings)
 	c := newConnector(t, "transports", settings, nil)
@@ -180,7 +180,7 @@ func TestInsecureOnlyByOptIn(t *testing.T) {
 // again on reconnection.
 func TestCleanSessionResubscribes(t *testing.T) {
 	broker := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
-	c := newConnector(t, "clean", fmt.Sprintf(`{"brokers":[{"url":%q,"persistent_session":false,"max_reconnect_interval":"200ms"}],"mappings":%s}`, broker.URL(), testMappings), nil)
+	c := newConnector(t, "clean", fmt.Sprintf(`{"brokers":[{"url":%q,"tls":false,"persistent_session":false,"max_reconnect_interval":"200ms"}],"mappings":%s}`, broker.URL(), testMappings), nil)
 	col := newCollector()
 	listen(t, c, col)
 	pub := newPublisher(t, broker.URL(), pubOpts{})

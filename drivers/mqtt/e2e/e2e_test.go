@@ -98,7 +98,7 @@ func TestFieldBrokersToExport(t *testing.T) {
 	secure := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{TLS: true, Users: map[string]string{"osgate": "pw1", "dev": "pw2"}})
 	connector := fmt.Sprintf(`{"name": "field", "type": "mqtt",
 	  "settings": {
-	    "brokers": [{"name": "plain", "url": %q}, {"name": "secure", "url": %q, "ca_file": %q, "username": "osgate", "password": "pw1"}],
+	    "brokers": [{"name": "plain", "url": %q, "tls": false}, {"name": "secure", "url": %q, "ca_file": %q, "username": "osgate", "password": "pw1"}],
 	    "mappings": [
 	      {"topic": "site/{site}/meter/{device}/state", "device": "{site}-{device}",
 	       "channels": [{"name": "voltage", "path": "u[0]", "unit": "V"}, {"name": "energy", "path": "e", "unit": "kWh"}]},
@@ -175,7 +175,7 @@ func TestFieldBrokersToExport(t *testing.T) {
 func BenchmarkFieldToLocal(b *testing.B) {
 	field := testpeer.StartMosquitto(b, testpeer.MosquittoOptions{})
 	connector := fmt.Sprintf(`{"name": "field", "type": "mqtt",
-	  "settings": {"brokers": [{"url": %q}],
+	  "settings": {"brokers": [{"url": %q, "tls": false}],
 	    "mappings": [{"topic": "site/{site}/meter/{device}/state",
 	      "channels": [{"name": "u1", "path": "u[0]"}, {"name": "u2", "path": "u[1]"}, {"name": "e", "path": "e"}]},
 	      {"topic": "probe/{device}", "payload": "text", "channels": [{"name": "v"}]}]}}`, field.URL())
