@@ -82,3 +82,31 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParsePulled: no pulled document makes ParsePulled panic; an accepted
+// one has the bootstrap's state dir and binary, whatever it said.
+func FuzzParsePulled(f *testing.F) {
+	f.Add([]byte(minimal))
+	for _, s := range []string{
+		``, `{`, `null`, `{"gateway": null, "broker": 1}`, `{"gateway": "x"}`,
+		`{"gateway": {"state_dir": "/etc"}, "broker": {"binary": "/bin/sh", "bridge": null}}`,
+		`{"broker": {"managed": false, "url": "tcp://h:1"}, "rpc": {"cert_file": ""}}`,
+		`{"connectors": [{"name": "a", "type": "test-config-any", "settings": {"x": [{"ca_file": "/a"}], "port": "/dev/tty/../../etc"}}]}`,
+		`{"connectors": [{"name": 1}, null, [], {"name": "field", "settings": {"brokers": [{"ca_file": "/etc/osgate/bms-ca.pem"}]}}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	parse := ParsePulled([]byte(bootDoc))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := parse(data)
+		if err != nil {
+			if c != nil || err.Error() == "" {
+				t.Fatalf("config %v with error %q", c, err)
+			}
+			return
+		}
+		if c.Gateway.StateDir != "/var/lib/osgate" || c.Broker.Managed != nil && *c.Broker.Managed && c.Broker.Binary != "/usr/sbin/mosquitto" {
+			t.Fatalf("accepted with state_dir %q, binary %q", c.Gateway.StateDir, c.Broker.Binary)
+		}
+	})
+}

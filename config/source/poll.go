@@ -43,7 +43,7 @@ func (s *Source[T]) pull(ctx context.Context) (*Update[T], *entry, string, error
 	if b, bad := s.isBad(version); bad {
 		return nil, nil, "refused", s.badErr(version, b)
 	}
-	cfg, err := s.opts.Validate(p.doc)
+	cfg, err := s.opts.ValidatePulled(p.doc)
 	if err != nil {
 		s.etagRefusal = fmt.Errorf("config version %s from %s refused: invalid:\n%w", short(version), s.fetch.docURL, err)
 		return nil, nil, "refused", s.etagRefusal

@@ -27,6 +27,10 @@ type Options[T any] struct {
 	// Validate checks a whole document and returns what the gateway
 	// applies (config.Parse). A document it refuses is never delivered.
 	Validate func(doc []byte) (T, error)
+	// ValidatePulled, when set, checks documents from the fleet server
+	// and the cache instead of Validate: the local file's Validate may
+	// accept what a pulled document must not set (config.ParsePulled).
+	ValidatePulled func(doc []byte) (T, error)
 	// LocalPoll is how often the local file is checked for changes while
 	// it is the running configuration (default 2s).
 	LocalPoll time.Duration
@@ -88,6 +92,9 @@ func New[T any](opts Options[T]) (*Source[T], error) {
 	}
 	if opts.LocalPath == "" {
 		return nil, errors.New("config source: no local file")
+	}
+	if opts.ValidatePulled == nil {
+		opts.ValidatePulled = opts.Validate
 	}
 	if opts.LocalPoll <= 0 {
 		opts.LocalPoll = 2 * time.Second

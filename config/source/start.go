@@ -79,7 +79,7 @@ func (s *Source[T]) loadCache() (*entry, T, error) {
 	if b, bad := s.isBad(e.Version); bad {
 		return nil, zero, fmt.Errorf("cached config version %s refused: marked bad at %s", short(e.Version), b.At.Format(time.RFC3339))
 	}
-	cfg, err := s.opts.Validate(e.Doc)
+	cfg, err := s.opts.ValidatePulled(e.Doc)
 	if err != nil {
 		return nil, zero, fmt.Errorf("cached config version %s is invalid:\n%w", short(e.Version), err)
 	}

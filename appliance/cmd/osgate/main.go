@@ -125,17 +125,24 @@ func runCmd(ctx context.Context, args []string) error {
 	} else {
 		// The local file is the bootstrap (identity, where to pull from)
 		// and the configuration of last resort: it must be valid itself.
-		boot, err := config.Load(*file)
+		// What runs programs or names files comes from this file only,
+		// as it is now (config.ParsePulled).
+		local, err := os.ReadFile(*file)
 		if err != nil {
-			return err
+			return fmt.Errorf("config: read %w", err)
+		}
+		boot, err := config.Parse(local)
+		if err != nil {
+			return fmt.Errorf("config %s:\n%w", *file, err)
 		}
 		pulled, err := source.New(source.Options[*config.Config]{
-			LocalPath: *file,
-			StateDir:  boot.Gateway.StateDir,
-			Gateway:   boot.Gateway.ID,
-			Remote:    boot.Remote,
-			Validate:  config.Parse,
-			Logger:    log,
+			LocalPath:      *file,
+			StateDir:       boot.Gateway.StateDir,
+			Gateway:        boot.Gateway.ID,
+			Remote:         boot.Remote,
+			Validate:       config.Parse,
+			ValidatePulled: config.ParsePulled(local),
+			Logger:         log,
 		})
 		if err != nil {
 			return err
