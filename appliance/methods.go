@@ -12,6 +12,7 @@ import (
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config/source"
 	"github.com/osgate/osgate/internal/scope"
+	"github.com/osgate/osgate/internal/redact"
 )
 
 // registerMethods puts the GatewayService's JSON-RPC methods on s, with the
@@ -81,13 +82,23 @@ type statusResult struct {
 func (g *Gateway) rpcStatus(context.Context, json.RawMessage) (any, error) {
 	g.mu.Lock()
 	id := g.cfg.Gateway.ID
+	secrets := g.cfg.Secrets()
 	g.mu.Unlock()
+	// Connector errors come from devices and servers, which may echo a
+	// credential back.
+	r := g.health.Report()
+	for i, reason := range r.Reasons {
+		r.Reasons[i] = redact.Scrub(reason, secrets)
+	}
+	for i := range r.Connectors {
+		r.Connectors[i].LastError = redact.Scrub(r.Connectors[i].LastError, secrets)
+	}
 	return statusResult{
 		ID:       id,
 		Version:  Version,
 		Started:  g.started.UTC().Format(time.RFC3339),
 		ClockSet: g.clock.set(),
-		Health:   g.health.Report(),
+		Health:   r,
 	}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/redact"
 )
 
 // ConfigSource delivers the configurations to run (config/source: remote
@@ -41,13 +43,15 @@ func Supervise(ctx context.Context, src ConfigSource, log *slog.Logger) error {
 type Supervisor struct {
 	src     ConfigSource
 	log     *slog.Logger
+	scrub   *redact.Handler // cuts the running configurations' secrets out of every log line
 	methods map[string]rpc.Method
 	current atomic.Pointer[Gateway]
 }
 
 // NewSupervisor prepares a Supervisor; Run runs it.
 func NewSupervisor(src ConfigSource, log *slog.Logger) *Supervisor {
-	return &Supervisor{src: src, log: log, methods: map[string]rpc.Method{}}
+	h := redact.NewHandler(log.Handler())
+	return &Supervisor{src: src, log: slog.New(h), scrub: h, methods: map[string]rpc.Method{}}
 }
 
 // AddMethods adds JSON-RPC methods, each with the scope it needs, to
@@ -99,18 +103,72 @@ func (sv *Supervisor) Run(ctx context.Context) error {
 		}
 	}()
 	s := &supervisor{src: src, log: log, sv: sv}
-	return s.run(ctx, cur, updates)
+	err = s.run(ctx, cur, updates)
+	if err != nil {
+		err = scrubbedError{msg: s.scrub(err.Error()), err: err}
+	}
+	return err
 }
 
-type supervisor struct {
-	src  ConfigSource
-	log  *slog.Logger
-	sv   *Supervisor
-	prev *source.Update[*config.Config] // the last good one, while cur is on trial
+// scrubbedError is an error whose text had the configurations' secrets
+// cut out: main prints it.
+type scrubbedError struct {
+	msg string
+	err error
 }
+
+func (e scrubbedError) Error() string { return e.msg }
+func (e scrubbedError) Unwrap() error { return e.err }
+
+type supervisor struct {
+	src     ConfigSource
+	log     *slog.Logger
+	sv      *Supervisor
+	prev    *source.Update[*config.Config] // the last good one, while cur is on trial
+	secrets []string                       // of the configurations this process ran
+}
+
+// running notes a configuration about to run: its secrets are cut out of
+// the log from now on, with those of the ones before.
+func (s *supervisor) running(c *config.Config) {
+	for _, v := range c.Secrets() {
+		if !slices.Contains(s.secrets, v) {
+			s.secrets = append(s.secrets, v)
+		}
+	}
+	if n := len(s.secrets) - maxSecrets; n > 0 {
+		s.secrets = slices.Delete(s.secrets, 0, n) // the oldest configurations' first
+	}
+	s.sv.scrub.SetSecrets(slices.Clone(s.secrets))
+}
+
+// maxSecrets bounds the secret values remembered: a fleet could send any
+// number of configurations.
+const maxSecrets = 1024
+
+// status is the source's status with the secrets cut out of its texts
+// and the query (a presigned URL's signature) out of the fleet URL.
+func (s *supervisor) status() source.Status {
+	st := s.src.Status()
+	st.LastError = s.scrub(st.LastError)
+	if st.URL != "" {
+		st.URL = redact.URL(st.URL)
+	}
+	bad := make([]source.BadVersion, len(st.BadVersions))
+	for i, b := range st.BadVersions {
+		b.Reason = s.scrub(b.Reason)
+		bad[i] = b
+	}
+	st.BadVersions = bad
+	return st
+}
+
+// scrub cuts the secrets of every configuration run so far out of text.
+func (s *supervisor) scrub(text string) string { return redact.Scrub(text, s.secrets) }
 
 func (s *supervisor) run(ctx context.Context, cur source.Update[*config.Config], updates <-chan source.Update[*config.Config]) error {
 	for {
+		s.running(cur.Config)
 		g, err := New(cur.Config, s.log)
 		if err != nil {
 			if s.rollback(&cur, err.Error()) {
@@ -118,7 +176,7 @@ func (s *supervisor) run(ctx context.Context, cur source.Update[*config.Config],
 			}
 			return err
 		}
-		g.configStatus = s.src.Status
+		g.configStatus = s.status
 		g.extraMethods = s.sv.methods
 		gctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -169,9 +227,11 @@ func (s *supervisor) watch(ctx context.Context, g *Gateway, cur *source.Update[*
 			if !sameOutsideConnectors(cur.Config, u.Config) {
 				return &u, false, nil
 			}
+			s.running(u.Config)
 			if err := g.ApplyConnectors(u.Config); err != nil {
-				s.log.Error("config refused: it does not start", "version", short(u.Version), "err", err)
-				s.src.MarkBad(u.Version, err.Error())
+				reason := s.scrub(err.Error())
+				s.log.Error("config refused: it does not start", "version", short(u.Version), "err", reason)
+				s.src.MarkBad(u.Version, reason)
 				continue
 			}
 			s.log.Info("config applied in place", "version", short(u.Version), "origin", u.Origin)
@@ -194,7 +254,7 @@ func (s *supervisor) watch(ctx context.Context, g *Gateway, cur *source.Update[*
 			case badSince.IsZero():
 				badSince = time.Now()
 			case time.Since(badSince) > grace:
-				reason := "unhealthy for " + grace.String() + ": " + why
+				reason := s.scrub("unhealthy for " + grace.String() + ": " + why)
 				s.log.Error("config rolled back", "version", short(cur.Version), "reason", reason)
 				s.src.MarkBad(cur.Version, reason)
 				prev := *s.prev
@@ -217,6 +277,7 @@ func (s *supervisor) rollback(cur *source.Update[*config.Config], reason string)
 	if s.prev == nil {
 		return false
 	}
+	reason = s.scrub(reason) // kept in config.db and shown in the status
 	s.log.Error("config rolled back: it does not start", "version", short(cur.Version), "err", reason)
 	s.src.MarkBad(cur.Version, reason)
 	*cur, s.prev = *s.prev, nil

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
 
+	"github.com/osgate/osgate/internal/redact"
 	"github.com/osgate/osgate/internal/strict"
 )
 
@@ -22,7 +24,7 @@ func Parse(data []byte) (*Config, error) {
 	es.Merge("", strict.Decode(data, c))
 	if len(es) > 0 && es[0].Path == "" {
 		// Not JSON, or not an object: nothing below can help.
-		return nil, es
+		return nil, scrubErrors(data, es)
 	}
 	c.applyDefaults()
 	var sem, drv strict.Errors
@@ -45,7 +47,7 @@ func Parse(data []byte) (*Config, error) {
 	}
 	if len(es) > 0 {
 		es.Sort()
-		return nil, es
+		return nil, scrubErrors(data, es)
 	}
 	return c, nil
 }
@@ -67,6 +69,21 @@ func coreKeys(path string) []string {
 		return deviceKeys
 	}
 	return nil
+}
+
+// scrubErrors takes the document's secret values out of its errors: they
+// are logged, kept in the status and shown by `osgate validate`, and a
+// message may quote a value (a URL, a name) that holds one.
+func scrubErrors(data []byte, es strict.Errors) strict.Errors {
+	var doc any
+	if json.Unmarshal(data, &doc) != nil {
+		return es
+	}
+	secrets := redact.Secrets(doc)
+	for i := range es {
+		es[i].Msg = redact.Scrub(es[i].Msg, secrets)
+	}
+	return es
 }
 
 // coveredBy says whether path is, or is inside, a path that already has a

@@ -63,7 +63,7 @@ func ParsePulled(local []byte) func(doc []byte) (*Config, error) {
 			return Parse(doc) // the decoder says what is wrong, with its position
 		}
 		if es := localOnly(pulled, boot); len(es) > 0 {
-			sortErrors(es)
+			es.Sort()
 			return nil, es
 		}
 		for _, p := range corePaths {

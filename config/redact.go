@@ -1,35 +1,44 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
+
+	"github.com/osgate/osgate/internal/redact"
 )
 
 // redacted replaces a secret in Redacted's copy.
 const redacted = "***"
 
 // Redacted returns a deep copy of c with every secret replaced by "***":
-// the broker and bridge passwords, the API key hashes, and in the drivers'
-// settings, devices and channels every key that names a secret (password,
-// secret, token, or a name ending in "key"). Empty secrets stay empty, so
-// the copy still shows what is unset. Use it wherever a config is shown.
+// the broker and bridge passwords, the API key hashes, the fleet token,
+// and in the drivers' settings, devices and channels every key that names
+// a secret (password, secret, token, cookie, authorization, or a name
+// ending in "key"), every configured header but a few harmless ones
+// (Accept, Content-Type, User-Agent, ...), and the query values and
+// passwords of URLs. Empty secrets stay empty, so the copy still shows
+// what is unset. Use it wherever a config is shown.
 func (c *Config) Redacted() *Config {
 	r := *c
 	r.Broker.Managed = clonePtr(c.Broker.Managed)
 	r.Broker.Password = hide(c.Broker.Password)
+	r.Broker.URL = hideQuery(c.Broker.URL)
 	if br := c.Broker.Bridge; br != nil {
 		b := *br
 		b.Password = hide(br.Password)
 		b.TopicsOut = slices.Clone(br.TopicsOut)
 		b.TopicsIn = slices.Clone(br.TopicsIn)
 		b.QoS = clonePtr(br.QoS)
+		b.TLS = clonePtr(br.TLS)
 		r.Broker.Bridge = &b
 	}
 	r.Export.QoS = clonePtr(c.Export.QoS)
 	if c.Remote != nil {
 		rm := *c.Remote
 		rm.BearerToken = hide(rm.BearerToken)
+		rm.URL, rm.SignatureURL = hideQuery(rm.URL), hideQuery(rm.SignatureURL)
 		r.Remote = &rm
 	}
 	r.RPC.APIKeys = make([]APIKey, len(c.RPC.APIKeys))
@@ -92,6 +101,12 @@ func hide(s string) string {
 	return redacted
 }
 
+// hideQuery masks the query values and password of a URL.
+func hideQuery(u string) string {
+	s, _ := redact.QueryValues(u)
+	return s
+}
+
 func clonePtr[T any](p *T) *T {
 	if p == nil {
 		return nil
@@ -112,40 +127,64 @@ func redactJSON(raw json.RawMessage) json.RawMessage {
 		b, _ := json.Marshal(redacted)
 		return b
 	}
-	b, err := json.Marshal(redactValue(v))
-	if err != nil {
-		b, _ = json.Marshal(redacted)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // a URL's "&" stays readable
+	if err := enc.Encode(redactValue(v)); err != nil {
+		b, _ := json.Marshal(redacted)
+		return b
 	}
-	return b
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 func redactValue(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, el := range x {
-			if secretKey(k) {
+			switch {
+			case redact.SecretKey(k):
 				if s, ok := el.(string); !ok || s != "" {
 					x[k] = redacted
 				}
-				continue
+			case strings.EqualFold(k, "headers"):
+				h, ok := el.(map[string]any)
+				if !ok {
+					x[k] = redactValue(el)
+					continue
+				}
+				for name, hv := range h {
+					if s, isString := hv.(string); redact.SecretHeader(name) && (!isString || s != "") {
+						h[name] = redacted
+					}
+				}
+			default:
+				x[k] = redactValue(el)
 			}
-			x[k] = redactValue(el)
 		}
 	case []any:
 		for i := range x {
 			x[i] = redactValue(x[i])
 		}
+	case string:
+		s, _ := redact.QueryValues(x)
+		return s
 	}
 	return v
 }
 
-// secretKey says whether a settings key names a secret.
-func secretKey(k string) bool {
-	k = strings.ToLower(k)
-	for _, s := range []string{"password", "passwd", "secret", "token"} {
-		if strings.Contains(k, s) {
-			return true
-		}
+// Secrets are the secret values in c (as Redacted finds them), for
+// redact.Scrub to take out of errors and log lines about c.
+func (c *Config) Secrets() []string {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil
 	}
-	return strings.HasSuffix(k, "key") || strings.HasSuffix(k, "keys")
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return nil
+	}
+	return redact.Secrets(v)
 }
+
+// Scrub takes c's secret values out of text.
+func (c *Config) Scrub(text string) string { return redact.Scrub(text, c.Secrets()) }

@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/osgate/osgate/internal/redact"
 )
 
 func TestRedacted(t *testing.T) {
@@ -58,8 +60,8 @@ func TestSecretKey(t *testing.T) {
 		"api_key": true, "network_key": true, "s2_keys": true, "key": true,
 		"key_file": false, "port": false, "username": false, "keyboard": false,
 	} {
-		if secretKey(k) != want {
-			t.Errorf("secretKey(%q) = %v", k, !want)
+		if redact.SecretKey(k) != want {
+			t.Errorf("SecretKey(%q) = %v", k, !want)
 		}
 	}
 }
@@ -68,5 +70,38 @@ func TestRedactedUnparsableDriverJSON(t *testing.T) {
 	c := &Config{Connectors: []Connector{{Name: "x", Settings: []byte(`{"password": "p"`)}}}
 	if got := string(c.Redacted().Connectors[0].Settings); got != `"***"` {
 		t.Fatalf("unparsable settings shown as %s", got)
+	}
+}
+
+// TestRedactedHeadersAndURLs: configured headers other than harmless ones
+// (Cookie above all), the query values and passwords of URLs, and the
+// fleet URL's query are masked; names stay.
+func TestRedactedHeadersAndURLs(t *testing.T) {
+	c, err := Parse([]byte(`{
+	  "remote": {"url": "https://fleet.example/{gateway}.json?X-Amz-Signature=sig-secret", "bearer_token": "fleet-secret"},
+	  "connectors": [{"name": "web", "type": "test-config-any",
+	    "settings": {"headers": {"Accept": "application/json", "Cookie": "session=cookie-secret", "X-Site": "north"}},
+	    "devices": [{"name": "d", "url": "https://api.example/v1/state?token=query-secret&page=2"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Redacted()
+	if got, want := string(r.Connectors[0].Settings), `{"headers":{"Accept":"application/json","Cookie":"***","X-Site":"***"}}`; got != want {
+		t.Errorf("settings %s, want %s", got, want)
+	}
+	if got, want := string(r.Connectors[0].Devices[0].Driver), `{"url":"https://api.example/v1/state?token=***&page=***"}`; got != want {
+		t.Errorf("device %s, want %s", got, want)
+	}
+	if r.Remote.URL != "https://fleet.example/{gateway}.json?X-Amz-Signature=***" || r.Remote.BearerToken != "***" {
+		t.Errorf("remote %+v", r.Remote)
+	}
+	secrets := c.Secrets()
+	for _, s := range []string{"sig-secret", "fleet-secret", "session=cookie-secret", "north", "query-secret"} {
+		if !strings.Contains(strings.Join(secrets, "\n"), s) {
+			t.Errorf("Secrets lacks %q", s)
+		}
+	}
+	if got := c.Scrub("GET failed: session=cookie-secret, token query-secret"); got != "GET failed: ***, token ***" {
+		t.Errorf("Scrub: %q", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/osgate/osgate/config/source"
 	"github.com/osgate/osgate/internal/scope"
+	"github.com/osgate/osgate/internal/redact"
 	"github.com/osgate/osgate/internal/strict"
 	"github.com/osgate/osgate/internal/topic"
 )
@@ -341,17 +342,17 @@ func checkHostPort(es *strict.Errors, path, addr string) {
 func checkBrokerURL(es *strict.Errors, path, s string) {
 	u, err := url.Parse(s)
 	if err != nil {
-		es.Add(path, "is not a URL: %q", s)
+		es.Add(path, "is not a URL")
 		return
 	}
 	switch u.Scheme {
 	case "tcp", "ssl", "ws", "wss":
 	default:
-		es.Add(path, "must start with tcp://, ssl://, ws:// or wss://: %q%s", s, strict.DidYouMean(u.Scheme, []string{"tcp", "ssl", "ws", "wss"}))
+		es.Add(path, "must start with tcp://, ssl://, ws:// or wss://: %q%s", redact.URL(s), strict.DidYouMean(u.Scheme, []string{"tcp", "ssl", "ws", "wss"}))
 		return
 	}
 	if u.Port() == "" || u.Hostname() == "" {
-		es.Add(path, "needs a host and a port, e.g. \"tcp://127.0.0.1:1883\": %q", s)
+		es.Add(path, "needs a host and a port, e.g. \"tcp://127.0.0.1:1883\": %q", redact.URL(s))
 	}
 }
 

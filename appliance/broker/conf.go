@@ -287,7 +287,8 @@ func (w *confWriter) line(key string, values ...string) {
 	for _, v := range values {
 		if v == "" || strings.ContainsAny(v, "\r\n\x00") {
 			if w.err == nil {
-				w.err = fmt.Errorf("broker: %s: value %q is empty or spans lines", key, v)
+				// Not the value: it may be a password.
+				w.err = fmt.Errorf("broker: %s: a value is empty or spans lines", key)
 			}
 		}
 		w.b.WriteByte(' ')

@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+
+	"github.com/osgate/osgate/internal/redact"
 )
 
 // maxDocument bounds a pulled document or signature.
@@ -22,6 +25,9 @@ type fetcher struct {
 	client       *http.Client
 	docURL       string
 	sigURL       string
+	// docShown and sigShown are the URLs without query and user info,
+	// for errors and logs (a presigned URL's query is a credential).
+	docShown, sigShown string
 	token        string
 	pub          ed25519.PublicKey // nil: signatures are not fetched
 	etag         string
@@ -42,6 +48,7 @@ func newFetcher(r *RemoteSettings, gateway string) (*fetcher, error) {
 		sigURL: expand(r.signatureURL(), gateway),
 		token:  r.BearerToken,
 	}
+	f.docShown, f.sigShown = redact.URL(f.docURL), redact.URL(f.sigURL)
 	if r.PublicKey != "" {
 		pub, err := ParsePublicKey(r.PublicKey)
 		if err != nil {
@@ -98,7 +105,7 @@ func (f *fetcher) fetch(ctx context.Context) (pulled, error) {
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return pulled{}, fmt.Errorf("fetch %s: %w", f.docURL, err)
+		return pulled{}, fmt.Errorf("fetch %s: %w", f.docShown, bareURLError(err))
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -106,11 +113,11 @@ func (f *fetcher) fetch(ctx context.Context) (pulled, error) {
 		return pulled{notModified: true, etag: f.etag, lastModified: f.lastModified}, nil
 	case http.StatusOK:
 	default:
-		return pulled{}, fmt.Errorf("fetch %s: HTTP %s", f.docURL, resp.Status)
+		return pulled{}, fmt.Errorf("fetch %s: HTTP %s", f.docShown, resp.Status)
 	}
 	doc, err := readLimited(resp.Body)
 	if err != nil {
-		return pulled{}, fmt.Errorf("fetch %s: %w", f.docURL, err)
+		return pulled{}, fmt.Errorf("fetch %s: %w", f.docShown, bareURLError(err))
 	}
 	p := pulled{doc: doc, etag: resp.Header.Get("ETag"), lastModified: resp.Header.Get("Last-Modified")}
 	if f.pub != nil {
@@ -128,7 +135,7 @@ func (f *fetcher) signature(ctx context.Context) ([]byte, error) {
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch signature %s: %w", f.sigURL, err)
+		return nil, fmt.Errorf("fetch signature %s: %w", f.sigShown, bareURLError(err))
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -137,13 +144,23 @@ func (f *fetcher) signature(ctx context.Context) ([]byte, error) {
 		// Object stores answer 403 for a missing key without list rights.
 		return nil, nil
 	default:
-		return nil, fmt.Errorf("fetch signature %s: HTTP %s", f.sigURL, resp.Status)
+		return nil, fmt.Errorf("fetch signature %s: HTTP %s", f.sigShown, resp.Status)
 	}
 	sig, err := readLimited(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("fetch signature %s: %w", f.sigURL, err)
+		return nil, fmt.Errorf("fetch signature %s: %w", f.sigShown, bareURLError(err))
 	}
 	return sig, nil
+}
+
+// bareURLError drops *url.Error's "Get \"URL\":" prefix, which would show
+// the query; the caller names the URL without it.
+func bareURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 func (f *fetcher) request(ctx context.Context, u string) (*http.Request, error) {

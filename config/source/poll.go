@@ -32,7 +32,7 @@ func (s *Source[T]) pull(ctx context.Context) (*Update[T], *entry, string, error
 	if s.fetch.pub != nil {
 		if err := Verify(s.fetch.pub, p.doc, p.sig); err != nil {
 			// Not remembered: the signature may land after the document.
-			return nil, nil, "refused", fmt.Errorf("config version %s from %s refused: %w", short(version), s.fetch.docURL, err)
+			return nil, nil, "refused", fmt.Errorf("config version %s from %s refused: %w", short(version), s.fetch.docShown, err)
 		}
 	}
 	// Remembered even when refused below, with the refusal: the document
@@ -45,7 +45,7 @@ func (s *Source[T]) pull(ctx context.Context) (*Update[T], *entry, string, error
 	}
 	cfg, err := s.opts.ValidatePulled(p.doc)
 	if err != nil {
-		s.etagRefusal = fmt.Errorf("config version %s from %s refused: invalid:\n%w", short(version), s.fetch.docURL, err)
+		s.etagRefusal = fmt.Errorf("config version %s from %s refused: invalid:\n%w", short(version), s.fetch.docShown, err)
 		return nil, nil, "refused", s.etagRefusal
 	}
 	e := &entry{Doc: p.doc, Sig: p.sig, Version: version, ETag: p.etag, LastModified: p.lastModified, FetchedAt: now.UTC()}
@@ -53,7 +53,7 @@ func (s *Source[T]) pull(ctx context.Context) (*Update[T], *entry, string, error
 }
 
 func (s *Source[T]) badErr(version string, b BadVersion) error {
-	return fmt.Errorf("config version %s from %s refused: it was rolled back at %s and is marked bad", short(version), s.fetch.docURL, b.At.Format(time.RFC3339))
+	return fmt.Errorf("config version %s from %s refused: it was rolled back at %s and is marked bad", short(version), s.fetch.docShown, b.At.Format(time.RFC3339))
 }
 
 // poll is one pull after the start: a changed, accepted document is

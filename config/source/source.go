@@ -118,7 +118,7 @@ func New[T any](opts Options[T]) (*Source[T], error) {
 			return nil, err
 		}
 		s.fetch, s.interval, s.timeout = f, r.interval(), r.timeout()
-		s.st.URL = f.docURL
+		s.st.URL = f.docShown
 	}
 	if opts.StateDir != "" {
 		s.openCache()

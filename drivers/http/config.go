@@ -12,6 +12,7 @@ import (
 	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/drivers/mapping"
 	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/internal/redact"
 	"github.com/osgate/osgate/internal/strict"
 )
 
@@ -209,6 +210,9 @@ type pollDevice struct {
 	headers map[string]string
 	auth    *authSettings
 	mapping *mapping.Mapping
+	// secrets are what the device sends as credentials: cut out of what
+	// a server answers before it is shown.
+	secrets []string
 }
 
 func parseDevice(s settings, d *core.Device) (*pollDevice, strict.Errors) {
@@ -224,15 +228,13 @@ func parseDevice(s settings, d *core.Device) (*pollDevice, strict.Errors) {
 		u, err := url.Parse(ds.URL)
 		switch {
 		case err != nil:
-			es.Add("url", "is not a URL: %v", err)
+			es.Add("url", "is not a URL") // the error would show the query
 		case u.Scheme != "http" && u.Scheme != "https":
-			es.Add("url", "%q must be http:// or https://", ds.URL)
+			es.Add("url", "%q must be http:// or https://", redact.URL(ds.URL))
 		case u.Host == "":
-			es.Add("url", "%q has no host", ds.URL)
+			es.Add("url", "%q has no host", redact.URL(ds.URL))
 		default:
-			shown := *u
-			shown.User, shown.RawQuery, shown.Fragment = nil, "", ""
-			pd.display = shown.String()
+			pd.display = redact.URL(ds.URL)
 			if u.User != nil {
 				es.Add("url", "must not carry credentials: use auth")
 			}
@@ -248,6 +250,20 @@ func parseDevice(s settings, d *core.Device) (*pollDevice, strict.Errors) {
 	if ds.Auth != nil {
 		es.Merge("auth", checkAuth(*ds.Auth).Err())
 		pd.auth = ds.Auth
+	}
+	if pd.auth != nil {
+		pd.secrets = append(pd.secrets, pd.auth.Password, pd.auth.Token)
+	}
+	for k, v := range pd.headers {
+		if redact.SecretHeader(k) {
+			pd.secrets = append(pd.secrets, v)
+		}
+	}
+	if u, err := url.Parse(ds.URL); err == nil && u.RawQuery != "" {
+		pd.secrets = append(pd.secrets, u.RawQuery)
+		for _, vs := range u.Query() {
+			pd.secrets = append(pd.secrets, vs...)
+		}
 	}
 	spec := mapping.Spec{Time: ds.Time}
 	if len(d.Channels) == 0 {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/internal/redact"
 )
 
 // timeoutFallback bounds a poll whose ctx has no deadline (the core always
@@ -150,7 +151,8 @@ func (p *poller) Poll(ctx context.Context, dev *core.Device) ([]core.Reading, er
 		return nil, fmt.Errorf("http: GET %s: reading the body: %w", d.display, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, fmt.Errorf("http: GET %s: %s: %s", d.display, resp.Status, snippet(body))
+		// The server may echo what it was sent.
+		return nil, fmt.Errorf("http: GET %s: %s: %s", d.display, resp.Status, redact.Scrub(snippet(body), d.secrets))
 	}
 	if int64(len(body)) > p.set.MaxBody {
 		return nil, fmt.Errorf("http: GET %s: response larger than max_body (%d bytes)", d.display, p.set.MaxBody)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/drivers/mapping"
+	"github.com/osgate/osgate/internal/redact"
 	"github.com/osgate/osgate/internal/strict"
 )
 
@@ -164,7 +165,7 @@ func checkBroker(bs brokerSettings) (broker, strict.Errors) {
 	case err != nil:
 		es.Add("url", "is not a URL: %v", err)
 	case u.Host == "" || u.Port() == "":
-		es.Add("url", "%q needs a host and a port, e.g. tcp://192.168.1.10:1883", bs.URL)
+		es.Add("url", "%q needs a host and a port, e.g. tcp://192.168.1.10:1883", redact.URL(bs.URL))
 	default:
 		if _, ok := schemes[u.Scheme]; !ok {
 			es.Add("url", "scheme %q: use tcp, mqtt, ssl, tls, mqtts, ws or wss%s", u.Scheme, strict.DidYouMean(u.Scheme, []string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}))
