@@ -10,7 +10,8 @@ if [ "${1:-run}" = test ]; then
   # python3-pymodbus only recommends python3-serial-asyncio (which pulls
   # python3-serial), and its server imports both: name them, since the
   # install below skips recommends.
-  want+=(nginx socat python3-pymodbus python3-serial-asyncio)
+  # systemd-analyze checks deploy/systemd/osgate.service.
+  want+=(nginx socat python3-pymodbus python3-serial-asyncio systemd)
 fi
 
 missing=()

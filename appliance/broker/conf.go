@@ -77,6 +77,9 @@ func Conf(cfg config.Broker, gatewayID, stateDir string, access Access) ([]byte,
 	return conf(cfg, gatewayID, stateDir, access, queueLimits(stateDir))
 }
 
+// geteuid is os.Geteuid; tests replace it.
+var geteuid = os.Geteuid
+
 // limits are the automatic queue sizes (see queueLimits).
 type limits struct {
 	messages int
@@ -104,9 +107,12 @@ func conf(cfg config.Broker, gatewayID, stateDir string, access Access, auto lim
 	w.line("acl_file", filepath.Join(dir, aclFileName))
 	w.comment("No message larger than osgate reads, from any client or the bridge: dropped (and acknowledged) by the broker.")
 	w.line("message_size_limit", strconv.FormatInt(access.MaxMessage, 10))
-	if os.Geteuid() == 0 {
+	if geteuid() == 0 {
 		// Started as root, mosquitto switches to the "mosquitto" user, who
-		// cannot write osgate's state dir; osgate runs it as itself.
+		// cannot write osgate's state dir; osgate runs it as itself. That is
+		// the appliance, whose only program is osgate; on a Debian host the
+		// systemd unit runs osgate, and so Mosquitto, as the user osgate
+		// (deploy/README.md), and no user line is written.
 		w.line("user", "root")
 	}
 	autosave := cfg.AutosaveInterval

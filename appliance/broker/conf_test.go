@@ -174,3 +174,17 @@ func TestDialAddr(t *testing.T) {
 		t.Fatalf("default URL = %s", got)
 	}
 }
+
+// TestConfUser: run by root (the appliance) Mosquitto is told to stay
+// root, since it would otherwise switch to a user who cannot write the
+// state dir; run by anyone else (the systemd unit's osgate user) it gets
+// no user line and runs as that user.
+func TestConfUser(t *testing.T) {
+	defer func(f func() int) { geteuid = f }(geteuid)
+	geteuid = func() int { return 0 }
+	wantLines(t, confText(t, config.Broker{}), "user root")
+	geteuid = func() int { return 995 }
+	if text := confText(t, config.Broker{}); strings.Contains(text, "\nuser ") {
+		t.Errorf("a user line for a non-root osgate:\n%s", text)
+	}
+}
