@@ -248,9 +248,9 @@ func TestSecretsNeverLeave(t *testing.T) {
 	}
 
 	where := map[string]string{
-		"the log":                   logs.String(),
-		"/metrics":                  string(metrics),
-		"the RPC answers":           strings.Join(answers, "\n"),
+		"the log":                  logs.String(),
+		"/metrics":                 string(metrics),
+		"the RPC answers":          strings.Join(answers, "\n"),
 		"config.db's bad versions": string(stored),
 	}
 	err = filepath.WalkDir(state, func(p string, d fs.DirEntry, err error) error {

@@ -242,4 +242,3 @@ func set(m map[string]any, p []string, v any) {
 	}
 	m[p[len(p)-1]] = v
 }
-

@@ -22,16 +22,16 @@ const maxDocument = 8 << 20
 // state (etag, lastModified) is that of the last document it was told to
 // remember; only the goroutine calling Source.Next uses it.
 type fetcher struct {
-	client       *http.Client
-	docURL       string
-	sigURL       string
+	client *http.Client
+	docURL string
+	sigURL string
 	// docShown and sigShown are the URLs without query and user info,
 	// for errors and logs (a presigned URL's query is a credential).
 	docShown, sigShown string
-	token        string
-	pub          ed25519.PublicKey // nil: signatures are not fetched
-	etag         string
-	lastModified string
+	token              string
+	pub                ed25519.PublicKey // nil: signatures are not fetched
+	etag               string
+	lastModified       string
 }
 
 // pulled is the answer to one fetch.
