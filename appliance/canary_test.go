@@ -92,7 +92,7 @@ func TestSecretsNeverLeave(t *testing.T) {
   "gateway": {"id": "gw-canary", "state_dir": %q},
   "broker": {"listen": %q, "username": "gw", "password": %q,
     "bridge": {"address": %q, "tls": false, "username": "bridge", "password": %q}},
-  "rpc": {"listen": %q, "api_keys": [{"name": "t", "sha256": %q}]},
+  "rpc": {"listen": %q, "api_keys": [{"name": "t", "sha256": %q, "scope": "admin"}]},
   "connectors": [
     {"name": "web", "type": "http", "settings": {"headers": {"Cookie": "session=%s", "X-Api-Key": %q}},
      "devices": [

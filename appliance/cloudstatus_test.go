@@ -169,7 +169,7 @@ func TestGatewayKilledShowsOfflineOnTheCloud(t *testing.T) {
 	cloud := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
 	broker := testpeer.Addr(testpeer.FreePort(t))
 	cfg := writeConfig(t, fmt.Sprintf(`{"gateway":{"id":"gw-kill","state_dir":%q},
-		"broker":{"listen":%q,"bridge":{"address":%q,"keepalive":"5s"}},"rpc":{"listen":"off"},
+		"broker":{"listen":%q,"bridge":{"address":%q,"keepalive":"5s","tls":false}},"rpc":{"listen":"off"},
 		"connectors":[{"name":"k","type":"test-switch","devices":[{"name":"k-1","interval":"200ms"}]}]}`,
 		t.TempDir(), broker, cloud.Addr()))
 	sub := testpeer.Subscribe(t, cloud.URL(), testpeer.SubscriberOptions{ClientID: "t-cloud-kill", Filter: "status/gw-kill/#"})
@@ -289,7 +289,7 @@ func TestBridgeCutShowsOfflineOnTheCloud(t *testing.T) {
 	link := testpeer.StartProxy(t, cloud.Addr())
 	switchModes.Store("c-1", "ok")
 	doc := strings.Replace(fmt.Sprintf(envelope, `{"name":"c","type":"test-switch","devices":[{"name":"c-1","interval":"200ms"}]}`),
-		`"broker": {"listen": "BROKER"}`, `"broker": {"listen": "BROKER", "bridge": {"address": "`+link.Addr()+`", "keepalive": "5s"}}`, 1)
+		`"broker": {"listen": "BROKER"}`, `"broker": {"listen": "BROKER", "bridge": {"address": "`+link.Addr()+`", "keepalive": "5s", "tls": false}}`, 1)
 	start := time.Now()
 	startGateway(t, doc)
 	sub := testpeer.Subscribe(t, cloud.URL(), testpeer.SubscriberOptions{ClientID: "t-cloud-cut", Filter: "status/gw-test/#"})

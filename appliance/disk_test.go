@@ -211,7 +211,7 @@ func TestDiskFullHTTPIngest(t *testing.T) {
 func TestDiskFullMQTTConnector(t *testing.T) {
 	field := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
 	tg, fs, logs := startDiskGateway(t, fmt.Sprintf(`{"name": "field", "type": "mqtt",
-		"settings": {"brokers": [{"name": "plant", "url": %q}],
+		"settings": {"brokers": [{"name": "plant", "url": %q, "tls": false}],
 			"mappings": [{"topic": "plant/{device}", "channels": [{"each": ""}]}]},
 		"devices": [{"name": "m-1", "interval": "1m"}]}`, field.URL()))
 	sub := testpeer.Subscribe(t, tg.broker, testpeer.SubscriberOptions{ClientID: "t-disk-mqtt", Filter: "telemetry/gw-test/m-1", Key: seqKey})

@@ -11,8 +11,8 @@ import (
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config/source"
-	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/redact"
+	"github.com/osgate/osgate/internal/scope"
 )
 
 // registerMethods puts the GatewayService's JSON-RPC methods on s, with the

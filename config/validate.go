@@ -9,8 +9,8 @@ import (
 	"unicode"
 
 	"github.com/osgate/osgate/config/source"
-	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/redact"
+	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/strict"
 	"github.com/osgate/osgate/internal/topic"
 )

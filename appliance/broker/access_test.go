@@ -134,7 +134,7 @@ func (cl *client) lacks(t *testing.T, who string, msgs ...string) {
 // the bridge sends up besides osgate's own topics.
 func TestLockedBroker(t *testing.T) {
 	cloud := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
-	b := runBroker(t, config.Broker{Username: "app", Password: "app-pw-1", Bridge: &config.Bridge{Address: cloud.Addr(),
+	b := runBroker(t, config.Broker{Username: "app", Password: "app-pw-1", Bridge: &config.Bridge{Address: cloud.Addr(), TLS: new(false),
 		TopicsOut: []string{"telemetry/#", "events/#"}, TopicsIn: []string{"commands/gw-test/#"}}})
 	own := clients(t, b)
 	cloudApp := mustDial(t, cloud.URL(), "cloud-app", "", "")

@@ -48,7 +48,7 @@ func TestZigbee2MQTTAndTasmota(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	settings := `{"brokers": [{"name": "plain", "url": "` + br.URL() + `"}], "mappings": ` + string(maps) + `}`
+	settings := `{"brokers": [{"name": "plain", "url": "` + br.URL() + `", "tls": false}], "mappings": ` + string(maps) + `}`
 	c := newConnector(t, "z2m", settings, nil)
 	col := newCollector()
 	listen(t, c, col)
