@@ -16,8 +16,21 @@ import (
 // max until it works (true) or ctx ends (false). warn is called on the
 // first failed attempt and on every tenth.
 func ConnectFirst(ctx context.Context, client mqtt.Client, first, max time.Duration, warn func(attempt int, err error)) bool {
+	return ConnectWake(ctx, client, first, max, nil, warn)
+}
+
+// ConnectWake is ConnectFirst that also tries again at once, without
+// waiting out the back-off, when the channel wake returns is closed (e.g.
+// the managed broker reports that it listens again). wake is called before
+// each attempt, so a wake-up during the attempt is not missed; nil wake, or
+// a nil channel, waits the back-off only.
+func ConnectWake(ctx context.Context, client mqtt.Client, first, max time.Duration, wake func() <-chan struct{}, warn func(attempt int, err error)) bool {
 	wait := first
 	for attempt := 1; ; attempt++ {
+		var woken <-chan struct{}
+		if wake != nil {
+			woken = wake()
+		}
 		tok := client.Connect()
 		select {
 		case <-tok.Done():
@@ -30,11 +43,16 @@ func ConnectFirst(ctx context.Context, client mqtt.Client, first, max time.Durat
 		if attempt == 1 || attempt%10 == 0 {
 			warn(attempt, tok.Error())
 		}
+		t := time.NewTimer(wait)
 		select {
-		case <-time.After(wait):
+		case <-t.C:
+			wait = min(wait*2, max)
+		case <-woken:
+			t.Stop()
+			wait = first
 		case <-ctx.Done():
+			t.Stop()
 			return false
 		}
-		wait = min(wait*2, max)
 	}
 }
