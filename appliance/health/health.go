@@ -74,6 +74,7 @@ type Model struct {
 	exportDown time.Duration // grace before a disconnected export is unhealthy
 	export     exportState
 	disk       *DiskReport
+	broker     error // why the managed broker does not run, or nil
 	connectors map[string]*connState
 	devices    map[string]Device // configured devices only: bounded by the config
 	beats      map[string]*beat
@@ -142,6 +143,14 @@ func (m *Model) Disk(dir string, free, warn uint64, full bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.disk = &DiskReport{Dir: dir, FreeBytes: free, WarnBytes: warn, Full: full}
+}
+
+// Broker records the managed broker's state: nil while it runs, else why
+// it does not (the gateway goes on, its readings wait in the export spool).
+func (m *Model) Broker(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.broker = err
 }
 
 // AddConnector starts tracking a connector whose devices are due every
@@ -226,6 +235,8 @@ type Report struct {
 	Uptime     string            `json:"uptime"`
 	Export     ExportReport      `json:"export"`
 	Disk       *DiskReport       `json:"disk,omitempty"`
+	// Broker says why the managed broker does not run (empty while it runs).
+	Broker     string            `json:"broker,omitempty"`
 	Connectors []ConnectorReport `json:"connectors"`
 	// Devices counts the configured devices by state; only states that
 	// some device is in appear.
@@ -313,6 +324,10 @@ func (m *Model) Report() Report {
 			r.Live = false
 			worse(Unhealthy, fmt.Sprintf("%s made no progress for %s", n, age.Round(100*time.Millisecond)))
 		}
+	}
+	if m.broker != nil {
+		r.Broker = m.broker.Error()
+		worse(Degraded, "managed broker not running: "+r.Broker)
 	}
 	e := m.export
 	r.Export = ExportReport{Connected: e.connected, Queued: e.queued, Limit: e.limit}
