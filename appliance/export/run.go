@@ -13,16 +13,19 @@ import (
 )
 
 const (
-	flushEvery = 250 * time.Millisecond // ack offset, health, metrics
+	flushEvery = 250 * time.Millisecond // state file, health, metrics, broker saves
 	syncEvery  = time.Second            // fsync of the spool segment
+	retryFirst = 100 * time.Millisecond // first pause between connection attempts
 )
 
-// inflight is a message handed to the MQTT client during connection
-// epoch epoch.
+// inflight is a message handed to the MQTT client in round round, during
+// connection epoch epoch, while broker process gen ran.
 type inflight struct {
 	e     entry
 	tok   mqtt.Token
+	round uint64
 	epoch uint64
+	gen   uint64
 }
 
 // Run connects to the broker and sends spooled messages until ctx ends,
@@ -39,14 +42,18 @@ func (s *Sink) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.flushLoop(work, client) })
 	wg.Go(func() {
-		if s.connectFirst(work, client) {
+		if s.connect(work, client) {
+			wg.Go(func() { s.reconnectLoop(work, client) })
 			s.sendLoop(work, client, handed)
 		}
 	})
 	wg.Go(func() { s.ackLoop(work, client, handed) })
+	if s.opts.Broker != nil {
+		wg.Go(func() { s.persistLoop(work) })
+	}
 
 	<-ctx.Done()
-	s.drain()
+	s.drain(work)
 	stop()
 	wg.Wait()
 	client.Disconnect(250)
@@ -54,7 +61,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	err := s.close()
 	s.report()
 	if n := s.Queued(); n > 0 {
-		s.log.Info("export: stopped with messages still queued; the next start sends them", "queued", n)
+		s.log.Info("export: stopped with messages not yet safe in the broker; the next start sends them", "queued", n)
 	}
 	return err
 }
@@ -70,9 +77,11 @@ func (s *Sink) clientOptions() *mqtt.ClientOptions {
 		// a restart (see ackLoop); the memory store serves resends within
 		// one run.
 		SetStore(mqtt.NewMemoryStore()).
-		SetAutoReconnect(true).
-		SetConnectRetry(false). // see Sink: connectFirst retries instead
-		SetMaxReconnectInterval(s.opts.RetryMax).
+		// Run reconnects itself (reconnectLoop): paho's own reconnect waits
+		// at least a second and backs off to RetryMax, even when the
+		// managed broker is already back.
+		SetAutoReconnect(false).
+		SetConnectRetry(false). // see Sink: connect retries instead
 		SetConnectTimeout(10 * time.Second).
 		SetWriteTimeout(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
@@ -87,15 +96,16 @@ func (s *Sink) clientOptions() *mqtt.ClientOptions {
 				s.opts.OnReconnect()
 			}
 		}).
-		SetReconnectingHandler(func(mqtt.Client, *mqtt.ClientOptions) {
-			// Runs before the client resends its in-flight messages, which
-			// completes their old tokens without an acknowledgement.
-			s.epoch.Add(1)
-		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			// Runs before the next Connect resends the in-flight messages,
+			// which completes their old tokens without an acknowledgement.
 			s.epoch.Add(1)
 			s.log.Warn("export: connection to broker lost; spooling until it is back", "error", err)
 			s.setConnected(false)
+			select {
+			case s.lost <- struct{}{}:
+			default:
+			}
 		})
 	if s.opts.TLS != nil {
 		o.SetTLSConfig(s.opts.TLS)
@@ -106,12 +116,41 @@ func (s *Sink) clientOptions() *mqtt.ClientOptions {
 	return o
 }
 
-// connectFirst tries to connect until it succeeds or ctx ends. Later
-// outages are the client's auto-reconnect's to handle.
-func (s *Sink) connectFirst(ctx context.Context, client mqtt.Client) bool {
-	return mqttconn.ConnectFirst(ctx, client, 100*time.Millisecond, s.opts.RetryMax, func(attempt int, err error) {
+// connect tries to connect until it succeeds or ctx ends, backing off from
+// retryFirst to RetryMax, and at once when the managed broker starts.
+func (s *Sink) connect(ctx context.Context, client mqtt.Client) bool {
+	var wake func() <-chan struct{}
+	if s.opts.Broker != nil {
+		wake = s.opts.Broker.NextStart
+	}
+	return mqttconn.ConnectWake(ctx, client, retryFirst, s.opts.RetryMax, wake, func(attempt int, err error) {
 		s.log.Warn("export: cannot connect to broker; spooling messages and retrying", "attempt", attempt, "error", err)
 	})
+}
+
+// reconnectLoop connects again each time the connection is lost.
+func (s *Sink) reconnectLoop(ctx context.Context, client mqtt.Client) {
+	for {
+		select {
+		case <-s.lost:
+		case <-ctx.Done():
+			return
+		}
+		if client.IsConnectionOpen() {
+			continue // a late notice of an older loss
+		}
+		if !s.connect(ctx, client) {
+			return
+		}
+	}
+}
+
+// gen is the broker process running now (0 without a managed broker).
+func (s *Sink) gen() uint64 {
+	if s.opts.Broker == nil {
+		return 0
+	}
+	return s.opts.Broker.Generation()
 }
 
 // sendLoop hands waiting messages to the client while it is connected,
@@ -123,14 +162,14 @@ func (s *Sink) sendLoop(ctx context.Context, client mqtt.Client, handed chan<- i
 		case <-ctx.Done():
 			return
 		}
-		e, ok := s.take(ctx)
+		e, round, ok := s.take(ctx)
 		if !ok {
 			return
 		}
-		epoch := s.epoch.Load()
-		tok := s.send(client, e)
+		m := inflight{e: e, round: round, epoch: s.epoch.Load(), gen: s.gen()}
+		m.tok = s.send(client, e)
 		select {
-		case handed <- inflight{e: e, tok: tok, epoch: epoch}:
+		case handed <- m:
 		case <-ctx.Done():
 			return
 		}
@@ -138,7 +177,7 @@ func (s *Sink) sendLoop(ctx context.Context, client mqtt.Client, handed chan<- i
 }
 
 // ackLoop waits for each handed message's token, in order, resends what
-// failed, and acknowledges in the spool what the broker has.
+// failed, and records what the broker acknowledged.
 //
 // A token that succeeds counts only if the connection it was handed to is
 // still the current one: when paho.mqtt.golang reconnects it resends its
@@ -146,6 +185,11 @@ func (s *Sink) sendLoop(ctx context.Context, client mqtt.Client, handed chan<- i
 // error, before any acknowledgement. Such a message is published again
 // (QoS 1 allows the duplicate) and stays in the spool until a token of the
 // current connection succeeds, so a crash at any point resends it.
+//
+// With a managed broker it counts only if the broker process that runs
+// after the acknowledgement is the one that ran before the message was
+// handed: then that process acknowledged it, and a save it makes later
+// holds it (see checkpoint).
 func (s *Sink) ackLoop(ctx context.Context, client mqtt.Client, handed <-chan inflight) {
 	for {
 		var m inflight
@@ -154,39 +198,63 @@ func (s *Sink) ackLoop(ctx context.Context, client mqtt.Client, handed <-chan in
 		case <-ctx.Done():
 			return
 		}
-		for {
-			select {
-			case <-m.tok.Done():
-			case <-ctx.Done():
-				return
-			}
-			err := m.tok.Error()
-			if err == nil && s.epoch.Load() == m.epoch {
-				break
-			}
-			if err != nil {
-				metrics.ExportErrors.Inc()
-				topic, _ := m.e.target()
-				s.log.Warn("export: publish failed; sending it again", "topic", topic, "error", err)
-			}
-			select {
-			case <-s.whenUp():
-			case <-ctx.Done():
-				return
-			}
-			m.epoch = s.epoch.Load()
-			m.tok = s.send(client, m.e)
+		if s.await(ctx, client, &m) {
+			s.acked(m.e, m.round, m.gen)
+			metrics.ExportMessages.Inc()
 		}
-		s.acked(m.e.seq + 1)
-		metrics.ExportMessages.Inc()
+		if ctx.Err() != nil {
+			return
+		}
 	}
 }
 
-// flushLoop saves the ack offset, prunes the spool, fsyncs it and reports
-// health and metrics, until ctx ends. It also reconciles the connection
-// state with the client's: paho runs its handlers in goroutines of their
-// own, so a late "connection lost" could otherwise overwrite a newer
-// "connected".
+// await waits until m is acknowledged on the current connection by the
+// current broker process, publishing it again as needed. It returns false
+// if ctx ended or a rewind put m back in the queue.
+func (s *Sink) await(ctx context.Context, client mqtt.Client, m *inflight) bool {
+	for {
+		select {
+		case <-m.tok.Done():
+		case <-ctx.Done():
+			return false
+		}
+		err := m.tok.Error()
+		if err == nil && s.epoch.Load() == m.epoch && s.gen() == m.gen {
+			return true
+		}
+		if err != nil {
+			metrics.ExportErrors.Inc()
+			if !errors.Is(err, mqtt.ErrNotConnected) {
+				topic, _ := m.e.target()
+				s.log.Warn("export: publish failed; sending it again", "topic", topic, "error", err)
+			}
+		}
+		if s.rewound(m.round) {
+			return false
+		}
+		select {
+		case <-s.whenUp():
+		case <-ctx.Done():
+			return false
+		}
+		m.epoch, m.gen = s.epoch.Load(), s.gen()
+		m.tok = s.send(client, m.e)
+	}
+}
+
+// rewound reports whether a rewind happened since round: the messages
+// handed then are in the queue again.
+func (s *Sink) rewound(round uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.round != round
+}
+
+// flushLoop saves the spool's state, prunes the spool, fsyncs it and
+// reports health and metrics, until ctx ends. It also reconciles the
+// connection state with the client's: paho runs its handlers in goroutines
+// of their own, so a late "connection lost" could otherwise overwrite a
+// newer "connected".
 func (s *Sink) flushLoop(ctx context.Context, client mqtt.Client) {
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
@@ -198,7 +266,7 @@ func (s *Sink) flushLoop(ctx context.Context, client mqtt.Client) {
 			return
 		}
 		s.mu.Lock()
-		if s.spool.saveAck() {
+		if s.spool.saveState() {
 			s.spool.prune()
 		}
 		var f interface{ Sync() error }
@@ -228,21 +296,45 @@ func (s *Sink) send(client mqtt.Client, e entry) mqtt.Token {
 	return client.Publish(topic, s.opts.QoS, retain || s.opts.Retain, e.payload)
 }
 
-// drain waits up to StopGrace for the queue to empty while connected.
-func (s *Sink) drain() {
+// drain waits up to StopGrace for every message to be acknowledged while
+// connected, then, with a managed broker, for one save of its state, so
+// the next start does not send them again.
+func (s *Sink) drain(ctx context.Context) {
 	deadline := time.Now().Add(s.opts.StopGrace)
-	for s.Connected() && s.Queued() > 0 && time.Now().Before(deadline) {
+	for s.Connected() && s.unacked() > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
+	if s.opts.Broker == nil || !s.Connected() {
+		return
+	}
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	if err := s.checkpoint(dctx, true); err != nil {
+		s.log.Info("export: no save of the broker's state at stop; the next start sends the last messages again", "error", err)
+	}
+}
+
+// unacked is how many accepted messages the broker has not acknowledged.
+func (s *Sink) unacked() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int(s.spool.next - s.ackedSeq)
 }
 
 // report publishes the export state to health and metrics.
 func (s *Sink) report() {
-	up, n := s.Connected(), s.Queued()
+	s.mu.Lock()
+	n := s.held()
+	unconfirmed := s.ackedSeq - s.spool.durable
+	kept := s.spool.durable - s.spool.kept
+	s.mu.Unlock()
+	up := s.Connected()
 	if s.opts.Health != nil {
 		s.opts.Health.Export(up, n, s.opts.QueueLimit)
 	}
 	metrics.ExportQueue.Set(float64(n))
+	metrics.ExportUnconfirmed.Set(float64(unconfirmed))
+	metrics.ExportReplayKept.Set(float64(kept))
 	if up {
 		metrics.ExportConnected.Set(1)
 	} else {

@@ -1,18 +1,21 @@
 package export
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/osgate/osgate/appliance/health"
+	"github.com/osgate/osgate/appliance/metrics"
 )
 
 // Options configure a Sink.
@@ -30,18 +33,28 @@ type Options struct {
 	// connection drops.
 	QoS    byte
 	Retain bool
-	// StoreDir holds the spool of every message not yet acknowledged by
-	// the broker, waiting or in flight; a restart with the same StoreDir
-	// and ClientID sends what the last run left.
+	// StoreDir holds the spool of every message not yet safe in the
+	// broker, waiting or in flight; a restart with the same StoreDir and
+	// ClientID sends what the last run left.
 	StoreDir string
-	// QueueLimit is how many accepted messages may wait for the broker's
-	// acknowledgement before Publish blocks (default 100000).
+	// QueueLimit is how many accepted messages may wait to be safe in the
+	// broker (acknowledged, and with Broker set, saved) before Publish
+	// blocks (default 100000).
 	QueueLimit int
+	// Broker, when osgate runs the broker (appliance/broker), lets the
+	// sink keep what the broker acknowledged until the broker saved it,
+	// and what it holds for the cloud until the cloud has it (see Broker).
+	// Nil for a broker someone else runs.
+	Broker Broker
+	// ReplayLimit bounds how many messages the spool keeps to send again
+	// should the broker lose its saved state (default QueueLimit).
+	ReplayLimit int
 	// InFlight bounds the messages handed to the MQTT client and not yet
 	// acknowledged (default 64).
 	InFlight int
 	// RetryMax is the longest pause between connection attempts
-	// (default 5s).
+	// (default 5s). With Broker set, the sink also tries at once when the
+	// broker starts.
 	RetryMax time.Duration
 	// StopGrace is how long Run keeps sending after its context ends
 	// (default 2s).
@@ -82,7 +95,8 @@ var ErrClosed = errors.New("export: sink closed")
 // Sink publishes messages to the local broker. Publish accepts a message
 // into a disk spool and returns; Run hands spooled messages to the MQTT
 // client while it is connected, at most InFlight at a time, and drops
-// them from the spool once the broker acknowledged them.
+// them from the spool once they are safe: acknowledged by the broker, and
+// with Options.Broker, in a save of the broker's state (see Broker).
 //
 // Nothing is handed to the MQTT client before its first connection is up:
 // paho.mqtt.golang v1.5.1 loses part of what is published while it is
@@ -91,16 +105,29 @@ type Sink struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	spool   *spool
-	queue   []entry // accepted, not yet handed to the client: queue[head:]
-	head    int
-	waiters int           // Publish calls blocked on a full queue
-	freed   chan struct{} // closed when room is made while waiters > 0
-	closed  bool
+	mu sync.Mutex
+	// spool holds every accepted message until it is durable.
+	spool *spool
+	// queue is every message not durable yet, in seq order: queue[:head]
+	// were handed to the client, queue[head:] wait.
+	queue []entry
+	head  int
+	// ackedSeq: every seq below it was acknowledged by the broker process
+	// windowGen since the last rewind (and it is at least spool.durable).
+	ackedSeq  uint64
+	windowGen uint64
+	// round counts rewinds: messages handed before one are acknowledged
+	// again from the queue, not through their old token.
+	round      uint64
+	waiters    int           // Publish calls blocked on a full queue
+	freed      chan struct{} // closed when room is made while waiters > 0
+	closed     bool
+	trimLogged time.Time
 
 	more      chan struct{} // a message was queued (capacity 1)
 	up        chan struct{} // closed while connected
+	lost      chan struct{} // the connection was lost (capacity 1)
+	ckpt      chan struct{} // held by the one checkpoint running (capacity 1)
 	connected atomic.Bool
 	running   atomic.Bool
 	epoch     atomic.Uint64 // counts connection losses and reconnects
@@ -128,6 +155,9 @@ func New(opts Options) (*Sink, error) {
 	if opts.QueueLimit <= 0 {
 		opts.QueueLimit = 100000
 	}
+	if opts.ReplayLimit <= 0 {
+		opts.ReplayLimit = opts.QueueLimit
+	}
 	if opts.InFlight <= 0 {
 		opts.InFlight = 64
 	}
@@ -152,13 +182,16 @@ func New(opts Options) (*Sink, error) {
 		log.Info("export: resending messages left by the last run", "messages", len(pending))
 	}
 	s := &Sink{
-		opts:  opts,
-		log:   log,
-		spool: sp,
-		queue: pending,
-		freed: make(chan struct{}),
-		more:  make(chan struct{}, 1),
-		up:    make(chan struct{}),
+		opts:     opts,
+		log:      log,
+		spool:    sp,
+		queue:    pending,
+		ackedSeq: sp.durable,
+		freed:    make(chan struct{}),
+		more:     make(chan struct{}, 1),
+		up:       make(chan struct{}),
+		lost:     make(chan struct{}, 1),
+		ckpt:     make(chan struct{}, 1),
 	}
 	s.report()
 	return s, nil
@@ -208,7 +241,7 @@ func (s *Sink) publish(ctx context.Context, topic string, payload []byte) error 
 		return err
 	}
 	s.mu.Lock()
-	for !s.closed && s.spool.pending() >= s.opts.QueueLimit {
+	for !s.closed && s.held() >= s.opts.QueueLimit {
 		s.waiters++
 		ch := s.freed
 		s.mu.Unlock()
@@ -242,53 +275,118 @@ func (s *Sink) publish(ctx context.Context, topic string, payload []byte) error 
 	return nil
 }
 
-// Queued is how many accepted messages the broker has not acknowledged
-// yet (waiting and in flight).
+// Queued is how many accepted messages are not safe in the broker yet:
+// waiting, in flight, or (with Options.Broker) acknowledged and not yet
+// in a save of the broker's state.
 func (s *Sink) Queued() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.spool.pending()
+	return s.held()
 }
+
+// Unconfirmed is how many of the Queued messages the broker acknowledged
+// and has not yet saved (with Options.Broker; 0 without).
+func (s *Sink) Unconfirmed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int(s.ackedSeq - s.spool.durable)
+}
+
+// held is Queued with s.mu held.
+func (s *Sink) held() int { return int(s.spool.next - s.spool.durable) }
 
 // Connected reports whether the MQTT connection is up.
 func (s *Sink) Connected() bool { return s.connected.Load() }
 
-// take returns the next waiting message, blocking until there is one.
-func (s *Sink) take(ctx context.Context) (entry, bool) {
+// take returns the next waiting message and the round it was taken in,
+// blocking until there is one.
+func (s *Sink) take(ctx context.Context) (entry, uint64, bool) {
 	for {
 		s.mu.Lock()
 		if s.head < len(s.queue) {
 			e := s.queue[s.head]
-			s.queue[s.head] = entry{}
 			s.head++
-			if s.head == len(s.queue) {
-				s.queue, s.head = s.queue[:0], 0
-			} else if s.head >= 1024 && s.head*2 >= len(s.queue) {
-				n := copy(s.queue, s.queue[s.head:])
-				clear(s.queue[n:])
-				s.queue, s.head = s.queue[:n], 0
-			}
+			r := s.round
 			s.mu.Unlock()
-			return e, true
+			return e, r, true
 		}
 		s.mu.Unlock()
 		select {
 		case <-s.more:
 		case <-ctx.Done():
-			return entry{}, false
+			return entry{}, 0, false
 		}
 	}
 }
 
-// acked records that every message below seq upto is acknowledged.
-func (s *Sink) acked(upto uint64) {
+// acked records that broker process gen acknowledged e, handed in round.
+// An acknowledgement from another process than the one that acknowledged
+// the messages still waiting for its save means that process stopped:
+// those are sent again.
+func (s *Sink) acked(e entry, round, gen uint64) {
 	s.mu.Lock()
-	s.spool.ack(upto)
-	if s.waiters > 0 && s.spool.pending() < s.opts.QueueLimit {
+	defer s.mu.Unlock()
+	if round != s.round {
+		return // sent again from the queue after a rewind
+	}
+	if s.ackedSeq > s.spool.durable && s.windowGen != gen {
+		s.rewindLocked(s.spool.durable, "the broker restarted before it saved the messages it had acknowledged")
+		return
+	}
+	s.windowGen = gen
+	s.ackedSeq = max(s.ackedSeq, e.seq+1)
+	if s.opts.Broker == nil {
+		s.confirmLocked(s.ackedSeq, s.ackedSeq)
+	}
+}
+
+// confirmLocked records that every message below upto is durable and that
+// the replay tail starts at kept, and drops them from the queue.
+func (s *Sink) confirmLocked(upto, kept uint64) {
+	n, _ := slices.BinarySearchFunc(s.queue, upto, func(e entry, seq uint64) int { return cmp.Compare(e.seq, seq) })
+	n = min(n, s.head)
+	clear(s.queue[:n])
+	s.queue = s.queue[n:]
+	s.head -= n
+	if cap(s.queue) > 4096 && cap(s.queue) > 4*len(s.queue) {
+		s.queue = slices.Clone(s.queue)
+	}
+	s.spool.setDurable(upto, kept)
+	s.trimTailLocked()
+	if s.waiters > 0 && s.held() < s.opts.QueueLimit {
 		close(s.freed)
 		s.freed = make(chan struct{})
 	}
-	s.mu.Unlock()
+}
+
+// rewindLocked sends every message from seq from on again: those not
+// durable yet (in the queue) and, when from is below spool.durable, the
+// replay tail read back from disk. Messages handed before are acknowledged
+// again through the queue (the round changes).
+func (s *Sink) rewindLocked(from uint64, why string) {
+	resend := s.head
+	if from < s.spool.durable {
+		var tail []entry
+		s.spool.readRange(s.spool.segmentsFrom(from), from, s.spool.durable, func(e entry) bool {
+			tail = append(tail, e)
+			return true
+		})
+		resend += len(tail)
+		s.queue = append(tail, s.queue...)
+		s.spool.rewind(from)
+	}
+	s.round++
+	s.head = 0
+	s.ackedSeq = s.spool.durable
+	s.windowGen = 0
+	if resend > 0 {
+		metrics.ExportResent.Add(float64(resend))
+		s.log.Warn("export: sending messages again: "+why, "messages", resend, "from_seq", from)
+	}
+	select {
+	case s.more <- struct{}{}:
+	default:
+	}
 }
 
 // setConnected records a connection change.

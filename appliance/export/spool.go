@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,42 +13,86 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/osgate/osgate/appliance/metrics"
 )
 
-// The spool keeps every message the sink accepted until the broker has
-// acknowledged it, so that a restart (even after SIGKILL) finds what was
-// waiting. It is a directory of append-only segment files and one ack file:
+// The spool keeps every message the sink accepted until it is safe beyond
+// the gateway, so that a restart (even after SIGKILL or a power cut) finds
+// what was waiting. It is a directory of append-only segment files and one
+// state file:
 //
-//	spool/0000000000000000.seg   records from seq 0 on
-//	spool/00000000000a1b2c.seg   the next segment, from seq 0xa1b2c on
-//	spool/ack                    8 bytes: every seq below it is acknowledged
+//	spool/0000000000000000.spool   records from seq 0 on
+//	spool/00000000000a1b2c.spool   the next segment, from seq 0xa1b2c on
+//	spool/ack                      where the spool stands (see below)
 //
-// A record is len(u32) crc32c(u32) body, body being seq(u64)
-// topicLen(u16) topic payload, all big-endian. A torn record at the end of
-// a segment (a crash mid-write) fails its length or CRC check and is cut
-// off at the next start.
+// Record format, version 2 (segments named *.spool):
+//
+//	magic "\xffosg" | len u32 | crc32c(len, body) u32 | body
+//	body: seq u64 | topicLen u16 | topic | payload
+//
+// all big-endian. Seqs are consecutive, and a segment's name is the seq
+// of its first record, so a segment holds exactly the seqs from its name
+// up to the next segment's name. The magic marks where a record starts: a
+// damaged stretch (a flipped bit, a torn write, a zeroed block) fails its
+// checksum, and the reader searches for the next magic that begins a valid
+// record with a higher seq, so every intact record after the damage is
+// still read. What was skipped is counted from the seqs that are missing,
+// logged with the segment and offset, and added to the metrics. Nothing is
+// ever truncated: a new run always writes into a new segment.
+//
+// Version 1 segments (*.seg, written by earlier osgate versions) are
+// len u32 | crc32c(body) u32 | body without a magic; they are read (with a
+// slower search for the next valid record after damage) and pruned once
+// sent, never written.
+//
+// The state file holds three values: durable (every seq below it is safe
+// in the broker's saved state and is not sent again), kept (seqs from kept
+// to durable are kept on disk to be replayed should the broker's saved
+// state be lost, because the broker still held them for the cloud when it
+// last saved), and the identity of the broker database that durable and
+// kept refer to. Version 2 is "\xffack" | durable u64 | kept u64 | db u64 |
+// crc32c u32; version 1 was 8 bytes (durable). A state file that fails its
+// checksum makes the spool send everything it holds again (duplicates,
+// never losses).
 //
 // Durability: records are written with one write(2) each, so a killed
 // process loses nothing that Publish accepted. The segment is fsynced every
 // second and when it is closed; a power loss can lose up to the last
-// second of accepted messages. The ack file is written at most every
-// flush tick and not fsynced: losing it only resends (duplicates QoS 1
-// allows), never loses.
+// second of accepted messages. The state file is written at most every
+// flush tick and not fsynced: losing an update only resends (duplicates
+// QoS 1 allows), never loses.
+
+// segmentLimit: a segment rolls to the next past this size (tests lower it).
+var segmentLimit int64 = 4 << 20
 
 const (
-	segmentLimit = 4 << 20   // roll to a new segment past this size
-	recordHead   = 8         // len + crc
+	recordHead   = 12        // magic + len + crc (version 2)
+	recordHeadV1 = 8         // len + crc (version 1)
 	bodyHead     = 8 + 2     // seq + topic length
 	maxRecord    = 256 << 20 // MQTT's own payload limit
+	segExt       = ".spool"  // version 2 segments
+	segExtV1     = ".seg"    // version 1 segments (read only)
+	stateSize    = 32
 )
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
+var (
+	crcTable    = crc32.MakeTable(crc32.Castagnoli)
+	recordMagic = []byte{0xff, 'o', 's', 'g'}
+	stateMagic  = []byte{0xff, 'a', 'c', 'k'}
+)
 
 // entry is one spooled message.
 type entry struct {
 	seq     uint64
 	topic   string
 	payload []byte
+}
+
+// segment is one segment file: the seq of its first record and its format.
+type segment struct {
+	first uint64
+	v1    bool
 }
 
 type spool struct {
@@ -57,18 +102,29 @@ type spool struct {
 	seg      *os.File
 	segFirst uint64
 	segSize  int64
-	broken   bool     // a write failed: roll before the next append
-	segs     []uint64 // first seq of every segment on disk, ascending
-	next     uint64   // seq of the next record
-	acked    uint64   // every seq below is acknowledged
-	saved    uint64   // acked as last written to the ack file
+	broken   bool      // a write failed: roll before the next append
+	segs     []segment // every segment on disk, ascending
+	next     uint64    // seq of the next record
+	durable  uint64    // every seq below is safe beyond the gateway
+	kept     uint64    // seqs from kept on are kept on disk (kept <= durable)
+	db       uint64    // the broker database durable and kept refer to
+	saved    [stateSize]byte
 	ackFile  *os.File
 	lock     *os.File // held while open (lockDir)
 	dirty    bool     // written since the last sync
 }
 
+// damage is what reading a segment had to skip.
+type damage struct {
+	regions int   // damaged stretches
+	bytes   int   // bytes skipped
+	first   int   // offset of the first damaged byte
+	tail    int   // bytes at the end after the last valid record (in bytes)
+	lost    int64 // records of the needed range that are missing
+}
+
 // openSpool opens (creating) the spool in dir and returns the messages
-// that were accepted but not acknowledged, in order.
+// that were accepted but are not durable yet, in order.
 func openSpool(dir string, log *slog.Logger) (*spool, []entry, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create spool %s: %w", dir, err)
@@ -84,60 +140,56 @@ func openSpool(dir string, log *slog.Logger) (*spool, []entry, error) {
 		return nil, nil, fmt.Errorf("open spool ack: %w", err)
 	}
 	s.ackFile = af
-	var b [8]byte
-	if n, _ := af.ReadAt(b[:], 0); n == 8 {
-		s.acked = binary.BigEndian.Uint64(b[:])
-		s.saved = s.acked
-	}
-	names, err := os.ReadDir(dir)
-	if err != nil {
+	stateOK := s.readState()
+	if err := s.listSegments(); err != nil {
 		s.abandon()
-		return nil, nil, fmt.Errorf("list spool: %w", err)
+		return nil, nil, err
 	}
-	for _, de := range names {
-		n, ok := strings.CutSuffix(de.Name(), ".seg")
-		if !ok || de.IsDir() {
-			continue
-		}
-		first, err := strconv.ParseUint(n, 16, 64)
-		if err != nil {
-			continue
-		}
-		s.segs = append(s.segs, first)
+	if !stateOK && len(s.segs) > 0 {
+		s.durable, s.kept = s.segs[0].first, s.segs[0].first
 	}
-	slices.Sort(s.segs)
 	var pending []entry
 	var last uint64
 	seen := false
-	for i, first := range s.segs {
-		path := s.segPath(first)
+	want := uint64(0) // the seq the next record should have
+	if len(s.segs) > 0 {
+		want = s.segs[0].first
+	}
+	for i, sg := range s.segs {
+		path := s.segPath(sg)
+		end := s.segEnd(i)
 		data, err := os.ReadFile(path)
 		if err != nil {
-			s.abandon()
-			return nil, nil, fmt.Errorf("read spool segment %s: %w", path, err)
+			// An unreadable segment (an I/O error) must not stop the
+			// gateway: its records are counted as lost.
+			lost := s.needed(want, end)
+			s.log.Error("export spool: cannot read a segment; the messages in it are lost", "segment", path,
+				"lost_messages", lost, "error", err)
+			metrics.SpoolLostMessages.Add(float64(lost))
+			want = max(want, end)
+			continue
 		}
-		valid, err := parseRecords(data, func(e entry) bool {
+		var lost int64
+		d := readRecords(data, sg, func(e entry) bool {
 			if seen && e.seq <= last {
-				return false // out of order: corrupt
+				return false // not after the last one: stale or corrupt
 			}
-			if e.seq >= s.acked {
+			lost += s.needed(want, e.seq)
+			want = e.seq + 1
+			if e.seq >= s.durable {
 				pending = append(pending, e)
 			}
 			last, seen = e.seq, true
 			return true
 		})
-		if err != nil {
-			s.log.Warn("export spool: cutting off a damaged segment tail (a crash mid-write, or disk corruption)",
-				"segment", path, "offset", valid, "size", len(data), "error", err)
-			if i == len(s.segs)-1 {
-				if err := os.Truncate(path, int64(valid)); err != nil {
-					s.abandon()
-					return nil, nil, fmt.Errorf("truncate spool segment %s: %w", path, err)
-				}
-			}
+		if end != 0 {
+			lost += s.needed(want, end)
+			want = max(want, end)
 		}
+		d.lost = lost
+		s.report(path, len(data), d)
 	}
-	s.next = s.acked
+	s.next = s.durable
 	if seen && last+1 > s.next {
 		s.next = last + 1
 	}
@@ -149,8 +201,111 @@ func openSpool(dir string, log *slog.Logger) (*spool, []entry, error) {
 	return s, pending, nil
 }
 
-func (s *spool) segPath(first uint64) string {
-	return filepath.Join(s.dir, fmt.Sprintf("%016x.seg", first))
+// readState reads the state file; false if it exists but is damaged.
+func (s *spool) readState() bool {
+	var b [stateSize]byte
+	n, _ := s.ackFile.ReadAt(b[:], 0)
+	switch {
+	case n == 0:
+		return true
+	case n == 8:
+		s.durable = binary.BigEndian.Uint64(b[:8])
+		s.kept = s.durable
+		return true
+	case n == stateSize && bytes.Equal(b[:4], stateMagic) &&
+		crc32.Checksum(b[:28], crcTable) == binary.BigEndian.Uint32(b[28:]):
+		s.durable = binary.BigEndian.Uint64(b[4:])
+		s.kept = min(binary.BigEndian.Uint64(b[12:]), s.durable)
+		s.db = binary.BigEndian.Uint64(b[20:])
+		s.saved = b
+		return true
+	}
+	s.log.Warn("export spool: the state file is damaged; sending every message in the spool again (duplicates possible)",
+		"file", s.ackFile.Name(), "size", n)
+	return false
+}
+
+// listSegments finds the segment files, in order.
+func (s *spool) listSegments() error {
+	names, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("list spool: %w", err)
+	}
+	for _, de := range names {
+		if de.IsDir() {
+			continue
+		}
+		n, v1 := de.Name(), false
+		if b, ok := strings.CutSuffix(n, segExt); ok {
+			n = b
+		} else if b, ok := strings.CutSuffix(n, segExtV1); ok {
+			n, v1 = b, true
+		} else {
+			continue
+		}
+		first, err := strconv.ParseUint(n, 16, 64)
+		if err != nil || len(n) != 16 {
+			continue
+		}
+		s.segs = append(s.segs, segment{first: first, v1: v1})
+	}
+	slices.SortFunc(s.segs, func(a, b segment) int {
+		switch {
+		case a.first < b.first:
+			return -1
+		case a.first > b.first:
+			return 1
+		case a.v1 && !b.v1:
+			return -1
+		case !a.v1 && b.v1:
+			return 1
+		}
+		return 0
+	})
+	return nil
+}
+
+// segEnd is the seq after the last record of segment i, known from the next
+// segment's name; 0 for the last segment.
+func (s *spool) segEnd(i int) uint64 {
+	if i+1 < len(s.segs) {
+		return s.segs[i+1].first
+	}
+	return 0
+}
+
+// needed is how many seqs of [from, to) the spool still needs (from kept on).
+func (s *spool) needed(from, to uint64) int64 {
+	from = max(from, s.kept)
+	if to <= from {
+		return 0
+	}
+	return int64(to - from)
+}
+
+// report logs and counts what reading a segment skipped.
+func (s *spool) report(path string, size int, d damage) {
+	if d.bytes > d.tail || d.lost > 0 {
+		metrics.SpoolDamagedBytes.Add(float64(d.bytes))
+		metrics.SpoolLostMessages.Add(float64(d.lost))
+		s.log.Error("export spool: skipped damaged data in a segment and read every intact record after it; the lost messages cannot be recovered",
+			"segment", path, "size", size, "damaged_regions", d.regions, "damaged_bytes", d.bytes,
+			"first_damage_offset", d.first, "lost_messages", d.lost)
+		return
+	}
+	if d.tail > 0 {
+		metrics.SpoolDamagedBytes.Add(float64(d.tail))
+		s.log.Warn("export spool: the end of a segment is not a complete record (a write cut short by a crash or a power cut); skipped",
+			"segment", path, "size", size, "offset", size-d.tail, "bytes", d.tail)
+	}
+}
+
+func (s *spool) segPath(sg segment) string {
+	ext := segExt
+	if sg.v1 {
+		ext = segExtV1
+	}
+	return filepath.Join(s.dir, fmt.Sprintf("%016x%s", sg.first, ext))
 }
 
 // roll closes the current segment (fsynced) and starts one at s.next.
@@ -162,7 +317,8 @@ func (s *spool) roll() error {
 		s.seg.Close()
 		s.seg = nil
 	}
-	path := s.segPath(s.next)
+	sg := segment{first: s.next}
+	path := s.segPath(sg)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("create spool segment %s: %w", path, err)
@@ -172,8 +328,8 @@ func (s *spool) roll() error {
 		f.Close()
 		return fmt.Errorf("stat spool segment %s: %w", path, err)
 	}
-	if !slices.Contains(s.segs, s.next) {
-		s.segs = append(s.segs, s.next)
+	if !slices.Contains(s.segs, sg) {
+		s.segs = append(s.segs, sg)
 	}
 	s.seg, s.segFirst, s.segSize, s.broken = f, s.next, st.Size(), false
 	syncDir(s.dir)
@@ -196,61 +352,123 @@ func (s *spool) append(topic string, payload []byte) (entry, error) {
 		return entry{}, fmt.Errorf("message of %d bytes exceeds %d", bodyLen, maxRecord)
 	}
 	rec := make([]byte, recordHead+bodyLen)
-	binary.BigEndian.PutUint32(rec[0:], uint32(bodyLen))
-	binary.BigEndian.PutUint64(rec[8:], s.next)
-	binary.BigEndian.PutUint16(rec[16:], uint16(len(topic)))
-	copy(rec[18:], topic)
-	copy(rec[18+len(topic):], payload)
-	binary.BigEndian.PutUint32(rec[4:], crc32.Checksum(rec[8:], crcTable))
+	copy(rec, recordMagic)
+	binary.BigEndian.PutUint32(rec[4:], uint32(bodyLen))
+	body := rec[recordHead:]
+	binary.BigEndian.PutUint64(body, s.next)
+	binary.BigEndian.PutUint16(body[8:], uint16(len(topic)))
+	copy(body[bodyHead:], topic)
+	copy(body[bodyHead+len(topic):], payload)
+	crc := crc32.Update(crc32.Checksum(rec[4:8], crcTable), crcTable, body)
+	binary.BigEndian.PutUint32(rec[8:], crc)
 	if _, err := s.seg.Write(rec); err != nil {
-		// Cut off whatever part was written so no later record sits
-		// behind a torn one; roll to a fresh segment next time.
-		_ = s.seg.Truncate(s.segSize)
+		// A torn record is skipped by the reader; roll so that nothing is
+		// appended behind it in this segment.
 		s.broken = true
 		return entry{}, fmt.Errorf("write spool segment: %w", err)
 	}
 	s.segSize += int64(len(rec))
 	s.dirty = true
-	e := entry{seq: s.next, topic: topic, payload: rec[18+len(topic):]}
+	e := entry{seq: s.next, topic: topic, payload: body[bodyHead+len(topic):]}
 	s.next++
 	return e, nil
 }
 
-// pending is how many accepted messages are not yet acknowledged.
-func (s *spool) pending() int { return int(s.next - s.acked) }
-
-// ack records that every seq below upto is acknowledged.
-func (s *spool) ack(upto uint64) {
-	if upto > s.acked {
-		s.acked = upto
-	}
+// setDurable records that every seq below upto is safe beyond the gateway
+// and that the spool keeps seqs from kept on for a replay.
+func (s *spool) setDurable(upto, kept uint64) {
+	s.durable = max(s.durable, upto)
+	s.kept = min(max(s.kept, kept), s.durable)
 }
 
-// saveAck writes the ack offset if it moved and reports whether old
+// rewind makes seqs from `from` on not durable again (they are sent again).
+func (s *spool) rewind(from uint64) {
+	s.durable = min(s.durable, from)
+	s.kept = min(s.kept, s.durable)
+}
+
+// saveState writes the state file if it changed and reports whether old
 // segments may now be pruned.
-func (s *spool) saveAck() bool {
-	if s.acked == s.saved || s.ackFile == nil {
+func (s *spool) saveState() bool {
+	if s.ackFile == nil {
 		return false
 	}
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], s.acked)
+	var b [stateSize]byte
+	copy(b[:], stateMagic)
+	binary.BigEndian.PutUint64(b[4:], s.durable)
+	binary.BigEndian.PutUint64(b[12:], s.kept)
+	binary.BigEndian.PutUint64(b[20:], s.db)
+	binary.BigEndian.PutUint32(b[28:], crc32.Checksum(b[:28], crcTable))
+	if b == s.saved {
+		return false
+	}
 	if _, err := s.ackFile.WriteAt(b[:], 0); err != nil {
-		s.log.Warn("export spool: write ack offset (messages may be sent twice after a restart)", "error", err)
+		s.log.Warn("export spool: write the state file (messages may be sent twice after a restart)", "error", err)
 		return false
 	}
-	s.saved = s.acked
-	return len(s.segs) > 1 && s.segs[1] <= s.saved
+	s.saved = b
+	return len(s.segs) > 1 && s.segs[1].first <= s.savedKept()
 }
 
-// prune deletes segments whose every record is acknowledged (as saved).
+func (s *spool) savedKept() uint64 {
+	if !bytes.Equal(s.saved[:4], stateMagic) {
+		return 0
+	}
+	return binary.BigEndian.Uint64(s.saved[12:])
+}
+
+// prune deletes segments whose every record is below kept (as saved).
 func (s *spool) prune() {
-	for len(s.segs) > 1 && s.segs[1] <= s.saved && s.segs[0] != s.segFirst {
+	kept := s.savedKept()
+	for len(s.segs) > 1 && s.segs[1].first <= kept && s.segs[0].first != s.segFirst {
 		path := s.segPath(s.segs[0])
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn("export spool: remove acknowledged segment", "segment", path, "error", err)
+			s.log.Warn("export spool: remove a segment no longer needed", "segment", path, "error", err)
 			return
 		}
 		s.segs = s.segs[1:]
+	}
+}
+
+// segmentsFrom returns the paths of the segments that may hold seqs from
+// `from` on, and whether each is version 1, for reading outside the lock.
+func (s *spool) segmentsFrom(from uint64) []segment {
+	i := 0
+	for i+1 < len(s.segs) && s.segs[i+1].first <= from {
+		i++
+	}
+	return slices.Clone(s.segs[i:])
+}
+
+// readRange calls fn for every intact record with from <= seq < to, in
+// order, reading the given segments (see segmentsFrom); fn returns false
+// to stop. Damage was reported when the spool was opened and is skipped
+// silently here.
+func (s *spool) readRange(segs []segment, from, to uint64, fn func(entry) bool) {
+	var last uint64
+	seen, stop := false, false
+	for _, sg := range segs {
+		if sg.first >= to || stop {
+			return
+		}
+		data, err := os.ReadFile(s.segPath(sg))
+		if err != nil {
+			continue
+		}
+		readRecords(data, sg, func(e entry) bool {
+			if seen && e.seq <= last {
+				return false
+			}
+			last, seen = e.seq, true
+			if e.seq >= to {
+				stop = true
+				return true
+			}
+			if e.seq >= from && !stop && !fn(e) {
+				stop = true
+			}
+			return true
+		})
 	}
 }
 
@@ -266,7 +484,7 @@ func (s *spool) syncTarget() *os.File {
 
 // close fsyncs and closes the spool; appends fail afterwards.
 func (s *spool) close() error {
-	s.saveAck()
+	s.saveState()
 	s.prune()
 	var err error
 	if s.seg != nil {
@@ -289,6 +507,9 @@ func (s *spool) close() error {
 
 // abandon closes the files of a spool that failed to open.
 func (s *spool) abandon() {
+	if s.seg != nil {
+		s.seg.Close()
+	}
 	if s.ackFile != nil {
 		s.ackFile.Close()
 	}
@@ -297,42 +518,129 @@ func (s *spool) abandon() {
 	}
 }
 
-// parseRecords calls fn for every valid record of a segment, in order, and
-// returns how many bytes they span. It stops with an error at the first
-// record that is cut short or fails its checks, or when fn returns false.
-func parseRecords(data []byte, fn func(entry) bool) (int, error) {
+// readRecords calls fn for every valid record of segment sg, in order. A
+// record that fails its checks, or that fn refuses (returns false: out of
+// order), starts a damaged stretch; reading resumes at the next offset
+// where a valid record that fn accepts begins. It returns what was
+// skipped; lost is left for the caller, who knows which seqs to expect.
+func readRecords(data []byte, sg segment, fn func(entry) bool) damage {
+	var d damage
+	r := recordReader{data: data, first: sg.first, v1: sg.v1}
 	off := 0
 	for off < len(data) {
-		rest := data[off:]
-		if len(rest) < recordHead {
-			return off, fmt.Errorf("record header cut short at offset %d", off)
+		if e, n, ok := r.parse(off); ok && fn(e) {
+			off += n
+			continue
 		}
-		n := int(binary.BigEndian.Uint32(rest[0:]))
-		if n < bodyHead || n > maxRecord {
-			return off, fmt.Errorf("record length %d at offset %d out of range", n, off)
+		next, n := r.resync(off+1, fn)
+		if next < 0 {
+			d.tail = len(data) - off
+			if d.tail >= r.head() {
+				if d.regions == 0 {
+					d.first = off
+				}
+				d.regions++
+			}
+			d.bytes += d.tail
+			break
 		}
-		if len(rest)-recordHead < n {
-			return off, fmt.Errorf("record at offset %d cut short", off)
+		if d.regions == 0 {
+			d.first = off
 		}
-		body := rest[recordHead : recordHead+n]
-		if crc32.Checksum(body, crcTable) != binary.BigEndian.Uint32(rest[4:]) {
-			return off, fmt.Errorf("record at offset %d fails its checksum", off)
-		}
-		tl := int(binary.BigEndian.Uint16(body[8:]))
-		if bodyHead+tl > n {
-			return off, fmt.Errorf("record at offset %d: topic longer than record", off)
-		}
-		e := entry{
-			seq:     binary.BigEndian.Uint64(body),
-			topic:   string(body[bodyHead : bodyHead+tl]),
-			payload: body[bodyHead+tl : n : n],
-		}
-		if !fn(e) {
-			return off, fmt.Errorf("record at offset %d out of sequence", off)
-		}
-		off += recordHead + n
+		d.regions++
+		d.bytes += next - off
+		off = next + n // fn took the record at next already
 	}
-	return off, nil
+	return d
+}
+
+// recordReader parses the records of one segment. A record's seq must lie
+// in the seqs the segment can hold, from its first on and fewer than its
+// size in bytes, which also makes the search for the next record after a
+// damaged stretch cheap: random bytes almost never pass that check, so the
+// checksum is rarely computed in vain.
+type recordReader struct {
+	data  []byte
+	first uint64
+	v1    bool
+}
+
+func (r recordReader) head() int {
+	if r.v1 {
+		return recordHeadV1
+	}
+	return recordHead
+}
+
+// resync finds the first offset at or after from where a valid record
+// that fn accepts begins, and its length; -1 if there is none. Version 2
+// records are found by their magic; version 1 records have none, so every
+// offset is tried.
+func (r recordReader) resync(from int, fn func(entry) bool) (int, int) {
+	for from < len(r.data) {
+		i := from
+		if !r.v1 {
+			j := bytes.Index(r.data[from:], recordMagic)
+			if j < 0 {
+				return -1, 0
+			}
+			i = from + j
+		}
+		if e, n, ok := r.parse(i); ok && fn(e) {
+			return i, n
+		}
+		from = i + 1
+	}
+	return -1, 0
+}
+
+// parse parses the record at offset off: the entry, its length, and
+// whether it is valid.
+func (r recordReader) parse(off int) (entry, int, bool) {
+	b := r.data[off:]
+	head := r.head()
+	if len(b) < head+bodyHead {
+		return entry{}, 0, false
+	}
+	lenAt := 0
+	if !r.v1 {
+		if !bytes.Equal(b[:4], recordMagic) {
+			return entry{}, 0, false
+		}
+		lenAt = 4
+	}
+	n := int(binary.BigEndian.Uint32(b[lenAt:]))
+	if n < bodyHead || n > maxRecord || len(b)-head < n {
+		return entry{}, 0, false
+	}
+	body := b[head : head+n]
+	if seq := binary.BigEndian.Uint64(body); seq < r.first || seq-r.first >= uint64(len(r.data)) {
+		return entry{}, 0, false
+	}
+	var crc uint32
+	if r.v1 {
+		crc = crc32.Checksum(body, crcTable)
+	} else {
+		crc = crc32.Update(crc32.Checksum(b[4:8], crcTable), crcTable, body)
+	}
+	if crc != binary.BigEndian.Uint32(b[lenAt+4:]) {
+		return entry{}, 0, false
+	}
+	e, ok := parseBody(body)
+	return e, head + n, ok
+}
+
+func parseBody(body []byte) (entry, bool) {
+	n := len(body)
+	tl := int(binary.BigEndian.Uint16(body[8:]))
+	if bodyHead+tl > n {
+		return entry{}, false
+	}
+	return entry{
+		seq:     binary.BigEndian.Uint64(body),
+		topic:   string(body[bodyHead : bodyHead+tl]),
+		payload: body[bodyHead+tl : n : n],
+	}, true
 }
 
 // syncDir fsyncs a directory so a new file's name survives a power loss.

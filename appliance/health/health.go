@@ -229,12 +229,12 @@ func (m *Model) Beat(name string) {
 
 // Report is a snapshot of the model.
 type Report struct {
-	Status     Status            `json:"status"`
-	Reasons    []string          `json:"reasons,omitempty"`
-	Live       bool              `json:"live"` // every heartbeat fresh
-	Uptime     string            `json:"uptime"`
-	Export     ExportReport      `json:"export"`
-	Disk       *DiskReport       `json:"disk,omitempty"`
+	Status  Status       `json:"status"`
+	Reasons []string     `json:"reasons,omitempty"`
+	Live    bool         `json:"live"` // every heartbeat fresh
+	Uptime  string       `json:"uptime"`
+	Export  ExportReport `json:"export"`
+	Disk    *DiskReport  `json:"disk,omitempty"`
 	// Broker says why the managed broker does not run (empty while it runs).
 	Broker     string            `json:"broker,omitempty"`
 	Connectors []ConnectorReport `json:"connectors"`
