@@ -26,9 +26,14 @@ import (
 // names, until SIGTERM or SIGKILL: the gateway process the tests kill.
 const childEnv = "OSGATE_GATEWAY_CHILD"
 
+// TestMain runs this test binary as one of the gateway processes that
+// tests start and kill (childEnv, childConfigEnv), or runs the tests.
 func TestMain(m *testing.M) {
 	if path := os.Getenv(childEnv); path != "" {
 		os.Exit(childGateway(path))
+	}
+	if doc := os.Getenv(childConfigEnv); doc != "" {
+		os.Exit(countingChild(doc))
 	}
 	os.Exit(m.Run())
 }

@@ -137,7 +137,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.broker = broker.New(cfg.Broker, cfg.Gateway.ID, cfg.Gateway.StateDir, g.log.With("part", "broker"))
 		g.broker.SetAccess(broker.Access{ExportTopic: cfg.Export.Topic, MaxMessage: cfg.RPC.MaxBody})
 		g.maxPayload = cfg.RPC.MaxBody
+		g.broker.Health = g.health
 		url = g.broker.URL()
+		// A port someone else holds, or no mosquitto at all, is an
+		// installation to fix before anything runs; whatever stops the
+		// broker later never stops the gateway (broker.Run retries, and
+		// readings wait in the export spool).
 		if err := g.broker.Check(); err != nil {
 			return fmt.Errorf("managed broker: %w", err)
 		}
@@ -145,7 +150,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			if err := g.broker.Run(brokerCtx); err != nil && brokerCtx.Err() == nil {
-				errc <- fmt.Errorf("managed broker: %w", err)
+				g.log.Error("managed broker stopped; readings stay in the export spool", "error", err)
+				g.health.Broker(err)
 			}
 		}()
 	}
@@ -294,6 +300,7 @@ func (g *Gateway) exportOptions(cfg *config.Config, url string) export.Options {
 		Retain:     e.Retain,
 		StoreDir:   cfg.Gateway.StateDir + "/export",
 		QueueLimit: e.QueueLimit,
+		Broker:     g.exportBroker(),
 		Logger:     g.log.With("part", "export"),
 		Health:     g.health,
 		Will:       g.devices.will(),
@@ -302,4 +309,13 @@ func (g *Gateway) exportOptions(cfg *config.Config, url string) export.Options {
 		// Each time the bridge is up, the cloud gets every state again.
 		Watch: &export.Watch{Topic: topic.BridgeStatus(cfg.Gateway.ID), Handle: g.devices.bridge},
 	}
+}
+
+// exportBroker is the managed broker as the export sink sees it, or nil
+// (an interface holding no *broker.Broker) for an unmanaged one.
+func (g *Gateway) exportBroker() export.Broker {
+	if g.broker == nil {
+		return nil
+	}
+	return g.broker
 }

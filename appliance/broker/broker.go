@@ -2,14 +2,17 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/config"
 )
@@ -19,20 +22,26 @@ const (
 	stopGrace    = 10 * time.Second // after SIGTERM before SIGKILL
 	restartFirst = time.Second      // first pause before a restart
 	restartMax   = 30 * time.Second // longest pause between restarts
-	stableAfter  = time.Minute      // a run this long resets the back-off
+	stableAfter  = 10 * time.Second // a run this long resets the back-off
 )
 
 var dialer = net.Dialer{Timeout: time.Second}
 
 // Broker supervises a managed Mosquitto: it writes its conf, starts it,
 // restarts it with back-off when it dies and stops it when its context
-// ends. Exactly one Broker owns the process.
+// ends. Exactly one Broker owns the process. It also tells the export sink
+// what the broker has saved (it implements export.Broker).
 type Broker struct {
 	cfg       config.Broker
 	gatewayID string
 	dir       string // stateDir/mosquitto
 	stateDir  string
 	log       *slog.Logger
+	// Health, if set before Run, hears whether the broker runs and, if
+	// not, why.
+	Health *health.Model
+	// stableAfter: a run at least this long resets the restart back-off.
+	stableAfter time.Duration
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -42,8 +51,16 @@ type Broker struct {
 	clients     Clients
 	clientsErr  error
 
-	mu   sync.Mutex
-	proc *process // the running process, for tests
+	mu        sync.Mutex
+	proc      *process      // the running process
+	gen       uint64        // counts starts of the process
+	dbID      uint64        // identity of the saved state (see prepareDB)
+	nextStart chan struct{} // closed when the next process listens
+
+	// When Persist last read what a save holds, and how long that took
+	// (used by the one caller of Persist, the export's checkpoint).
+	summaryAt   time.Time
+	summaryCost time.Duration
 }
 
 // New returns a Broker for cfg whose persistence lives under
@@ -57,12 +74,14 @@ func New(cfg config.Broker, gatewayID, stateDir string, logger *slog.Logger) *Br
 		listen = defaultListen
 	}
 	return &Broker{
-		cfg:       cfg,
-		gatewayID: gatewayID,
-		stateDir:  stateDir,
-		dir:       filepath.Join(stateDir, confDir),
-		log:       logger.With("component", "broker", "listen", listen),
-		ready:     make(chan struct{}),
+		cfg:         cfg,
+		gatewayID:   gatewayID,
+		stateDir:    stateDir,
+		dir:         filepath.Join(stateDir, confDir),
+		log:         logger.With("component", "broker", "listen", listen),
+		stableAfter: stableAfter,
+		ready:       make(chan struct{}),
+		nextStart:   make(chan struct{}),
 	}
 }
 
@@ -114,69 +133,119 @@ func (b *Broker) Check() error {
 
 // Run writes the conf, starts mosquitto and keeps it running until ctx
 // ends, then stops it (SIGTERM, so it saves its persistence) and returns
-// nil. It returns an error if the broker cannot start the first time: the
-// port is taken, the binary is missing, or mosquitto rejects the conf.
+// nil. It returns an error only for what Check finds: the port is taken
+// or the binary is missing. Anything else that keeps mosquitto from
+// running (a conf it refuses, a full disk, a crash at every start) is
+// logged, reported to Health, and tried again with back-off, for as long
+// as ctx lasts; a damaged mosquitto.db is moved aside (see prepareDB).
 func (b *Broker) Run(ctx context.Context) error {
-	host, port, err := listenAddr(b.cfg.Listen)
-	if err != nil {
+	if err := b.Check(); err != nil {
 		return err
 	}
-	if err := checkPortFree(host, port); err != nil {
-		return err
-	}
-	bin, err := findBinary(b.cfg.Binary)
-	if err != nil {
-		return err
-	}
-	conf, err := b.writeFiles()
-	if err != nil {
-		return err
-	}
+	bin, _ := findBinary(b.cfg.Binary)
 	wait := restartFirst
-	for started := false; ; started = true {
-		p, err := startProcess(bin, conf, b.log)
-		if err == nil {
-			err = p.waitListening(ctx, b.dialAddr(), startWithin)
-			if err != nil {
-				p.stop(stopGrace)
-			}
+	for {
+		r := b.runOnce(ctx, bin)
+		if ctx.Err() != nil {
+			b.report(errors.New("stopped"))
+			return nil
 		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if !started {
-				return fmt.Errorf("broker: first start of %s with %s: %w", bin, conf, err)
-			}
-			b.log.Error("broker: restart failed; trying again", "error", err, "retry_in", wait)
-		} else {
-			b.setProc(p)
-			b.readyOnce.Do(func() { close(b.ready) })
-			b.log.Info("broker: mosquitto running", "pid", p.cmd.Process.Pid, "conf", conf)
-			since := time.Now()
-			select {
-			case <-ctx.Done():
-				p.stop(stopGrace)
-				b.setProc(nil)
-				b.log.Info("broker: mosquitto stopped")
-				return nil
-			case <-p.done:
-			}
-			b.setProc(nil)
-			if time.Since(since) >= stableAfter {
-				wait = restartFirst
-			}
-			b.log.Error("broker: mosquitto died; restarting it", "exit", p.err, "ran", time.Since(since).Round(time.Millisecond),
-				"retry_in", wait, "output_tail", p.tail.String())
+		if r.ran >= b.stableAfter {
+			wait = restartFirst
+		}
+		switch {
+		case r.dbRefused:
+			// The database was moved aside: start again at once.
+			metrics.BrokerRestarts.Inc()
+			continue
+		case r.ran > 0:
+			b.report(fmt.Errorf("mosquitto died (%v); restarting it", r.err))
+			b.log.Error("broker: mosquitto died; restarting it", "exit", r.err, "ran", r.ran.Round(time.Millisecond),
+				"retry_in", wait, "output_tail", r.tail)
+		default:
+			b.report(fmt.Errorf("mosquitto cannot start: %w", r.err))
+			b.log.Error("broker: mosquitto cannot start; readings stay in the export spool; trying again",
+				"error", r.err, "retry_in", wait)
 		}
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
+			b.report(errors.New("stopped"))
 			return nil
 		}
 		wait = min(wait*2, restartMax)
 		metrics.BrokerRestarts.Inc()
 	}
+}
+
+// runResult is how one run of mosquitto ended.
+type runResult struct {
+	ran       time.Duration // how long it listened (0: it did not start)
+	err       error
+	tail      string // its last output
+	dbRefused bool   // it refused its database, which was moved aside
+}
+
+// runOnce starts mosquitto and returns when it exits or ctx ends (after
+// stopping it).
+func (b *Broker) runOnce(ctx context.Context, bin string) runResult {
+	conf, err := b.writeFiles()
+	if err != nil {
+		return runResult{err: err}
+	}
+	b.prepareDB()
+	b.mu.Lock()
+	b.gen++
+	b.mu.Unlock()
+	p, err := startProcess(bin, conf, b.log)
+	if err != nil {
+		return runResult{err: err}
+	}
+	if err := p.waitListening(ctx, b.dialAddr(), startWithin); err != nil {
+		p.stop(stopGrace)
+		if ctx.Err() == nil && databaseRefused(p.tail.String()) {
+			b.quarantine(fmt.Errorf("mosquitto refused it: %s", lastLines(p.tail.String(), 3)))
+			return runResult{err: err, dbRefused: true}
+		}
+		return runResult{err: err}
+	}
+	b.mu.Lock()
+	b.proc = p
+	close(b.nextStart)
+	b.nextStart = make(chan struct{})
+	b.mu.Unlock()
+	b.readyOnce.Do(func() { close(b.ready) })
+	b.report(nil)
+	b.log.Info("broker: mosquitto running", "pid", p.cmd.Process.Pid, "conf", conf)
+	since := time.Now()
+	select {
+	case <-ctx.Done():
+		p.stop(stopGrace)
+		b.setProc(nil)
+		b.log.Info("broker: mosquitto stopped")
+		return runResult{ran: time.Since(since)}
+	case <-p.done:
+	}
+	b.setProc(nil)
+	return runResult{ran: max(time.Since(since), time.Nanosecond), err: p.err, tail: p.tail.String()}
+}
+
+// report tells Health and the metrics whether the broker runs.
+func (b *Broker) report(err error) {
+	if err == nil {
+		metrics.BrokerUp.Set(1)
+	} else {
+		metrics.BrokerUp.Set(0)
+	}
+	if b.Health != nil {
+		b.Health.Broker(err)
+	}
+}
+
+// lastLines returns the last n lines of s, joined by " | ".
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
 }
 
 // writeFiles writes the password file, the ACL and the conf, returning

@@ -39,11 +39,21 @@ func (w tWriter) Write(p []byte) (int, error) {
 // ready; it is stopped (and waited for) when the test ends.
 func runBroker(t *testing.T, cfg config.Broker) *Broker {
 	t.Helper()
+	return runBrokerIn(t, cfg, t.TempDir(), nil)
+}
+
+// runBrokerIn is runBroker on a given state dir, with tune applied to the
+// Broker before it runs.
+func runBrokerIn(t *testing.T, cfg config.Broker, stateDir string, tune func(*Broker)) *Broker {
+	t.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = testpeer.Addr(testpeer.FreePort(t))
 	}
 	cfg.Binary = testpeer.LookPath(t, "mosquitto", "mosquitto")
-	b := New(cfg, "gw-test", t.TempDir(), testLogger(t))
+	b := New(cfg, "gw-test", stateDir, testLogger(t))
+	if tune != nil {
+		tune(b)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()

@@ -162,11 +162,7 @@ func bridge(w *confWriter, b *config.Bridge, gatewayID string) error {
 	if qos < 0 || qos > 2 {
 		return fmt.Errorf("broker: bridge.qos %d: must be 0, 1 or 2", qos)
 	}
-	id := b.ClientID
-	if id == "" {
-		id = defaultClientID
-	}
-	id = strings.ReplaceAll(id, "{gateway}", gatewayID)
+	id := bridgeClientID(b, gatewayID)
 	w.comment("The bridge to the cloud broker: a persistent session under a stable client id.")
 	w.line("connection", bridgeConnection)
 	w.line("address", b.Address)

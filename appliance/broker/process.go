@@ -18,11 +18,17 @@ import (
 
 // process is one run of the mosquitto binary.
 type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when it exited; err is set then
-	err  error
-	tail *tailBuffer
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when it exited; err is set then
+	err     error
+	tail    *tailBuffer
+	running chan struct{} // closed when it logged that it runs
 }
+
+// runningLine is what Mosquitto logs once it has set up its signal
+// handlers (after it opened its listeners): before that, SIGUSR1 would
+// kill it.
+const runningLine = " running"
 
 // findBinary resolves the mosquitto executable: name as given if it has a
 // slash, else on PATH, else in the sbin directories Debian installs it to.
@@ -61,7 +67,7 @@ func startProcess(bin, conf string, log *slog.Logger) (*process, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("broker: start %s: %w", bin, err)
 	}
-	p := &process{cmd: cmd, done: make(chan struct{}), tail: &tailBuffer{max: 8 << 10}}
+	p := &process{cmd: cmd, done: make(chan struct{}), tail: &tailBuffer{max: 8 << 10}, running: make(chan struct{})}
 	var copied sync.WaitGroup
 	copied.Go(func() { p.copyLog(out, log) })
 	go func() {
@@ -74,8 +80,13 @@ func startProcess(bin, conf string, log *slog.Logger) (*process, error) {
 
 func (p *process) copyLog(r io.Reader, log *slog.Logger) {
 	sc := bufio.NewScanner(r)
+	running := false
 	for sc.Scan() {
 		line := sc.Text()
+		if !running && strings.Contains(line, "mosquitto version") && strings.HasSuffix(line, runningLine) {
+			running = true
+			close(p.running)
+		}
 		p.tail.add(line)
 		log.Log(context.Background(), lineLevel(line), "mosquitto: "+line)
 	}
@@ -113,14 +124,23 @@ func (p *process) stop(grace time.Duration) {
 	}
 }
 
-// waitListening waits until addr accepts connections, the process exits,
-// or ctx ends.
+// waitListening waits until addr accepts connections and Mosquitto says
+// it runs (it can be signalled then), the process exits, or ctx ends.
 func (p *process) waitListening(ctx context.Context, addr string, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
 		if c, err := dialer.DialContext(ctx, "tcp", addr); err == nil {
 			c.Close()
-			return nil
+			select {
+			case <-p.running:
+				return nil
+			case <-p.done:
+				return fmt.Errorf("broker: mosquitto exited at start (%v): %s", p.err, p.tail.String())
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Until(deadline)):
+				return errors.New("broker: mosquitto listens on " + addr + " but did not log that it runs within " + within.String())
+			}
 		}
 		select {
 		case <-p.done:
