@@ -80,7 +80,16 @@ func checkDB(data []byte) error {
 
 // readDB checks data and summarises the messages from clientID that the
 // bridge's local client bridgeID still holds (none if either is empty).
+// A damaged file has no summary.
 func readDB(data []byte, clientID, bridgeID string) (dbSummary, error) {
+	sum, err := walkDB(data, clientID, bridgeID)
+	if err != nil {
+		return dbSummary{}, err
+	}
+	return sum, nil
+}
+
+func walkDB(data []byte, clientID, bridgeID string) (dbSummary, error) {
 	var sum dbSummary
 	if len(data) == 0 {
 		return sum, fmt.Errorf("the file is empty")

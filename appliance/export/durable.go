@@ -125,7 +125,9 @@ func (s *Sink) checkpoint(ctx context.Context, force bool) error {
 	case errors.Is(err, ErrGone):
 		return nil // the next round sees the new generation
 	case err != nil:
-		metrics.BrokerSaves.WithLabelValues("error").Inc()
+		if ctx.Err() == nil {
+			metrics.BrokerSaves.WithLabelValues("error").Inc()
+		}
 		return err
 	}
 	metrics.BrokerSaves.WithLabelValues("ok").Inc()
