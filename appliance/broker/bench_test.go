@@ -11,6 +11,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/osgate/osgate/appliance/export"
+	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/testpeer"
 )
@@ -69,6 +70,7 @@ func benchSink(b *testing.B, br *Broker, durable bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	savesBefore := counterValue(b, metrics.BrokerSaves.WithLabelValues("ok"))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -97,6 +99,7 @@ func benchSink(b *testing.B, br *Broker, durable bool) {
 		time.Sleep(time.Millisecond)
 	}
 	b.ReportMetric(time.Since(saved).Seconds(), "s-to-saved")
+	b.ReportMetric(counterValue(b, metrics.BrokerSaves.WithLabelValues("ok"))-savesBefore, "saves")
 }
 
 func benchPaho(b *testing.B, br *Broker) {

@@ -207,7 +207,7 @@ func waitKeys(t *testing.T, sub *testpeer.Subscriber, from, to int, within time.
 	}
 }
 
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
+func counterValue(t testing.TB, c prometheus.Counter) float64 {
 	t.Helper()
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {
