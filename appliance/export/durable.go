@@ -57,6 +57,10 @@ type Saved struct {
 	Skimmed bool
 }
 
+// confirmWithin: a message acknowledged this long ago and not yet in a
+// save makes the sink ask for one, whatever the broker's autosave interval.
+const confirmWithin = 30 * time.Second
+
 // ErrNotSaved is what Persist returns when the broker made no save of its
 // own within the wait (now false).
 var ErrNotSaved = errors.New("export: the broker made no save yet")
@@ -87,7 +91,8 @@ func (s *Sink) persistLoop(ctx context.Context) {
 }
 
 // checkpoint waits for one save of the broker's state (asking for it when
-// force is set or the spool fills) and applies it: what the broker
+// force is set, the spool fills, or an acknowledgement waits longer than
+// confirmWithin) and applies it: what the broker
 // acknowledged before is durable, and the replay tail shrinks to what the
 // save still holds for the cloud. A broker process that stopped before
 // saving, or a broker database that was replaced, makes the sink send the
@@ -104,7 +109,7 @@ func (s *Sink) checkpoint(ctx context.Context, force bool) error {
 	upto, gen, round := s.ackedSeq, s.windowGen, s.round
 	window := upto > s.spool.durable
 	tail := s.spool.kept < s.spool.durable
-	force = (force || s.held() >= s.opts.QueueLimit/4) && window
+	force = (force || s.held() >= s.opts.QueueLimit/4 || time.Since(s.windowSince) > confirmWithin) && window
 	s.mu.Unlock()
 	cur := b.Generation()
 	if window && gen != cur {

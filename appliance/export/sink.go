@@ -114,8 +114,9 @@ type Sink struct {
 	head  int
 	// ackedSeq: every seq below it was acknowledged by the broker process
 	// windowGen since the last rewind (and it is at least spool.durable).
-	ackedSeq  uint64
-	windowGen uint64
+	ackedSeq    uint64
+	windowGen   uint64
+	windowSince time.Time // when the oldest unconfirmed acknowledgement came (about)
 	// round counts rewinds: messages handed before one are acknowledged
 	// again from the queue, not through their old token.
 	round      uint64
@@ -333,6 +334,9 @@ func (s *Sink) acked(e entry, round, gen uint64) {
 		s.rewindLocked(s.spool.durable, "the broker restarted before it saved the messages it had acknowledged")
 		return
 	}
+	if s.ackedSeq == s.spool.durable {
+		s.windowSince = time.Now()
+	}
 	s.windowGen = gen
 	s.ackedSeq = max(s.ackedSeq, e.seq+1)
 	if s.opts.Broker == nil {
@@ -352,6 +356,7 @@ func (s *Sink) confirmLocked(upto, kept uint64) {
 		s.queue = slices.Clone(s.queue)
 	}
 	s.spool.setDurable(upto, kept)
+	s.windowSince = time.Now()
 	s.trimTailLocked()
 	if s.waiters > 0 && s.held() < s.opts.QueueLimit {
 		close(s.freed)
