@@ -113,7 +113,7 @@ func (r *cloudRig) doc(devices ...string) string {
 		conns = append(conns, fmt.Sprintf(`{"name":%q,"type":"test-counter","devices":[{"name":%q,"interval":"2ms","channels":[{"name":"seq"}]}]}`, "c-"+d, d))
 	}
 	return fmt.Sprintf(`{"gateway":{"id":"gw-dur","state_dir":%q},
-		"broker":{"listen":%q,"bridge":{"address":%q}},"rpc":{"listen":"off"},
+		"broker":{"listen":%q,"bridge":{"address":%q,"tls":false}},"rpc":{"listen":"off"},
 		"connectors":[%s]}`, r.state, testpeer.Addr(r.port), r.cloud.Addr(), strings.Join(conns, ","))
 }
 

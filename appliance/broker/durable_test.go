@@ -93,8 +93,14 @@ func TestPersistReportsBridgeBacklog(t *testing.T) {
 		Key: func(_ string, p []byte) string { return string(p) }})
 	cloud.Stop()
 	state := t.TempDir()
-	b := runBrokerIn(t, config.Broker{Bridge: &config.Bridge{Address: cloud.Addr()}}, state, nil)
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID("osgate-gw-test"))
+	b := runBrokerIn(t, config.Broker{Bridge: &config.Bridge{Address: cloud.Addr(), TLS: new(false)}}, state, nil)
+	own, err := b.Clients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The export's own login: the broker's ACL lets it write telemetry.
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID("osgate-gw-test").
+		SetUsername(own.Export.Username).SetPassword(own.Export.Password))
 	if tok := c.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect: %v", tok.Error())
 	}
