@@ -25,6 +25,9 @@ type Broker interface {
 	// Generation names the broker process that runs now, or ran last; it
 	// grows with every start.
 	Generation() uint64
+	// Ready is closed once the broker first listens: the sink makes its
+	// first attempt then, not while the broker is still starting.
+	Ready() <-chan struct{}
 	// NextStart returns a channel that is closed when the next broker
 	// process listens: the sink connects at once instead of waiting out
 	// its back-off.

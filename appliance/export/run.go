@@ -117,11 +117,18 @@ func (s *Sink) clientOptions() *mqtt.ClientOptions {
 }
 
 // connect tries to connect until it succeeds or ctx ends, backing off from
-// retryFirst to RetryMax, and at once when the managed broker starts.
+// retryFirst to RetryMax, and at once when the managed broker starts. With
+// a managed broker the first attempt waits until it first listens, so a
+// normal start logs no failed attempt.
 func (s *Sink) connect(ctx context.Context, client mqtt.Client) bool {
 	var wake func() <-chan struct{}
 	if s.opts.Broker != nil {
 		wake = s.opts.Broker.NextStart
+		select {
+		case <-s.opts.Broker.Ready():
+		case <-ctx.Done():
+			return false
+		}
 	}
 	return mqttconn.ConnectWake(ctx, client, retryFirst, s.opts.RetryMax, wake, func(attempt int, err error) {
 		s.log.Warn("export: cannot connect to broker; spooling messages and retrying", "attempt", attempt, "error", err)
