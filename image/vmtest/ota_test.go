@@ -73,7 +73,8 @@ func TestOTA(t *testing.T) {
 	// The host's osgate (release keygen, release build, validate) and the
 	// release key; a second key signs the release that must be refused.
 	osgate := filepath.Join(work, "osgate")
-	run(t, repo, nil, "go", "build", "-o", osgate, "./appliance/cmd/osgate")
+	// With the test hook, like the amd64 test image: the configs use it.
+	run(t, repo, nil, "go", "build", "-tags", "testhook", "-o", osgate, "./appliance/cmd/osgate")
 	pub := keygen(t, osgate, filepath.Join(work, "release.key"))
 	wrongKeyFile := filepath.Join(work, "wrong.key")
 	keygen(t, osgate, wrongKeyFile)
