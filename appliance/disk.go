@@ -24,6 +24,11 @@ const (
 	// diskRoom is how much free space counts as room again after the disk
 	// was full: enough for a few thousand messages.
 	diskRoom = 1 << 20
+	// Without gateway.disk_warn_bytes the warning threshold is a tenth of
+	// the file system, at most diskWarnMax: an appliance's /perm can be
+	// smaller than a fixed threshold (the Pi image's is under 100 MiB).
+	diskWarnMax      = 128 << 20
+	diskWarnFraction = 10
 )
 
 // disk watches the file system of the state dir, where the export spool
@@ -33,25 +38,27 @@ const (
 // degraded with the reason until there is room again. Listeners that
 // stopped for it wait on room, not on a back-off.
 type disk struct {
-	dir    string
-	warn   uint64
-	health *health.Model
-	log    *slog.Logger
-	// statfs measures free bytes (a variable for tests).
-	statfs func(dir string) (uint64, error)
+	dir        string
+	configured uint64 // gateway.disk_warn_bytes; 0: automatic
+	health     *health.Model
+	log        *slog.Logger
+	// statfs measures free bytes and the file system's size (a variable
+	// for tests).
+	statfs func(dir string) (free, size uint64, err error)
 
 	fullLog, roomLog lograte.Limit
 
 	isFull atomic.Bool // the fast path of stored
 	mu     sync.Mutex
 	free   uint64
+	warn   uint64        // the threshold in force
 	room   chan struct{} // closed while not full
 	wake   chan struct{} // measure now (capacity 1)
 }
 
 func newDisk(dir string, warn int64, h *health.Model, log *slog.Logger) *disk {
 	d := &disk{
-		dir: dir, warn: uint64(max(warn, 0)), health: h, log: log, statfs: freeBytes,
+		dir: dir, configured: uint64(max(warn, 0)), warn: uint64(max(warn, 0)), health: h, log: log, statfs: freeBytes,
 		fullLog: lograte.Limit{Burst: 1, Window: time.Minute},
 		roomLog: lograte.Limit{Burst: 1, Window: time.Minute},
 		room:    make(chan struct{}),
@@ -61,6 +68,14 @@ func newDisk(dir string, warn int64, h *health.Model, log *slog.Logger) *disk {
 	metrics.DiskWarn.Set(float64(d.warn))
 	metrics.DiskFull.Set(0)
 	return d
+}
+
+// warnFor is the warning threshold for a file system of size bytes.
+func (d *disk) warnFor(size uint64) uint64 {
+	if d.configured > 0 {
+		return d.configured
+	}
+	return min(diskWarnMax, size/diskWarnFraction)
 }
 
 // noSpace reports whether err is a write refused for lack of space.
@@ -117,14 +132,16 @@ func (d *disk) setRoom(why string) {
 // measure reads the free space, updates the metric and health, and (with
 // end) ends a full period when there is room.
 func (d *disk) measure(end bool) {
-	free, err := d.statfs(d.dir)
+	free, size, err := d.statfs(d.dir)
 	if err != nil {
 		d.log.Debug("measure free space of the state dir", "err", err)
 		return
 	}
+	warn := d.warnFor(size)
 	metrics.DiskFree.Set(float64(free))
+	metrics.DiskWarn.Set(float64(warn))
 	d.mu.Lock()
-	d.free = free
+	d.free, d.warn = free, warn
 	d.mu.Unlock()
 	if end && d.isFull.Load() && free >= diskRoom {
 		d.setRoom("space was freed")
@@ -135,9 +152,9 @@ func (d *disk) measure(end bool) {
 
 func (d *disk) report() {
 	d.mu.Lock()
-	free := d.free
+	free, warn := d.free, d.warn
 	d.mu.Unlock()
-	d.health.Disk(d.dir, free, d.warn, d.isFull.Load())
+	d.health.Disk(d.dir, free, warn, d.isFull.Load())
 }
 
 // run measures until ctx ends: every diskCheckEvery, and every
@@ -177,14 +194,14 @@ func (d *disk) waitRoom(ctx context.Context) error {
 // freeBytes is the space osgate can write to dir's file system. osgate
 // runs as root on the appliance and under the systemd unit, and root may
 // write into the blocks ext4 reserves for it, so those count then.
-func freeBytes(dir string) (uint64, error) {
+func freeBytes(dir string) (free, size uint64, err error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	blocks := st.Bavail
 	if os.Geteuid() == 0 {
 		blocks = st.Bfree
 	}
-	return blocks * uint64(st.Bsize), nil
+	return blocks * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
 }

@@ -306,3 +306,36 @@ func TestDiskFullMQTTConnector(t *testing.T) {
 	}
 	testpeer.WaitFor(t, 10*time.Second, "health ok after making room", func() bool { return tg.g.health.Report().Status == health.OK })
 }
+
+// TestDiskWarnAutomatic: without gateway.disk_warn_bytes the threshold is a
+// tenth of the file system, at most 128 MiB, so the Pi image's small /perm
+// (under 100 MiB) is not "low on space" from the first boot; a configured
+// threshold is used as it is.
+func TestDiskWarnAutomatic(t *testing.T) {
+	for _, c := range []struct {
+		configured     int64
+		free, size     uint64
+		wantWarn       uint64
+		wantLowOnSpace bool
+	}{
+		{0, 40 << 20, 96 << 20, 96 << 20 / 10, false},     // the Pi's /perm, mostly free
+		{0, 5 << 20, 96 << 20, 96 << 20 / 10, true},       // the same, nearly full
+		{0, 1 << 30, 64 << 30, 128 << 20, false},          // a large disk: capped
+		{0, 100 << 20, 64 << 30, 128 << 20, true},         // ... and below the cap
+		{200 << 20, 150 << 20, 64 << 30, 200 << 20, true}, // configured
+	} {
+		h := health.New(time.Hour)
+		h.Export(true, 0, 100)
+		d := newDisk("/state", c.configured, h, slog.New(slog.DiscardHandler))
+		d.statfs = func(string) (uint64, uint64, error) { return c.free, c.size, nil }
+		d.measure(false)
+		r := h.Report()
+		if r.Disk == nil || r.Disk.WarnBytes != c.wantWarn {
+			t.Errorf("%+v: disk report %+v, want warn %d", c, r.Disk, c.wantWarn)
+			continue
+		}
+		if low := r.Status == health.Degraded; low != c.wantLowOnSpace {
+			t.Errorf("%+v: status %s %v, want low on space %v", c, r.Status, r.Reasons, c.wantLowOnSpace)
+		}
+	}
+}

@@ -40,7 +40,8 @@ type Gateway struct {
 	ConfigGrace time.Duration `json:"config_grace"`
 	// DiskWarnBytes: with less free space than this on the state dir's
 	// file system (where the export spool, Mosquitto's persistence and
-	// config.db live), health is degraded (default 128 MiB).
+	// config.db live), health is degraded (default 0: a tenth of that
+	// file system, at most 128 MiB).
 	DiskWarnBytes int64 `json:"disk_warn_bytes"`
 }
 

@@ -23,7 +23,6 @@ const (
 	defaultInterval        = 10 * time.Second
 	maxDefaultTimeout      = 5 * time.Second
 	defaultMaxSilence      = 5 * time.Minute
-	defaultDiskWarnBytes   = 128 << 20
 	// RPCOff as rpc.listen disables the RPC service.
 	RPCOff                 = "off"
 	defaultGatewayID       = "osgate"
@@ -55,9 +54,6 @@ func (c *Config) applyDefaults() {
 	}
 	if g.ConfigGrace == 0 {
 		g.ConfigGrace = 2 * time.Minute
-	}
-	if g.DiskWarnBytes == 0 {
-		g.DiskWarnBytes = defaultDiskWarnBytes
 	}
 
 	b := &c.Broker

@@ -41,7 +41,7 @@ func TestDefaults(t *testing.T) {
 		{"gateway.id", c.Gateway.ID, "pi-4-b--1"},
 		{"gateway.state_dir", c.Gateway.StateDir, filepath.Join(wd, "state")},
 		{"gateway.config_grace", c.Gateway.ConfigGrace, 2 * time.Minute},
-		{"gateway.disk_warn_bytes", c.Gateway.DiskWarnBytes, int64(128 << 20)},
+		{"gateway.disk_warn_bytes", c.Gateway.DiskWarnBytes, int64(0)}, // automatic: see appliance/disk.go
 		{"broker.managed", *c.Broker.Managed, true},
 		{"broker.listen", c.Broker.Listen, "127.0.0.1:1883"},
 		{"broker.binary", c.Broker.Binary, "mosquitto"},

@@ -240,7 +240,7 @@ func TestParseErrors(t *testing.T) {
 		{"gateway id", `{"gateway": {"id": "a/b"}}`, []string{`gateway.id: must not contain "/", "+" or "#" (it is a topic level): "a/b"`}},
 		{"gateway limits", `{"gateway": {"config_grace": "-1s", "disk_warn_bytes": -1}}`, []string{
 			`gateway.config_grace: must not be negative`,
-			`gateway.disk_warn_bytes: must not be negative (0: the default, 128 MiB)`}},
+			`gateway.disk_warn_bytes: must not be negative (0: the default, a tenth of the file system, at most 128 MiB)`}},
 		// A bridge without TLS says so; the fix is TLS or saying it.
 		{"bridge without TLS", `{"broker": {"bridge": {"address": "cloud.example:1883", "username": "gw", "password": "pw"}}}`, []string{
 			`broker.bridge.ca_file: is required for TLS (the CA of the cloud broker); without TLS the bridge password and the cloud RPC cross the network in clear text: set "tls": false to do that on purpose`,

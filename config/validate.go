@@ -37,7 +37,7 @@ func (c *Config) validateGateway(es *strict.Errors) {
 		es.Add("gateway.config_grace", "must not be negative")
 	}
 	if c.Gateway.DiskWarnBytes < 0 {
-		es.Add("gateway.disk_warn_bytes", "must not be negative (0: the default, 128 MiB)")
+		es.Add("gateway.disk_warn_bytes", "must not be negative (0: the default, a tenth of the file system, at most 128 MiB)")
 	}
 }
 

@@ -54,20 +54,25 @@ func publish(t *testing.T, priv ed25519.PrivateKey, serveDir, channel, version s
 // rig runs the agent on a fake device, boot after boot, from one state
 // directory (the device's /perm).
 type rig struct {
-	t       *testing.T
-	dev     *fakeDevice
-	state   string
-	url     string
-	pub     ed25519.PublicKey
-	unwell  map[string]bool // versions whose health is Unhealthy
-	cutAt   int             // cut the power at this step (0: never)
-	cutOn   string          // or at the first step of this name
-	steps   []string        // every step seen, over all boots
-	outcome []string        // how each boot ended: cut, reboot, settled
+	t      *testing.T
+	dev    *fakeDevice
+	state  string
+	url    string
+	pub    ed25519.PublicKey
+	unwell map[string]bool // versions whose health is Unhealthy
+	// degraded: versions whose health is Degraded, with these reasons
+	degraded map[string][]string
+	// confirmTimeout: the agent's (default 20 s)
+	confirmTimeout time.Duration
+	cutAt          int      // cut the power at this step (0: never)
+	cutOn          string   // or at the first step of this name
+	steps          []string // every step seen, over all boots
+	outcome        []string // how each boot ended: cut, reboot, settled
 }
 
 func newRig(t *testing.T, url string, pub ed25519.PublicKey) *rig {
-	return &rig{t: t, dev: newFakeDevice(), state: t.TempDir(), url: url, pub: pub, unwell: map[string]bool{}}
+	return &rig{t: t, dev: newFakeDevice(), state: t.TempDir(), url: url, pub: pub, unwell: map[string]bool{},
+		degraded: map[string][]string{}, confirmTimeout: 20 * time.Second}
 }
 
 // boot runs one agent until it reboots the device, the power is cut, or
@@ -82,9 +87,12 @@ func (r *rig) boot() (*Agent, string) {
 			if r.unwell[running] {
 				return health.Report{Status: health.Unhealthy, Reasons: []string{"export broker unreachable for 2m0s"}}
 			}
+			if why, ok := r.degraded[running]; ok {
+				return health.Report{Status: health.Degraded, Reasons: why}
+			}
 			return health.Report{Status: health.OK}
 		},
-		ConfirmAfter: 150 * time.Millisecond, ConfirmTimeout: 20 * time.Second, Interval: time.Hour,
+		ConfirmAfter: 150 * time.Millisecond, ConfirmTimeout: r.confirmTimeout, Interval: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -272,6 +280,33 @@ func TestAgentRollsBackUnhealthyRelease(t *testing.T) {
 	publish(t, priv, dir, "stable", "v4.0.0", 4)
 	if a = r.run(); a.Status().Last != "confirmed v4.0.0" || r.dev.version() != "v4.0.0" {
 		t.Fatalf("v4 after a failed v3: %+v", a.Status())
+	}
+}
+
+// TestAgentJudgesDegradedAgainstBefore: a release is not blamed for what
+// was wrong before it (a meter offline before the update is offline after
+// it): degraded counts as healthy when the running version was as
+// degraded when the update began; more reasons than before roll it back.
+func TestAgentJudgesDegradedAgainstBefore(t *testing.T) {
+	pub, priv := testKey(t)
+	dir, srv := serve(t)
+	publish(t, priv, dir, "stable", "v2.0.0", 2)
+	r := newRig(t, srv.url("stable"), pub)
+	r.confirmTimeout = 2 * time.Second
+	offline := []string{"device meter-7 offline since 2026-11-25T13:02:11Z: timeout"}
+	r.degraded["v1.0.0"] = offline
+	r.degraded["v2.0.0"] = offline
+	if a := r.run(); a.Status().Last != "confirmed v2.0.0" || r.dev.version() != "v2.0.0" {
+		t.Fatalf("as degraded as before: %+v; boots %v", a.Status(), r.outcome)
+	}
+	if err := r.dev.powerOn(); err != nil || r.dev.version() != "v2.0.0" {
+		t.Fatalf("v2 after a reboot: %v, running %s", err, r.dev.version())
+	}
+	publish(t, priv, dir, "stable", "v3.0.0", 3)
+	r.degraded["v3.0.0"] = append(offline, "connector rs485 failing")
+	a := r.run()
+	if s := a.Status(); !strings.HasPrefix(s.Last, "rolled back: not healthy") || r.dev.version() != "v2.0.0" {
+		t.Fatalf("more degraded than before: %+v; boots %v", s, r.outcome)
 	}
 }
 

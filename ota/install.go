@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/metrics"
 )
 
@@ -31,6 +32,9 @@ func (a *Agent) install(ctx context.Context, m *Manifest) error {
 	st := a.stateCopy()
 	if st.Phase == phaseIdle || st.Target != m.Version {
 		st = state{Failed: st.Failed, Last: st.Last, InstalledMBR: st.InstalledMBR, Target: m.Version, Previous: a.running}
+		if r := a.health(); r.Status == health.Degraded {
+			st.Baseline = len(r.Reasons)
+		}
 	}
 	st.Phase = phaseDownloading
 	if err := a.save(st); err != nil {

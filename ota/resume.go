@@ -95,7 +95,10 @@ func (a *Agent) resume(ctx context.Context) error {
 }
 
 // watch runs in the try boot: it confirms after sustained health and rolls
-// back on unhealth or when health does not come in time.
+// back on unhealth or when health does not come in time. Degraded counts
+// as healthy with accept_degraded, or when the version it replaces was as
+// degraded when the update began (no more reasons than then): what was
+// wrong in the plant before the update is not the new version's fault.
 func (a *Agent) watch(ctx context.Context, st state, m *Manifest) error {
 	a.setStatus("trying", "trying "+m.Version, 0)
 	a.log.Info("ota: trying the new root; confirming after sustained health", "version", m.Version, "after", a.confirmAfter)
@@ -109,7 +112,7 @@ func (a *Agent) watch(ctx context.Context, st state, m *Manifest) error {
 		switch {
 		case why != "":
 			return a.rollback(ctx, st, "unhealthy: "+why)
-		case r.Status == health.OK || r.Status == health.Degraded && a.acceptDegraded:
+		case r.Status == health.OK || r.Status == health.Degraded && (a.acceptDegraded || len(r.Reasons) <= st.Baseline):
 			if since.IsZero() {
 				since = now
 			}

@@ -38,6 +38,11 @@ type state struct {
 	// InstalledMBR is the sha256 of the MBR of the last confirmed release:
 	// an unchanged MBR is not written again.
 	InstalledMBR string `json:"installed_mbr,omitempty"`
+	// Baseline is how many reasons the running version's health gave for
+	// being degraded when the update began (0: it was ok): the new version
+	// may be as degraded as that (a meter that was offline before is
+	// offline after), not more.
+	Baseline int `json:"baseline,omitempty"`
 }
 
 func (a *Agent) statePath() string { return filepath.Join(a.dir, "state.json") }
