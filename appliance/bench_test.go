@@ -10,9 +10,9 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/testpeer"
 )
 

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // clockFloor is a time the wall clock cannot be before once it has been set:

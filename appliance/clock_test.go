@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // TestClockGateHoldsUntilSet plays a Raspberry Pi booting in 1970: readings

@@ -7,8 +7,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/appliance/rpc"
+	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/scope"
 )
 

@@ -7,11 +7,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/metrics"
-	"github.com/osgate/osgate/appliance/transform"
 	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/drivers/core"
+	"github.com/osgate/osgate/drivers/transform"
 	"github.com/osgate/osgate/internal/lru"
 	"github.com/prometheus/client_golang/prometheus"
 )

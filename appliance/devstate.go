@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/appliance/health"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // maxReason bounds a state's reason (it travels in status messages).

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/appliance/health"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 func TestJudge(t *testing.T) {

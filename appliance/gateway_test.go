@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/appliance/rpc"
-	_ "github.com/osgate/osgate/appliance/system"
 	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/drivers/core"
+	_ "github.com/osgate/osgate/drivers/system"
 	"github.com/osgate/osgate/internal/apikey"
 	"github.com/osgate/osgate/internal/testpeer"
 )

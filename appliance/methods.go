@@ -7,10 +7,10 @@ import (
 	"sort"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/redact"
 	"github.com/osgate/osgate/internal/scope"
 )

@@ -6,10 +6,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/appliance/metrics"
-	"github.com/osgate/osgate/appliance/transform"
+	"github.com/osgate/osgate/drivers/core"
+	"github.com/osgate/osgate/drivers/transform"
 	"github.com/osgate/osgate/internal/lru"
 )
 

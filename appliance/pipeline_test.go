@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // byDeviceNaive is byDevice's contract written plainly: take the first

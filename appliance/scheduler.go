@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // Back-off after failed polls: the interval doubles per failure, from the

@@ -11,11 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/topic"
 )
 

@@ -13,7 +13,7 @@ import (
 var defaultJSON []byte
 
 // Default returns the embedded default configuration, parsed. It needs the
-// "system" connector type registered (import osgate's appliance/system);
+// "system" connector type registered (import osgate's drivers/system);
 // without it Default panics, since the binary is then built wrong.
 func Default() *Config {
 	c, err := Parse(defaultJSON)

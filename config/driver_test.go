@@ -3,7 +3,7 @@ package config
 import (
 	"sync/atomic"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/strict"
 )
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // TestReadmeExamples parses the configs shown in examples/README.md, so the

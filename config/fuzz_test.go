@@ -7,7 +7,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/osgate/osgate/appliance/transform"
+	"github.com/osgate/osgate/drivers/transform"
 	"github.com/osgate/osgate/internal/strict"
 )
 

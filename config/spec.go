@@ -1,6 +1,6 @@
 package config
 
-import "github.com/osgate/osgate/appliance/transform"
+import "github.com/osgate/osgate/drivers/transform"
 
 // TransformSpec is the channel's transforms in the form transform.New
 // takes. A deadband without max_silence gets the default of 5 minutes

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/transform"
+	"github.com/osgate/osgate/drivers/transform"
 )
 
 func TestTransformSpec(t *testing.T) {

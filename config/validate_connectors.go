@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"strings"
 
-	"github.com/osgate/osgate/appliance/transform"
+	"github.com/osgate/osgate/drivers/transform"
 	"github.com/osgate/osgate/internal/strict"
 )
 

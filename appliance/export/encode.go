@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // tsLayout is RFC 3339 in UTC with milliseconds.

@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 var t0 = time.Date(2026, 11, 24, 13, 41, 0, 123456789, time.UTC)

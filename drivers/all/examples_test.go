@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/strict"
 )
 

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/drivers/mapping"
 	"github.com/osgate/osgate/internal/apikey"
 	"github.com/osgate/osgate/internal/redact"

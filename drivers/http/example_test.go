@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // TestExample: examples/http.json is a valid osgate.json, and this driver

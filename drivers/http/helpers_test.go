@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // collector is an emit function keeping every reading; with gate set it

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/drivers/mapping"
 	"github.com/osgate/osgate/internal/apikey"
 )

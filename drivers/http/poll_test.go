@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // restServer is a real HTTP server over loopback with the endpoints the

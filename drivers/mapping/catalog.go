@@ -1,7 +1,7 @@
 package mapping
 
 import (
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/strict"
 )
 

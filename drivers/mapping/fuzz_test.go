@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // refMatch is MQTT topic matching written the slow, obvious way, to check

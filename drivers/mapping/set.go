@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // Set is a listener connector's mappings, tried in order (the first whose

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 func testConfig(settings string, devices ...*core.Device) core.ConnectorConfig {

@@ -3,7 +3,7 @@ package mbus
 import (
 	"encoding/binary"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // The fixed data structure (CI 0x73, 0x77; EN 13757-3 annex on the fixed

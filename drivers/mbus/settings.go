@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/board"
+	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/strict"
 )
 

@@ -6,7 +6,7 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // dataSize is the length of the data field for each DIF data coding (the

@@ -1,6 +1,6 @@
 package mbus
 
-import "github.com/osgate/osgate/appliance/core"
+import "github.com/osgate/osgate/drivers/core"
 
 // What a value information block (VIF and VIFEs) says about a record's
 // value: its quantity, SI unit, the factor that turns the raw number into

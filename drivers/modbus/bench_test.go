@@ -10,7 +10,7 @@ import (
 
 	gridx "github.com/grid-x/modbus"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // The two benchmarks read the same 1,000 holding registers (unit 2, HR

@@ -7,7 +7,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // errShort is a response that holds fewer bytes than a channel needs.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // liveChannel is a channel of the peer's unit 1 and the value the server

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/testpeer"
 )
 

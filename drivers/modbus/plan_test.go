@@ -5,7 +5,7 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // minReads is the fewest reads covering channels (address, width) of one

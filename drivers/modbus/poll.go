@@ -8,7 +8,7 @@ import (
 
 	gridx "github.com/grid-x/modbus"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // Poll reads every channel of dev: one Reading per channel, Bad (with Err)

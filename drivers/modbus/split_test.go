@@ -9,7 +9,7 @@ import (
 
 	gridx "github.com/grid-x/modbus"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // TestExceptionSplit reads a block with three holes (the server answers

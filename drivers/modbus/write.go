@@ -7,7 +7,7 @@ import (
 
 	gridx "github.com/grid-x/modbus"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // Write sets a writable coil or holding register channel. value has been

@@ -10,7 +10,7 @@ import (
 
 	gridx "github.com/grid-x/modbus"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // TestWrite writes each kind of writable channel and reads the raw

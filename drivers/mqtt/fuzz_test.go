@@ -6,7 +6,7 @@ import (
 	"net"
 	"testing"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/lru"
 )
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 func newHook(t *testing.T, settings string) *Connector {

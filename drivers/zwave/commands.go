@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/strict"
 )
 

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/appliance/metrics"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // unsolicited handles a frame no request waited for: a node's report or

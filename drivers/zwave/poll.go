@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // Poll reads the device's channels that have not reported on their own

@@ -12,8 +12,8 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/osgate/osgate/appliance/core"
 	"github.com/osgate/osgate/board"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 func init() { core.Register("zwave", New) }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 func dev(name string, node int, interval time.Duration, channels ...string) *core.Device {

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // step is one reading fed to a deadband chain, at t0 + at.

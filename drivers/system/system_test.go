@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 func cfg(devs ...*core.Device) core.ConnectorConfig {

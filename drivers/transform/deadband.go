@@ -4,7 +4,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // deadband remembers the last reported value of a channel and decides

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 func rd(v any) core.Reading { return core.Reading{Device: "meter-1", Channel: "voltage", Value: v} }

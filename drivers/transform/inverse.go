@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // Inverse maps a value to be written (as the channel is exported) back to

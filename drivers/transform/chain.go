@@ -9,7 +9,7 @@ import (
 
 	"github.com/expr-lang/expr/vm"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // MaxDecimals is the most decimal places Decimals may keep: a float64

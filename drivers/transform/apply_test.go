@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 func f64(v float64) *float64 { return &v }

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // FuzzApply compiles arbitrary expressions and runs arbitrary values

@@ -5,7 +5,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/osgate/osgate/appliance/core"
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // Apply runs the chain on r, changing it in place, in this order:
