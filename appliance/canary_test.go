@@ -23,6 +23,7 @@ import (
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/config/source"
 	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/internal/sign"
 	"github.com/osgate/osgate/internal/testpeer"
 )
 
@@ -74,11 +75,11 @@ func TestSecretsNeverLeave(t *testing.T) {
 	nginx := testpeer.StartNginx(t, testpeer.NginxOptions{Root: www, Server: `
 		location = /data { return 401 "denied: args=$args key=$http_x_api_key cookie=$http_cookie auth=$http_authorization"; }
 		location = /basic { return 403 "who is $http_authorization?"; }`})
-	pub, privText, err := source.GenerateKey()
+	pub, privText, err := sign.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	priv, _ := source.ParsePrivateKey(privText)
+	priv, _ := sign.ParsePrivateKey(privText)
 	bport, rport, iport := testpeer.FreePort(t), testpeer.FreePort(t), testpeer.FreePort(t)
 	const key = "canary-test-rpc-key"
 	fieldPw, bridgePw := canaries[0], canaries[1]
@@ -115,7 +116,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 	publish := func(d string) {
 		t.Helper()
 		p := filepath.Join(www, "gateways", "gw-canary.json")
-		if err := os.WriteFile(p+".sig", source.Sign(priv, []byte(d)), 0o644); err != nil {
+		if err := os.WriteFile(p+".sig", sign.Sign(priv, []byte(d)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(p, []byte(d), 0o644); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/config/source"
 	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/internal/sign"
 	"github.com/osgate/osgate/internal/testpeer"
 )
 
@@ -48,12 +49,12 @@ const fleetDoc = `{
 
 func startFleetGateway(t *testing.T, first []byte) *fleetGateway {
 	t.Helper()
-	pub, priv, err := source.GenerateKey()
+	pub, priv, err := sign.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fleetGateway{root: t.TempDir(), mtime: time.Now().Add(-time.Hour).Truncate(time.Second)}
-	if f.key, err = source.ParsePrivateKey(priv); err != nil {
+	if f.key, err = sign.ParsePrivateKey(priv); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(f.root, "gateways"), 0o755); err != nil {
@@ -124,7 +125,7 @@ func (f *fleetGateway) publish(t *testing.T, doc []byte) (version string) {
 	for _, w := range []struct {
 		path string
 		data []byte
-	}{{path + ".sig", source.Sign(f.key, doc)}, {path, doc}} {
+	}{{path + ".sig", sign.Sign(f.key, doc)}, {path, doc}} {
 		tmp := w.path + ".tmp"
 		if err := os.WriteFile(tmp, w.data, 0o644); err != nil {
 			t.Fatal(err)

@@ -8,9 +8,9 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/osgate/osgate/config/source"
 	"github.com/osgate/osgate/internal/redact"
 	"github.com/osgate/osgate/internal/scope"
+	"github.com/osgate/osgate/internal/sign"
 	"github.com/osgate/osgate/internal/strict"
 	"github.com/osgate/osgate/internal/topic"
 )
@@ -217,7 +217,7 @@ func (c *Config) validateOperatorKeys(es *strict.Errors) {
 		} else {
 			names[k.Name] = i
 		}
-		if pub, err := source.ParsePublicKey(k.PublicKey); err != nil {
+		if pub, err := sign.ParsePublicKey(k.PublicKey); err != nil {
 			es.Add(p+".public_key", "must be an ed25519 public key in base64 (osgate rpc keygen prints it): %v", err)
 		} else if j, dup := pubs[string(pub)]; dup {
 			es.Add(p+".public_key", "is the same key as rpc.operator_keys[%d]", j)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/health"
-	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/sign"
 	"github.com/osgate/osgate/internal/strict"
 )
 
@@ -38,7 +38,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err := strict.Decode(b, &c); err != nil {
 		return nil, fmt.Errorf("ota: %s: %w", path, err)
 	}
-	if _, err := source.ParsePublicKey(c.PublicKey); err != nil {
+	if _, err := sign.ParsePublicKey(c.PublicKey); err != nil {
 		return nil, fmt.Errorf("ota: %s: public_key: %w", path, err)
 	}
 	if c.Window != "" {
@@ -53,7 +53,7 @@ func LoadConfig(path string) (*Config, error) {
 // gateway's version, stateDir its state directory (under /perm), report
 // the health model's Report.
 func (c *Config) Agent(running, stateDir string, report func() health.Report, log *slog.Logger) (*Agent, error) {
-	pub, err := source.ParsePublicKey(c.PublicKey)
+	pub, err := sign.ParsePublicKey(c.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("ota: public_key: %w", err)
 	}

@@ -14,7 +14,7 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/sign"
 	"github.com/osgate/osgate/internal/strict"
 )
 
@@ -175,10 +175,10 @@ func (p Part) check(es *strict.Errors, path, name string) {
 
 // OpenManifest verifies sig (the manifest.json.sig file, the format of
 // config signatures) over the exact bytes of data with pub, then parses
-// data. A missing signature is source.ErrUnsigned, a wrong one wraps
-// source.ErrBadSignature.
+// data. A missing signature is sign.ErrUnsigned, a wrong one wraps
+// sign.ErrBadSignature.
 func OpenManifest(pub ed25519.PublicKey, data, sig []byte) (*Manifest, error) {
-	if err := source.Verify(pub, data, sig); err != nil {
+	if err := sign.Verify(pub, data, sig); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	return ParseManifest(data)
@@ -195,5 +195,5 @@ func SignManifest(priv ed25519.PrivateKey, m *Manifest) (data, sig []byte, err e
 		return nil, nil, fmt.Errorf("manifest: encode: %w", err)
 	}
 	data = append(data, '\n')
-	return data, source.Sign(priv, data), nil
+	return data, sign.Sign(priv, data), nil
 }

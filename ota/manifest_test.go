@@ -9,16 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/sign"
 )
 
 func testKey(t testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {
 	t.Helper()
-	_, privText, err := source.GenerateKey()
+	_, privText, err := sign.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	priv, err := source.ParsePrivateKey(privText)
+	priv, err := sign.ParsePrivateKey(privText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,33 +64,33 @@ func TestManifestSignVerify(t *testing.T) {
 		if bytes.Equal(bad, data) {
 			t.Fatal("test did not tamper")
 		}
-		if _, err := OpenManifest(pub, bad, sig); !errors.Is(err, source.ErrBadSignature) {
+		if _, err := OpenManifest(pub, bad, sig); !errors.Is(err, sign.ErrBadSignature) {
 			t.Fatalf("tampered manifest: err = %v, want ErrBadSignature", err)
 		}
 	})
 	t.Run("white space added", func(t *testing.T) {
-		if _, err := OpenManifest(pub, append(data, ' '), sig); !errors.Is(err, source.ErrBadSignature) {
+		if _, err := OpenManifest(pub, append(data, ' '), sig); !errors.Is(err, sign.ErrBadSignature) {
 			t.Fatalf("err = %v, want ErrBadSignature: the signature covers the exact bytes", err)
 		}
 	})
 	t.Run("wrong key", func(t *testing.T) {
-		if _, err := OpenManifest(otherPub, data, sig); !errors.Is(err, source.ErrBadSignature) {
+		if _, err := OpenManifest(otherPub, data, sig); !errors.Is(err, sign.ErrBadSignature) {
 			t.Fatalf("err = %v, want ErrBadSignature", err)
 		}
 	})
 	t.Run("missing signature", func(t *testing.T) {
-		if _, err := OpenManifest(pub, data, nil); !errors.Is(err, source.ErrUnsigned) {
+		if _, err := OpenManifest(pub, data, nil); !errors.Is(err, sign.ErrUnsigned) {
 			t.Fatalf("err = %v, want ErrUnsigned", err)
 		}
 	})
 	t.Run("garbage signature", func(t *testing.T) {
-		if _, err := OpenManifest(pub, data, []byte("not a signature\n")); !errors.Is(err, source.ErrBadSignature) {
+		if _, err := OpenManifest(pub, data, []byte("not a signature\n")); !errors.Is(err, sign.ErrBadSignature) {
 			t.Fatalf("err = %v, want ErrBadSignature", err)
 		}
 	})
 	t.Run("signed but invalid", func(t *testing.T) {
 		doc := []byte(`{"version":"v1"}`)
-		_, err := OpenManifest(pub, doc, source.Sign(priv, doc))
+		_, err := OpenManifest(pub, doc, sign.Sign(priv, doc))
 		if err == nil || !strings.Contains(err.Error(), "channel: is required") {
 			t.Fatalf("err = %v, want the missing fields listed", err)
 		}

@@ -21,9 +21,9 @@ import (
 
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
-	"github.com/osgate/osgate/config/source"
 	"github.com/osgate/osgate/internal/lograte"
 	"github.com/osgate/osgate/internal/scope"
+	"github.com/osgate/osgate/internal/sign"
 	"github.com/osgate/osgate/internal/strict"
 )
 
@@ -175,7 +175,7 @@ func parseOperators(keys []config.OperatorKey) (map[string]operator, error) {
 		} else if _, dup := out[k.Name]; dup {
 			es.Add(strict.Join(at, "name"), "%q names another key too", k.Name)
 		}
-		pub, err := source.ParsePublicKey(k.PublicKey)
+		pub, err := sign.ParsePublicKey(k.PublicKey)
 		if err != nil {
 			es.Add(strict.Join(at, "public_key"), "%v", err)
 		}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/osgate/osgate/config/source"
 	"github.com/osgate/osgate/internal/scope"
+	"github.com/osgate/osgate/internal/sign"
 )
 
 // signedPrefix starts the bytes an operator signs; a new layout gets a new
@@ -68,7 +68,7 @@ func Sign(priv ed25519.PrivateKey, signer, gatewayID, id string, expires time.Ti
 		return nil, errors.New("mqttrpc: sign: the request must be a JSON-RPC 2.0 object or a batch (array)")
 	}
 	exp := expires.UTC().Format(time.RFC3339)
-	sig := bytes.TrimSpace(source.Sign(priv, SignedBytes(gatewayID, id, exp, req.Bytes())))
+	sig := bytes.TrimSpace(sign.Sign(priv, SignedBytes(gatewayID, id, exp, req.Bytes())))
 	name, err := json.Marshal(signer)
 	if err != nil {
 		return nil, fmt.Errorf("mqttrpc: sign: %w", err)
@@ -95,7 +95,7 @@ type operator struct {
 // verify checks env's signature by pub for the request id on this
 // gateway. The error says what a signature must cover, never what it is.
 func verify(pub ed25519.PublicKey, gatewayID, id string, env envelope) error {
-	err := source.Verify(pub, SignedBytes(gatewayID, id, env.expiresText, env.request), []byte(env.signature))
+	err := sign.Verify(pub, SignedBytes(gatewayID, id, env.expiresText, env.request), []byte(env.signature))
 	if err != nil {
 		return fmt.Errorf("the signature does not match this request: it must be made with the operator key %q over gateway %q, request id %q, "+
 			"\"expires\" and \"request\" exactly as sent (osgate rpc sign makes it)", env.signer, gatewayID, id)

@@ -13,6 +13,7 @@ import (
 	"os"
 
 	"github.com/osgate/osgate/internal/redact"
+	"github.com/osgate/osgate/internal/sign"
 )
 
 // maxDocument bounds a pulled document or signature.
@@ -50,7 +51,7 @@ func newFetcher(r *RemoteSettings, gateway string) (*fetcher, error) {
 	}
 	f.docShown, f.sigShown = redact.URL(f.docURL), redact.URL(f.sigURL)
 	if r.PublicKey != "" {
-		pub, err := ParsePublicKey(r.PublicKey)
+		pub, err := sign.ParsePublicKey(r.PublicKey)
 		if err != nil {
 			return nil, fmt.Errorf("config remote: %w", err)
 		}

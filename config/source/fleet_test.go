@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osgate/osgate/internal/sign"
 	"github.com/osgate/osgate/internal/testpeer"
 )
 
@@ -214,11 +215,11 @@ type testKey struct {
 
 func newTestKey(t *testing.T) testKey {
 	t.Helper()
-	pub, priv, err := GenerateKey()
+	pub, priv, err := sign.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ParsePrivateKey(priv)
+	p, err := sign.ParsePrivateKey(priv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/osgate/osgate/internal/sign"
 )
 
 // pull asks the fleet server once. outcome is "200" with an Update and
@@ -30,7 +32,7 @@ func (s *Source[T]) pull(ctx context.Context) (*Update[T], *entry, string, error
 	}
 	version := versionOf(p.doc)
 	if s.fetch.pub != nil {
-		if err := Verify(s.fetch.pub, p.doc, p.sig); err != nil {
+		if err := sign.Verify(s.fetch.pub, p.doc, p.sig); err != nil {
 			// Not remembered: the signature may land after the document.
 			return nil, nil, "refused", fmt.Errorf("config version %s from %s refused: %w", short(version), s.fetch.docShown, err)
 		}

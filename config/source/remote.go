@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/osgate/osgate/internal/sign"
 	"github.com/osgate/osgate/internal/strict"
 )
 
@@ -85,7 +86,7 @@ func (r *RemoteSettings) Validate() error {
 		es.Add("bearer_token", "must not contain a line break")
 	}
 	if r.PublicKey != "" {
-		if _, err := ParsePublicKey(r.PublicKey); err != nil {
+		if _, err := sign.ParsePublicKey(r.PublicKey); err != nil {
 			es.Add("public_key", "%v", err)
 		}
 	}

@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/metrics"
+	"github.com/osgate/osgate/internal/sign"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -69,7 +71,7 @@ func newSetup(t *testing.T, fo fleetOptions) *setup {
 
 func (s *setup) publish(t *testing.T, d []byte) {
 	t.Helper()
-	s.fleet.publish(t, gw, d, Sign(s.key.priv, d))
+	s.fleet.publish(t, gw, d, sign.Sign(s.key.priv, d))
 }
 
 func (s *setup) open(t *testing.T) *Source[*testConfig] {
@@ -258,10 +260,10 @@ func TestBadSignatureRefused(t *testing.T) {
 	other := newTestKey(t)
 
 	// At start: no cache, so a badly signed document leaves the local file.
-	s.fleet.publish(t, gw, doc("forged"), Sign(other.priv, doc("forged")))
+	s.fleet.publish(t, gw, doc("forged"), sign.Sign(other.priv, doc("forged")))
 	src := s.open(t)
 	expect(t, next(t, src), "local", Local)
-	if st := src.Status(); !strings.Contains(st.LastError, ErrBadSignature.Error()) || st.LastOutcome != "refused" {
+	if st := src.Status(); !strings.Contains(st.LastError, sign.ErrBadSignature.Error()) || st.LastOutcome != "refused" {
 		t.Fatalf("status %+v", st)
 	}
 
@@ -273,8 +275,8 @@ func TestBadSignatureRefused(t *testing.T) {
 		sig  []byte
 		want string
 	}{
-		{Sign(other.priv, doc("forged2")), ErrBadSignature.Error()},
-		{[]byte{}, ErrUnsigned.Error()},
+		{sign.Sign(other.priv, doc("forged2")), sign.ErrBadSignature.Error()},
+		{[]byte{}, sign.ErrUnsigned.Error()},
 		{[]byte("not a signature\n"), "neither 64 raw bytes nor base64"},
 	} {
 		s.fleet.publish(t, gw, doc("forged2"), c.sig)
@@ -285,10 +287,7 @@ func TestBadSignatureRefused(t *testing.T) {
 	}
 
 	// A raw 64-byte signature is accepted too.
-	raw, err := decodeSignature(Sign(s.key.priv, doc("v2")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := ed25519.Sign(s.key.priv, doc("v2"))
 	s.fleet.publish(t, gw, doc("v2"), raw)
 	expect(t, next(t, src), "v2", Remote)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/osgate/osgate/internal/sign"
 )
 
 func (s *Source[T]) initial(ctx context.Context) (Update[T], error) {
@@ -72,7 +74,7 @@ func (s *Source[T]) loadCache() (*entry, T, error) {
 	s.stored = entry{Version: e.Version, ETag: e.ETag, LastModified: e.LastModified}
 	s.mu.Unlock()
 	if s.fetch.pub != nil {
-		if err := Verify(s.fetch.pub, e.Doc, e.Sig); err != nil {
+		if err := sign.Verify(s.fetch.pub, e.Doc, e.Sig); err != nil {
 			return nil, zero, fmt.Errorf("cached config version %s refused: %w", short(e.Version), err)
 		}
 	}

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/sign"
 )
 
 // rpcCall calls the gateway's JSON-RPC service with key; it returns the
@@ -200,11 +200,11 @@ type fleet struct {
 }
 
 func startFleet(t *testing.T) *fleet {
-	pub, priv, err := source.GenerateKey()
+	pub, priv, err := sign.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := source.ParsePrivateKey(priv)
+	key, err := sign.ParsePrivateKey(priv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func startFleet(t *testing.T) *fleet {
 // publish makes doc (signed) the gateway's configuration on the server.
 func (f *fleet) publish(doc []byte) {
 	f.mu.Lock()
-	f.doc, f.sig = doc, source.Sign(f.key, doc)
+	f.doc, f.sig = doc, sign.Sign(f.key, doc)
 	f.mu.Unlock()
 }
 

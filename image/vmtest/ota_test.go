@@ -22,7 +22,7 @@ import (
 
 	"github.com/osgate/osgate/internal/testpeer"
 
-	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/sign"
 )
 
 // TestOTA shows the update agent (package ota) in the amd64 appliance in
@@ -257,7 +257,7 @@ func TestOTA(t *testing.T) {
 	// corrupted part. The disk's boot and inactive root partitions must
 	// not change (qemu writes through to the file; the host reads it).
 	sums := partitionSums(t, disk)
-	ngx.publish(t, v4, func(manifest []byte) []byte { return source.Sign(wrongKey, manifest) }, nil)
+	ngx.publish(t, v4, func(manifest []byte) []byte { return sign.Sign(wrongKey, manifest) }, nil)
 	start = time.Now()
 	v.eventually("a release signed with another key is refused", 3*time.Minute, func() error {
 		otaCheck(v.rpc, rpcKey)
@@ -548,7 +548,7 @@ func keygen(t *testing.T, osgate, file string) string {
 func readPrivateKey(t *testing.T, file string) ed25519.PrivateKey {
 	b, err := os.ReadFile(file)
 	must(t, err)
-	k, err := source.ParsePrivateKey(strings.TrimSpace(string(b)))
+	k, err := sign.ParsePrivateKey(strings.TrimSpace(string(b)))
 	must(t, err)
 	return k
 }

@@ -5,7 +5,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/sign"
 )
 
 const configUsage = "config needs: keygen KEYFILE | sign KEYFILE DOCUMENT [DOCUMENT ...]"
@@ -24,7 +24,7 @@ func configCmd(args []string, out io.Writer) error {
 		if len(args) != 2 {
 			return usageError{configUsage}
 		}
-		pub, priv, err := source.GenerateKey()
+		pub, priv, err := sign.GenerateKey()
 		if err != nil {
 			return err
 		}
@@ -49,7 +49,7 @@ func configCmd(args []string, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("sign: read key: %w", err)
 		}
-		priv, err := source.ParsePrivateKey(string(text))
+		priv, err := sign.ParsePrivateKey(string(text))
 		if err != nil {
 			return fmt.Errorf("sign: %s: %w", args[1], err)
 		}
@@ -58,7 +58,7 @@ func configCmd(args []string, out io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("sign: %w", err)
 			}
-			if err := os.WriteFile(path+".sig", source.Sign(priv, doc), 0o644); err != nil {
+			if err := os.WriteFile(path+".sig", sign.Sign(priv, doc), 0o644); err != nil {
 				return fmt.Errorf("sign: %w", err)
 			}
 			fmt.Fprintf(out, "signed %s -> %s.sig\n", path, path)

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/sign"
 )
 
 func TestKeygenSignVerify(t *testing.T) {
@@ -33,7 +33,7 @@ func TestKeygenSignVerify(t *testing.T) {
 	if err := configCmd([]string{"sign", key, doc}, &out); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := source.ParsePublicKey(pubText)
+	pub, err := sign.ParsePublicKey(pubText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,10 +42,10 @@ func TestKeygenSignVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := source.Verify(pub, d, sig); err != nil {
+	if err := sign.Verify(pub, d, sig); err != nil {
 		t.Fatalf("signature written by sign does not verify: %v", err)
 	}
-	if err := source.Verify(pub, append(d, ' '), sig); err == nil {
+	if err := sign.Verify(pub, append(d, ' '), sig); err == nil {
 		t.Fatal("signature verifies a changed document")
 	}
 	for _, args := range [][]string{nil, {"sign", key}, {"keygen"}, {"frob", key}, {"sign", doc, doc}} {

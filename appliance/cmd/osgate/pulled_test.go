@@ -13,6 +13,7 @@ import (
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config/source"
 	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/internal/sign"
 	"github.com/osgate/osgate/internal/testpeer"
 )
 
@@ -35,11 +36,11 @@ func TestFleetCannotChooseWhatRuns(t *testing.T) {
 	if err := os.WriteFile(evil, []byte("#!/bin/sh\ntouch "+marker+"\nexec "+mosquitto+" \"$@\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	pub, privText, err := source.GenerateKey()
+	pub, privText, err := sign.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	priv, _ := source.ParsePrivateKey(privText)
+	priv, _ := sign.ParsePrivateKey(privText)
 	nginx := testpeer.StartNginx(t, testpeer.NginxOptions{Root: www})
 	const key = "fleet-test-key"
 	bport, rport := testpeer.FreePort(t), testpeer.FreePort(t)
@@ -54,7 +55,7 @@ func TestFleetCannotChooseWhatRuns(t *testing.T) {
 	publish := func(d string) {
 		t.Helper()
 		p := filepath.Join(www, "gateways", "gw-fleet.json")
-		if err := os.WriteFile(p+".sig", source.Sign(priv, []byte(d)), 0o644); err != nil {
+		if err := os.WriteFile(p+".sig", sign.Sign(priv, []byte(d)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(p, []byte(d), 0o644); err != nil {

@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/sign"
 	"github.com/osgate/osgate/ota"
 )
 
@@ -64,7 +64,7 @@ func releaseBuild(args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("release build: read key: %w", err)
 	}
-	if o.Key, err = source.ParsePrivateKey(string(text)); err != nil {
+	if o.Key, err = sign.ParsePrivateKey(string(text)); err != nil {
 		return fmt.Errorf("release build: %s: %w", *key, err)
 	}
 	m, reused, err := ota.Build(o)

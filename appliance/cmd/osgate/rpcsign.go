@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/mqttrpc"
-	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/sign"
 )
 
 const rpcSignUsage = "rpc sign -key KEYFILE -signer NAME -gateway ID [-id REQUEST-ID] [-expires 5m] METHOD [PARAMS]"
@@ -42,7 +42,7 @@ func rpcSign(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("rpc sign: read key: %w", err)
 	}
-	priv, err := source.ParsePrivateKey(string(text))
+	priv, err := sign.ParsePrivateKey(string(text))
 	if err != nil {
 		return fmt.Errorf("rpc sign: %s: %w", *keyFile, err)
 	}

@@ -1,4 +1,9 @@
-package source
+// Package sign is osgate's one use of ed25519: the detached signatures of
+// fleet configurations (config/source), of release manifests (ota) and of
+// RPC requests sent from the cloud (appliance/mqttrpc), and the base64
+// keys that make and check them (osgate config keygen, release keygen, rpc
+// keygen).
+package sign
 
 import (
 	"bytes"
@@ -25,12 +30,12 @@ var (
 )
 
 // GenerateKey makes a new signing key pair, both base64: publicKey goes
-// into the bootstrap file's remote.public_key, privateKey stays with
-// whoever publishes configurations.
+// where the gateway checks signatures (remote.public_key, the OTA
+// public_key, rpc.operator_keys), privateKey stays with whoever signs.
 func GenerateKey() (publicKey, privateKey string, err error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return "", "", fmt.Errorf("config signing: generate key: %w", err)
+		return "", "", fmt.Errorf("signing: generate key: %w", err)
 	}
 	return base64.StdEncoding.EncodeToString(pub), base64.StdEncoding.EncodeToString(priv.Seed()), nil
 }

@@ -1,13 +1,34 @@
-package source
+package sign
 
 import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
+
+type testKey struct {
+	pub  string
+	priv ed25519.PrivateKey
+}
+
+func newTestKey(t *testing.T) testKey {
+	t.Helper()
+	pub, priv, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParsePrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testKey{pub: pub, priv: p}
+}
+
+func doc(name string) []byte { return []byte(fmt.Sprintf(`{"name":%q}`+"\n", name)) }
 
 func TestSignVerify(t *testing.T) {
 	k := newTestKey(t)
@@ -112,4 +133,21 @@ func FuzzSignedDocument(f *testing.F) {
 			t.Fatalf("own signature refused: %v", err)
 		}
 	})
+}
+
+func BenchmarkVerify(b *testing.B) {
+	_, privText, err := GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	priv, _ := ParsePrivateKey(privText)
+	pub := priv.Public().(ed25519.PublicKey)
+	d := doc(string(make([]byte, 16<<10)))
+	sig := Sign(priv, d)
+	b.SetBytes(int64(len(d)))
+	for b.Loop() {
+		if err := Verify(pub, d, sig); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
