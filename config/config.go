@@ -164,11 +164,7 @@ type APIKey = apikey.Key
 // a name for logs, the base64 ed25519 public key (`osgate rpc keygen`
 // prints it; the private half stays with the operator), and its scope
 // ("read", "write" or "admin"; default "read").
-type OperatorKey struct {
-	Name      string `json:"name" strict:"required"`
-	PublicKey string `json:"public_key" strict:"required"`
-	Scope     string `json:"scope"`
-}
+type OperatorKey = apikey.Operator
 
 // Connector is one bus or protocol with its devices.
 type Connector struct {

@@ -1,10 +1,8 @@
 package config
 
 import (
-	"bytes"
 	"encoding/json"
 	"slices"
-	"strings"
 
 	"github.com/osgate/osgate/internal/redact"
 )
@@ -55,11 +53,11 @@ func (c *Config) Redacted() *Config {
 	for i, cn := range c.Connectors {
 		n := cn
 		n.Enabled = clonePtr(cn.Enabled)
-		n.Settings = redactJSON(cn.Settings)
+		n.Settings = redact.JSON(cn.Settings)
 		n.Devices = make([]Device, len(cn.Devices))
 		for j, d := range cn.Devices {
 			nd := d
-			nd.Driver = redactJSON(d.Driver)
+			nd.Driver = redact.JSON(d.Driver)
 			nd.Channels = make([]Channel, len(d.Channels))
 			for k, ch := range d.Channels {
 				nd.Channels[k] = ch.clone()
@@ -90,7 +88,7 @@ func (ch Channel) clone() Channel {
 		d.MaxSilence = clonePtr(db.MaxSilence)
 		n.Deadband = &d
 	}
-	n.Driver = redactJSON(ch.Driver)
+	n.Driver = redact.JSON(ch.Driver)
 	return n
 }
 
@@ -113,63 +111,6 @@ func clonePtr[T any](p *T) *T {
 	}
 	v := *p
 	return &v
-}
-
-// redactJSON copies raw JSON, replacing the values of secret-looking keys
-// at any depth. JSON that does not parse is replaced as a whole: it is not
-// shown rather than shown unredacted.
-func redactJSON(raw json.RawMessage) json.RawMessage {
-	if raw == nil {
-		return nil
-	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		b, _ := json.Marshal(redacted)
-		return b
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // a URL's "&" stays readable
-	if err := enc.Encode(redactValue(v)); err != nil {
-		b, _ := json.Marshal(redacted)
-		return b
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-}
-
-func redactValue(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, el := range x {
-			switch {
-			case redact.SecretKey(k):
-				if s, ok := el.(string); !ok || s != "" {
-					x[k] = redacted
-				}
-			case strings.EqualFold(k, "headers"):
-				h, ok := el.(map[string]any)
-				if !ok {
-					x[k] = redactValue(el)
-					continue
-				}
-				for name, hv := range h {
-					if s, isString := hv.(string); redact.SecretHeader(name) && (!isString || s != "") {
-						h[name] = redacted
-					}
-				}
-			default:
-				x[k] = redactValue(el)
-			}
-		}
-	case []any:
-		for i := range x {
-			x[i] = redactValue(x[i])
-		}
-	case string:
-		s, _ := redact.QueryValues(x)
-		return s
-	}
-	return v
 }
 
 // Secrets are the secret values in c (as Redacted finds them), for

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/rpc"
-	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/apikey"
 	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/testpeer"
 )
@@ -48,10 +48,10 @@ func TestNewRefuses(t *testing.T) {
 		{"no server", func(o *Options) { o.Server = nil }, "no rpc.Server"},
 		{"no state dir", func(o *Options) { o.StateDir = "" }, "no state dir"},
 		{"wildcard gateway", func(o *Options) { o.GatewayID = "gw/+" }, "gateway id"},
-		{"bad public key", func(o *Options) { o.Operators = []config.OperatorKey{{Name: "x", PublicKey: "abc"}} }, "[0].public_key"},
-		{"bad scope", func(o *Options) { o.Operators = []config.OperatorKey{{Name: "x", PublicKey: ops.pub, Scope: "all"}} }, "[0].scope"},
+		{"bad public key", func(o *Options) { o.Operators = []apikey.Operator{{Name: "x", PublicKey: "abc"}} }, "[0].public_key"},
+		{"bad scope", func(o *Options) { o.Operators = []apikey.Operator{{Name: "x", PublicKey: ops.pub, Scope: "all"}} }, "[0].scope"},
 		{"same name", func(o *Options) {
-			o.Operators = []config.OperatorKey{{Name: "x", PublicKey: ops.pub}, {Name: "x", PublicKey: reader.pub}}
+			o.Operators = []apikey.Operator{{Name: "x", PublicKey: ops.pub}, {Name: "x", PublicKey: reader.pub}}
 		}, "[1].name"},
 		{"negative", func(o *Options) { o.MaxBody = -1 }, "must not be negative"},
 	}

@@ -19,7 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/osgate/osgate/appliance/rpc"
-	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/apikey"
 	"github.com/osgate/osgate/internal/scope"
 )
 
@@ -102,8 +102,8 @@ func newMethods(t testing.TB, gatewayID string) *methods {
 }
 
 // testOperators are the gateway's operator keys in the tests.
-func testOperators() []config.OperatorKey {
-	return []config.OperatorKey{
+func testOperators() []apikey.Operator {
+	return []apikey.Operator{
 		{Name: ops.name, PublicKey: ops.pub, Scope: "admin"},
 		{Name: reader.name, PublicKey: reader.pub}, // no scope: read
 	}

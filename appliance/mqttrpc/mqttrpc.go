@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/rpc"
-	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/apikey"
 	"github.com/osgate/osgate/internal/lograte"
 	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/sign"
@@ -66,7 +66,7 @@ type Options struct {
 	GatewayID string
 	// Operators are the keys whose signed requests run, each with its
 	// scope (rpc.operator_keys). With none, every request is refused.
-	Operators []config.OperatorKey
+	Operators []apikey.Operator
 	// Server runs the requests.
 	Server *rpc.Server
 	// StateDir holds the journal of request ids (StateFile).
@@ -165,7 +165,7 @@ func New(opts Options) (*Responder, error) {
 
 // parseOperators checks the operator keys; problems are strict.Errors
 // with paths relative to the list ("[1].public_key").
-func parseOperators(keys []config.OperatorKey) (map[string]operator, error) {
+func parseOperators(keys []apikey.Operator) (map[string]operator, error) {
 	var es strict.Errors
 	out := make(map[string]operator, len(keys))
 	for i, k := range keys {

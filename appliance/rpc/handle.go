@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/metrics"
-	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/redact"
 	"github.com/osgate/osgate/internal/scope"
 )
 
@@ -157,7 +157,7 @@ const maxAuditParams = 2048
 func (s *Server) audit(ctx context.Context, req request, need scope.Scope, out string, rerr *Error, start time.Time) {
 	params := "null"
 	if req.params != nil {
-		params = string(config.RedactJSON(req.params))
+		params = string(redact.JSON(req.params))
 	}
 	if len(params) > maxAuditParams {
 		params = fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(params[:maxAuditParams], ""), len(params))

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/health"
-	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/apikey"
 	"github.com/osgate/osgate/internal/scope"
 )
@@ -68,7 +67,7 @@ func newFixture(t testing.TB, opts Options) *fixture {
 	f := &fixture{logs: &logBuffer{}}
 	f.status.Store(health.OK)
 	if opts.Keys == nil {
-		opts.Keys = []config.APIKey{
+		opts.Keys = []apikey.Key{
 			{Name: "tester", SHA256: apikey.Hash(testKey), Scope: "admin"},
 			{Name: "reader", SHA256: apikey.Hash(readKey)}, // no scope: read
 			{Name: "writer", SHA256: apikey.Hash(writeKey), Scope: "write"},

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/health"
-	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/apikey"
 	"github.com/osgate/osgate/internal/lograte"
 	"github.com/osgate/osgate/internal/scope"
@@ -46,7 +45,7 @@ type Method struct {
 type Options struct {
 	// Keys are the API keys accepted on /rpc (SHA-256 digests only, each
 	// with its scope). With none, every /rpc request is refused.
-	Keys []config.APIKey
+	Keys []apikey.Key
 	// MaxBody bounds a request body in bytes (default 1 MiB).
 	MaxBody int64
 	// Health is the one health model's report, served at /healthz; nil

@@ -1,5 +1,10 @@
-// Package apikey checks the API keys that callers present to osgate's
-// JSON-RPC service over HTTP, and tells the caller's name and scope. The
+// Package apikey holds the keys of osgate's JSON-RPC service as the
+// configuration lists them: API keys, presented over HTTP, and operator
+// keys, which sign requests sent from the cloud (appliance/mqttrpc checks
+// those signatures with internal/sign).
+//
+// It checks the API keys that callers present, and tells the caller's
+// name and scope. The
 // configuration holds only the SHA-256 of each key; a presented key is
 // hashed and compared with every stored digest in constant time, so neither
 // the time taken nor an early exit tells a caller how close it came or which
@@ -27,6 +32,16 @@ type Key struct {
 	Name   string `json:"name" strict:"required"`
 	SHA256 string `json:"sha256" strict:"required"`
 	Scope  string `json:"scope"`
+}
+
+// Operator is one key that may sign RPC requests sent from the cloud: a
+// name for logs, the base64 ed25519 public key (`osgate rpc keygen` prints
+// it; the private half stays with the operator), and what its requests may
+// do ("read", "write" or "admin"; none given: scope.Default, "read").
+type Operator struct {
+	Name      string `json:"name" strict:"required"`
+	PublicKey string `json:"public_key" strict:"required"`
+	Scope     string `json:"scope"`
 }
 
 // Set is the accepted keys. The zero value accepts nothing.

@@ -15,7 +15,7 @@ import (
 
 	"github.com/osgate/osgate/appliance/mqttrpc"
 	"github.com/osgate/osgate/appliance/rpc"
-	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/apikey"
 	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/testpeer"
 )
@@ -44,7 +44,7 @@ func TestRPCSignWithMosquittoPub(t *testing.T) {
 		return map[string]any{"params": params, "caller": rpc.Caller(ctx)}, nil
 	})
 	r, err := mqttrpc.New(mqttrpc.Options{URL: mq.URL(), GatewayID: "gw-cli", Server: srv, StateDir: dir,
-		Operators: []config.OperatorKey{{Name: "ops", PublicKey: pub}}, Logger: slog.New(slog.DiscardHandler)})
+		Operators: []apikey.Operator{{Name: "ops", PublicKey: pub}}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
