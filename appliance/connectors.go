@@ -68,12 +68,24 @@ func newConnMetrics(name string) connMetrics {
 	}
 }
 
+// connStats is a connector's core.Stats: what its driver counts, on the
+// gateway's metrics under the connector's name.
+type connStats struct{ name string }
+
+func (s connStats) Dropped(reason string, n int) {
+	metrics.ReadingsDropped.WithLabelValues(s.name, reason).Add(float64(n))
+}
+
+func (s connStats) Cache(name string) lru.Metrics   { return metrics.Bounded(name, s.name) }
+func (s connStats) Register(c prometheus.Collector) { metrics.Register(c) }
+
 // newConnRun builds connector i of cfg: the driver instance (no I/O yet)
 // and the transform chains of its channels.
 func (g *Gateway) newConnRun(cfg *config.Config, i int) (*connRun, error) {
 	cc := cfg.Connectors[i]
 	log := g.log.With("connector", cc.Name, "type", cc.Type)
 	ccfg := cfg.ConnectorConfig(i, log)
+	ccfg.Stats = connStats{name: cc.Name}
 	f, ok := core.Lookup(cc.Type)
 	if !ok {
 		return nil, fmt.Errorf("connector %s: unknown type %q", cc.Name, cc.Type)

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/osgate/osgate/appliance/metrics"
 )
 
 // refusal is a release the agent will not install (a bad signature, the
@@ -24,16 +23,16 @@ func (a *Agent) check(ctx context.Context, reply chan checkResult) error {
 	var rf refusal
 	switch {
 	case errors.As(err, &rf):
-		metrics.OTAChecks.WithLabelValues("refused").Inc()
+		otaChecks.WithLabelValues("refused").Inc()
 		a.log.Warn("ota: release refused", "reason", rf.msg)
 		a.setStatus("refused", "refused: "+rf.msg, 0)
 	case err != nil:
-		metrics.OTAChecks.WithLabelValues("error").Inc()
+		otaChecks.WithLabelValues("error").Inc()
 		a.setStatus("error", "error: "+err.Error(), 0)
 	case m == nil:
-		metrics.OTAChecks.WithLabelValues("current").Inc()
+		otaChecks.WithLabelValues("current").Inc()
 	default:
-		metrics.OTAChecks.WithLabelValues("update").Inc()
+		otaChecks.WithLabelValues("update").Inc()
 		a.setStatus("downloading", fmt.Sprintf("downloading %s 0%%", m.Version), 0)
 	}
 	a.mu.Lock()

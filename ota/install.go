@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/health"
-	"github.com/osgate/osgate/appliance/metrics"
 )
 
 // needed lists the parts to write: root, boot, and the MBR when it differs
@@ -50,7 +49,7 @@ func (a *Agent) install(ctx context.Context, m *Manifest) error {
 		var before int64 = -1
 		err := a.download(ctx, p, func(have int64) {
 			if before >= 0 && have > before {
-				metrics.OTADownloadBytes.Add(float64(have - before))
+				otaDownloadBytes.Add(float64(have - before))
 			}
 			before = have
 			pct := int((done + have) * 100 / total)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/health"
-	"github.com/osgate/osgate/appliance/metrics"
 )
 
 // maxTryRestarts bounds restarts of the agent's process during a try boot.
@@ -151,7 +150,7 @@ func (a *Agent) confirmed(st state, m *Manifest) error {
 		return err
 	}
 	a.cleanup()
-	metrics.OTAUpdates.WithLabelValues("confirmed").Inc()
+	otaUpdates.WithLabelValues("confirmed").Inc()
 	a.log.Info("ota: update confirmed", "version", m.Version)
 	a.setStatus("confirmed", text, 0)
 	return nil
@@ -185,7 +184,7 @@ func (a *Agent) fail(st state, outcome, reason string) error {
 		return err
 	}
 	a.cleanup()
-	metrics.OTAUpdates.WithLabelValues(strings.ReplaceAll(outcome, " ", "_")).Inc()
+	otaUpdates.WithLabelValues(strings.ReplaceAll(outcome, " ", "_")).Inc()
 	a.log.Error("ota: update "+outcome, "reason", reason)
 	a.setStatus(outcome, text, 0)
 	return nil

@@ -7,6 +7,8 @@ import (
 	"github.com/osgate/osgate/internal/lru"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"errors"
 )
 
 // Registry is what /metrics serves.
@@ -80,6 +82,20 @@ func Bounded(cache, connector string) lru.Metrics {
 	return lru.Metrics{
 		Entries:   BoundedEntries.WithLabelValues(cache, connector),
 		Evictions: BoundedEvictions.WithLabelValues(cache, connector),
+	}
+}
+
+// Register serves a collector defined elsewhere (a driver's, through
+// core.Stats). The same collector registered again is no error; another
+// one under a name already taken is a bug in the binary, and panics like
+// the registrations above.
+func Register(c prometheus.Collector) {
+	if err := Registry.Register(c); err != nil {
+		var dup prometheus.AlreadyRegisteredError
+		if errors.As(err, &dup) && dup.ExistingCollector == c {
+			return
+		}
+		panic(err)
 	}
 }
 

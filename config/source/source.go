@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure a Source. T is what the validate function makes of a
@@ -36,6 +38,9 @@ type Options[T any] struct {
 	LocalPoll time.Duration
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
+	// Metrics is the registry /metrics serves; the source puts
+	// osgate_config_fetches_total on it. Nil: not served.
+	Metrics prometheus.Registerer
 }
 
 // Update is a validated document for the gateway to apply.
@@ -98,6 +103,9 @@ func New[T any](opts Options[T]) (*Source[T], error) {
 	}
 	if opts.LocalPoll <= 0 {
 		opts.LocalPoll = 2 * time.Second
+	}
+	if err := register(opts.Metrics); err != nil {
+		return nil, fmt.Errorf("config source: metrics: %w", err)
 	}
 	s := &Source[T]{
 		opts:  opts,

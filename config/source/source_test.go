@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/internal/sign"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -438,7 +437,7 @@ func TestNothingUsable(t *testing.T) {
 // fetches reads the fetch counter of one outcome.
 func fetches(outcome string) float64 {
 	var m dto.Metric
-	if err := metrics.ConfigFetches.WithLabelValues(outcome).Write(&m); err != nil {
+	if err := configFetches.WithLabelValues(outcome).Write(&m); err != nil {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()

@@ -3,8 +3,6 @@ package source
 import (
 	"slices"
 	"time"
-
-	"github.com/osgate/osgate/appliance/metrics"
 )
 
 // deliver makes u the running document. The last error stays while the
@@ -34,7 +32,7 @@ func (s *Source[T]) confirm(etag string) {
 
 // record accounts for one pull.
 func (s *Source[T]) record(outcome string, err error) {
-	metrics.ConfigFetches.WithLabelValues(outcome).Inc()
+	configFetches.WithLabelValues(outcome).Inc()
 	s.mu.Lock()
 	s.st.LastFetch, s.st.LastOutcome = time.Now().UTC(), outcome
 	s.mu.Unlock()

@@ -24,6 +24,9 @@ type ConnectorConfig struct {
 	// small state files.
 	StateDir string
 	Logger   *slog.Logger
+	// Stats counts what only the driver sees, for /metrics (see Stats);
+	// take it with StatsOf(cfg), which is never nil.
+	Stats Stats
 }
 
 // Device is one configured device as a driver sees it.

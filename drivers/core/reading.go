@@ -1,6 +1,8 @@
 // Package core holds the contracts between osgate's core and its drivers:
-// readings, devices, channels and the connector interfaces. It imports
-// nothing of osgate; drivers import it and nothing else of the core.
+// readings, devices, channels, the connector interfaces, the registry and
+// the Stats a driver counts on. It imports nothing of osgate but the
+// internal plumbing; drivers import it and nothing else of the gateway
+// (see drivers/README.md for the rules and a driver written in one folder).
 package core
 
 import (

@@ -34,7 +34,7 @@ func New(cfg core.ConnectorConfig) (core.Connector, error) {
 		if err := es.Err(); err != nil {
 			return nil, err
 		}
-		return newIngest(cfg.Name, log, ic), nil
+		return newIngest(cfg.Name, log, ic, cfg.Stats), nil
 	}
 	p := &poller{name: cfg.Name, log: log, set: s, devices: map[string]*pollDevice{}}
 	for i, d := range cfg.Devices {

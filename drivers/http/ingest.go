@@ -27,8 +27,8 @@ type ingest struct {
 	rejects *mapping.Rejects
 }
 
-func newIngest(name string, log *slog.Logger, cfg *ingestConfig) *ingest {
-	return &ingest{name: name, log: log, cfg: cfg, rejects: mapping.NewRejects(name, log)}
+func newIngest(name string, log *slog.Logger, cfg *ingestConfig, stats core.Stats) *ingest {
+	return &ingest{name: name, log: log, cfg: cfg, rejects: mapping.NewRejects(name, log, stats)}
 }
 
 // Listen serves the endpoint until ctx ends. It returns early if the

@@ -7,20 +7,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/osgate/osgate/appliance/metrics"
+	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/lograte"
 	"github.com/osgate/osgate/internal/lru"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
 
-// rejected counts messages a listener could not turn into readings.
+// rejected counts messages a listener could not turn into readings; the
+// gateway serves it once a connector registers it (NewRejects).
 var rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "osgate_messages_rejected_total",
 	Help: "Messages a listener connector could not turn into readings, by reason: unmatched (no mapping), payload (does not parse or fit), empty (no values), unconfigured (device or channel not configured), too_large (payload over max_payload or max_body, or more readings than max_channels); HTTP ingest also auth (API key refused).",
 }, []string{"connector", "reason"})
-
-func init() { metrics.Registry.MustRegister(rejected) }
 
 // Reasons a message is rejected.
 const (
@@ -59,11 +58,16 @@ type Rejects struct {
 	limit     lograte.Limit
 }
 
-// NewRejects returns the rejects of a connector.
-func NewRejects(connector string, log *slog.Logger) *Rejects {
+// NewRejects returns the rejects of a connector, counted on stats (nil:
+// counted, not served).
+func NewRejects(connector string, log *slog.Logger, stats core.Stats) *Rejects {
+	if stats == nil {
+		stats = core.NoStats{}
+	}
+	stats.Register(rejected)
 	return &Rejects{
 		connector: connector, log: log,
-		logged: lru.New[uint64, struct{}](maxLogged, metrics.Bounded("rejects_logged", connector)),
+		logged: lru.New[uint64, struct{}](maxLogged, stats.Cache("rejects_logged")),
 		limit:  lograte.Limit{Burst: logBurst, Window: time.Minute},
 	}
 }

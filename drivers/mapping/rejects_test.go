@@ -32,7 +32,7 @@ func (l *lockedBuf) String() string {
 // bounded.
 func TestRejectsLogOncePerTopic(t *testing.T) {
 	var buf lockedBuf
-	r := NewRejects("rj-test", slog.New(slog.NewTextHandler(&buf, nil)))
+	r := NewRejects("rj-test", slog.New(slog.NewTextHandler(&buf, nil)), nil)
 	before := Rejected("rj-test", ReasonPayload)
 	for range 5 {
 		r.Reject("a/b", ReasonPayload, errors.New("not JSON"))
@@ -65,7 +65,7 @@ func TestRejectsLogOncePerTopic(t *testing.T) {
 // TestRejectsClipTopic: a long topic is logged clipped.
 func TestRejectsClipTopic(t *testing.T) {
 	var buf lockedBuf
-	r := NewRejects("rj-clip", slog.New(slog.NewTextHandler(&buf, nil)))
+	r := NewRejects("rj-clip", slog.New(slog.NewTextHandler(&buf, nil)), nil)
 	r.Reject("a/"+strings.Repeat("x", 60<<10), ReasonUnmatched, errors.New(strings.Repeat("y", 60<<10)))
 	if n := len(buf.String()); n == 0 || n > 2048 {
 		t.Errorf("log line of %d bytes for a 60 KB topic:\n%.300s", n, buf.String())

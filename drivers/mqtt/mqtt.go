@@ -58,7 +58,7 @@ func New(cfg core.ConnectorConfig) (core.Connector, error) {
 		log:     log,
 		brokers: brokers,
 		set:     mapping.NewSet(maps, cat),
-		rejects: mapping.NewRejects(cfg.Name, log),
+		rejects: mapping.NewRejects(cfg.Name, log, cfg.Stats),
 
 		maxPayload: s.MaxPayload,
 	}

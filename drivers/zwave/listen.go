@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/drivers/core"
 )
 
@@ -82,7 +81,7 @@ func (c *Connector) report(node byte, cmd []byte, at time.Time) {
 	select {
 	case c.readings <- rs:
 	default:
-		metrics.ReadingsDropped.WithLabelValues(c.name, "zwave_queue").Add(float64(len(rs)))
+		c.stats.Dropped("zwave_queue", len(rs))
 		c.log.Warn("zwave: report queue full (is Listen running?), report dropped", "device", dev, "readings", len(rs))
 	}
 }

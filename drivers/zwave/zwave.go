@@ -31,6 +31,7 @@ type Connector struct {
 	byName map[string]*device
 	byNode map[byte]*device
 	log    *slog.Logger
+	stats  core.Stats
 
 	// openPath turns the configured port into a device path; tests and
 	// "auto" go through it.
@@ -63,6 +64,7 @@ func New(cfg core.ConnectorConfig) (core.Connector, error) {
 		byName:   byName,
 		byNode:   byNode,
 		log:      log.With("connector", cfg.Name),
+		stats:    core.StatsOf(cfg),
 		readings: make(chan []core.Reading, reportQueue),
 		opening:  make(chan struct{}, 1),
 		health:   map[byte]*nodeHealth{},

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/osgate/osgate/appliance"
+	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/config/source"
 	_ "github.com/osgate/osgate/drivers/all"
@@ -143,6 +144,7 @@ func runCmd(ctx context.Context, args []string) error {
 			Validate:       config.Parse,
 			ValidatePulled: config.ParsePulled(local),
 			Logger:         log,
+			Metrics:        metrics.Registry,
 		})
 		if err != nil {
 			return err
