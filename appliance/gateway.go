@@ -17,9 +17,11 @@ import (
 	"github.com/osgate/osgate/appliance/broker"
 	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/appliance/health"
+	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/config/source"
+	"github.com/osgate/osgate/internal/lograte"
 	"github.com/osgate/osgate/internal/topic"
 )
 
@@ -47,8 +49,9 @@ type Gateway struct {
 	sink   publisher
 	export *export.Sink
 	broker *broker.Broker
-	// dropLog rate-limits the log lines of dropped readings.
-	dropLog rateLog
+	// dropLog rate-limits the log lines of dropped readings: once a minute
+	// per channel and reason.
+	dropLog *lograte.Keyed[string]
 	// watchdog acts on the health model (exit when stuck, systemd pings).
 	watchdog *watchdog
 	// maxPayload bounds an export message: the managed broker drops larger
@@ -92,7 +95,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		conns:      map[string]*connRun{},
 		cmdMethods: map[string]bool{},
 	}
-	g.dropLog = newRateLog(time.Minute)
+	g.dropLog = lograte.NewKeyed[string](maxDropLogKeys, time.Minute, metrics.Bounded("drop_log", ""))
 	g.watchdog = newWatchdog(g.health, g.log.With("part", "watchdog"))
 	g.watchdog.stateDir = cfg.Gateway.StateDir
 	g.disk = newDisk(cfg.Gateway.StateDir, cfg.Gateway.DiskWarnBytes, g.health, g.log.With("part", "disk"))

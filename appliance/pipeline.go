@@ -7,10 +7,8 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/export"
-	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/drivers/transform"
-	"github.com/osgate/osgate/internal/lru"
 )
 
 // deliver walks one batch of readings of one device down the data path:
@@ -171,7 +169,7 @@ func (c *connRun) apply(ch *transform.Chain, r *core.Reading, now time.Time) boo
 	} else {
 		c.m.dropTransform.Inc()
 	}
-	if c.g.dropLog.allow(dev + "\x00" + name + "\x00" + o.Reason) {
+	if c.g.dropLog.Allow(dev+"\x00"+name+"\x00"+o.Reason, time.Now()) {
 		c.log.Warn("reading dropped", "device", dev, "channel", name, "reason", o.Reason, "err", o.Err)
 	}
 	return false
@@ -190,7 +188,7 @@ func (c *connRun) publish(ctx context.Context, device string, rs []core.Reading)
 		*buf = payload
 		payloads.Put(buf)
 		c.m.dropTooLarge.Add(float64(len(rs)))
-		if c.g.dropLog.allow(device + "\x00too_large") {
+		if c.g.dropLog.Allow(device+"\x00too_large", time.Now()) {
 			c.log.Warn("readings dropped: the device's message is larger than the broker accepts (rpc.max_body)",
 				"device", device, "readings", len(rs), "bytes", len(payload), "limit", limit)
 		}
@@ -237,26 +235,6 @@ func (c *connRun) topic(device string) string {
 	return t
 }
 
-// maxDropLogKeys bounds the channels whose dropped readings rateLog
-// remembers; one forgotten is at worst logged again.
+// maxDropLogKeys bounds the channels whose dropped readings the gateway's
+// dropLog remembers; one forgotten is at worst logged again.
 const maxDropLogKeys = 1024
-
-// rateLog lets a repeated event through once per period per key, so a
-// noisy channel is logged without flooding the log. Use newRateLog.
-type rateLog struct {
-	period time.Duration
-	last   *lru.Cache[string, time.Time]
-}
-
-func newRateLog(period time.Duration) rateLog {
-	return rateLog{period: period, last: lru.New[string, time.Time](maxDropLogKeys, metrics.Bounded("drop_log", ""))}
-}
-
-func (l *rateLog) allow(key string) bool {
-	now := time.Now()
-	if t, ok := l.last.Get(key); ok && now.Sub(t) < l.period {
-		return false
-	}
-	l.last.Add(key, now)
-	return true
-}

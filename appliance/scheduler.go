@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/osgate/osgate/drivers/core"
+	"github.com/osgate/osgate/internal/backoff"
 )
 
 // Back-off after failed polls: the interval doubles per failure, from the
@@ -39,7 +39,7 @@ type devRun struct {
 // rather than bunching up.
 func (d *devRun) pollLoop(ctx context.Context, p core.Poller) {
 	interval := d.dev.Interval
-	next := time.Now().Add(time.Duration(rand.Int64N(int64(min(interval, 2*time.Second)))))
+	next := time.Now().Add(backoff.Random(min(interval, 2*time.Second)))
 	timer := time.NewTimer(time.Until(next))
 	defer timer.Stop()
 	for {
@@ -70,13 +70,8 @@ func (d *devRun) backoff() time.Duration {
 	d.mu.Lock()
 	n := d.st.failures
 	d.mu.Unlock()
-	b := d.dev.Interval
-	for i := 1; i < n && b < maxBackoff; i++ {
-		b *= 2
-	}
-	b = min(b, max(maxBackoff, d.dev.Interval))
 	// ±10 % jitter so devices that failed together do not retry together.
-	return b + time.Duration((rand.Float64()*0.2-0.1)*float64(b))
+	return backoff.Policy{First: d.dev.Interval, Max: max(maxBackoff, d.dev.Interval), Jitter: backoff.Tenth}.Delay(n)
 }
 
 // poll runs one poll under the device's timeout, exclusive with any other
@@ -164,10 +159,13 @@ func (d *devRun) pollAndDeliver(ctx context.Context, p core.Poller) error {
 	return nil
 }
 
-// diskPauseMax bounds the pause of a listener that stopped because the
-// disk was full, should it fail that way again and again although the
-// disk watch finds room (a quota, no free inodes).
-const diskPauseMax = 4 * time.Second
+// diskPause is the pause of a listener that stopped because the disk was
+// full, should it fail that way again and again although the disk watch
+// finds room (a quota, no free inodes).
+var diskPause = backoff.Policy{First: 250 * time.Millisecond, Max: 4 * time.Second}
+
+// listenerBackoff is the wait before a failed listener restarts.
+var listenerBackoff = backoff.Policy{First: time.Second, Max: maxBackoff}
 
 // listenLoop runs a Listener until ctx ends, restarting it with back-off
 // whenever it returns. A listener that returned because the gateway's disk
@@ -203,12 +201,12 @@ func (c *connRun) listenLoop(ctx context.Context, l core.Listener) {
 		}
 		if errors.Is(err, core.ErrStorageFull) {
 			c.m.listenerRestarts.Inc()
-			if time.Since(start) > 10*diskPauseMax {
+			if time.Since(start) > 10*diskPause.Max {
 				diskPauses = 0
 			}
 			diskPauses++
-			pause := time.After(min(250*time.Millisecond<<min(diskPauses-1, 4), diskPauseMax))
-			if c.g.dropLog.allow("disk\x00" + c.name) {
+			pause := time.After(diskPause.Delay(diskPauses))
+			if c.g.dropLog.Allow("disk\x00"+c.name, time.Now()) {
 				c.log.Warn("listener paused: the gateway's disk is full; it restarts when there is room", "err", err)
 			}
 			if c.g.disk.waitRoom(ctx) != nil {
@@ -230,7 +228,7 @@ func (c *connRun) listenLoop(ctx context.Context, l core.Listener) {
 		}
 		c.m.listenerRestarts.Inc()
 		c.g.health.Failure(c.name, err)
-		wait := min(time.Second<<min(failures-1, 6), maxBackoff)
+		wait := listenerBackoff.Delay(failures)
 		c.log.Warn("listener stopped; restarting", "err", err, "in", wait)
 		select {
 		case <-ctx.Done():

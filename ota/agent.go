@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/rpc"
+	"github.com/osgate/osgate/internal/backoff"
 	"github.com/osgate/osgate/internal/scope"
 )
 
@@ -43,6 +43,10 @@ type Options struct {
 	Client         *http.Client
 	Logger         *slog.Logger
 }
+
+// clientTimeout bounds one request to the release server, a download
+// of a part included.
+const clientTimeout = 30 * time.Minute
 
 // maxAttempts bounds writes of one version (interrupted by restarts or
 // power cuts, or refused by the update API) before it counts as failed.
@@ -126,9 +130,9 @@ func New(o Options) (*Agent, error) {
 	if a.interval <= 0 {
 		a.interval = time.Hour
 	}
-	a.firstCheck = jitter(min(a.interval, time.Minute)) // a fleet that boots together spreads its checks
+	a.firstCheck = backoff.Random(min(a.interval, time.Minute)) // a fleet that boots together spreads its checks
 	if a.client == nil {
-		a.client = &http.Client{Timeout: 30 * time.Minute}
+		a.client = &http.Client{Timeout: clientTimeout}
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -277,23 +281,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// nextDelay: the interval less up to a tenth; after failures a doubling
-// back-off from 30s (never beyond the interval) with equal jitter.
+// nextDelay: the interval less up to a tenth; after failures a back-off
+// from 30s, never beyond the interval (see backoff.Periodic).
 func nextDelay(interval time.Duration, failures int) time.Duration {
-	if failures == 0 {
-		return interval - jitter(interval/10)
-	}
-	d := min(30*time.Second, interval)
-	for i := 1; i < failures && d < interval; i++ {
-		d *= 2
-	}
-	d = min(d, interval)
-	return d/2 + jitter(d/2)
-}
-
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return rand.N(d)
+	return backoff.Periodic(interval, min(30*time.Second, interval), failures)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"time"
-
 )
 
 // refusal is a release the agent will not install (a bad signature, the

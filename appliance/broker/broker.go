@@ -15,6 +15,7 @@ import (
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/backoff"
 )
 
 const (
@@ -24,6 +25,9 @@ const (
 	restartMax   = 30 * time.Second // longest pause between restarts
 	stableAfter  = 10 * time.Second // a run this long resets the back-off
 )
+
+// restartBackoff is the pause before a restart after failures in a row.
+var restartBackoff = backoff.Policy{First: restartFirst, Max: restartMax}
 
 var dialer = net.Dialer{Timeout: time.Second}
 
@@ -143,7 +147,7 @@ func (b *Broker) Run(ctx context.Context) error {
 		return err
 	}
 	bin, _ := findBinary(b.cfg.Binary)
-	wait := restartFirst
+	failures := 0
 	for {
 		r := b.runOnce(ctx, bin)
 		if ctx.Err() != nil {
@@ -151,13 +155,16 @@ func (b *Broker) Run(ctx context.Context) error {
 			return nil
 		}
 		if r.ran >= b.stableAfter {
-			wait = restartFirst
+			failures = 0
 		}
-		switch {
-		case r.dbRefused:
+		if r.dbRefused {
 			// The database was moved aside: start again at once.
 			metrics.BrokerRestarts.Inc()
 			continue
+		}
+		failures++
+		wait := restartBackoff.Delay(failures)
+		switch {
 		case r.ran > 0:
 			b.report(fmt.Errorf("mosquitto died (%v); restarting it", r.err))
 			b.log.Error("broker: mosquitto died; restarting it", "exit", r.err, "ran", r.ran.Round(time.Millisecond),
@@ -173,7 +180,6 @@ func (b *Broker) Run(ctx context.Context) error {
 			b.report(errors.New("stopped"))
 			return nil
 		}
-		wait = min(wait*2, restartMax)
 		metrics.BrokerRestarts.Inc()
 	}
 }

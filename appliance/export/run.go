@@ -67,24 +67,14 @@ func (s *Sink) Run(ctx context.Context) error {
 }
 
 func (s *Sink) clientOptions() *mqtt.ClientOptions {
-	o := mqtt.NewClientOptions().
-		AddBroker(s.opts.URL).
-		SetClientID(s.opts.ClientID).
-		SetUsername(s.opts.Username).
-		SetPassword(s.opts.Password).
-		SetCleanSession(false).
-		// The spool, not the client's store, keeps in-flight messages across
-		// a restart (see ackLoop); the memory store serves resends within
-		// one run.
-		SetStore(mqtt.NewMemoryStore()).
+	// The spool, not the client's memory store, keeps in-flight messages
+	// across a restart (see ackLoop); the store serves resends within one
+	// run.
+	o := mqttconn.Options(s.opts.URL, s.opts.ClientID, s.opts.Username, s.opts.Password).
 		// Run reconnects itself (reconnectLoop): paho's own reconnect waits
 		// at least a second and backs off to RetryMax, even when the
 		// managed broker is already back.
 		SetAutoReconnect(false).
-		SetConnectRetry(false). // see Sink: connect retries instead
-		SetConnectTimeout(10 * time.Second).
-		SetWriteTimeout(10 * time.Second).
-		SetKeepAlive(30 * time.Second).
 		SetMaxResumePubInFlight(s.opts.InFlight).
 		SetOnConnectHandler(func(c mqtt.Client) {
 			s.log.Info("export: connected to broker")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/osgate/osgate/internal/backoff"
 	"github.com/osgate/osgate/internal/mqttconn"
 )
 
@@ -66,24 +67,14 @@ func (r *Responder) Run(ctx context.Context) error {
 }
 
 func (r *Responder) clientOptions(receive mqtt.MessageHandler, connected chan<- struct{}) *mqtt.ClientOptions {
-	return mqtt.NewClientOptions().
-		AddBroker(r.opts.URL).
-		SetClientID(r.opts.ClientID).
-		SetUsername(r.opts.Username).
-		SetPassword(r.opts.Password).
-		// The broker keeps the subscription and queues requests while the
-		// Responder is away.
-		SetCleanSession(false).
-		SetStore(mqtt.NewMemoryStore()).
+	// The persistent session keeps the subscription and queues requests
+	// while the Responder is away.
+	return mqttconn.Options(r.opts.URL, r.opts.ClientID, r.opts.Username, r.opts.Password).
 		// Requests the broker queued arrive right after CONNACK, before
 		// any Subscribe of this run: the default handler takes them.
 		SetDefaultPublishHandler(receive).
 		SetAutoReconnect(true).
-		SetConnectRetry(false). // connectFirst retries the first connect
 		SetMaxReconnectInterval(retryMax).
-		SetConnectTimeout(10 * time.Second).
-		SetWriteTimeout(10 * time.Second).
-		SetKeepAlive(30 * time.Second).
 		SetOnConnectHandler(func(mqtt.Client) {
 			r.log.Info("mqttrpc: connected to the local broker", "broker", r.opts.URL)
 			select {
@@ -115,8 +106,7 @@ func (r *Responder) subscribeLoop(ctx context.Context, client mqtt.Client, conne
 		case <-ctx.Done():
 			return
 		}
-		wait := retryFirst
-		for {
+		for failures := 1; ; failures++ {
 			tok := client.Subscribe(filter, 1, nil)
 			select {
 			case <-tok.Done():
@@ -129,10 +119,9 @@ func (r *Responder) subscribeLoop(ctx context.Context, client mqtt.Client, conne
 				break
 			}
 			r.log.Warn("mqttrpc: subscribe failed; retrying", "topic", filter, "error", tok.Error())
-			if !sleep(ctx, wait) {
+			if !sleep(ctx, backoff.Policy{First: retryFirst, Max: retryMax}.Delay(failures)) {
 				return
 			}
-			wait = min(wait*2, retryMax)
 		}
 	}
 }

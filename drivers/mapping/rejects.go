@@ -9,7 +9,6 @@ import (
 
 	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/lograte"
-	"github.com/osgate/osgate/internal/lru"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -54,7 +53,7 @@ var seed = maphash.MakeSeed()
 type Rejects struct {
 	connector string
 	log       *slog.Logger
-	logged    *lru.Cache[uint64, struct{}]
+	logged    *lograte.Keyed[uint64]
 	limit     lograte.Limit
 }
 
@@ -67,7 +66,7 @@ func NewRejects(connector string, log *slog.Logger, stats core.Stats) *Rejects {
 	stats.Register(rejected)
 	return &Rejects{
 		connector: connector, log: log,
-		logged: lru.New[uint64, struct{}](maxLogged, stats.Cache("rejects_logged")),
+		logged: lograte.NewKeyed[uint64](maxLogged, 0, stats.Cache("rejects_logged")),
 		limit:  lograte.Limit{Burst: logBurst, Window: time.Minute},
 	}
 }
@@ -81,10 +80,11 @@ func (r *Rejects) Reject(topic, reason string, err error) {
 	h.WriteString(reason)
 	h.WriteByte(0)
 	h.WriteString(topic)
-	if !r.logged.Add(h.Sum64(), struct{}{}) {
+	now := time.Now()
+	if !r.logged.Allow(h.Sum64(), now) {
 		return
 	}
-	ok, suppressed := r.limit.Allow(time.Now())
+	ok, suppressed := r.limit.Allow(now)
 	if !ok {
 		return
 	}

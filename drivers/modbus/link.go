@@ -13,6 +13,8 @@ import (
 
 	gridx "github.com/grid-x/modbus"
 	"github.com/grid-x/serial"
+
+	"github.com/osgate/osgate/internal/backoff"
 )
 
 // handler is what a grid-x client handler offers: framing, transport and
@@ -127,11 +129,8 @@ func newLink(cfg linkConfig, log *slog.Logger) *link {
 	return l
 }
 
-// Back-off between connection attempts after failures.
-const (
-	backoffMin = 100 * time.Millisecond
-	backoffMax = 30 * time.Second
-)
+// reconnect is the back-off between connection attempts after failures.
+var reconnect = backoff.Policy{First: 100 * time.Millisecond, Max: 30 * time.Second}
 
 // errLinkDown marks a failure of the endpoint or port itself (it cannot be
 // opened or connected): the whole device failed, not a channel.
@@ -245,10 +244,7 @@ func (l *link) transact(ctx context.Context, unit uint8, timeout time.Duration, 
 // failed records a connection failure and schedules the next attempt.
 func (l *link) failed(err error) {
 	l.failures++
-	b := backoffMin << min(l.failures-1, 16)
-	if b > backoffMax {
-		b = backoffMax
-	}
+	b := reconnect.Delay(l.failures)
 	l.retryAt = time.Now().Add(b)
 	if l.failures == 1 || l.failures%10 == 0 {
 		l.log.Warn("modbus: connection failed; retrying with back-off", "err", err, "failures", l.failures, "next_attempt_in", b)

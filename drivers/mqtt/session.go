@@ -10,6 +10,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/drivers/mapping"
+	"github.com/osgate/osgate/internal/backoff"
 	"github.com/osgate/osgate/internal/lru"
 )
 
@@ -74,8 +75,8 @@ func (c *Connector) newSession(b *broker, emit func(...core.Reading) error) (*se
 // run connects (retrying with back-off until ctx ends), then waits for ctx
 // and disconnects. paho reconnects a lost connection by itself.
 func (s *session) run(ctx context.Context) {
-	wait := 250 * time.Millisecond
-	for {
+	retry := backoff.Policy{First: 250 * time.Millisecond, Max: s.b.MaxReconnectInterval}
+	for failures := 1; ; failures++ {
 		tok := s.client.Connect()
 		select {
 		case <-tok.Done():
@@ -87,13 +88,13 @@ func (s *session) run(ctx context.Context) {
 		if err == nil {
 			break
 		}
+		wait := retry.Delay(failures)
 		s.log.Warn("cannot connect to field broker; retrying", "err", err, "in", wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
-		wait = min(wait*2, s.b.MaxReconnectInterval)
 	}
 	<-ctx.Done()
 	s.client.Disconnect(250)

@@ -3,6 +3,8 @@ package lograte
 import (
 	"testing"
 	"time"
+
+	"github.com/osgate/osgate/internal/lru"
 )
 
 func TestLogLimit(t *testing.T) {
@@ -25,5 +27,31 @@ func TestLogLimit(t *testing.T) {
 		if ok != want.ok || n != want.suppressed {
 			t.Errorf("call %d at +%s: %v, %d; want %v, %d", i, want.at, ok, n, want.ok, want.suppressed)
 		}
+	}
+}
+
+func TestKeyed(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	k := NewKeyed[string](2, time.Minute, lru.Metrics{})
+	for i, c := range []struct {
+		key string
+		at  time.Duration
+		ok  bool
+	}{
+		{"a", 0, true},
+		{"a", time.Second, false},
+		{"b", time.Second, true},
+		{"a", time.Minute, true}, // a period later
+		{"c", time.Minute, true}, // forgets b, the least recently seen
+		{"b", time.Minute, true}, // forgotten: logged again
+		{"c", 2 * time.Second, false},
+	} {
+		if ok := k.Allow(c.key, t0.Add(c.at)); ok != c.ok {
+			t.Errorf("call %d (%s at +%s): %v, want %v", i, c.key, c.at, ok, c.ok)
+		}
+	}
+	once := NewKeyed[int](10, 0, lru.Metrics{})
+	if !once.Allow(1, t0) || once.Allow(1, t0.Add(24*time.Hour)) {
+		t.Error("period 0 lets a key through more than once")
 	}
 }

@@ -66,4 +66,3 @@ func redactValue(v any) any {
 	}
 	return v
 }
-
