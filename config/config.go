@@ -9,6 +9,7 @@ import (
 
 	"github.com/osgate/osgate/config/source"
 	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/internal/tlsconf"
 )
 
 // Config is one osgate.json document.
@@ -99,16 +100,12 @@ type Bridge struct {
 	ClientID string `json:"client_id"`
 	Username string `json:"username"`
 	Password string `json:"password"`
-	// TLS must be false to bridge without TLS; with TLS (the default),
-	// CAFile is required: it is the CA of the cloud broker. The bridge
-	// carries the bridge password and the cloud RPC envelopes.
-	TLS *bool `json:"tls"`
-	// CAFile enables TLS; CertFile and KeyFile add a client certificate.
-	CAFile   string `json:"ca_file"`
-	CertFile string `json:"cert_file"`
-	KeyFile  string `json:"key_file"`
-	// Insecure skips the server name check (explicit opt-in only).
-	Insecure bool `json:"insecure"`
+	// TLS settings, the keys of every TLS client (internal/tlsconf),
+	// written into mosquitto.conf. "tls" must be false to bridge without
+	// TLS; with TLS (the default) ca_file is required: Mosquitto needs the
+	// CA of the cloud broker. The bridge carries the bridge password and
+	// the cloud RPC envelopes. server_name is not Mosquitto's to set.
+	tlsconf.Client
 	// TopicsOut are sent to the cloud (default ["telemetry/#"]), TopicsIn
 	// received from it; MQTT filters.
 	TopicsOut []string `json:"topics_out"`

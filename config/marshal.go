@@ -81,7 +81,6 @@ func writeValue(buf *bytes.Buffer, v reflect.Value) error {
 // writeStruct writes the set fields under their json names, then the keys
 // of a strict:"rest" field.
 func writeStruct(buf *bytes.Buffer, v reflect.Value) error {
-	t := v.Type()
 	buf.WriteByte('{')
 	n := 0
 	key := func(k string) {
@@ -92,9 +91,26 @@ func writeStruct(buf *bytes.Buffer, v reflect.Value) error {
 		writeJSON(buf, k)
 		buf.WriteByte(':')
 	}
+	if err := writeFields(buf, v, key); err != nil {
+		return err
+	}
+	buf.WriteByte('}')
+	return nil
+}
+
+// writeFields writes the fields of a struct, those of an embedded struct
+// without a json tag inline (internal/tlsconf's keys).
+func writeFields(buf *bytes.Buffer, v reflect.Value, key func(string)) error {
+	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f, fv := t.Field(i), v.Field(i)
 		if !f.IsExported() {
+			continue
+		}
+		if f.Anonymous && f.Tag.Get("json") == "" && fv.Kind() == reflect.Struct {
+			if err := writeFields(buf, fv, key); err != nil {
+				return err
+			}
 			continue
 		}
 		if f.Tag.Get("strict") == "rest" {
@@ -112,7 +128,6 @@ func writeStruct(buf *bytes.Buffer, v reflect.Value) error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	buf.WriteByte('}')
 	return nil
 }
 

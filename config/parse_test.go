@@ -245,6 +245,9 @@ func TestParseErrors(t *testing.T) {
 		{"bridge without TLS", `{"broker": {"bridge": {"address": "cloud.example:1883", "username": "gw", "password": "pw"}}}`, []string{
 			`broker.bridge.ca_file: is required for TLS (the CA of the cloud broker); without TLS the bridge password and the cloud RPC cross the network in clear text: set "tls": false to do that on purpose`,
 		}},
+		{"bridge server_name", `{"broker": {"bridge": {"address": "c:8883", "ca_file": "/ca.pem", "server_name": "cloud.example"}}}`, []string{
+			`broker.bridge.server_name: cannot be set for the bridge: Mosquitto checks the cloud broker's certificate against the host of address; put that name in address, or set insecure to skip the check (the certificate must still be signed by ca_file)`,
+		}},
 		{"bridge tls true without ca_file", `{"broker": {"bridge": {"address": "c:8883", "tls": true}}}`, []string{
 			`broker.bridge.ca_file: is required with "tls": true (the CA of the cloud broker)`,
 		}},

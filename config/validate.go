@@ -106,17 +106,13 @@ func validateBridge(es *strict.Errors, path string, br *Bridge, gatewayID string
 	} else {
 		es.Add(path+".address", "must not be empty: the cloud broker's host:port")
 	}
-	checkPair(es, path, "cert_file", br.CertFile, "key_file", br.KeyFile)
+	br.Check(es, path)
+	if br.ServerName != "" && !br.Plain() {
+		es.Add(path+".server_name", "cannot be set for the bridge: Mosquitto checks the cloud broker's certificate against the host of address; put that name in address, or set insecure to skip the check (the certificate must still be signed by ca_file)")
+	}
 	switch {
-	case br.TLS != nil && !*br.TLS:
-		for _, k := range []struct {
-			key string
-			set bool
-		}{{"ca_file", br.CAFile != ""}, {"cert_file", br.CertFile != ""}, {"key_file", br.KeyFile != ""}, {"insecure", br.Insecure}} {
-			if k.set {
-				es.Add(path+"."+k.key, "is for TLS, and tls is false")
-			}
-		}
+	case br.Plain():
+		br.CheckPlain(es, path, "is for TLS, and tls is false")
 	case br.CAFile == "":
 		if br.TLS == nil {
 			es.Add(path+".ca_file", "is required for TLS (the CA of the cloud broker); without TLS the bridge password and the cloud RPC cross the network in clear text: set \"tls\": false to do that on purpose")

@@ -3,12 +3,15 @@ package ota
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"time"
 
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/internal/sign"
 	"github.com/osgate/osgate/internal/strict"
+	"github.com/osgate/osgate/internal/tlsconf"
 )
 
 // Config is the agent's configuration file (on the appliance baked into
@@ -26,6 +29,9 @@ type Config struct {
 	Window         string        `json:"window"`        // "02:00-04:00"
 	PasswordFile   string        `json:"password_file"` // default /perm/gokr-pw.txt
 	UpdateURL      string        `json:"update_url"`    // default http://127.0.0.1
+	// TLS settings of the connection to the release server
+	// (internal/tlsconf), as for every other server osgate connects to.
+	tlsconf.Client
 }
 
 // LoadConfig reads a Config strictly.
@@ -40,6 +46,14 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	if _, err := sign.ParsePublicKey(c.PublicKey); err != nil {
 		return nil, fmt.Errorf("ota: %s: public_key: %w", path, err)
+	}
+	var es strict.Errors
+	c.Check(&es, "")
+	if u, err := url.Parse(c.URL); err == nil && (u.Scheme == "https" || u.Scheme == "http") {
+		c.CheckScheme(&es, "", u.Scheme, u.Scheme == "https", "https://", "http://")
+	}
+	if err := es.Err(); err != nil {
+		return nil, fmt.Errorf("ota: %s: %w", path, err)
 	}
 	if c.Window != "" {
 		if _, err := parseWindow(c.Window); err != nil {
@@ -68,6 +82,10 @@ func (c *Config) Agent(running, stateDir string, report func() health.Report, lo
 	if log == nil {
 		log = slog.Default()
 	}
+	tr, err := c.Client.Transport()
+	if err != nil {
+		return nil, fmt.Errorf("ota: %w", err)
+	}
 	up := &Gokrazy{URL: c.UpdateURL, Password: pw}
 	if up.BootDevice, err = BootDevice(); err != nil {
 		log.Warn("ota: the boot write will not be read back", "err", err)
@@ -77,6 +95,7 @@ func (c *Config) Agent(running, stateDir string, report func() health.Report, lo
 		Updater: up, Health: report,
 		ConfirmAfter: c.ConfirmAfter, ConfirmTimeout: c.ConfirmTimeout, AcceptDegraded: c.AcceptDegraded,
 		Interval: c.Interval, Window: c.Window, Logger: log,
+		Client: &http.Client{Timeout: clientTimeout, Transport: tr},
 	})
 	if err != nil {
 		return nil, err

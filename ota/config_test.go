@@ -31,12 +31,23 @@ func TestLoadConfig(t *testing.T) {
 	for doc, want := range map[string]string{
 		`{"url":"u"}`:                    "public_key: is required",
 		`{"url":"u","public_key":"abc"}`: "public_key: public key",
-		`{"url":"u","public_key":"` + key + `","window":"night"}`:      "maintenance window",
-		`{"url":"u","public_key":"` + key + `","confirm_afterr":"1m"}`: `did you mean "confirm_after"`,
+		`{"url":"u","public_key":"` + key + `","window":"night"}`:               "maintenance window",
+		`{"url":"u","public_key":"` + key + `","confirm_afterr":"1m"}`:          `did you mean "confirm_after"`,
+		`{"url":"https://f/m.json","public_key":"` + key + `","tls":false}`:     "tls: is false but https:// is TLS",
+		`{"url":"https://f/m.json","public_key":"` + key + `","cert_file":"c"}`: "key_file: is required with cert_file",
 	} {
 		if _, err := LoadConfig(write(doc)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want %q", doc, err, want)
 		}
+	}
+	// The release server's TLS settings are those of every client.
+	tc, err := LoadConfig(write(`{"url":"https://fleet/m.json","public_key":"` + key + `","ca_file":"/nonexistent/ca.pem","server_name":"fleet.example","insecure":true}`))
+	if err != nil || tc.CAFile != "/nonexistent/ca.pem" || tc.ServerName != "fleet.example" || !tc.Insecure {
+		t.Fatalf("TLS keys: %v %+v", err, tc)
+	}
+	tc.PasswordFile = write("pw")
+	if _, err := tc.Agent("v1.0.0", dir, nil, nil); err == nil || !strings.Contains(err.Error(), "read ca_file") {
+		t.Fatalf("missing ca_file: err = %v", err)
 	}
 	// The agent refuses to start without the device's own password.
 	c.PasswordFile = filepath.Join(dir, "missing-gokr-pw.txt")

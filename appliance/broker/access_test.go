@@ -13,6 +13,7 @@ import (
 
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/testpeer"
+	"github.com/osgate/osgate/internal/tlsconf"
 )
 
 // client is a test MQTT client (clean session) that keeps every message
@@ -134,8 +135,10 @@ func (cl *client) lacks(t *testing.T, who string, msgs ...string) {
 // the bridge sends up besides osgate's own topics.
 func TestLockedBroker(t *testing.T) {
 	cloud := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
-	b := runBroker(t, config.Broker{Username: "app", Password: "app-pw-1", Bridge: &config.Bridge{Address: cloud.Addr(), TLS: new(false),
-		TopicsOut: []string{"telemetry/#", "events/#"}, TopicsIn: []string{"commands/gw-test/#"}}})
+	b := runBroker(t, config.Broker{Username: "app", Password: "app-pw-1", Bridge: &config.Bridge{Address: cloud.Addr(),
+		TopicsOut: []string{"telemetry/#", "events/#"}, TopicsIn: []string{"commands/gw-test/#"},
+		Client: tlsconf.Client{TLS: new(false)},
+	}})
 	own := clients(t, b)
 	cloudApp := mustDial(t, cloud.URL(), "cloud-app", "", "")
 	cloudApp.sub(t, "#")

@@ -14,6 +14,7 @@ import (
 	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/testpeer"
+	"github.com/osgate/osgate/internal/tlsconf"
 )
 
 // The cost of keeping acknowledged messages until the managed broker has
@@ -31,7 +32,7 @@ var benchPayload = []byte(`{"ts":"2026-11-24T13:41:00.123Z","values":{"voltage_l
 func benchBroker(b *testing.B, cloudAway bool) *Broker {
 	cfg := config.Broker{Listen: testpeer.Addr(testpeer.FreePort(b)), Binary: testpeer.LookPath(b, "mosquitto", "mosquitto")}
 	if cloudAway {
-		cfg.Bridge = &config.Bridge{Address: testpeer.Addr(testpeer.FreePort(b)), TLS: new(false)} // nobody listens
+		cfg.Bridge = &config.Bridge{Address: testpeer.Addr(testpeer.FreePort(b)), Client: tlsconf.Client{TLS: new(false)}} // nobody listens
 	}
 	br := New(cfg, "gw-bench", b.TempDir(), slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())

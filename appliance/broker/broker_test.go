@@ -22,6 +22,7 @@ import (
 	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/testpeer"
+	"github.com/osgate/osgate/internal/tlsconf"
 )
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -153,7 +154,7 @@ func TestBridgeSurvivesCloudOutage(t *testing.T) {
 	cloud := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{Persistence: true})
 	sub := testpeer.Subscribe(t, cloud.URL(), testpeer.SubscriberOptions{ClientID: "cloud-app", Filter: "telemetry/#",
 		Key: func(_ string, p []byte) string { return string(p) }})
-	b := runBroker(t, config.Broker{Bridge: &config.Bridge{Address: cloud.Addr(), TLS: new(false)}})
+	b := runBroker(t, config.Broker{Bridge: &config.Bridge{Address: cloud.Addr(), Client: tlsconf.Client{TLS: new(false)}}})
 
 	own := clients(t, b)
 	sink, err := export.New(export.Options{URL: b.URL(), ClientID: "osgate-gw-test", QoS: 1, StoreDir: t.TempDir(),
@@ -222,8 +223,10 @@ func TestBridgeTLSAndPassword(t *testing.T) {
 	cloud := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{TLS: true, Users: map[string]string{"gw-test": "s3cret"}})
 	sub := testpeer.Subscribe(t, cloud.URL(), testpeer.SubscriberOptions{ClientID: "cloud-app", Filter: "telemetry/#",
 		Username: "gw-test", Password: "s3cret", CAFile: cloud.CAFile(), Key: func(_ string, p []byte) string { return string(p) }})
-	b := runBroker(t, config.Broker{Bridge: &config.Bridge{Address: cloud.Addr(), CAFile: cloud.CAFile(),
-		Username: "gw-test", Password: "s3cret"}})
+	b := runBroker(t, config.Broker{Bridge: &config.Bridge{Address: cloud.Addr(),
+		Username: "gw-test", Password: "s3cret",
+		Client: tlsconf.Client{CAFile: cloud.CAFile()},
+	}})
 	own := clients(t, b)
 	sink, err := export.New(export.Options{URL: b.URL(), ClientID: "osgate-gw-test", QoS: 1, StoreDir: t.TempDir(),
 		Username: own.Export.Username, Password: own.Export.Password, RetryMax: 500 * time.Millisecond, Logger: testLogger(t)})

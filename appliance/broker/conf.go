@@ -187,6 +187,12 @@ func bridge(w *confWriter, b *config.Bridge, gatewayID string) error {
 		w.line("remote_username", b.Username)
 		w.line("remote_password", b.Password)
 	}
+	if b.ServerName != "" {
+		return fmt.Errorf("broker: bridge.server_name: Mosquitto's bridge cannot set a server name")
+	}
+	// The TLS keys of every client (internal/tlsconf), in Mosquitto's
+	// words: insecure skips the name check, the chain is still checked
+	// against ca_file.
 	if b.CAFile != "" {
 		w.line("bridge_cafile", b.CAFile)
 		if b.CertFile != "" || b.KeyFile != "" {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/tlsconf"
 )
 
 func confText(t *testing.T, cfg config.Broker) string {
@@ -72,9 +73,9 @@ func TestConfBridge(t *testing.T) {
 	qos := 2
 	text := confText(t, config.Broker{Bridge: &config.Bridge{
 		Address: "cloud.example.com:8883", Username: "u", Password: "p",
-		CAFile: "/etc/ca.pem", CertFile: "/etc/c.pem", KeyFile: "/etc/c.key",
 		TopicsOut: []string{"telemetry/#", "events/#"}, TopicsIn: []string{"commands/gw-0001/#"}, QoS: &qos,
 		Keepalive: 4500 * time.Millisecond,
+		Client:    tlsconf.Client{CAFile: "/etc/ca.pem", CertFile: "/etc/c.pem", KeyFile: "/etc/c.key"},
 	}})
 	wantLines(t, text,
 		"connection osgate-cloud",
@@ -102,12 +103,12 @@ func TestConfBridge(t *testing.T) {
 		t.Errorf("bridge_insecure without insecure set:\n%s", text)
 	}
 	// Defaults: telemetry out at QoS 1, the stable client id.
-	text = confText(t, config.Broker{Bridge: &config.Bridge{Address: "10.0.0.1:1883", ClientID: "site-{gateway}", TLS: new(false)}})
+	text = confText(t, config.Broker{Bridge: &config.Bridge{Address: "10.0.0.1:1883", ClientID: "site-{gateway}", Client: tlsconf.Client{TLS: new(false)}}})
 	wantLines(t, text, "topic telemetry/# out 1", "remote_clientid site-gw-0001", "keepalive_interval 60")
 	if strings.Contains(text, "bridge_cafile") || strings.Contains(text, "remote_username") {
 		t.Errorf("TLS or credentials in a plain bridge:\n%s", text)
 	}
-	text = confText(t, config.Broker{Bridge: &config.Bridge{Address: "h:1", CAFile: "/ca", Insecure: true}})
+	text = confText(t, config.Broker{Bridge: &config.Bridge{Address: "h:1", Client: tlsconf.Client{CAFile: "/ca", Insecure: true}}})
 	wantLines(t, text, "bridge_insecure true")
 }
 
@@ -116,16 +117,16 @@ func TestConfRejects(t *testing.T) {
 		"open listener, no auth":     {Listen: "0.0.0.0:1883"},
 		"listen without port":        {Listen: "127.0.0.1"},
 		"port out of range":          {Listen: "127.0.0.1:70000"},
-		"bridge without port":        {Bridge: &config.Bridge{Address: "cloud", TLS: new(false)}},
-		"bridge qos 3":               {Bridge: &config.Bridge{Address: "h:1", QoS: new(3), TLS: new(false)}},
-		"topic with a space":         {Bridge: &config.Bridge{Address: "h:1", TopicsOut: []string{"a b"}, TLS: new(false)}},
-		"cert without key":           {Bridge: &config.Bridge{Address: "h:1", CAFile: "/ca", CertFile: "/c"}},
-		"insecure without TLS":       {Bridge: &config.Bridge{Address: "h:1", Insecure: true}},
-		"newline in remote user":     {Bridge: &config.Bridge{Address: "h:1", Username: "u\naddress evil:1", TLS: new(false)}},
-		"empty password with user":   {Bridge: &config.Bridge{Address: "h:1", Username: "u", TLS: new(false)}},
-		"bridge address with space":  {Bridge: &config.Bridge{Address: "h:1\nconnection x", TLS: new(false)}},
+		"bridge without port":        {Bridge: &config.Bridge{Address: "cloud", Client: tlsconf.Client{TLS: new(false)}}},
+		"bridge qos 3":               {Bridge: &config.Bridge{Address: "h:1", QoS: new(3), Client: tlsconf.Client{TLS: new(false)}}},
+		"topic with a space":         {Bridge: &config.Bridge{Address: "h:1", TopicsOut: []string{"a b"}, Client: tlsconf.Client{TLS: new(false)}}},
+		"cert without key":           {Bridge: &config.Bridge{Address: "h:1", Client: tlsconf.Client{CAFile: "/ca", CertFile: "/c"}}},
+		"insecure without TLS":       {Bridge: &config.Bridge{Address: "h:1", Client: tlsconf.Client{Insecure: true}}},
+		"newline in remote user":     {Bridge: &config.Bridge{Address: "h:1", Username: "u\naddress evil:1", Client: tlsconf.Client{TLS: new(false)}}},
+		"empty password with user":   {Bridge: &config.Bridge{Address: "h:1", Username: "u", Client: tlsconf.Client{TLS: new(false)}}},
+		"bridge address with space":  {Bridge: &config.Bridge{Address: "h:1\nconnection x", Client: tlsconf.Client{TLS: new(false)}}},
 		"anonymous beyond loopback":  {Listen: "0.0.0.0:1883", Username: "u", Password: "p", AnonymousRead: new(true)},
-		"bridge state sent back":     {Bridge: &config.Bridge{Address: "h:1", TopicsOut: []string{"status/#"}, TLS: new(false)}},
+		"bridge state sent back":     {Bridge: &config.Bridge{Address: "h:1", TopicsOut: []string{"status/#"}, Client: tlsconf.Client{TLS: new(false)}}},
 		"bridge without TLS, unsaid": {Bridge: &config.Bridge{Address: "h:1"}},
 	}
 	for name, cfg := range bad {

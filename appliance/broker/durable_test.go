@@ -16,6 +16,7 @@ import (
 	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/testpeer"
+	"github.com/osgate/osgate/internal/tlsconf"
 )
 
 // killAndWait SIGKILLs the running mosquitto and returns when another one
@@ -93,7 +94,7 @@ func TestPersistReportsBridgeBacklog(t *testing.T) {
 		Key: func(_ string, p []byte) string { return string(p) }})
 	cloud.Stop()
 	state := t.TempDir()
-	b := runBrokerIn(t, config.Broker{Bridge: &config.Bridge{Address: cloud.Addr(), TLS: new(false)}}, state, nil)
+	b := runBrokerIn(t, config.Broker{Bridge: &config.Bridge{Address: cloud.Addr(), Client: tlsconf.Client{TLS: new(false)}}}, state, nil)
 	own, err := b.Clients()
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/testpeer"
+	"github.com/osgate/osgate/internal/tlsconf"
 )
 
 // bridged is a "cloud" Mosquitto, a managed broker (appliance/broker, its
@@ -38,7 +39,7 @@ func startBridged(t *testing.T, gwID string) *bridged {
 	bcfg := config.Broker{
 		Binary: testpeer.LookPath(t, "mosquitto", "mosquitto"),
 		Listen: testpeer.Addr(testpeer.FreePort(t)),
-		Bridge: &config.Bridge{Address: cloud.Addr(), TLS: new(false), TopicsOut: []string{"telemetry/#"}},
+		Bridge: &config.Bridge{Address: cloud.Addr(), TopicsOut: []string{"telemetry/#"}, Client: tlsconf.Client{TLS: new(false)}},
 	}
 	conf, err := broker.Conf(bcfg, gwID, stateDir, broker.Access{})
 	if err != nil {

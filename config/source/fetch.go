@@ -3,14 +3,11 @@ package source
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 
 	"github.com/osgate/osgate/internal/redact"
 	"github.com/osgate/osgate/internal/sign"
@@ -57,37 +54,12 @@ func newFetcher(r *RemoteSettings, gateway string) (*fetcher, error) {
 		}
 		f.pub = pub
 	}
-	tlsConf, err := tlsConfig(r)
+	tr, err := r.Client.Transport()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("config remote: %w", err)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tlsConf
 	f.client = &http.Client{Transport: tr}
 	return f, nil
-}
-
-func tlsConfig(r *RemoteSettings) (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	if r.CAFile != "" {
-		pem, err := os.ReadFile(r.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("config remote: read ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("config remote: ca_file %s holds no PEM certificate", r.CAFile)
-		}
-		c.RootCAs = pool
-	}
-	if r.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(r.CertFile, r.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("config remote: load client certificate: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
 }
 
 // fetch asks for the document, conditionally on the remembered state, and

@@ -8,6 +8,7 @@ import (
 
 	"github.com/osgate/osgate/internal/sign"
 	"github.com/osgate/osgate/internal/strict"
+	"github.com/osgate/osgate/internal/tlsconf"
 )
 
 // RemoteSettings is the "remote" block of the local bootstrap file: where
@@ -26,12 +27,11 @@ type RemoteSettings struct {
 	// Timeout of one pull, document and signature together (default
 	// "30s").
 	Timeout time.Duration `json:"timeout"`
-	// CAFile is a PEM bundle of the CAs trusted for the fleet server
-	// (default: the system's).
-	CAFile string `json:"ca_file"`
-	// CertFile and KeyFile are a PEM client certificate and its key.
-	CertFile string `json:"cert_file"`
-	KeyFile  string `json:"key_file"`
+	// TLS settings of the connection to the fleet server
+	// (internal/tlsconf): ca_file (default: the system's CAs), a client
+	// certificate, server_name, insecure, and "tls" to say which the URL
+	// must be.
+	tlsconf.Client
 	// BearerToken is sent as "Authorization: Bearer <token>".
 	BearerToken string `json:"bearer_token"`
 	// PublicKey is the base64 ed25519 public key (32 bytes) that signs
@@ -75,11 +75,12 @@ func (r *RemoteSettings) Validate() error {
 	if r.Timeout < 0 {
 		es.Add("timeout", "must be positive, not %s", r.Timeout)
 	}
-	if (r.CertFile == "") != (r.KeyFile == "") {
-		if r.CertFile == "" {
-			es.Add("cert_file", "is required with key_file")
-		} else {
-			es.Add("key_file", "is required with cert_file")
+	r.Check(&es, "")
+	checked := map[string]bool{} // "tls" against the schemes of the URLs
+	for _, u := range []string{r.URL, r.SignatureURL} {
+		if p, err := url.Parse(u); err == nil && (p.Scheme == "https" || p.Scheme == "http") && !checked[p.Scheme] {
+			checked[p.Scheme] = true
+			r.CheckScheme(&es, "", p.Scheme, p.Scheme == "https", "https://", "http://")
 		}
 	}
 	if strings.ContainsAny(r.BearerToken, "\r\n") {

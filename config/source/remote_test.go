@@ -23,21 +23,24 @@ func TestParseRemote(t *testing.T) {
 		t.Fatalf("signed http: %v", err)
 	}
 	for doc, want := range map[string]string{
-		`{}`:                                            "url: is required",
-		`{"url":"ftp://x/y"}`:                           "url: must be an https://",
-		`{"url":"http://x/{gateway}"}`:                  "url: is plain http: set public_key",
-		`{"url":"https:///y"}`:                          "url: has no host",
-		`{"url":"https://x/{id}.json"}`:                 "url: unknown placeholder {id}",
-		`{"url":"https://x/y","interval":"5"}`:          "interval: must be a duration",
-		`{"url":"https://x/y","interval":"10ms"}`:       "interval: must be at least 1s",
-		`{"url":"https://x/y","timeout":"-1s"}`:         "timeout: must be positive",
-		`{"url":"https://x/y","cert_file":"c.pem"}`:     "key_file: is required with cert_file",
-		`{"url":"https://x/y","key_file":"c.key"}`:      "cert_file: is required with key_file",
-		`{"url":"https://x/y","public_key":"AAAA"}`:     "public_key: public key must be 32 bytes, not 3",
-		`{"url":"https://x/y","bearer_token":"a\nb"}`:   "bearer_token: must not contain a line break",
-		`{"url":"https://x/y","signature_url":"x.sig"}`: "signature_url: must be an https://",
-		`{"url":"https://x/y","intervall":"1m"}`:        "intervall: unknown",
-		`{"url":`:                                       "invalid JSON",
+		`{}`:                                                             "url: is required",
+		`{"url":"ftp://x/y"}`:                                            "url: must be an https://",
+		`{"url":"http://x/{gateway}"}`:                                   "url: is plain http: set public_key",
+		`{"url":"https:///y"}`:                                           "url: has no host",
+		`{"url":"https://x/{id}.json"}`:                                  "url: unknown placeholder {id}",
+		`{"url":"https://x/y","interval":"5"}`:                           "interval: must be a duration",
+		`{"url":"https://x/y","interval":"10ms"}`:                        "interval: must be at least 1s",
+		`{"url":"https://x/y","timeout":"-1s"}`:                          "timeout: must be positive",
+		`{"url":"https://x/y","cert_file":"c.pem"}`:                      "key_file: is required with cert_file",
+		`{"url":"https://x/y","key_file":"c.key"}`:                       "cert_file: is required with key_file",
+		`{"url":"https://x/y","tls":false}`:                              "tls: is false but https:// is TLS: use http://",
+		`{"url":"http://x/y","tls":true,"public_key":"` + testPub + `"}`: "tls: is true but http:// is not encrypted: use https://",
+		`{"url":"https://x/y","insecure_skip_verify":true}`:              `insecure_skip_verify: is now called "insecure"`,
+		`{"url":"https://x/y","public_key":"AAAA"}`:                      "public_key: public key must be 32 bytes, not 3",
+		`{"url":"https://x/y","bearer_token":"a\nb"}`:                    "bearer_token: must not contain a line break",
+		`{"url":"https://x/y","signature_url":"x.sig"}`:                  "signature_url: must be an https://",
+		`{"url":"https://x/y","intervall":"1m"}`:                         "intervall: unknown",
+		`{"url":`:                                                        "invalid JSON",
 	} {
 		_, err := ParseRemote([]byte(doc))
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -73,3 +76,6 @@ func FuzzParseRemote(f *testing.F) {
 		}
 	})
 }
+
+// testPub is a valid ed25519 public key (32 zero bytes).
+const testPub = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/internal/sign"
+	"github.com/osgate/osgate/internal/tlsconf"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -375,9 +376,7 @@ func TestTLSClientCertificateAndToken(t *testing.T) {
 		URL:         s.fleet.url(),
 		Interval:    time.Second,
 		Timeout:     20 * time.Second,
-		CAFile:      files.ca,
-		CertFile:    files.clientCert,
-		KeyFile:     files.clientKey,
+		Client:      tlsconf.Client{CAFile: files.ca, CertFile: files.clientCert, KeyFile: files.clientKey},
 		BearerToken: "s3cret",
 	}
 	src := s.open(t)
@@ -406,7 +405,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{LocalPath: "x"},
 		{Validate: validate},
 		{LocalPath: "x", Validate: validate, Remote: &RemoteSettings{URL: "http://fleet/{gateway}.json"}},
-		{LocalPath: "x", Validate: validate, Remote: &RemoteSettings{URL: "https://fleet/{gateway}.json", CAFile: "/nonexistent/ca.pem"}},
+		{LocalPath: "x", Validate: validate, Remote: &RemoteSettings{URL: "https://fleet/{gateway}.json", Client: tlsconf.Client{CAFile: "/nonexistent/ca.pem"}}},
 	} {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) accepted", o)

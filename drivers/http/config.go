@@ -14,6 +14,7 @@ import (
 	"github.com/osgate/osgate/internal/apikey"
 	"github.com/osgate/osgate/internal/redact"
 	"github.com/osgate/osgate/internal/strict"
+	"github.com/osgate/osgate/internal/tlsconf"
 )
 
 // settings is the connector's "settings" object. With "ingest" the
@@ -28,10 +29,8 @@ type settings struct {
 	// Poll defaults, which a device's own keys override.
 	Headers map[string]string `json:"headers"`
 	Auth    *authSettings     `json:"auth"`
-	// CAFile verifies HTTPS servers with this CA instead of the system's.
-	CAFile string `json:"ca_file"`
-	// InsecureSkipVerify accepts any server certificate; explicit opt-in.
-	InsecureSkipVerify bool `json:"insecure_skip_verify"`
+	// TLS settings of the polls (internal/tlsconf), for every https:// URL.
+	tlsconf.Client
 	// MaxBody bounds a response body in bytes (default 1 MiB).
 	MaxBody int64 `json:"max_body"`
 }
@@ -115,6 +114,7 @@ func parseSettings(raw json.RawMessage) (settings, strict.Errors) {
 		es.Merge("settings.auth", checkAuth(*s.Auth).Err())
 	}
 	es.Merge("settings.headers", checkHeaders(s.Headers).Err())
+	s.Check(&es, "settings")
 	return s, es
 }
 
@@ -165,7 +165,9 @@ func parseIngest(s settings, devices []*core.Device) (*ingestConfig, strict.Erro
 		key string
 		set bool
 	}{
-		{"auth", s.Auth != nil}, {"ca_file", s.CAFile != ""}, {"headers", len(s.Headers) > 0}, {"insecure_skip_verify", s.InsecureSkipVerify},
+		{"auth", s.Auth != nil}, {"headers", len(s.Headers) > 0}, {"tls", s.TLS != nil},
+		{"ca_file", s.CAFile != ""}, {"cert_file", s.CertFile != ""}, {"key_file", s.KeyFile != ""},
+		{"server_name", s.ServerName != ""}, {"insecure", s.Insecure},
 	}
 	for _, k := range pollKeys {
 		if k.set {
@@ -207,6 +209,7 @@ type pollDevice struct {
 	name    string
 	url     string
 	display string // the URL without credentials or query, for errors
+	scheme  string // "http" or "https"
 	headers map[string]string
 	auth    *authSettings
 	mapping *mapping.Mapping
@@ -238,6 +241,7 @@ func parseDevice(s settings, d *core.Device) (*pollDevice, strict.Errors) {
 			if u.User != nil {
 				es.Add("url", "must not carry credentials: use auth")
 			}
+			pd.scheme = u.Scheme
 		}
 	}
 	for k, v := range s.Headers {

@@ -46,6 +46,13 @@ func New(cfg core.ConnectorConfig) (core.Connector, error) {
 		}
 		p.devices[d.Name] = pd
 	}
+	checked := map[string]bool{} // "tls" against each scheme the URLs use
+	for _, d := range cfg.Devices {
+		if sc := p.devices[d.Name].scheme; sc != "" && !checked[sc] {
+			checked[sc] = true
+			s.CheckScheme(&es, "settings", sc, sc == "https", "https://", "http://")
+		}
+	}
 	if err := es.Err(); err != nil {
 		return nil, err
 	}

@@ -2,15 +2,12 @@ package http
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -35,27 +32,17 @@ type poller struct {
 }
 
 // httpClient returns the connector's client, building it (and reading
-// ca_file) the first time.
+// the TLS files) the first time.
 func (p *poller) httpClient() (*http.Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.client != nil {
 		return p.client, nil
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: p.set.InsecureSkipVerify} // insecure only by explicit opt-in
-	if p.set.CAFile != "" {
-		pem, err := os.ReadFile(p.set.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", p.set.CAFile)
-		}
-		tc.RootCAs = pool
+	tr, err := p.set.Client.Transport()
+	if err != nil {
+		return nil, err
 	}
-	tr.TLSClientConfig = tc
 	tr.MaxIdleConnsPerHost = 4
 	p.client = &http.Client{Transport: tr, CheckRedirect: checkRedirect}
 	return p.client, nil

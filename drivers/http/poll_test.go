@@ -179,9 +179,9 @@ func TestPollHTTPS(t *testing.T) {
 	if _, err := poll(t, untrusted, d, 30*time.Second); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("without ca_file: %v, want a certificate error", err)
 	}
-	insecure := newConn(t, "https3", `{"insecure_skip_verify": true}`, []*core.Device{d}).(core.Poller)
+	insecure := newConn(t, "https3", `{"insecure": true}`, []*core.Device{d}).(core.Poller)
 	if _, err := poll(t, insecure, d, 30*time.Second); err != nil {
-		t.Errorf("insecure_skip_verify: %v", err)
+		t.Errorf("insecure: %v", err)
 	}
 	missing := newConn(t, "https4", `{"ca_file": "/nonexistent/ca.pem"}`, []*core.Device{d}).(core.Poller)
 	if _, err := poll(t, missing, d, 30*time.Second); err == nil || !strings.Contains(err.Error(), "read ca_file") {

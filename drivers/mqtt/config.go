@@ -10,6 +10,7 @@ import (
 	"github.com/osgate/osgate/drivers/mapping"
 	"github.com/osgate/osgate/internal/redact"
 	"github.com/osgate/osgate/internal/strict"
+	"github.com/osgate/osgate/internal/tlsconf"
 )
 
 // settings is the connector's "settings" object.
@@ -49,18 +50,11 @@ type brokerSettings struct {
 	// PersistentSession (default true) keeps the subscriptions and the
 	// queued QoS 1/2 messages on the broker while osgate is away.
 	PersistentSession *bool `json:"persistent_session"`
-	// TLS must be false for a plain URL (tcp, mqtt, ws): credentials and
+	// TLS settings (internal/tlsconf): for ssl/tls/mqtts/wss URLs. "tls"
+	// must be false for a plain URL (tcp, mqtt, ws): credentials and
 	// readings then cross the network in clear text, which the config
 	// says on purpose.
-	TLS *bool `json:"tls"`
-	// TLS, for ssl/tls/mqtts/wss URLs.
-	CAFile     string `json:"ca_file"`
-	CertFile   string `json:"cert_file"`
-	KeyFile    string `json:"key_file"`
-	ServerName string `json:"server_name"`
-	// InsecureSkipVerify accepts any server certificate. Only for tests
-	// and first commissioning; it must be set explicitly.
-	InsecureSkipVerify bool `json:"insecure_skip_verify"`
+	tlsconf.Client
 
 	KeepAlive            time.Duration `json:"keep_alive"`
 	ConnectTimeout       time.Duration `json:"connect_timeout"`
@@ -176,35 +170,16 @@ func checkBroker(bs brokerSettings) (broker, strict.Errors) {
 		b.scheme = u.Scheme
 	}
 	secure := schemes[b.scheme]
-	switch {
-	case b.scheme == "":
-	case !secure && bs.TLS == nil:
-		es.Add("url", "%s:// is not encrypted: the broker's password and the readings cross the network in clear text; use ssl://, mqtts:// or wss://, or set \"tls\": false to do that on purpose", b.scheme)
-	case !secure && *bs.TLS:
-		es.Add("tls", "is true but %s:// is not encrypted: use ssl://, mqtts:// or wss://", b.scheme)
-	case secure && bs.TLS != nil && !*bs.TLS:
-		es.Add("tls", "is false but %s:// is TLS: use tcp:// for a plain connection", b.scheme)
-	}
-	if b.scheme != "" && !secure {
-		tlsKeys := []struct {
-			key string
-			set bool
-		}{
-			{"ca_file", bs.CAFile != ""}, {"cert_file", bs.CertFile != ""}, {"key_file", bs.KeyFile != ""},
-			{"server_name", bs.ServerName != ""}, {"insecure_skip_verify", bs.InsecureSkipVerify},
+	if b.scheme != "" {
+		if !secure && bs.TLS == nil {
+			es.Add("url", "%s:// is not encrypted: the broker's password and the readings cross the network in clear text; use ssl://, mqtts:// or wss://, or set \"tls\": false to do that on purpose", b.scheme)
 		}
-		for _, k := range tlsKeys {
-			if k.set {
-				es.Add(k.key, "needs a TLS URL (ssl://, mqtts:// or wss://), not %s://", b.scheme)
-			}
+		bs.CheckScheme(&es, "", b.scheme, secure, "ssl://, mqtts:// or wss://", "tcp://")
+		if !secure {
+			bs.CheckPlain(&es, "", fmt.Sprintf("needs a TLS URL (ssl://, mqtts:// or wss://), not %s://", b.scheme))
 		}
 	}
-	if (bs.CertFile == "") != (bs.KeyFile == "") {
-		es.Add("key_file", "cert_file and key_file go together (the client certificate and its key)")
-	}
-	if bs.InsecureSkipVerify && bs.CAFile != "" {
-		es.Add("insecure_skip_verify", "makes ca_file pointless; drop one of them")
-	}
+	bs.Check(&es, "")
 	if bs.QoS != nil {
 		if *bs.QoS < 0 || *bs.QoS > 2 {
 			es.Add("qos", "must be 0, 1 or 2, not %d", *bs.QoS)

@@ -255,7 +255,7 @@ func TestConfigErrors(t *testing.T) {
 		"brokers": [
 			{"url": "tcp://h", "ca_file": "/x.pem", "qos": 3},
 			{"url": "ftp://h:1", "cert_file": "c.pem"},
-			{"name": "0", "url": "ssl://user:pw@h:8883", "insecure_skip_verify": true, "ca_file": "ca.pem", "keep_alive": "10ms", "password": "p"}
+			{"name": "0", "url": "ssl://user:pw@h:8883", "insecure": true, "ca_file": "ca.pem", "keep_alive": "10ms", "password": "p"}
 		],
 		"mappings": [
 			{"topic": "a/#/b", "channels": [{"name": "x"}]},
@@ -271,10 +271,9 @@ func TestConfigErrors(t *testing.T) {
 		`settings.brokers[0].url: "tcp://h" needs a host and a port`,
 		"settings.brokers[0].qos: must be 0, 1 or 2, not 3",
 		"settings.brokers[1].url: scheme \"ftp\"",
-		"settings.brokers[1].key_file: cert_file and key_file go together",
+		"settings.brokers[1].key_file: is required with cert_file",
 		`settings.brokers[2].name: "0" is already the name of broker 0`,
 		"settings.brokers[2].url: must not carry credentials",
-		"settings.brokers[2].insecure_skip_verify: makes ca_file pointless",
 		"settings.brokers[2].keep_alive: must be at least 1s",
 		"settings.brokers[2].password: needs a username",
 		"settings.mappings[0].topic: \"a/#/b\": \"#\" may only be the last level",

@@ -144,8 +144,7 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 }
 
 // TestInsecureOnlyByOptIn: a TLS broker whose CA the connector was not
-// given is refused (and the log says why), unless insecure_skip_verify is
-// set.
+// given is refused (and the log says why), unless insecure is set.
 func TestInsecureOnlyByOptIn(t *testing.T) {
 	broker := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{TLS: true})
 	var logs lockedBuf
@@ -157,7 +156,7 @@ func TestInsecureOnlyByOptIn(t *testing.T) {
 	}
 	refused := newCollector()
 	listen(t, strictC.(*Connector), refused)
-	insecure := newConnector(t, "insecure", fmt.Sprintf(`{"brokers":[{"url":%q,"insecure_skip_verify":true}],"mappings":%s}`, broker.URL(), testMappings), nil)
+	insecure := newConnector(t, "insecure", fmt.Sprintf(`{"brokers":[{"url":%q,"insecure":true}],"mappings":%s}`, broker.URL(), testMappings), nil)
 	accepted := newCollector()
 	listen(t, insecure, accepted)
 

@@ -6,6 +6,8 @@
 //	strict:"required"  the key must be present and not null
 //	strict:"rest"      on a json.RawMessage field: receives the object's
 //	                   unknown keys as a JSON object instead of errors
+//	strict:"was=NAME"  the key was called NAME before: NAME is refused with
+//	                   an error that gives the new name
 //
 // (The older spelling json:"name,required" is accepted too; vet tools
 // flag it, so new code uses the strict tag.)
@@ -25,6 +27,7 @@ import (
 	"io"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -397,18 +400,25 @@ func decodeValue(es *Errors, path string, x any, v reflect.Value) {
 
 type field struct {
 	name     string
-	index    int
+	index    []int // for reflect.Value.FieldByIndex
 	required bool
+	was      string // the key's former name
 }
 
+// structFields lists the keys of a struct type. The fields of an embedded
+// struct without a json tag are its own, as encoding/json has it (a field
+// of the outer struct of the same name wins): that is how a shape shared
+// by several objects (internal/tlsconf's keys) is written once.
 func structFields(t reflect.Type) (fields []field, rest int) {
 	rest = -1
+	direct := map[string]bool{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if !f.IsExported() {
 			continue
 		}
-		if f.Tag.Get("strict") == "rest" {
+		sopts := strings.Split(f.Tag.Get("strict"), ",")
+		if slices.Contains(sopts, "rest") {
 			rest = i
 			continue
 		}
@@ -416,13 +426,28 @@ func structFields(t reflect.Type) (fields []field, rest int) {
 		if tag == "-" {
 			continue
 		}
+		if f.Anonymous && tag == "" && f.Type.Kind() == reflect.Struct {
+			inner, _ := structFields(f.Type)
+			for _, in := range inner {
+				in.index = append([]int{i}, in.index...)
+				fields = append(fields, in)
+			}
+			continue
+		}
 		name, opts, _ := strings.Cut(tag, ",")
 		if name == "" {
 			name = f.Name
 		}
-		required := f.Tag.Get("strict") == "required" || hasOpt(opts, "required")
-		fields = append(fields, field{name: name, index: i, required: required})
+		fl := field{name: name, index: []int{i}, required: slices.Contains(sopts, "required") || hasOpt(opts, "required")}
+		for _, o := range sopts {
+			if was, ok := strings.CutPrefix(o, "was="); ok {
+				fl.was = was
+			}
+		}
+		fields = append(fields, fl)
+		direct[name] = true
 	}
+	fields = slices.DeleteFunc(fields, func(f field) bool { return len(f.index) > 1 && direct[f.name] })
 	return fields, rest
 }
 
@@ -462,6 +487,10 @@ func decodeStruct(es *Errors, path string, obj map[string]any, v reflect.Value) 
 			if strings.HasPrefix(k, "_") {
 				continue
 			}
+			if i := slices.IndexFunc(fields, func(f field) bool { return f.was == k }); i >= 0 {
+				es.Add(Join(path, quoteKey(k)), "is now called %q", fields[i].name)
+				continue
+			}
 			if rest >= 0 {
 				if unknown == nil {
 					unknown = map[string]any{}
@@ -480,7 +509,7 @@ func decodeStruct(es *Errors, path string, obj map[string]any, v reflect.Value) 
 			es.Add(Join(path, k), "is required")
 			continue
 		}
-		decodeValue(es, Join(path, k), obj[k], v.Field(f.index))
+		decodeValue(es, Join(path, k), obj[k], v.FieldByIndex(f.index))
 	}
 	for _, f := range fields {
 		if _, ok := obj[f.name]; !ok && f.required {

@@ -180,3 +180,49 @@ devices[0].other: unknown field`
 		}
 	}
 }
+
+// TestEmbedded: the keys of an embedded struct without a json tag are
+// the outer object's own, as in encoding/json; an outer field of the same
+// name wins.
+func TestEmbedded(t *testing.T) {
+	type Shared struct {
+		CA   string `json:"ca_file"`
+		Name string `json:"name"`
+		Need string `json:"need" strict:"required"`
+	}
+	type Outer struct {
+		URL string `json:"url"`
+		Shared
+		Name int `json:"name"`
+	}
+	var o Outer
+	if err := Decode([]byte(`{"url": "u", "ca_file": "/ca.pem", "name": 3, "need": "x"}`), &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.URL != "u" || o.CA != "/ca.pem" || o.Name != 3 || o.Need != "x" || o.Shared.Name != "" {
+		t.Fatalf("decoded %+v", o)
+	}
+	err := Decode([]byte(`{"ca_fil": "/ca.pem"}`), &o)
+	for _, want := range []string{`ca_fil: unknown field (did you mean "ca_file"?)`, "need: is required"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	if got := strings.Join(Keys(Outer{}), ","); got != "url,ca_file,need,name" {
+		t.Errorf("Keys = %s", got)
+	}
+}
+
+// TestFormerName: a key's former name is refused with the new one.
+func TestFormerName(t *testing.T) {
+	var v struct {
+		Insecure bool `json:"insecure" strict:"was=insecure_skip_verify"`
+	}
+	err := Decode([]byte(`{"insecure_skip_verify": true}`), &v)
+	if err == nil || err.Error() != `insecure_skip_verify: is now called "insecure"` || v.Insecure {
+		t.Fatalf("got %v, %+v", err, v)
+	}
+	if err := Decode([]byte(`{"insecure": true}`), &v); err != nil || !v.Insecure {
+		t.Fatalf("got %v, %+v", err, v)
+	}
+}
