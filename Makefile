@@ -91,7 +91,7 @@ vm-test: image-amd64
 image-test: image
 	OSGATE_RPI_IMAGE=$(abspath $(RPI_IMG)) $(GO) test -tags vmtest -run '^TestRPiImage$$' -count=1 -v -timeout 10m ./image/vmtest
 
-## vm-test-ota: the OTA evidence (issue 9) in qemu: builds v1, v2 and an
+## vm-test-ota: the OTA updates shown in qemu: builds v1, v2 and an
 ## unhealthy v3 with a test release key and a per-device update password
 ## (under $(IMAGE_BUILD)/ota-vmtest), serves the releases with nginx and
 ## updates, confirms and rolls back the VM.

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// The try-once boot (see ../shared/appliance/NOTES.md): gokrazy's own
+// The try-once boot: gokrazy's own
 // /update/testboot never writes its flag (the packer pads cmdline.txt with
 // spaces and no newline, the handler looks for a newline), and a fresh
 // boot image points root= at partition 2 whichever root is running. So the

@@ -13,12 +13,13 @@ import (
 )
 
 // fakeDevice stands in for gokrazy's update API and boot process. This is
-// the one place in osgate where a fake is right (issue 9): the agent's
+// the one place in osgate where a fake is right (the project's rule: real
+// peers, and a fake only where no real peer can run in a test): the agent's
 // state machine must be driven through a power cut at every step, which a
 // unit test cannot do to a real device. The VM test in image/ runs the
 // agent against gokrazy's real API.
 //
-// It models what NOTES.md verified: root is A/B (partitions 2 and 3), boot
+// It models gokrazy as checked on the appliance images: root is A/B (partitions 2 and 3), boot
 // is not; PUT /update/root writes the partition that is inactive per the
 // kernel command line's root= (during an unconfirmed try boot that is the
 // running one); /update/switch points root= at that partition; at boot,

@@ -20,7 +20,7 @@ import (
 	"github.com/osgate/osgate/internal/testpeer"
 )
 
-// The whole path at 10 Hz, against its baseline (issue 3): 1,000 holding
+// The whole path at 10 Hz, against its baseline: 1,000 holding
 // registers polled ten times a second from the pymodbus TCP peer, through
 // the gateway (scheduler, driver, transforms, export) into a local
 // Mosquitto, against a bare grid-x loop reading the same registers at the
