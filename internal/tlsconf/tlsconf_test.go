@@ -21,11 +21,10 @@ import (
 
 // pki is a CA and the files of a certificate it signed.
 type pki struct {
-	ca       *x509.Certificate
-	key      *ecdsa.PrivateKey
-	caFile   string
-	dir      string
-	certPair tls.Certificate
+	ca     *x509.Certificate
+	key    *ecdsa.PrivateKey
+	caFile string
+	dir    string
 }
 
 func newCA(t *testing.T, dir, name string) *pki {
