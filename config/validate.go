@@ -48,7 +48,7 @@ func (c *Config) validateBroker(es *strict.Errors) {
 			es.Add("broker.url", "must not be set when the broker is managed (osgate runs mosquitto on broker.listen); set broker.managed to false to use a broker someone else runs")
 		}
 		checkHostPort(es, "broker.listen", b.Listen)
-		if host, _, err := net.SplitHostPort(b.Listen); err == nil && !isLoopback(host) && b.Username == "" {
+		if host, _, err := net.SplitHostPort(b.Listen); err == nil && !LoopbackHost(host) && b.Username == "" {
 			es.Add("broker.listen", "%s is reachable beyond this machine: set broker.username and broker.password, or listen on 127.0.0.1", b.Listen)
 		}
 		checkConfValue(es, "broker.binary", b.Binary)
@@ -80,7 +80,7 @@ func (c *Config) validateBroker(es *strict.Errors) {
 	if b.AnonymousRead != nil && *b.AnonymousRead {
 		if b.Managed != nil && !*b.Managed {
 			es.Add("broker.anonymous_read", "is only used when the broker is managed (broker.managed is false)")
-		} else if host, _, err := net.SplitHostPort(b.Listen); err == nil && !isLoopbackHost(host) {
+		} else if host, _, err := net.SplitHostPort(b.Listen); err == nil && !LoopbackHost(host) {
 			es.Add("broker.anonymous_read", "needs a loopback listener (broker.listen is %q): clients beyond loopback log in with broker.username", b.Listen)
 		}
 	}
@@ -226,8 +226,9 @@ func (c *Config) validateOperatorKeys(es *strict.Errors) {
 	}
 }
 
-// isLoopbackHost says whether a listen host is loopback only.
-func isLoopbackHost(host string) bool {
+// LoopbackHost says whether a listen host reaches this machine only
+// ("localhost", 127.0.0.0/8, ::1).
+func LoopbackHost(host string) bool {
 	if host == "localhost" {
 		return true
 	}
@@ -309,14 +310,6 @@ func checkWord(es *strict.Errors, path, v string) {
 	if strings.IndexFunc(v, unicode.IsSpace) >= 0 || hasControl(v) {
 		es.Add(path, "must not contain spaces or control characters: %q", v)
 	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // checkHostPort checks a listen or dial address "host:port".

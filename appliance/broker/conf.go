@@ -242,7 +242,7 @@ func bridge(w *confWriter, b *config.Bridge, gatewayID string) error {
 // on a loopback listener unless broker.anonymous_read is false; never
 // beyond loopback, where broker.username is required.
 func allowAnonymous(cfg config.Broker, host string) (bool, error) {
-	if !isLoopback(host) {
+	if !config.LoopbackHost(host) {
 		switch {
 		case cfg.Username == "":
 			return false, fmt.Errorf("broker: listen %s: a listener beyond loopback needs broker.username and broker.password", cfg.Listen)
@@ -271,14 +271,6 @@ func listenAddr(listen string) (string, int, error) {
 		host = "0.0.0.0"
 	}
 	return host, port, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // confWriter writes conf lines, refusing values that would break out of
