@@ -6,6 +6,7 @@ import (
 
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/drivers/core"
+	"github.com/osgate/osgate/internal/redact"
 )
 
 // maxReason bounds a state's reason (it travels in status messages).
@@ -85,17 +86,7 @@ func channelErr(r core.Reading) string {
 	return r.Channel + ": " + r.Err.Error()
 }
 
-func clip(s string) string {
-	if len(s) <= maxReason {
-		return s
-	}
-	// Cut at a rune boundary.
-	i := maxReason
-	for i > 0 && s[i]&0xC0 == 0x80 {
-		i--
-	}
-	return s[:i] + "…"
-}
+func clip(s string) string { return redact.Clip(s, maxReason) }
 
 // change is a device's state after an event, if the event changed it.
 type change struct {

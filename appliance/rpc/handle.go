@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/osgate/osgate/appliance/metrics"
@@ -160,7 +159,7 @@ func (s *Server) audit(ctx context.Context, req request, need scope.Scope, out s
 		params = string(redact.JSON(req.params))
 	}
 	if len(params) > maxAuditParams {
-		params = fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(params[:maxAuditParams], ""), len(params))
+		params = fmt.Sprintf("%s (%d bytes)", redact.Clip(params, maxAuditParams), len(params))
 	}
 	args := []any{"method", req.method, "scope", need.String(), "caller", Caller(ctx), "params", params, "outcome", out, "ms", since(start)}
 	if rerr != nil {

@@ -174,9 +174,7 @@ func unwrapURLError(err error) error {
 // snippet is the start of an error response, for the error message.
 func snippet(b []byte) string {
 	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "?"))
-	if len(s) > 200 {
-		s = strings.ToValidUTF8(s[:200], "") + "…"
-	}
+	s = redact.Clip(s, 200)
 	if s == "" {
 		return "(empty body)"
 	}

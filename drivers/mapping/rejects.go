@@ -4,11 +4,11 @@ import (
 	"errors"
 	"hash/maphash"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/lograte"
+	"github.com/osgate/osgate/internal/redact"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -101,14 +101,7 @@ func (r *Rejects) Reject(topic, reason string, err error) {
 
 // clipErr bounds an error's text in a log line: it may quote names taken
 // from the message.
-func clipErr(err error) string {
-	s := err.Error()
-	const max = 512
-	if len(s) <= max {
-		return s
-	}
-	return strings.ToValidUTF8(s[:max], "") + "…"
-}
+func clipErr(err error) string { return redact.Clip(err.Error(), 512) }
 
 // Rejected is the count of a connector's rejected messages for reason (for
 // tests and diagnostics).

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/osgate/osgate/internal/redact"
 	"github.com/osgate/osgate/internal/strict"
 )
 
@@ -158,10 +159,4 @@ func parseBool(s string) (bool, bool) {
 }
 
 // clip shortens untrusted text for error messages and logs.
-func clip(s string) string {
-	const max = 64
-	if len(s) <= max {
-		return s
-	}
-	return strings.ToValidUTF8(s[:max], "") + "…"
-}
+func clip(s string) string { return redact.Clip(s, 64) }

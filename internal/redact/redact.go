@@ -167,3 +167,14 @@ func collect(v any, secret bool, out *[]string) {
 		}
 	}
 }
+
+// Clip bounds a text shown in a log line, an error or a status field (a
+// device's reason, a payload quoted in an error): up to max bytes, cut
+// where no character is split and with invalid UTF-8 dropped, and "…"
+// where it was cut. A text of max bytes or less is returned as it is.
+func Clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "…"
+}

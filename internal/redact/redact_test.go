@@ -90,3 +90,21 @@ func TestHandler(t *testing.T) {
 		t.Errorf("logged: %s", s)
 	}
 }
+
+func TestClip(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		max  int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"a longer text", 8, "a longer…"},
+		{strings.Repeat("é", 10), 5, "éé…"}, // no character split
+		{"ab\xffcdefgh", 6, "abcde…"},       // invalid UTF-8 dropped
+	} {
+		if got := Clip(c.s, c.max); got != c.want {
+			t.Errorf("Clip(%q, %d) = %q, want %q", c.s, c.max, got, c.want)
+		}
+	}
+}
