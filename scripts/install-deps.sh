@@ -35,6 +35,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# chronyd is the NTP server the clock's tests ask (appliance/clock). Debian's
+# chrony package is unpacked, not installed: installing it would replace the
+# machine's own time service (systemd-timesyncd). Its libraries are in every
+# Debian 12 install.
+chrony_dir=/opt/osgate-test/chrony
+if [ "${1:-run}" = test ] && ! command -v chronyd >/dev/null && [ ! -x /usr/sbin/chronyd ] \
+   && [ ! -x "$chrony_dir/usr/sbin/chronyd" ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "unpacking Debian's chrony into $chrony_dir (for the clock's tests)"
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp"   # apt's download user must write there
+  (cd "$tmp" && apt-get download -qq chrony 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+  ls "$tmp"/chrony_*.deb >/dev/null
+  $sudo mkdir -p "$chrony_dir"
+  $sudo dpkg -x "$tmp"/chrony_*.deb "$chrony_dir"
+  rm -rf "$tmp"
+fi
+
 if [ "${1:-run}" = test ] && [ -f drivers/zwave/testdata/mock/package-lock.json ] \
    && [ ! -d drivers/zwave/testdata/mock/node_modules ]; then
   echo "installing the zwave-js mock controller (npm ci)"

@@ -20,7 +20,7 @@ var (
 	// ReadingsOut counts readings handed to the export sink.
 	ReadingsOut = counter("osgate_readings_out_total", "Readings handed to the export sink.", "connector")
 	// ReadingsDropped counts readings dropped on purpose or by failure;
-	// reason is "range", "transform", "clock", "export", "too_large" (a
+	// reason is "range", "transform", "export", "too_large" (a
 	// device's message over the managed broker's size limit), "disk_full"
 	// (a poll's readings that could not be stored) or a driver's own.
 	ReadingsDropped = counter("osgate_readings_dropped_total", "Readings dropped, by reason.", "connector", "reason")
@@ -59,6 +59,21 @@ var (
 	DiskWarn = gauge("osgate_disk_warn_bytes", "Free space below which health is degraded (gateway.disk_warn_bytes).")
 	// DiskFull is 1 while the export spool's writes fail for lack of space.
 	DiskFull = gauge("osgate_disk_full", "1 while readings cannot be stored because the state dir's disk is full.")
+
+	// ClockSynced is 1 once a time source (or the operating system, with
+	// clock source "system") has set or confirmed the clock.
+	ClockSynced = gauge("osgate_clock_synced", "1 once a time source has set or confirmed the clock; 0 while readings are stamped from the restored clock (quality uncertain).")
+	// ClockState is 1 for the clock's state and its source: synced (source:
+	// the time source), restored (source: saved or build, the time the
+	// clock was restored from) or unsynced (source: system).
+	ClockState = gaugeVec("osgate_clock_state", "1 for the clock's state (synced, restored, unsynced) with its source (a time source, saved, build, system).", "state", "source")
+	// ClockOffset is how far the last time source that answered was from
+	// the clock before it was set (seconds; positive: the clock was behind).
+	ClockOffset = gauge("osgate_clock_offset_seconds", "The last answering time source's time minus the clock's, before the clock was set (seconds).")
+	// ClockLastSync is when a time source last answered.
+	ClockLastSync = gauge("osgate_clock_last_sync_timestamp_seconds", "When a time source last set or confirmed the clock (Unix time; 0: never).")
+	// ClockHeld is the messages waiting on disk for a time source.
+	ClockHeld = gauge("osgate_clock_held_messages", "Messages of readings waiting on disk for a time source (see clock.hold).")
 
 	// BrokerRestarts counts restarts of the managed Mosquitto.
 	BrokerRestarts = counter0("osgate_broker_restarts_total", "Restarts of the managed Mosquitto.")

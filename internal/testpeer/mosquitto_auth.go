@@ -44,16 +44,23 @@ func writePasswordFile(path string, users map[string]string) error {
 // writeTestCerts writes ca.pem, server.pem and server.key into dir: a
 // throwaway CA and a server certificate for 127.0.0.1 and localhost.
 func writeTestCerts(dir string) error {
+	now := time.Now()
+	return WriteTestCerts(dir, now.Add(-time.Hour), now.Add(24*time.Hour))
+}
+
+// WriteTestCerts writes ca.pem, server.pem and server.key into dir: a
+// throwaway CA and a server certificate for 127.0.0.1 and localhost, both
+// valid from notBefore to notAfter.
+func WriteTestCerts(dir string, notBefore, notAfter time.Time) error {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("ca key: %w", err)
 	}
-	now := time.Now()
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "osgate test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
@@ -73,8 +80,8 @@ func writeTestCerts(dir string) error {
 	srvTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
