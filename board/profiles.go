@@ -28,6 +28,9 @@ type Profile struct {
 	// BootConfig are the config.txt lines the Raspberry Pi needs for the
 	// hardware (image/rpi/config.json's BootloaderExtraLines).
 	BootConfig []string
+	// RTC is the device of the board's battery-backed real-time clock,
+	// which the clock source "rtc" reads.
+	RTC string
 	// Unsupported says why this hardware cannot work with osgate's image;
 	// choosing the profile fails with it.
 	Unsupported string
@@ -78,6 +81,38 @@ var profiles = map[string]*Profile{
 		Description: "USB RS-485 adapters on FTDI, CP210x or CH340/CH341 chips: rs485-0, rs485-1, ... in order of their device names",
 		USB:         usbRS485,
 	},
+	// Real-time clock HATs: the Raspberry Pi has no clock that runs while
+	// it is off. gokrazy's kernel builds in the DS1307 driver
+	// (CONFIG_RTC_DRV_DS1307=y), which also drives the DS3231, DS1337,
+	// DS1338, DS1339, DS1340, MCP7940x and RX8025/RX8130; the firmware's
+	// i2c-rtc overlay puts the chip on I2C1 (GPIO 2/3) at 0x68.
+	"rtc-ds3231": {
+		Name:        "rtc-ds3231",
+		Description: "real-time clock HATs on the DS3231 (I2C, 0x68): most Raspberry Pi RTC modules with a coin cell",
+		RTC:         "/dev/rtc0",
+		BootConfig:  []string{"dtoverlay=i2c-rtc,ds3231"},
+	},
+	"rtc-ds1307": {
+		Name:        "rtc-ds1307",
+		Description: "real-time clock HATs on the DS1307 (I2C, 0x68)",
+		RTC:         "/dev/rtc0",
+		BootConfig:  []string{"dtoverlay=i2c-rtc,ds1307"},
+	},
+	"rtc-pcf85063": {
+		Name:        "rtc-pcf85063",
+		Description: "real-time clock HATs on the PCF85063 (I2C, 0x51), e.g. on Waveshare and Seeed boards",
+		Unsupported: rtcMissing("PCF85063", "CONFIG_RTC_DRV_PCF85063"),
+	},
+	"rtc-pcf8523": {
+		Name:        "rtc-pcf8523",
+		Description: "real-time clock HATs on the PCF8523 (I2C, 0x68), e.g. Adafruit's PiRTC",
+		Unsupported: rtcMissing("PCF8523", "CONFIG_RTC_DRV_PCF8523"),
+	},
+	"rtc-pcf8563": {
+		Name:        "rtc-pcf8563",
+		Description: "real-time clock HATs on the PCF8563 (I2C, 0x51)",
+		Unsupported: rtcMissing("PCF8563", "CONFIG_RTC_DRV_PCF8563"),
+	},
 	"waveshare-2ch-rs485-hat": {
 		Name:        "waveshare-2ch-rs485-hat",
 		Description: "Waveshare 2-CH RS485 HAT (SC16IS752 on SPI, /dev/ttySC0 and /dev/ttySC1)",
@@ -94,12 +129,18 @@ const sc16is7xx = "gokrazy's Raspberry Pi kernel lacks the SC16IS7xx UART driver
 	"its ports (/dev/ttySC*) never appear. Use a HAT on the Pi's own UART (profile waveshare-rs485-can-hat or pi-uart) " +
 	"or USB RS-485 adapters (profile usb-rs485)"
 
+// rtcMissing is why an RTC chip's HAT cannot work.
+func rtcMissing(chip, option string) string {
+	return "gokrazy's Raspberry Pi kernel lacks the " + chip + " real-time clock driver (" + option + "): the clock never appears as /dev/rtc0. " +
+		"Use an RTC HAT on the DS3231 or DS1307 (profiles rtc-ds3231, rtc-ds1307), or a time source on the network (clock.sources)"
+}
+
 // ProfileEnv names the board profile when SetProfile was not called.
 const ProfileEnv = "OSGATE_BOARD"
 
 var (
 	activeMu sync.Mutex
-	active   *Profile
+	active   []*Profile
 	// listUSB enumerates serial ports; tests replace it.
 	listUSB = func() ([]*enumerator.PortDetails, error) { return enumerator.GetDetailedPortsList() }
 )
@@ -127,48 +168,105 @@ func LookupProfile(name string) (*Profile, error) {
 	return p, nil
 }
 
-// SetProfile makes a profile the one that resolves port names; "" clears it.
-func SetProfile(name string) error {
-	activeMu.Lock()
-	defer activeMu.Unlock()
-	if name == "" {
-		active = nil
-		return nil
-	}
-	p, err := LookupProfile(name)
+// SetProfile makes profiles the ones that resolve port names and name the
+// real-time clock: one name, or several separated by commas (an RS-485
+// HAT and an RTC HAT: "pi-uart,rtc-ds3231"); "" clears them.
+func SetProfile(names string) error {
+	ps, err := lookupProfiles(names)
 	if err != nil {
 		return err
 	}
-	active = p
+	activeMu.Lock()
+	defer activeMu.Unlock()
+	active = ps
 	return nil
 }
 
-// activeProfile is the profile set by SetProfile, else the one $OSGATE_BOARD
-// names, else nil.
-func activeProfile() (*Profile, error) {
-	activeMu.Lock()
-	p := active
-	activeMu.Unlock()
-	if p != nil {
-		return p, nil
+// lookupProfiles looks up a comma-separated list of profile names.
+func lookupProfiles(names string) ([]*Profile, error) {
+	var ps []*Profile
+	for _, n := range strings.Split(names, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		p, err := LookupProfile(n)
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, p)
 	}
-	if name := os.Getenv(ProfileEnv); name != "" {
-		return LookupProfile(name)
-	}
-	return nil, nil
+	return ps, nil
 }
 
-// resolveName resolves a port name ("rs485-0") through the active profile.
-func resolveName(port string) (string, error) {
-	p, err := activeProfile()
+// activeProfiles are the profiles set by SetProfile, else the ones
+// $OSGATE_BOARD names, else none.
+func activeProfiles() ([]*Profile, error) {
+	activeMu.Lock()
+	ps := active
+	activeMu.Unlock()
+	if len(ps) > 0 {
+		return ps, nil
+	}
+	return lookupProfiles(os.Getenv(ProfileEnv))
+}
+
+// activeProfile is the first active profile, or nil.
+func activeProfile() (*Profile, error) {
+	ps, err := activeProfiles()
+	if err != nil || len(ps) == 0 {
+		return nil, err
+	}
+	return ps[0], nil
+}
+
+// RTC is the real-time clock device the active profiles name, "" when
+// none does.
+func RTC() (string, error) {
+	ps, err := activeProfiles()
 	if err != nil {
 		return "", err
 	}
-	if p == nil {
-		return "", fmt.Errorf("board: port name %q needs a board profile (%s=NAME; known: %s), or use a device path such as /dev/ttyUSB0",
-			port, ProfileEnv, strings.Join(profileNames(), ", "))
+	for _, p := range ps {
+		if p.RTC != "" {
+			return p.RTC, nil
+		}
 	}
-	return p.Resolve(port)
+	return "", nil
+}
+
+// resolveName resolves a port name ("rs485-0") through the active
+// profiles: the first that has the port.
+func resolveName(port string) (string, error) {
+	ps, err := activeProfiles()
+	if err != nil {
+		return "", err
+	}
+	var serial []*Profile
+	for _, p := range ps {
+		if len(p.Ports) > 0 || len(p.USB) > 0 {
+			serial = append(serial, p)
+		}
+	}
+	if len(serial) == 0 {
+		with := ""
+		if len(ps) > 0 {
+			with = " with serial ports"
+		}
+		return "", fmt.Errorf("board: port name %q needs a board profile%s (%s=NAME; known: %s), or use a device path such as /dev/ttyUSB0",
+			port, with, ProfileEnv, strings.Join(serialProfileNames(), ", "))
+	}
+	var first error
+	for _, p := range serial {
+		path, err := p.Resolve(port)
+		if err == nil {
+			return path, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return "", first
 }
 
 // Resolve turns one of the profile's port names into a device path.
@@ -218,6 +316,17 @@ func (p *Profile) usbPort(port string, n int) (string, error) {
 		return "", errors.New("board: " + port + ": no USB RS-485 adapter found (FTDI, CP210x, CH340/CH341): plug one in, or name the port's device path")
 	}
 	return "", fmt.Errorf("board: %s: only %d USB RS-485 adapter(s) found (%s)", port, len(found), strings.Join(found, ", "))
+}
+
+// serialProfileNames are the profiles that name serial ports.
+func serialProfileNames() []string {
+	var names []string
+	for _, p := range Profiles() {
+		if p.Unsupported == "" && (len(p.Ports) > 0 || len(p.USB) > 0) {
+			names = append(names, p.Name)
+		}
+	}
+	return names
 }
 
 func profileNames() []string {

@@ -80,3 +80,46 @@ func TestResolveName(t *testing.T) {
 		t.Fatalf("unknown profile: %v", err)
 	}
 }
+
+// TestRTCProfiles: RTC HATs whose driver gokrazy's kernel builds in
+// (DS1307 family) name /dev/rtc0 and their config.txt line; the others
+// are refused naming the missing driver, as SC16IS7xx HATs are.
+func TestRTCProfiles(t *testing.T) {
+	t.Setenv(ProfileEnv, "")
+	defer SetProfile("")
+	for _, name := range []string{"rtc-ds3231", "rtc-ds1307"} {
+		p, err := LookupProfile(name)
+		if err != nil || p.RTC != "/dev/rtc0" || len(p.BootConfig) != 1 || !strings.HasPrefix(p.BootConfig[0], "dtoverlay=i2c-rtc,") {
+			t.Errorf("%s: %+v, %v", name, p, err)
+		}
+	}
+	for name, option := range map[string]string{"rtc-pcf85063": "CONFIG_RTC_DRV_PCF85063", "rtc-pcf8523": "CONFIG_RTC_DRV_PCF8523", "rtc-pcf8563": "CONFIG_RTC_DRV_PCF8563"} {
+		if err := SetProfile(name); err == nil || !strings.Contains(err.Error(), option) || !strings.Contains(err.Error(), "rtc-ds3231") {
+			t.Errorf("SetProfile(%s) = %v, want the missing driver named and a HAT that works", name, err)
+		}
+	}
+	// An RS-485 HAT and an RTC HAT together.
+	if err := SetProfile("pi-uart,rtc-ds3231"); err != nil {
+		t.Fatal(err)
+	}
+	if dev, err := RTC(); err != nil || dev != "/dev/rtc0" {
+		t.Fatalf("RTC = %q, %v", dev, err)
+	}
+	if got, err := resolveName("rs485-0"); err != nil || got != "/dev/ttyAMA0" {
+		t.Fatalf("rs485-0 = %q, %v", got, err)
+	}
+	// An RTC profile alone has no serial ports.
+	SetProfile("rtc-ds3231")
+	if _, err := resolveName("rs485-0"); err == nil || !strings.Contains(err.Error(), "with serial ports") {
+		t.Fatalf("rs485-0 with an RTC profile only: %v", err)
+	}
+	SetProfile("")
+	t.Setenv(ProfileEnv, "usb-rs485, rtc-ds1307")
+	if dev, err := RTC(); err != nil || dev != "/dev/rtc0" {
+		t.Fatalf("RTC from $%s = %q, %v", ProfileEnv, dev, err)
+	}
+	t.Setenv(ProfileEnv, "pi-uart")
+	if dev, err := RTC(); err != nil || dev != "" {
+		t.Fatalf("RTC without an RTC profile = %q, %v", dev, err)
+	}
+}

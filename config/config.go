@@ -14,10 +14,13 @@ import (
 
 // Config is one osgate.json document.
 type Config struct {
-	Gateway    Gateway     `json:"gateway"`
-	Broker     Broker      `json:"broker"`
-	Export     Export      `json:"export"`
-	RPC        RPC         `json:"rpc"`
+	Gateway Gateway `json:"gateway"`
+	Broker  Broker  `json:"broker"`
+	Export  Export  `json:"export"`
+	RPC     RPC     `json:"rpc"`
+	// Clock is where the gateway's time comes from; only the local
+	// file's counts.
+	Clock      Clock       `json:"clock"`
 	Connectors []Connector `json:"connectors"`
 	// Remote pulls the configuration from a fleet server; only the local
 	// file's remote block counts (see config/source).
@@ -116,6 +119,27 @@ type Bridge struct {
 	// a cut link is noticed by both ends within 1.5 times this, and the
 	// cloud then publishes the bridge's "offline" will.
 	Keepalive time.Duration `json:"keepalive"`
+}
+
+// Clock is where the gateway's time comes from (appliance/clock).
+type Clock struct {
+	// Sources are asked in order; the first that answers sets the time:
+	// "ntp://HOST[:PORT]", "https://HOST/PATH" (the server's Date),
+	// "remote" (the fleet server's Date), "rtc" or "rtc:/dev/rtcN",
+	// "system" (the operating system keeps the time). Default:
+	// ["ntp://pool.ntp.org", "rtc"] with SetSystem, else ["system"].
+	Sources []string `json:"sources"`
+	// SetSystem lets osgate set the system clock (it needs CAP_SYS_TIME):
+	// default true on the appliance (where /perm exists), false
+	// elsewhere, where the operating system keeps the time.
+	SetSystem *bool `json:"set_system"`
+	// Hold is how long after start readings wait on disk for a time
+	// source before they are exported stamped from the restored clock
+	// (default "2m").
+	Hold time.Duration `json:"hold"`
+	// Interval between questions to the sources once one has answered
+	// (default "15m", at least "1m").
+	Interval time.Duration `json:"interval"`
 }
 
 // Export is how readings are published to the local broker.

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/osgate/osgate/appliance/clock"
 )
 
 // The defaults Parse fills in. examples/README.md lists them for
@@ -98,6 +100,24 @@ func (c *Config) applyDefaults() {
 	}
 	if e.QueueLimit == 0 {
 		e.QueueLimit = defaultQueueLimit
+	}
+
+	ck := &c.Clock
+	if ck.SetSystem == nil {
+		fi, err := os.Stat(permDir)
+		ck.SetSystem = ptr(err == nil && fi.IsDir())
+	}
+	if ck.Sources == nil {
+		ck.Sources = []string{string(clock.System)}
+		if *ck.SetSystem {
+			ck.Sources = []string{clock.DefaultNTP, string(clock.RTC)}
+		}
+	}
+	if ck.Hold == 0 {
+		ck.Hold = clock.DefaultHold
+	}
+	if ck.Interval == 0 {
+		ck.Interval = clock.DefaultInterval
 	}
 
 	r := &c.RPC

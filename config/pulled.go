@@ -25,6 +25,8 @@ import (
 //   - broker.binary: the program osgate runs
 //   - broker.bridge.ca_file, cert_file, key_file; rpc.cert_file, key_file
 //   - remote: where the configuration comes from and which key signs it
+//   - clock: where the time comes from, and whether osgate sets the
+//     system clock (read once at start, from the local file)
 //   - in connectors: every key ending in "_file" (TLS files of field
 //     brokers, HTTP polls and HTTP ingest), and a serial "port" given as a
 //     path other than a serial device (/dev/tty*, /dev/serial/...);
@@ -51,6 +53,7 @@ var corePaths = [][]string{
 	{"rpc", "cert_file"},
 	{"rpc", "key_file"},
 	{"remote"},
+	{"clock"},
 }
 
 // ParsePulled returns the Parse of pulled documents for a gateway whose
@@ -71,12 +74,12 @@ func ParsePulled(local []byte) func(doc []byte) (*Config, error) {
 			if !ok || p[0] == "remote" {
 				continue
 			}
-			if p[1] == "bridge" {
+			if len(p) > 1 && p[1] == "bridge" {
 				if _, has := lookup(pulled, p[:2]); !has {
 					continue
 				}
 			}
-			if p[1] == "binary" {
+			if len(p) > 1 && p[1] == "binary" {
 				if m, _ := lookup(pulled, []string{"broker", "managed"}); m == false {
 					continue
 				}
@@ -183,6 +186,8 @@ func localOnlyWhat(k string) string {
 		return "is where the gateway writes its state"
 	case k == "remote":
 		return "says where the configuration comes from and which key signs it"
+	case k == "clock":
+		return "says where the gateway's time comes from and may let osgate set the system clock"
 	}
 	return "names a file on the gateway"
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/osgate/osgate/appliance/clock"
 	"github.com/osgate/osgate/internal/redact"
 	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/sign"
@@ -22,6 +23,7 @@ func (c *Config) validate(es *strict.Errors) {
 	c.validateBroker(es)
 	c.validateExport(es)
 	c.validateRPC(es)
+	c.validateClock(es)
 	c.validateConnectors(es)
 	if c.Remote != nil {
 		es.Merge("remote", c.Remote.Validate())
@@ -38,6 +40,40 @@ func (c *Config) validateGateway(es *strict.Errors) {
 	}
 	if c.Gateway.DiskWarnBytes < 0 {
 		es.Add("gateway.disk_warn_bytes", "must not be negative (0: the default, a tenth of the file system, at most 128 MiB)")
+	}
+}
+
+// maxClockSources bounds clock.sources.
+const maxClockSources = 16
+
+func (c *Config) validateClock(es *strict.Errors) {
+	ck := &c.Clock
+	if len(ck.Sources) > maxClockSources {
+		es.Add("clock.sources", "at most %d sources, not %d", maxClockSources, len(ck.Sources))
+	}
+	seen := map[string]bool{}
+	for i, s := range ck.Sources {
+		path := strict.Index("clock.sources", i)
+		src, err := clock.ParseSource(s)
+		switch {
+		case err != nil:
+			es.Add(path, "%v", err)
+		case seen[s]:
+			es.Add(path, "%q is listed twice", s)
+		case src.Kind == clock.System && ck.SetSystem != nil && *ck.SetSystem:
+			es.Add(path, `"system" means the operating system keeps the time, but clock.set_system lets osgate keep it: name NTP servers, an https:// server, "remote" or "rtc", or set clock.set_system to false`)
+		case src.Kind == clock.Remote && c.Remote == nil:
+			es.Add(path, `"remote" is the Date of the fleet server, but there is no remote block`)
+		case src.Kind == clock.Remote && !strings.HasPrefix(c.Remote.URL, "https://"):
+			es.Add(path, `"remote" needs an https:// remote.url: the Date of a plain http:// server is vouched for by nobody`)
+		}
+		seen[s] = true
+	}
+	if ck.Hold < 0 {
+		es.Add("clock.hold", "must not be negative")
+	}
+	if ck.Interval != 0 && ck.Interval < time.Minute {
+		es.Add("clock.interval", "at least \"1m\" (NTP servers ask clients not to ask more often), not %s", ck.Interval)
 	}
 }
 

@@ -168,3 +168,14 @@ func readLimited(r io.Reader) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Endpoint is the gateway's document URL ({gateway} replaced) and the TLS
+// settings the fetcher uses for it: what else asks the fleet server
+// something (the clock, for its Date) needs.
+func (r *RemoteSettings) Endpoint(gateway string) (string, *tls.Config, error) {
+	c, err := tlsConfig(r)
+	if err != nil {
+		return "", nil, err
+	}
+	return expand(r.URL, gateway), c, nil
+}
