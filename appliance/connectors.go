@@ -48,7 +48,7 @@ const maxTopics = 4096
 // connMetrics are a connector's metric children, looked up once.
 type connMetrics struct {
 	in, out, chanErrs, suppressed, polls, pollErrors, listenerRestarts prometheus.Counter
-	dropRange, dropTransform, dropClock, dropTooLarge, dropDisk        prometheus.Counter
+	dropRange, dropTransform, dropTooLarge, dropDisk                   prometheus.Counter
 }
 
 func newConnMetrics(name string) connMetrics {
@@ -62,7 +62,6 @@ func newConnMetrics(name string) connMetrics {
 		listenerRestarts: metrics.ListenerRestarts.WithLabelValues(name),
 		dropRange:        metrics.ReadingsDropped.WithLabelValues(name, "range"),
 		dropTransform:    metrics.ReadingsDropped.WithLabelValues(name, "transform"),
-		dropClock:        metrics.ReadingsDropped.WithLabelValues(name, "clock"),
 		dropTooLarge:     metrics.ReadingsDropped.WithLabelValues(name, "too_large"),
 		dropDisk:         metrics.ReadingsDropped.WithLabelValues(name, "disk_full"),
 	}

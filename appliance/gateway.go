@@ -6,7 +6,6 @@ package appliance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/broker"
+	"github.com/osgate/osgate/appliance/clock"
 	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/metrics"
@@ -27,6 +27,17 @@ import (
 
 // Version is set at build time (-ldflags "-X ...appliance.Version=v1.2.3").
 var Version = "dev"
+
+// BuildTime is when this osgate was built, RFC 3339, set at build time
+// (-ldflags "-X ...appliance.BuildTime=2026-12-06T10:00:00Z"): the clock
+// is never restored to an earlier time.
+var BuildTime = ""
+
+// Built is BuildTime parsed (zero when it is not set).
+func Built() time.Time {
+	t, _ := time.Parse(time.RFC3339, BuildTime)
+	return t
+}
 
 // exportGrace is how long the export may be disconnected before the
 // gateway counts as unhealthy.
@@ -45,7 +56,12 @@ type Gateway struct {
 	cfg    *config.Config
 	log    *slog.Logger
 	health *health.Model
-	clock  *clockGate
+	// clock is the process's time keeper (the supervisor's), or one that
+	// trusts the operating system's clock.
+	clock *clock.Clock
+	// hold keeps readings on disk while the clock waits for a time
+	// source (open while Run runs).
+	hold   *hold
 	sink   publisher
 	export *export.Sink
 	broker *broker.Broker
@@ -91,7 +107,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		cfg:        cfg,
 		log:        log.With("gateway", cfg.Gateway.ID),
 		health:     health.New(exportGrace),
-		clock:      &clockGate{now: time.Now},
+		clock:      clock.OS(Built()),
 		conns:      map[string]*connRun{},
 		cmdMethods: map[string]bool{},
 	}
@@ -158,6 +174,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	// Readings waiting for a time source, from this run or an earlier one.
+	if g.hold, err = openHold(cfg.Gateway.StateDir, g.log.With("part", "clock")); err != nil {
+		stopBroker()
+		wg.Wait()
+		return err
+	}
+	defer g.hold.close()
 	opts := g.exportOptions(cfg, url)
 	if opts.Username, opts.Password, err = g.brokerLogin(cfg, config.BrokerExportUser); err != nil {
 		return fmt.Errorf("export: %w", err)
@@ -247,7 +270,10 @@ func (g *Gateway) closeConns() {
 	}
 }
 
-// releaseHeld exports readings held while the clock was unset, once it is.
+// releaseHeld exports the readings held for the clock once a time source
+// has answered, or the hold's time is up, or the hold is full: in order,
+// re-stamped (see restamp), then lets new readings go straight to the
+// export again.
 func (g *Gateway) releaseHeld(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -257,17 +283,52 @@ func (g *Gateway) releaseHeld(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, b := range g.clock.release() {
-			err := b.conn.publish(ctx, b.device, b.readings)
-			var full *diskFullError
-			switch {
-			case errors.As(err, &full):
-				b.conn.m.dropDisk.Add(float64(full.readings))
-			case err != nil:
-				return
+		g.hold.sync()
+		if !g.hold.active() || g.clock.Hold() && !g.hold.full() {
+			continue
+		}
+		for g.hold.active() && ctx.Err() == nil {
+			if err := g.releaseBatch(ctx); err != nil {
+				if ctx.Err() == nil {
+					g.log.Warn("clock hold: releasing held readings; trying again in a second", "err", err)
+				}
+				break
 			}
 		}
 	}
+}
+
+// releaseBatch exports up to 1 MiB of held messages.
+func (g *Gateway) releaseBatch(ctx context.Context) error {
+	done, lines, err := g.hold.batch(1 << 20)
+	if err != nil || len(lines) == 0 {
+		return err
+	}
+	for i, line := range lines {
+		m, rs, err := decodeHeld(line.data)
+		if line.data == nil {
+			err = fmt.Errorf("a held message longer than %d bytes", maxHeldLine)
+		}
+		if err != nil {
+			g.log.Error("clock hold: a held message is damaged and lost", "err", err)
+			done = line.end
+			continue
+		}
+		moved, known := g.clock.Moved(m.Mark)
+		restamp(rs, m.Mark.Wall, moved, known)
+		err = g.send(ctx, m.Topic, m.Device, rs, sendMetrics{
+			out:      metrics.ReadingsOut.WithLabelValues(m.Conn),
+			tooLarge: metrics.ReadingsDropped.WithLabelValues(m.Conn, "too_large"),
+		}, g.log)
+		if err != nil {
+			// It stays held (a full disk, or the gateway stopping).
+			g.hold.released(done, i)
+			return err
+		}
+		done = line.end
+	}
+	g.hold.released(done, len(lines))
+	return nil
 }
 
 func managed(cfg *config.Config) bool { return cfg.Broker.Managed == nil || *cfg.Broker.Managed }

@@ -147,6 +147,13 @@ func startGateway(t *testing.T, cfgJSON string) *testGateway {
 // startGatewayLog is startGateway with the gateway's logger.
 func startGatewayLog(t *testing.T, cfgJSON string, log *slog.Logger) *testGateway {
 	t.Helper()
+	return startGatewayWith(t, cfgJSON, log, nil)
+}
+
+// startGatewayWith is startGatewayLog with a function that sets up the
+// gateway before it runs (nil: nothing).
+func startGatewayWith(t *testing.T, cfgJSON string, log *slog.Logger, setup func(*Gateway)) *testGateway {
+	t.Helper()
 	bport, rport := testpeer.FreePort(t), testpeer.FreePort(t)
 	r := strings.NewReplacer("STATE", t.TempDir(), "BROKER", testpeer.Addr(bport), "RPC", testpeer.Addr(rport), "KEYHASH", apikey.Hash(testKey))
 	cfg, err := config.Parse([]byte(r.Replace(cfgJSON)))
@@ -156,6 +163,9 @@ func startGatewayLog(t *testing.T, cfgJSON string, log *slog.Logger) *testGatewa
 	g, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(g)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tg := &testGateway{g: g, broker: "tcp://" + testpeer.Addr(bport), rpcURL: "http://" + testpeer.Addr(rport), cancel: cancel, done: make(chan error, 1)}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/osgate/osgate/appliance/clock"
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config/source"
@@ -72,11 +73,22 @@ var methodDocs = map[string]rpc.Doc{
 }
 
 type statusResult struct {
-	ID       string `json:"id"`
-	Version  string `json:"version"`
-	Started  string `json:"started"`
-	ClockSet bool   `json:"clock_set"`
-	Health   any    `json:"health"`
+	ID      string `json:"id"`
+	Version string `json:"version"`
+	Started string `json:"started"`
+	// ClockSet: a time source has set or confirmed the clock (readings
+	// are of quality good); Clock says more.
+	ClockSet bool        `json:"clock_set"`
+	Clock    clockStatus `json:"clock"`
+	Health   any         `json:"health"`
+}
+
+// clockStatus is the clock's state and the readings waiting for it.
+type clockStatus struct {
+	clock.Status
+	// Held is how many messages of readings wait on disk for a time
+	// source.
+	Held int `json:"held"`
 }
 
 func (g *Gateway) rpcStatus(context.Context, json.RawMessage) (any, error) {
@@ -93,11 +105,19 @@ func (g *Gateway) rpcStatus(context.Context, json.RawMessage) (any, error) {
 	for i := range r.Connectors {
 		r.Connectors[i].LastError = redact.Scrub(r.Connectors[i].LastError, secrets)
 	}
+	cs := clockStatus{Status: g.clock.Status()}
+	for i, e := range cs.Errors {
+		cs.Errors[i] = redact.Scrub(e, secrets)
+	}
+	if g.hold != nil {
+		cs.Held = g.hold.held()
+	}
 	return statusResult{
 		ID:       id,
 		Version:  Version,
 		Started:  g.started.UTC().Format(time.RFC3339),
-		ClockSet: g.clock.set(),
+		ClockSet: g.clock.Synced(),
+		Clock:    cs,
 		Health:   r,
 	}, nil
 }

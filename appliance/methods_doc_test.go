@@ -88,6 +88,8 @@ func jsonFields(t reflect.Type, prefix string, override map[string]reflect.Type,
 			ft = ft.Elem()
 		}
 		switch {
+		case f.Anonymous && name == "" && ft.Kind() == reflect.Struct:
+			jsonFields(ft, prefix, override, out) // embedded: its fields are this level's
 		case ft.Kind() == reflect.Struct:
 			jsonFields(ft, path+".", override, out)
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:

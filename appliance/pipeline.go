@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -9,14 +10,20 @@ import (
 	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/drivers/transform"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // deliver walks one batch of readings of one device down the data path:
-// transforms (in place, no copies), the clock gate, encoding to one message,
-// and the export sink, which blocks while its queue is full so back-pressure
-// reaches the connector. Every reading that does not leave is counted.
+// the gateway's clock (stamps before the floor moved, quality uncertain
+// until a time source answered), transforms (in place, no copies), the
+// clock hold (on disk while the clock waits for a source), encoding to one
+// message, and the export sink, which blocks while its queue is full so
+// back-pressure reaches the connector. Every reading that does not leave
+// is counted.
 func (c *connRun) deliver(ctx context.Context, device string, rs []core.Reading) error {
-	now := c.g.clock.now()
+	clk := c.g.clock
+	now := clk.Now()
+	synced := clk.Synced()
 	c.m.in.Add(float64(len(rs)))
 	chains := c.chains[device]
 	out := rs[:0]
@@ -24,6 +31,10 @@ func (c *connRun) deliver(ctx context.Context, device string, rs []core.Reading)
 		r := rs[i]
 		if r.Device == "" {
 			r.Device = device
+		}
+		r.Time = clk.Stamp(r.Time)
+		if !synced && r.Quality == core.Good {
+			r.Quality = core.Uncertain
 		}
 		if r.Quality == core.Bad {
 			c.m.chanErrs.Inc()
@@ -38,14 +49,28 @@ func (c *connRun) deliver(ctx context.Context, device string, rs []core.Reading)
 	if len(out) == 0 {
 		return nil
 	}
-	if !c.g.clock.set() {
-		if !c.g.clock.hold(c, device, out) {
-			c.m.dropClock.Add(float64(len(out)))
-			c.log.Warn("clock not set and hold full: readings dropped", "device", device, "readings", len(out))
-		}
-		return nil
+	if h := c.g.hold; h != nil && (h.active() || clk.Hold()) {
+		return c.holdBack(device, out)
 	}
 	return c.publish(ctx, device, out)
+}
+
+// holdBack appends one message to the clock hold.
+func (c *connRun) holdBack(device string, rs []core.Reading) error {
+	m := heldMessage{Topic: c.topic(device), Conn: c.name, Device: device, Mark: c.g.clock.Mark(),
+		Readings: make([]heldReading, len(rs))}
+	for i, r := range rs {
+		m.Readings[i] = toHeld(r)
+	}
+	if err := c.g.hold.add(m); err != nil {
+		if noSpace(err) {
+			c.g.disk.refused(err)
+			return &diskFullError{readings: len(rs), err: err}
+		}
+		return err
+	}
+	c.g.disk.stored()
+	return nil
 }
 
 // deliverByDevice delivers readings that arrived together, one batch (one
@@ -178,34 +203,42 @@ func (c *connRun) apply(ch *transform.Chain, r *core.Reading, now time.Time) boo
 // payloads recycles encode buffers: the sink copies what it is given.
 var payloads = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// publish encodes and exports one device's readings. A message over the
-// managed broker's size limit, which the broker would drop, is dropped
-// here, counted and logged.
+// publish encodes and exports one device's readings.
 func (c *connRun) publish(ctx context.Context, device string, rs []core.Reading) error {
+	return c.g.send(ctx, c.topic(device), device, rs, sendMetrics{out: c.m.out, tooLarge: c.m.dropTooLarge}, c.log)
+}
+
+// sendMetrics are the counters of one connector that send moves.
+type sendMetrics struct{ out, tooLarge prometheus.Counter }
+
+// send encodes one device's readings to one message and hands it to the
+// export sink. A message over the managed broker's size limit, which the
+// broker would drop, is dropped here, counted and logged.
+func (g *Gateway) send(ctx context.Context, topic, device string, rs []core.Reading, m sendMetrics, log *slog.Logger) error {
 	buf := payloads.Get().(*[]byte)
 	payload := export.Encode((*buf)[:0], rs)
-	if limit := c.g.maxPayload; limit > 0 && int64(len(payload)) > limit {
+	if limit := g.maxPayload; limit > 0 && int64(len(payload)) > limit {
 		*buf = payload
 		payloads.Put(buf)
-		c.m.dropTooLarge.Add(float64(len(rs)))
-		if c.g.dropLog.Allow(device+"\x00too_large", time.Now()) {
-			c.log.Warn("readings dropped: the device's message is larger than the broker accepts (rpc.max_body)",
+		m.tooLarge.Add(float64(len(rs)))
+		if g.dropLog.Allow(device+"\x00too_large", time.Now()) {
+			log.Warn("readings dropped: the device's message is larger than the broker accepts (rpc.max_body)",
 				"device", device, "readings", len(rs), "bytes", len(payload), "limit", limit)
 		}
 		return nil
 	}
-	err := c.g.sink.Publish(ctx, c.topic(device), payload)
+	err := g.sink.Publish(ctx, topic, payload)
 	*buf = payload
 	payloads.Put(buf)
 	if err != nil {
 		if noSpace(err) {
-			c.g.disk.refused(err)
+			g.disk.refused(err)
 			return &diskFullError{readings: len(rs), err: err}
 		}
 		return err
 	}
-	c.g.disk.stored()
-	c.m.out.Add(float64(len(rs)))
+	g.disk.stored()
+	m.out.Add(float64(len(rs)))
 	return nil
 }
 

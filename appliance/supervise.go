@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/osgate/osgate/appliance/clock"
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
@@ -46,7 +47,12 @@ type Supervisor struct {
 	scrub   *redact.Handler // cuts the running configurations' secrets out of every log line
 	methods map[string]rpc.Method
 	current atomic.Pointer[Gateway]
+	clock   *clock.Clock
 }
+
+// SetClock makes c the clock of every gateway it runs (call it before
+// Run); without one they trust the operating system's clock.
+func (sv *Supervisor) SetClock(c *clock.Clock) { sv.clock = c }
 
 // NewSupervisor prepares a Supervisor; Run runs it.
 func NewSupervisor(src ConfigSource, log *slog.Logger) *Supervisor {
@@ -178,6 +184,9 @@ func (s *supervisor) run(ctx context.Context, cur source.Update[*config.Config],
 		}
 		g.configStatus = s.status
 		g.extraMethods = s.sv.methods
+		if s.sv.clock != nil {
+			g.clock = s.sv.clock
+		}
 		gctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- g.Run(gctx) }()

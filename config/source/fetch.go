@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -173,9 +174,9 @@ func readLimited(r io.Reader) ([]byte, error) {
 // settings the fetcher uses for it: what else asks the fleet server
 // something (the clock, for its Date) needs.
 func (r *RemoteSettings) Endpoint(gateway string) (string, *tls.Config, error) {
-	c, err := tlsConfig(r)
+	c, err := r.Client.Load()
 	if err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("config remote: %w", err)
 	}
 	return expand(r.URL, gateway), c, nil
 }

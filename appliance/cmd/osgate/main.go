@@ -14,7 +14,9 @@ import (
 	"syscall"
 
 	"github.com/osgate/osgate/appliance"
+	"github.com/osgate/osgate/appliance/clock"
 	"github.com/osgate/osgate/appliance/metrics"
+	"github.com/osgate/osgate/board"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/config/source"
 	_ "github.com/osgate/osgate/drivers/all"
@@ -119,10 +121,11 @@ func runCmd(ctx context.Context, args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 	var src appliance.ConfigSource
-	stateDir := config.Default().Gateway.StateDir
+	boot := config.Default()
+	stateDir := boot.Gateway.StateDir
 	if *file == "" {
 		log.Info("no config file given: running the embedded default config (the gateway's own telemetry)")
-		src = appliance.StaticSource(config.Default(), "embedded")
+		src = appliance.StaticSource(boot, "embedded")
 	} else {
 		// The local file is the bootstrap (identity, where to pull from)
 		// and the configuration of last resort: it must be valid itself.
@@ -132,7 +135,7 @@ func runCmd(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("config: read %w", err)
 		}
-		boot, err := config.Parse(local)
+		boot, err = config.Parse(local)
 		if err != nil {
 			return fmt.Errorf("config %s:\n%w", *file, err)
 		}
@@ -153,10 +156,64 @@ func runCmd(ctx context.Context, args []string) error {
 		src, stateDir = pulled, boot.Gateway.StateDir
 	}
 	sv := appliance.NewSupervisor(src, log)
+	// The clock outlives the gateway's in-process restarts, and saves the
+	// time after the gateway stopped.
+	clk, err := newClock(boot, log.With("part", "clock"))
+	if err != nil {
+		return err
+	}
+	sv.SetClock(clk)
+	clockCtx, stopClock := context.WithCancel(context.WithoutCancel(ctx))
+	clockDone := make(chan struct{})
+	go func() {
+		defer close(clockDone)
+		clk.Run(clockCtx)
+	}()
+	defer func() {
+		stopClock()
+		<-clockDone
+	}()
 	if err := startOTA(ctx, *otaFile, stateDir, sv, log); err != nil {
 		return err
 	}
 	return sv.Run(ctx)
+}
+
+// newClock makes the gateway's clock from the local config's clock
+// block (appliance/clock).
+func newClock(cfg *config.Config, log *slog.Logger) (*clock.Clock, error) {
+	ck := cfg.Clock
+	opts := clock.Options{
+		SetSystem: ck.SetSystem != nil && *ck.SetSystem,
+		Hold:      ck.Hold,
+		Interval:  ck.Interval,
+		StateDir:  cfg.Gateway.StateDir,
+		BuildTime: appliance.Built(),
+		Logger:    log,
+	}
+	for _, s := range ck.Sources {
+		src, err := clock.ParseSource(s)
+		if err != nil {
+			return nil, fmt.Errorf("clock.sources: %w", err) // config.Parse checked them
+		}
+		opts.Sources = append(opts.Sources, src)
+	}
+	if cfg.Remote != nil {
+		u, tc, err := cfg.Remote.Endpoint(cfg.Gateway.ID)
+		if err != nil {
+			return nil, err
+		}
+		opts.RemoteURL, opts.RemoteTLS = u, tc
+	}
+	// A board profile that cannot work is said once here (and again by
+	// each connector that names one of its ports); the clock then reads
+	// the default RTC device, if there is one.
+	dev, err := board.RTC()
+	if err != nil {
+		log.Error("board profile", "err", err)
+	}
+	opts.RTCDevice = dev
+	return clock.New(opts), nil
 }
 
 // defaultOTAFile is where an appliance image keeps its OTA settings.
