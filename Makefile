@@ -1,8 +1,16 @@
 # osgate — the two commands that matter: `make run` and `make test`.
 GO      ?= go
 BIN     := bin/osgate
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/osgate/osgate/appliance.Version=$(VERSION)
+ifndef VERSION
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+endif
+# BUILD_TIME: the clock of a gateway is never restored to before it.
+ifndef BUILD_TIME
+BUILD_TIME := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+endif
+LDFLAGS := -X github.com/osgate/osgate/appliance.Version=$(VERSION) -X github.com/osgate/osgate/appliance.BuildTime=$(BUILD_TIME)
+# image/build.sh stamps the same into the images' osgate.
+export VERSION BUILD_TIME
 CONFIG  ?=
 
 .PHONY: run test build bench lint fuzz deps test-deps clean
@@ -62,7 +70,7 @@ IMAGE_BUILD := image/build
 AMD64_IMG   := $(IMAGE_BUILD)/osgate-amd64.img
 RPI_IMG     := $(IMAGE_BUILD)/osgate-rpi.img
 
-.PHONY: image image-amd64 image-deps mosquitto-static vm-test image-test vm-test-ota
+.PHONY: image image-amd64 image-deps mosquitto-static vm-test image-test vm-test-ota release
 
 image-deps:
 	@image/deps.sh
@@ -87,9 +95,22 @@ image-amd64: $(IMAGE_BUILD)/mosquitto.amd64 | image-deps
 vm-test: image-amd64
 	OSGATE_VM_IMAGE=$(abspath $(AMD64_IMG)) $(GO) test -tags vmtest -run '^TestVM$$' -count=1 -v -timeout 30m ./image/vmtest
 
-## image-test: build the Raspberry Pi image and check the file.
+## image-test: build the Raspberry Pi image, check the file (the version
+## stamped into its osgate is $(VERSION)), then boot it under qemu's
+## raspi3b (TCG) with a bootstrap config and no time server, and test it
+## from the host.
 image-test: image
-	OSGATE_RPI_IMAGE=$(abspath $(RPI_IMG)) $(GO) test -tags vmtest -run '^TestRPiImage$$' -count=1 -v -timeout 10m ./image/vmtest
+	OSGATE_RPI_IMAGE=$(abspath $(RPI_IMG)) OSGATE_VERSION=$(VERSION) $(GO) test -tags vmtest -run '^(TestRPiImage|TestRPiBoot)$$' -count=1 -v -timeout 30m ./image/vmtest
+
+## release: the Raspberry Pi OTA release of $(VERSION) (the version the
+## image's osgate carries), signed with RELEASE_KEY (osgate release keygen),
+## in $(IMAGE_BUILD)/releases/$(VERSION); see ota/README.md.
+CHANNEL ?= stable
+release: build $(IMAGE_BUILD)/mosquitto.arm64 | image-deps
+	@[ -n "$(RELEASE_KEY)" ] || { echo "make release needs RELEASE_KEY=FILE (make one with: bin/osgate release keygen FILE)"; exit 2; }
+	image/build.sh rpi $(IMAGE_BUILD)/osgate-rpi-$(VERSION).gaf
+	./$(BIN) release build -key $(RELEASE_KEY) -version $(VERSION) -channel $(CHANNEL) \
+	  -out $(IMAGE_BUILD)/releases/$(VERSION) $(IMAGE_BUILD)/osgate-rpi-$(VERSION).gaf
 
 ## vm-test-ota: the OTA updates shown in qemu: builds v1, v2 and an
 ## unhealthy v3 with a test release key and a per-device update password

@@ -15,6 +15,12 @@
 #
 # PERM_DIR=DIR formats /perm with DIR's files in it (mkfs.ext4 -d), e.g. a
 # per-device gokr-pw.txt, the update password the OTA agent uses.
+#
+# VERSION and BUILD_TIME (RFC 3339, UTC) are stamped into osgate as
+# `make build` stamps them (the Makefile passes its own; default: git
+# describe and now): gateway.status, /metrics and OTA updates see the
+# version, and the clock is never restored to before the build time. An
+# instance whose config sets osgate's GoBuildFlags -ldflags stamps its own.
 set -euo pipefail
 usage="usage: image/build.sh amd64|rpi|INSTANCE_DIR OUT.img|OUT.gaf"
 inst=${1:?$usage}
@@ -31,6 +37,15 @@ case $inst in
     arch=amd64; grep -q '"GOARCH=arm64"' "$dir/config.json" && arch=arm64 ;;
   *) echo "image/build.sh: unknown instance $inst (amd64, rpi or a folder)" >&2; exit 2 ;;
 esac
+version=${VERSION:-$(git -C "$repo" describe --tags --always --dirty 2>/dev/null || echo dev)}
+build_time=${BUILD_TIME:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
+pkg=github.com/osgate/osgate/appliance
+case $version$build_time in
+  *[!A-Za-z0-9._:+-]*) echo "image/build.sh: VERSION and BUILD_TIME may hold letters, digits and . _ : + - only" >&2; exit 2 ;;
+esac
+# gok's go build inherits GOFLAGS; -X for a package without the variable
+# is ignored, so gokrazy's own programs are not affected.
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }\"-ldflags=-X=$pkg.Version=$version -X=$pkg.BuildTime=$build_time\""
 mosq=$repo/image/build/mosquitto.$arch
 [ -x "$mosq" ] || { echo "image/build.sh: $mosq missing: run make mosquitto-static" >&2; exit 1; }
 command -v mkfs.ext4 >/dev/null || PATH=$PATH:/usr/sbin:/sbin
@@ -47,11 +62,14 @@ if [[ $out == *.gaf ]]; then
     exit 1
   fi
   mv "${out%.gaf}.tmp.gaf" "$out"
-  echo "built $out"
+  echo "built $out (osgate $version, built $build_time)"
   exit 0
 fi
-# 1.2 GB: fits any SD card; gok lays out boot, root A and B, then /perm.
-size=1258299392
+# 1.5 GiB (1.61 GB): fits a 2 GB SD card. gok lays out boot (100 MiB), root
+# A and B (500 MiB each), then /perm in the rest: about 430 MiB, well above
+# gateway.disk_warn_bytes (128 MiB), below which the gateway is degraded
+# (and an OTA update, confirmed on health ok, would never be kept).
+size=1610612736
 # gok resolves the instance's relative paths from the instance folder.
 if ! (cd "$parent/$inst" && go tool gok -i "$inst" overwrite --full "$out.tmp" --target_storage_bytes=$size) >"$log" 2>&1; then
   tail -40 "$log" >&2
@@ -69,4 +87,4 @@ mkfs.ext4 -q -F -L perm "${populate[@]}" -E offset="$offset" "$out.tmp" "$blocks
 # Room for the bootstrap config on the boot partition.
 "$repo/image/bootfs.sh" "$out.tmp"
 mv "$out.tmp" "$out"
-echo "built $out (/perm at byte $offset, $blocks blocks)"
+echo "built $out (osgate $version, built $build_time; /perm at byte $offset, $blocks blocks)"

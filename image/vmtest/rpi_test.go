@@ -12,13 +12,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRPiImage checks the Raspberry Pi image file (OSGATE_RPI_IMAGE, built
 // by `make image-test`) without hardware: gokrazy's partition table, a
 // root file system holding static aarch64 osgate, osgated and mosquitto,
-// a boot partition with the UART config and room for the bootstrap
-// config, and a formatted /perm.
+// osgate stamped with the version of the build (OSGATE_VERSION) and its
+// build time, and without the test-only connector, a boot partition with
+// the UART config and room for the bootstrap config, and a formatted
+// /perm. TestRPiBoot boots it.
 func TestRPiImage(t *testing.T) {
 	img := os.Getenv("OSGATE_RPI_IMAGE")
 	if img == "" {
@@ -85,6 +88,23 @@ func TestRPiImage(t *testing.T) {
 	for _, f := range files {
 		checkStaticARM64(t, filepath.Join(root, f))
 	}
+	// The version make image stamped, as make build does; the build time
+	// the clock is never restored before; no test-only connector.
+	osgate := filepath.Join(root, "user/osgate")
+	want := os.Getenv("OSGATE_VERSION")
+	if want == "" {
+		t.Fatal("OSGATE_VERSION is not set: run `make image-test`, which sets the version make image stamps")
+	}
+	if v, err := elfString(osgate, "github.com/osgate/osgate/appliance.Version"); err != nil || v != want {
+		t.Errorf("the image's osgate carries version %q (%v), want %q", v, err, want)
+	}
+	bt, err := elfString(osgate, "github.com/osgate/osgate/appliance.BuildTime")
+	if built, perr := time.Parse(time.RFC3339, bt); err != nil || perr != nil || built.After(time.Now()) || built.Before(time.Now().AddDate(0, 0, -30)) {
+		t.Errorf("the image's osgate carries build time %q (%v, %v): want the time make image ran", bt, err, perr)
+	}
+	if has, err := elfHasSymbolPrefix(osgate, "github.com/osgate/osgate/drivers/testhook."); err != nil || has {
+		t.Errorf("the image's osgate contains the test-only testhook connector (%v): the Raspberry Pi image must be built without the tag testhook", err)
+	}
 
 	// /perm: ext4, labelled perm by image/build.sh.
 	sb := make([]byte, 1024)
@@ -106,6 +126,75 @@ func TestRPiImage(t *testing.T) {
 	if blocks > ps[3].Size {
 		t.Errorf("/perm file system (%d bytes) is larger than its partition (%d bytes)", blocks, ps[3].Size)
 	}
+	// Below gateway.disk_warn_bytes (default 128 MiB) free, the gateway
+	// is degraded from its first boot, and OTA updates (confirmed on
+	// health ok) are never kept.
+	if free := int64(binary.LittleEndian.Uint32(sb[12:])) << (10 + binary.LittleEndian.Uint32(sb[24:])); free < 256<<20 {
+		t.Errorf("/perm has %d MiB free, want at least 256 MiB: the state dir must stay well above gateway.disk_warn_bytes (128 MiB)", free>>20)
+	}
+}
+
+// elfString reads the value of a Go string variable set at link time
+// (-X) from an executable's symbol table, whatever its architecture.
+func elfString(path, sym string) (string, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w (stripped?)", path, err)
+	}
+	read := func(addr, n uint64) ([]byte, error) {
+		for _, s := range f.Sections {
+			if s.Type != elf.SHT_NOBITS && addr >= s.Addr && addr+n <= s.Addr+s.Size {
+				b := make([]byte, n)
+				_, err := s.ReadAt(b, int64(addr-s.Addr))
+				return b, err
+			}
+		}
+		return nil, fmt.Errorf("%s: no section holds %#x+%d", path, addr, n)
+	}
+	for _, s := range syms {
+		if s.Name != sym {
+			continue
+		}
+		hdr, err := read(s.Value, 16) // a string header: pointer, length
+		if err != nil {
+			return "", err
+		}
+		ptr, n := binary.LittleEndian.Uint64(hdr), binary.LittleEndian.Uint64(hdr[8:])
+		if n == 0 {
+			return "", nil
+		}
+		if n > 1<<16 {
+			return "", fmt.Errorf("%s: %s: implausible length %d", path, sym, n)
+		}
+		b, err := read(ptr, n)
+		return string(b), err
+	}
+	return "", fmt.Errorf("%s: no symbol %s", path, sym)
+}
+
+// elfHasSymbolPrefix reports whether an executable has a symbol starting
+// with prefix (a package linked in).
+func elfHasSymbolPrefix(path, prefix string) (bool, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		return false, err
+	}
+	for _, s := range syms {
+		if strings.HasPrefix(s.Name, prefix) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func checkStaticARM64(t *testing.T, path string) {
