@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what building and booting the appliance images needs on Debian 12,
 # and only what is missing:
-#   qemu (TCG boot of the amd64 test image), mtools (the FAT boot partition),
+#   qemu (TCG boot of the amd64 test image and of the Raspberry Pi image as
+#   qemu's raspi3b), device-tree-compiler (fdtoverlay: what the Pi firmware does
+#   with config.txt's dtoverlay lines), mtools (the FAT boot partition),
 #   e2fsprogs (/perm), squashfs-tools (reading the root file system in tests),
 #   a C toolchain with OpenSSL and the arm64 cross compiler (static Mosquitto),
 #   dpkg-dev (apt-get source), a deb-src entry for Mosquitto's source, and
 #   nginx (serves the releases of `make vm-test-ota`).
 set -euo pipefail
 
-want=(qemu-system-x86 mtools e2fsprogs squashfs-tools dosfstools
+want=(qemu-system-x86 qemu-system-arm device-tree-compiler mtools e2fsprogs squashfs-tools dosfstools
       build-essential libssl-dev gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross
       dpkg-dev xz-utils ca-certificates nginx)
 

@@ -4,7 +4,9 @@
 //
 //	make vm-test      builds the amd64 image, boots it in qemu (TCG) and
 //	                  drives it from the host (TestVM)
-//	make image-test   builds the Raspberry Pi image and checks the file (TestRPiImage)
+//	make image-test   builds the Raspberry Pi image, checks the file
+//	                  (TestRPiImage) and boots it under qemu's raspi3b
+//	                  machine, testing it from the host (TestRPiBoot)
 //	make vm-test-ota  builds v1, v2 and an unhealthy v3 of the amd64 image,
 //	                  serves releases with nginx and shows the OTA update,
 //	                  its confirmation and its rollback in qemu (TestOTA)

@@ -99,6 +99,7 @@ type telemetry struct {
 	Values  map[string]any    `json:"values"`
 	Quality map[string]string `json:"quality"`
 	Units   map[string]string `json:"units"`
+	arrived time.Time
 }
 
 // subscriber collects the telemetry a client receives.
@@ -153,6 +154,7 @@ func (s *subscriber) add(t *testing.T, m mqtt.Message) {
 		return
 	}
 	tm.Topic = m.Topic()
+	tm.arrived = time.Now()
 	s.mu.Lock()
 	s.got = append(s.got, tm)
 	s.mu.Unlock()
@@ -181,6 +183,19 @@ func (s *subscriber) count(match func(telemetry) bool) int {
 		}
 	}
 	return len(seen)
+}
+
+// all returns the messages of one topic in the order they arrived.
+func (s *subscriber) all(topic string) []telemetry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []telemetry
+	for _, m := range s.got {
+		if m.Topic == topic {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func (s *subscriber) close() { s.client.Disconnect(250) }

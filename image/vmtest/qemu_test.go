@@ -31,23 +31,35 @@ type vm struct {
 	webUser, webPassw string
 }
 
-// startVM boots img; qemu is stopped when the test ends.
+// startVM boots img, the amd64 image; qemu is stopped when the test ends.
 func startVM(t *testing.T, img, password string) *vm {
 	t.Helper()
-	qemu, err := exec.LookPath("qemu-system-x86_64")
+	return startQemu(t, "qemu-system-x86_64", "qemu-system-x86", password, func(fwd string) []string {
+		return []string{"-M", "q35", "-accel", "tcg", "-smp", "2", "-m", "1024",
+			"-drive", "file=" + img + ",format=raw,if=virtio",
+			// gokrazy's init pets this watchdog; a hung kernel or init resets.
+			"-device", "i6300esb", "-watchdog-action", "reset",
+			"-device", "e1000,netdev=n0", "-netdev", "user,id=n0," + fwd,
+			"-display", "none", "-serial", "stdio", "-monitor", "none"}
+	})
+}
+
+// startQemu starts qemu (the Debian package debianPackage) with the
+// arguments args returns for the port forwards fwd; the guest's web UI
+// (80), broker (1883) and RPC service (8080) are forwarded to free
+// loopback ports of the host, so several VMs (and several tests) can run
+// at once. The serial console is kept, and written to a file when the
+// test fails.
+func startQemu(t *testing.T, prog, debianPackage, password string, args func(fwd string) []string) *vm {
+	t.Helper()
+	qemu, err := exec.LookPath(prog)
 	if err != nil {
-		t.Fatalf("qemu-system-x86_64 not found (apt-get install qemu-system-x86, or run image/deps.sh): %v", err)
+		t.Fatalf("%s not found (apt-get install %s, or run image/deps.sh): %v", prog, debianPackage, err)
 	}
 	v := &vm{t: t, web: freePort(t), mqtt: freePort(t), rpc: freePort(t), serial: &lockedBuffer{},
 		exited: make(chan struct{}), webUser: "gokrazy", webPassw: password}
 	fwd := fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-:80,hostfwd=tcp:127.0.0.1:%d-:1883,hostfwd=tcp:127.0.0.1:%d-:8080", v.web, v.mqtt, v.rpc)
-	v.cmd = exec.Command(qemu,
-		"-M", "q35", "-accel", "tcg", "-smp", "2", "-m", "1024",
-		"-drive", "file="+img+",format=raw,if=virtio",
-		// gokrazy's init pets this watchdog; a hung kernel or init resets.
-		"-device", "i6300esb", "-watchdog-action", "reset",
-		"-device", "e1000,netdev=n0", "-netdev", "user,id=n0,"+fwd,
-		"-display", "none", "-serial", "stdio", "-monitor", "none")
+	v.cmd = exec.Command(qemu, args(fwd)...)
 	v.cmd.Stdout = v.serial
 	v.cmd.Stderr = v.serial
 	if err := v.cmd.Start(); err != nil {
@@ -58,12 +70,12 @@ func startVM(t *testing.T, img, password string) *vm {
 		v.cmd.Process.Kill()
 		<-v.exited
 		if t.Failed() {
-			path := filepath.Join(os.TempDir(), fmt.Sprintf("osgate-vmtest-serial-%d.log", os.Getpid()))
+			path := filepath.Join(os.TempDir(), fmt.Sprintf("osgate-vmtest-serial-%d-%s.log", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "_")))
 			os.WriteFile(path, v.serial.Bytes(), 0o644)
 			t.Logf("serial console of the VM: %s", path)
 		}
 	})
-	t.Logf("qemu started: gokrazy web UI on 127.0.0.1:%d, broker on :%d, RPC on :%d", v.web, v.mqtt, v.rpc)
+	t.Logf("%s started: gokrazy web UI on 127.0.0.1:%d, broker on :%d, RPC on :%d", prog, v.web, v.mqtt, v.rpc)
 	return v
 }
 

@@ -28,6 +28,7 @@ const webPassword = "osgate-vmtest"
 //     the forwarded port (the managed broker listens on 0.0.0.0 with a
 //     password, as the bootstrap config says)
 //   - JSON-RPC answers gateway.status with the right key, refuses a wrong one
+//   - the clock is set from the VM's RTC (the sandbox has no NTP)
 //   - osgate killed (SIGKILL, through the test hook connector) comes back:
 //     gokrazy restarts it
 //   - a poll made to hang (test hook) is detected by the in-process
@@ -86,6 +87,30 @@ func TestVM(t *testing.T) {
 	if st.ID != "vmtest" {
 		t.Fatalf("gateway.status id = %q, want vmtest (the bootstrap config's)", st.ID)
 	}
+	// No NTP in the sandbox: the clock is set from the VM's real-time
+	// clock (qemu's emulated PC clock, /dev/rtc0), the image's default
+	// second source after pool.ntp.org.
+	v.eventually("the clock is synced from the RTC", 2*time.Minute, func() error {
+		_, res, err := rpcCall(v.rpc, rpcKey, "gateway.status", nil)
+		if err != nil {
+			return err
+		}
+		var cs struct {
+			ClockSet bool `json:"clock_set"`
+			Clock    struct {
+				State  string   `json:"state"`
+				Source string   `json:"source"`
+				Errors []string `json:"errors"`
+			} `json:"clock"`
+		}
+		if err := json.Unmarshal(res, &cs); err != nil {
+			return err
+		}
+		if !cs.ClockSet || cs.Clock.State != "synced" || cs.Clock.Source != "rtc" {
+			return fmt.Errorf("clock %+v", cs.Clock)
+		}
+		return nil
+	})
 	code, _, err := rpcCall(v.rpc, wrongKey, "gateway.status", nil)
 	if code != http.StatusUnauthorized {
 		t.Fatalf("gateway.status with a wrong key: HTTP %d (%v), want 401", code, err)
