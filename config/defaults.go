@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/osgate/osgate/appliance/clock"
+	"github.com/osgate/osgate/internal/timesource"
 )
 
 // The defaults Parse fills in. examples/README.md lists them for
@@ -108,16 +108,16 @@ func (c *Config) applyDefaults() {
 		ck.SetSystem = ptr(err == nil && fi.IsDir())
 	}
 	if ck.Sources == nil {
-		ck.Sources = []string{string(clock.System)}
+		ck.Sources = []string{string(timesource.System)}
 		if *ck.SetSystem {
-			ck.Sources = []string{clock.DefaultNTP, string(clock.RTC)}
+			ck.Sources = []string{timesource.DefaultNTP, string(timesource.RTC)}
 		}
 	}
 	if ck.Hold == 0 {
-		ck.Hold = clock.DefaultHold
+		ck.Hold = timesource.DefaultHold
 	}
 	if ck.Interval == 0 {
-		ck.Interval = clock.DefaultInterval
+		ck.Interval = timesource.DefaultInterval
 	}
 
 	r := &c.RPC

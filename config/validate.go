@@ -8,11 +8,11 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/osgate/osgate/appliance/clock"
 	"github.com/osgate/osgate/internal/redact"
 	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/sign"
 	"github.com/osgate/osgate/internal/strict"
+	"github.com/osgate/osgate/internal/timesource"
 	"github.com/osgate/osgate/internal/topic"
 )
 
@@ -54,17 +54,17 @@ func (c *Config) validateClock(es *strict.Errors) {
 	seen := map[string]bool{}
 	for i, s := range ck.Sources {
 		path := strict.Index("clock.sources", i)
-		src, err := clock.ParseSource(s)
+		src, err := timesource.ParseSource(s)
 		switch {
 		case err != nil:
 			es.Add(path, "%v", err)
 		case seen[s]:
 			es.Add(path, "%q is listed twice", s)
-		case src.Kind == clock.System && ck.SetSystem != nil && *ck.SetSystem:
+		case src.Kind == timesource.System && ck.SetSystem != nil && *ck.SetSystem:
 			es.Add(path, `"system" means the operating system keeps the time, but clock.set_system lets osgate keep it: name NTP servers, an https:// server, "remote" or "rtc", or set clock.set_system to false`)
-		case src.Kind == clock.Remote && c.Remote == nil:
+		case src.Kind == timesource.Remote && c.Remote == nil:
 			es.Add(path, `"remote" is the Date of the fleet server, but there is no remote block`)
-		case src.Kind == clock.Remote && !strings.HasPrefix(c.Remote.URL, "https://"):
+		case src.Kind == timesource.Remote && !strings.HasPrefix(c.Remote.URL, "https://"):
 			es.Add(path, `"remote" needs an https:// remote.url: the Date of a plain http:// server is vouched for by nobody`)
 		}
 		seen[s] = true

@@ -21,6 +21,7 @@ import (
 
 	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/internal/lograte"
+	"github.com/osgate/osgate/internal/timesource"
 )
 
 // State is what the clock knows about its time.
@@ -43,11 +44,9 @@ var MinFloor = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Defaults of the clock block.
 const (
-	DefaultHold     = 2 * time.Minute
-	DefaultInterval = 15 * time.Minute
-	// DefaultNTP is the NTP server the appliance asks when the config
-	// names no time source.
-	DefaultNTP = "ntp://pool.ntp.org"
+	DefaultHold     = timesource.DefaultHold
+	DefaultInterval = timesource.DefaultInterval
+	DefaultNTP      = timesource.DefaultNTP
 	// DefaultRTC is the real-time clock device.
 	DefaultRTC = "/dev/rtc0"
 )
