@@ -14,7 +14,7 @@ import (
 
 // registerCommands exposes every driver command of the running connectors
 // as a JSON-RPC method named TYPE.COMMAND (zwave.include, mbus.scan), with
-// scope write, as connector.command. The
+// the scope the command needs (write unless it says more). The
 // params are the command's own, plus "connector" to choose among several
 // connectors of the type. It is called when RPC starts and after connectors
 // change, and registers each name once.
@@ -23,6 +23,7 @@ func (g *Gateway) registerCommands() {
 	s := g.rpcServer
 	var names []string
 	docs := map[string]rpc.Doc{}
+	scopes := map[string]scope.Scope{}
 	for _, name := range g.order {
 		c := g.conns[name]
 		cm, ok := c.conn.(core.Commander)
@@ -35,6 +36,7 @@ func (g *Gateway) registerCommands() {
 				g.cmdMethods[method] = true
 				names = append(names, method)
 				docs[method] = commandDoc(command)
+				scopes[method] = command.NeedScope()
 			}
 		}
 	}
@@ -45,7 +47,7 @@ func (g *Gateway) registerCommands() {
 	sort.Strings(names)
 	for _, method := range names {
 		typ, cmd, _ := strings.Cut(method, ".")
-		s.Register(method, scope.Write, func(ctx context.Context, params json.RawMessage) (any, error) {
+		s.Register(method, scopes[method], func(ctx context.Context, params json.RawMessage) (any, error) {
 			return g.runCommand(ctx, typ, cmd, params)
 		})
 		s.Describe(method, docs[method])

@@ -398,6 +398,12 @@ func (g *Gateway) rpcCommand(ctx context.Context, params json.RawMessage) (any, 
 	if !ok {
 		return nil, rpc.InvalidParams(fmt.Sprintf("connector %s has no command %q (see connectors.list)", c.name, p.Command))
 	}
+	// connector.command needs write; a command that needs more (admin)
+	// is refused to a write key here as its own method would be.
+	if need, have := cmd.NeedScope(), rpc.CallerScope(ctx); !have.Allows(need) {
+		return nil, &rpc.Error{Code: rpc.CodeForbidden, Message: fmt.Sprintf("forbidden: %s command %s needs a key with scope %q or more; this key's scope is %q",
+			c.typ, p.Command, need, have)}
+	}
 	if len(p.Params) == 0 {
 		p.Params = json.RawMessage("{}")
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/osgate/osgate/internal/scope"
 )
 
 // ConnectorConfig is what a driver's Factory receives: the connector's own
@@ -134,7 +136,20 @@ type Command struct {
 	// JSON fields describe the command in rpc.discover (a `doc:"..."` tag
 	// on a field describes it).
 	Params, Result any
-	Run            func(ctx context.Context, params json.RawMessage) (any, error)
+	// Scope is what a caller's key needs to run the command; the zero
+	// value means scope.Write, like every driver command. A command that
+	// hands out secrets (network keys) says scope.Admin.
+	Scope scope.Scope
+	Run   func(ctx context.Context, params json.RawMessage) (any, error)
+}
+
+// NeedScope is the scope a command needs: Scope, or scope.Write when none
+// is set.
+func (c Command) NeedScope() scope.Scope {
+	if c.Scope == scope.None {
+		return scope.Write
+	}
+	return c.Scope
 }
 
 // Commander is a connector that offers Commands.

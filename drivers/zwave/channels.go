@@ -13,6 +13,7 @@ import (
 type channelDef struct {
 	get []byte
 	set func(v any) ([]byte, error)
+	ep  byte // Multi Channel endpoint, 0: the node itself
 }
 
 // channelDefs holds every channel name the driver can poll, derived from
@@ -28,6 +29,7 @@ func buildChannelDefs() map[string]channelDef {
 		// battery_low comes with battery.
 		"battery_low":   {get: []byte{ccBattery, 0x02}},
 		"binary_sensor": {get: []byte{ccSensorBinary, 0x02}},
+		"lock":          {get: []byte{ccDoorLock, 0x02}, set: setLock},
 	}
 	for t, st := range sensorTypes {
 		// Version 5+ Get names type and scale; older nodes ignore the rest.
@@ -60,7 +62,7 @@ func buildChannelDefs() map[string]channelDef {
 
 // lookupChannel finds a channel by name; "NAME_epN" is channel NAME of
 // endpoint N (1..127) of a Multi Channel node, read and written through
-// Multi Channel encapsulation.
+// Multi Channel encapsulation (def.ep).
 func lookupChannel(name string) (channelDef, bool) {
 	if def, ok := channelDefs[name]; ok {
 		return def, true
@@ -77,20 +79,8 @@ func lookupChannel(name string) (channelDef, bool) {
 	if !ok {
 		return channelDef{}, false
 	}
-	encap := func(cmd []byte) []byte {
-		return append([]byte{ccMultiChannel, cmdMultiChannelEnc, 0x00, byte(ep)}, cmd...)
-	}
-	out := channelDef{get: encap(def.get)}
-	if set := def.set; set != nil {
-		out.set = func(v any) ([]byte, error) {
-			cmd, err := set(v)
-			if err != nil {
-				return nil, err
-			}
-			return encap(cmd), nil
-		}
-	}
-	return out, true
+	def.ep = byte(ep)
+	return def, true
 }
 
 // knownChannels lists the channel names for error messages.
@@ -101,6 +91,22 @@ func knownChannels() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// writableList names the channels that can be written, for errors.
+const writableList = "switch, level, basic and lock"
+
+// setLock secures (true) or unsecures (false) a door lock.
+func setLock(v any) ([]byte, error) {
+	secured, err := asBool(v)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	mode := byte(doorUnsecured)
+	if secured {
+		mode = doorSecured
+	}
+	return []byte{ccDoorLock, 0x01, mode}, nil
 }
 
 func setSwitch(v any) ([]byte, error) {
@@ -156,5 +162,5 @@ func asBool(v any) (bool, error) {
 			return false, nil
 		}
 	}
-	return false, fmt.Errorf("switch value must be a bool, 0/1 or \"on\"/\"off\", not %v (%T)", v, v)
+	return false, fmt.Errorf("value must be a bool, 0/1 or \"on\"/\"off\", not %v (%T)", v, v)
 }

@@ -96,7 +96,7 @@ func parseConfig(cfg core.ConnectorConfig) (settings, map[string]*device, map[by
 				continue
 			}
 			if ch.Writable && def.set == nil {
-				es.Add(cp+".writable", "%q cannot be written; writable channels are switch, level and basic", ch.Name)
+				es.Add(cp+".writable", "%q cannot be written; writable channels are %s", ch.Name, writableList)
 			}
 			dev.channels = append(dev.channels, ch.Name)
 		}

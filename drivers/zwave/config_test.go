@@ -104,15 +104,19 @@ func TestSetCommands(t *testing.T) {
 		{"switch", false, []byte{0x25, 0x01, 0x00}, ""},
 		{"switch", int64(1), []byte{0x25, 0x01, 0xFF}, ""},
 		{"switch", "off", []byte{0x25, 0x01, 0x00}, ""},
-		{"switch", "maybe", nil, "switch value"},
+		{"switch", "maybe", nil, "must be a bool"},
+		{"lock", true, []byte{0x62, 0x01, 0xFF}, ""},
+		{"lock", "off", []byte{0x62, 0x01, 0x00}, ""},
+		{"lock", int64(7), []byte{0x62, 0x01, 0xFF}, ""},
+		{"lock", "open sesame", nil, "lock: value must be a bool"},
 		{"level", int64(42), []byte{0x26, 0x01, 42}, ""},
 		{"level", 41.6, []byte{0x26, 0x01, 42}, ""},
 		{"level", true, []byte{0x26, 0x01, 0xFF}, ""},
 		{"level", int64(100), nil, "out of range"},
 		{"level", "half", nil, "must be a number"},
 		{"basic", int64(0), []byte{0x20, 0x01, 0x00}, ""},
-		{"switch_ep2", true, []byte{0x60, 0x0D, 0x00, 0x02, 0x25, 0x01, 0xFF}, ""},
-		{"level_ep127", int64(5), []byte{0x60, 0x0D, 0x00, 0x7F, 0x26, 0x01, 0x05}, ""},
+		{"switch_ep2", true, []byte{0x25, 0x01, 0xFF}, ""}, // Multi Channel: def.ep, see TestLookupChannel
+		{"level_ep127", int64(5), []byte{0x26, 0x01, 0x05}, ""},
 		{"level_ep3", int64(100), nil, "out of range"},
 	}
 	for _, c := range cases {
@@ -141,13 +145,19 @@ func TestLookupChannel(t *testing.T) {
 		"electric_kvar":       "32 01 38 00",
 		"electric_w_produced": "32 01 90",
 		"gas_m3":              "32 01 00",
-		"switch_ep2":          "60 0D 00 02 25 02",
+		"switch_ep2":          "25 02",
 		"battery_low":         "80 02",
 		"binary_motion":       "30 02 0C",
+		"lock":                "62 02",
 	} {
 		def, ok := lookupChannel(name)
 		if !ok || string(def.get) != string(unhex(t, get)) {
 			t.Errorf("%s: get % X, %v; want %s", name, def.get, ok, get)
+		}
+	}
+	for name, ep := range map[string]byte{"switch": 0, "switch_ep2": 2, "level_ep127": 127} {
+		if def, _ := lookupChannel(name); def.ep != ep {
+			t.Errorf("%s: endpoint %d, want %d", name, def.ep, ep)
 		}
 	}
 	for _, bad := range []string{"temperature", "switch_ep0", "switch_ep128", "switch_ep02", "switch_ep+2", "switch_ep", "nothing_ep2", "_ep2"} {

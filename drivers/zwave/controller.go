@@ -74,6 +74,10 @@ type controller struct {
 
 	bg sync.WaitGroup // finishSendData goroutines
 
+	// replies are answers the driver owes nodes (nonces, Supervision
+	// Reports), sent by the connector's responder.
+	replies chan reply
+
 	mu        sync.Mutex
 	waiters   []*waiter
 	cbID      byte
@@ -91,6 +95,7 @@ type controller struct {
 // nodeInfo is what the stick and the node told us about a node.
 type nodeInfo struct {
 	Listening bool
+	FLiRS     bool // wakes on a beam: reachable though not listening
 	Basic     byte
 	Generic   byte
 	Specific  byte
@@ -98,7 +103,7 @@ type nodeInfo struct {
 }
 
 func newController(log *slog.Logger) *controller {
-	return &controller{log: log, tx: make(chan struct{}, 1), info: map[byte]*nodeInfo{}}
+	return &controller{log: log, tx: make(chan struct{}, 1), info: map[byte]*nodeInfo{}, replies: make(chan reply, replyQueue)}
 }
 
 // close closes the stick and waits for the goroutines of the session.
@@ -214,12 +219,17 @@ func isCallback(fn, id byte) func(frame) bool {
 
 // call sends a request and returns its response; the bus must be locked.
 func (c *controller) call(ctx context.Context, fn byte, data ...byte) (frame, error) {
+	return c.callFrame(ctx, frame{Type: typeRequest, Func: fn, Data: data})
+}
+
+func (c *controller) callFrame(ctx context.Context, f frame) (frame, error) {
+	fn := f.Func
 	if !c.supports(fn) {
 		return frame{}, fmt.Errorf("zwave: function 0x%02X: %w", fn, errUnsupported)
 	}
 	w := c.expect(1, isResponse(fn))
 	defer c.cancel(w)
-	if err := c.link.send(ctx, frame{Type: typeRequest, Func: fn, Data: data}); err != nil {
+	if err := c.link.send(ctx, f); err != nil {
 		return frame{}, err
 	}
 	return c.wait(ctx, w, responseTimeout, fmt.Sprintf("response to function 0x%02X", fn))
@@ -234,20 +244,36 @@ func (c *controller) request(ctx context.Context, fn byte, data ...byte) (frame,
 	return c.call(ctx, fn, data...)
 }
 
+// maxSendData is the longest command SendData carries: a Z-Wave frame
+// at 9.6/40 kbit/s holds 46 bytes of payload, and every stick accepts it.
+const maxSendData = 46
+
 // sendData sends a command to a node and waits for the transmit callback.
 // A node that does not acknowledge gives an error wrapping errNoAck.
 func (c *controller) sendData(ctx context.Context, node byte, cmd []byte) error {
-	if len(cmd) == 0 || len(cmd) > 46 {
-		return fmt.Errorf("zwave: send to node %d: command of %d bytes", node, len(cmd))
-	}
+	return c.sendDataWith(ctx, node, false, func() ([]byte, error) { return cmd, nil })
+}
+
+// sendDataWith is sendData with the command built once the bus is taken
+// (S2 nonces must be used in the order frames go out); an error of build
+// sends nothing. A secret command's bytes are never logged.
+func (c *controller) sendDataWith(ctx context.Context, node byte, secret bool, build func() ([]byte, error)) error {
 	if err := c.lock(ctx); err != nil {
+		return err
+	}
+	cmd, err := build()
+	if err == nil && (len(cmd) == 0 || len(cmd) > maxSendData) {
+		err = fmt.Errorf("zwave: send to node %d: command of %d bytes (at most %d fit in a frame)", node, len(cmd), maxSendData)
+	}
+	if err != nil {
+		c.unlock()
 		return err
 	}
 	id := c.nextCallbackID()
 	cb := c.expect(1, isCallback(fnSendData, id))
 	data := append([]byte{node, byte(len(cmd))}, cmd...)
 	data = append(data, txOptions, id)
-	res, err := c.call(ctx, fnSendData, data...)
+	res, err := c.callFrame(ctx, frame{Type: typeRequest, Func: fnSendData, Data: data, secret: secret})
 	if err == nil && (len(res.Data) < 1 || res.Data[0] == 0) {
 		err = fmt.Errorf("zwave: send to node %d: the stick refused the command (busy?)", node)
 	}

@@ -33,12 +33,18 @@ type frame struct {
 	Type byte // typeRequest or typeResponse
 	Func byte // function id
 	Data []byte
+	// secret marks a frame that carries a key: its bytes are never
+	// written to a log or an error.
+	secret bool
 }
 
 func (f frame) String() string {
 	t := "REQ"
 	if f.Type == typeResponse {
 		t = "RES"
+	}
+	if f.secret {
+		return fmt.Sprintf("%s 0x%02X (%d bytes not shown: they carry a key)", t, f.Func, len(f.Data))
 	}
 	return fmt.Sprintf("%s 0x%02X % X", t, f.Func, f.Data)
 }

@@ -14,6 +14,8 @@ type nodeHealth struct {
 	retryAt  time.Time
 	lastErr  error
 	seen     map[string]time.Time // channel → when its value last arrived
+
+	secFailures int // secure frames from the node that could not be used
 }
 
 func (c *Connector) nodeHealth(node byte) *nodeHealth {

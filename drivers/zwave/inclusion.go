@@ -151,7 +151,7 @@ func (c *controller) finishJoin(fn byte, res joinResult) {
 	ni := c.node(res.NodeID)
 	ni.Basic, ni.Generic, ni.Specific, ni.CCs = res.Info.Basic, res.Info.Generic, res.Info.Specific, res.Info.CCs
 	c.mu.Unlock()
-	c.log.Info("zwave: node included (without security)", "node", res.NodeID, "command_classes", fmt.Sprintf("% X", res.Info.CCs))
+	c.log.Info("zwave: node joined the network", "node", res.NodeID, "command_classes", fmt.Sprintf("% X", res.Info.CCs))
 }
 
 // lockedSend sends a request that has no response frame, only callbacks.

@@ -9,7 +9,7 @@ import (
 	"github.com/osgate/osgate/drivers/core"
 )
 
-// unsolicited handles a frame no request waited for: a node's report or
+// unsolicited handles a frame no request waited for: a node's command or
 // node information. It runs on the link's reader goroutine.
 func (c *Connector) unsolicited(ctl *controller, f frame) {
 	if f.Type != typeRequest {
@@ -18,12 +18,7 @@ func (c *Connector) unsolicited(ctl *controller, f frame) {
 	}
 	switch f.Func {
 	case fnAppCommand, fnBridgeAppCommand:
-		node, cmd, err := parseAppCommand(f)
-		if err != nil {
-			c.log.Warn("zwave: malformed report", "err", err)
-			return
-		}
-		c.report(node, cmd, time.Now())
+		c.onAppCommand(ctl, f)
 	case fnAppUpdate:
 		if len(f.Data) > 0 && f.Data[0] == updateNodeInfo {
 			if _, err := ctl.recordNIF(f.Data); err != nil {
@@ -54,18 +49,41 @@ func parseAppCommand(f frame) (byte, []byte, error) {
 	return node, d[off+2 : off+2+n], nil
 }
 
-// report turns an unsolicited report into readings for Listen.
-func (c *Connector) report(node byte, cmd []byte, at time.Time) {
+// valuesOf decodes the values of a received command; a command of an
+// endpoint names its values with the suffix "_epN".
+func valuesOf(m rxMsg) ([]value, error) {
+	vs, err := decodeReport(m.cmd)
+	if err != nil {
+		return nil, err
+	}
+	if m.ep != 0 {
+		for i := range vs {
+			vs[i].Channel = fmt.Sprintf("%s_ep%d", vs[i].Channel, m.ep)
+		}
+	}
+	return vs, nil
+}
+
+// report turns a report nobody waited for into readings for Listen; it
+// returns false for a command that carries no value.
+func (c *Connector) report(m rxMsg) bool {
+	node := m.node
 	c.alive(node)
-	vs, err := decodeReport(cmd)
+	vs, err := valuesOf(m)
 	if err != nil {
 		if errors.Is(err, errNotReport) {
 			c.log.Debug("zwave: command not decoded", "node", node, "err", err)
 		} else {
 			c.log.Warn("zwave: report not understood", "node", node, "err", err)
 		}
-		return
+		return false
 	}
+	c.exportValues(node, vs, m.at)
+	return true
+}
+
+// exportValues hands a node's values to Listen.
+func (c *Connector) exportValues(node byte, vs []value, at time.Time) {
 	dev := deviceName(c.byNode, node)
 	rs := make([]core.Reading, 0, len(vs))
 	for _, v := range vs {

@@ -12,7 +12,9 @@ import (
 // Poll reads the device's channels that have not reported on their own
 // within the device's interval (the others went out through Listen). A
 // channel without an answer is a Bad reading; a node that does not
-// acknowledge fails the poll and is marked dead.
+// acknowledge fails the poll and is marked dead. A sleeping node is not
+// asked now: its Gets wait for its next wake-up, and their answers go out
+// through Listen.
 func (c *Connector) Poll(ctx context.Context, dev *core.Device) ([]core.Reading, error) {
 	d, ok := c.byName[dev.Name]
 	if !ok {
@@ -25,6 +27,7 @@ func (c *Connector) Poll(ctx context.Context, dev *core.Device) ([]core.Reading,
 	if err != nil {
 		return nil, err
 	}
+	sleeping := c.sleeping(ctl, d.node)
 	var out []core.Reading
 	asked := map[string]bool{} // Get commands already sent this poll
 	for _, ch := range d.channels {
@@ -32,12 +35,16 @@ func (c *Connector) Poll(ctx context.Context, dev *core.Device) ([]core.Reading,
 			continue
 		}
 		def, _ := lookupChannel(ch) // checked by New
-		key := string(def.get)
+		key := fmt.Sprintf("%d % X", def.ep, def.get)
 		if asked[key] {
 			continue
 		}
 		asked[key] = true
-		vs, err := c.get(ctx, ctl, d.node, ch, def.get)
+		if sleeping {
+			c.queueGet(ctl, d.node, ch, def)
+			continue
+		}
+		vs, err := c.get(ctx, ctl, d.node, ch, def)
 		if errors.Is(err, errNoAck) {
 			c.failed(d.node, err)
 			return nil, err
@@ -60,42 +67,34 @@ func (c *Connector) Poll(ctx context.Context, dev *core.Device) ([]core.Reading,
 	return out, nil
 }
 
-// get sends a Get to a node and waits for the report that carries channel.
-func (c *Connector) get(ctx context.Context, ctl *controller, node byte, channel string, get []byte) ([]value, error) {
+// get sends a channel's Get to a node and returns the values of the report
+// that carries the channel.
+func (c *Connector) get(ctx context.Context, ctl *controller, node byte, channel string, def channelDef) ([]value, error) {
 	var got []value
-	w := ctl.expect(1, func(f frame) bool {
-		if f.Type != typeRequest || (f.Func != fnAppCommand && f.Func != fnBridgeAppCommand) {
-			return false
-		}
-		src, cmd, err := parseAppCommand(f)
-		if err != nil || src != node {
-			return false
-		}
-		vs, err := decodeReport(cmd)
+	_, err := c.request(ctx, ctl, node, def.get, sendOpts{ep: def.ep}, func(m rxMsg) bool {
+		vs, err := valuesOf(m)
 		if err != nil {
 			return false
 		}
 		for _, v := range vs {
 			if v.Channel == channel {
-				got = vs // read by get after the frame is received
+				got = vs // read after the waiter fired
 				return true
 			}
 		}
 		return false
-	})
-	defer ctl.cancel(w)
-	if err := ctl.sendData(ctx, node, get); err != nil {
-		return nil, err
-	}
-	c.alive(node)
-	if _, err := ctl.wait(ctx, w, c.set.ReportTimeout, fmt.Sprintf("report of %s from node %d", channel, node)); err != nil {
+	}, c.set.ReportTimeout, fmt.Sprintf("report of %s from node %d", channel, node))
+	if err != nil {
 		return nil, err
 	}
 	return got, nil
 }
 
-// Write sets a switch ("switch": bool), a dimmer ("level": 0..99) or the
-// Basic value ("basic": 0..99) of a node.
+// Write sets a switch ("switch": bool), a dimmer ("level": 0..99), the
+// Basic value ("basic": 0..99) or a door lock ("lock": bool) of a node.
+// The write is supervised when the node supports Supervision, so that the
+// node's refusal is an error. A write to a sleeping node waits for its
+// wake-up (within ctx; after that it stays queued).
 func (c *Connector) Write(ctx context.Context, dev *core.Device, channel string, v any) error {
 	d, ok := c.byName[dev.Name]
 	if !ok {
@@ -103,7 +102,7 @@ func (c *Connector) Write(ctx context.Context, dev *core.Device, channel string,
 	}
 	def, ok := lookupChannel(channel)
 	if !ok || def.set == nil {
-		return fmt.Errorf("zwave: write %s.%s: only switch, level and basic can be written", dev.Name, channel)
+		return fmt.Errorf("zwave: write %s.%s: only %s can be written", dev.Name, channel, writableList)
 	}
 	cmd, err := def.set(v)
 	if err != nil {
@@ -113,13 +112,22 @@ func (c *Connector) Write(ctx context.Context, dev *core.Device, channel string,
 	if err != nil {
 		return err
 	}
-	if err := ctl.sendData(ctx, d.node, cmd); err != nil {
+	if c.sleeping(ctl, d.node) {
+		err := c.queueAndWait(ctx, ctl, d.node, fmt.Sprintf("set %s", channel), func(ctx context.Context, ctl *controller) error {
+			return c.setCmd(ctx, ctl, d.node, cmd, sendOpts{ep: def.ep})
+		})
+		if err != nil {
+			return fmt.Errorf("zwave: write %s.%s: %w", dev.Name, channel, err)
+		}
+		c.forget(d.node, channel)
+		return nil
+	}
+	if err := c.setCmd(ctx, ctl, d.node, cmd, sendOpts{ep: def.ep}); err != nil {
 		if errors.Is(err, errNoAck) {
 			c.failed(d.node, err)
 		}
 		return fmt.Errorf("zwave: write %s.%s: %w", dev.Name, channel, err)
 	}
-	c.alive(d.node)
 	// The next poll reads the value back instead of trusting an old report.
 	c.forget(d.node, channel)
 	return nil

@@ -15,6 +15,7 @@ const (
 	ccSensorMultilevel    = 0x31
 	ccMeter               = 0x32
 	ccMultiChannel        = 0x60
+	ccDoorLock            = 0x62
 	ccNotification        = 0x71
 	ccBattery             = 0x80
 	ccAssociation         = 0x85
@@ -71,6 +72,8 @@ func decodeReport(cmd []byte) ([]value, error) {
 		vs, err = decodeNotification(cmd[2:])
 	case cc == ccBattery && c == cmdReportBasic:
 		vs, err = decodeBattery(cmd[2:])
+	case cc == ccDoorLock && c == doorLockReport:
+		vs, err = decodeDoorLock(cmd[2:])
 	default:
 		return nil, fmt.Errorf("zwave: command class 0x%02X command 0x%02X: %w", cc, c, errNotReport)
 	}
@@ -141,6 +144,32 @@ func decodeSwitch(p []byte) ([]value, error) {
 		}
 		return nil, fmt.Errorf("switch value 0x%02X out of range", v)
 	}
+}
+
+// Door Lock operation modes.
+const (
+	doorLockReport = 0x03
+	doorUnsecured  = 0x00
+	doorSecured    = 0xFF
+	doorUnknown    = 0xFE
+)
+
+// decodeDoorLock decodes a Door Lock Operation Report: "lock" is true when
+// the bolt is secured; every other mode (unsecured, with or without a
+// timeout, inside or outside handles) is false.
+func decodeDoorLock(p []byte) ([]value, error) {
+	if len(p) < 1 {
+		return nil, errShort
+	}
+	switch p[0] {
+	case doorSecured:
+		return []value{{Channel: "lock", Value: true}}, nil
+	case doorUnknown:
+		return []value{{Channel: "lock", Err: errUnknownState}}, nil
+	case 0x00, 0x01, 0x10, 0x11, 0x20, 0x21:
+		return []value{{Channel: "lock", Value: false}}, nil
+	}
+	return nil, fmt.Errorf("door lock mode 0x%02X unknown", p[0])
 }
 
 func decodeSensorBinary(p []byte) ([]value, error) {

@@ -146,6 +146,7 @@ func (c *controller) readProtocolInfo(ctx context.Context, node byte) error {
 	c.mu.Lock()
 	ni := c.node(node)
 	ni.Listening = f.Data[0]&0x80 != 0
+	ni.FLiRS = f.Data[1]&0x60 != 0
 	ni.Basic, ni.Generic, ni.Specific = f.Data[3], f.Data[4], f.Data[5]
 	c.mu.Unlock()
 	return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/osgate/osgate/board"
 	"github.com/osgate/osgate/drivers/core"
+	"github.com/osgate/osgate/internal/lograte"
 )
 
 func init() { core.Register("zwave", New) }
@@ -46,6 +47,21 @@ type Connector struct {
 
 	hmu    sync.Mutex
 	health map[byte]*nodeHealth
+
+	store *store    // keys and node records on disk
+	sec   *security // network keys and nonces
+	ts    *transportService
+
+	wmu     sync.Mutex
+	waiters []*msgWaiter // requests waiting for a node's command
+
+	nmu       sync.Mutex
+	nodeLocks map[byte]chan struct{} // one exchange per node at a time
+	sessions  map[byte]byte          // last Supervision session id per node
+
+	wake *wakeUps // sleeping nodes and what waits for them
+
+	dropLog *lograte.Limit
 }
 
 // New checks the configuration; it does no I/O.
@@ -68,7 +84,15 @@ func New(cfg core.ConnectorConfig) (core.Connector, error) {
 		readings: make(chan []core.Reading, reportQueue),
 		opening:  make(chan struct{}, 1),
 		health:   map[byte]*nodeHealth{},
+
+		sec:       newSecurity(),
+		ts:        newTransportService(),
+		nodeLocks: map[byte]chan struct{}{},
+		sessions:  map[byte]byte{},
+		wake:      newWakeUps(),
+		dropLog:   dropLogLimit(),
 	}
+	c.store = newStore(cfg.StateDir, cfg.Name, c.log)
 	c.openPath = func() (string, error) {
 		if set.Port == "auto" {
 			return board.FindZWaveStick()
@@ -106,9 +130,14 @@ func (c *Connector) session(ctx context.Context) (*controller, error) {
 	ctl.onUnsolicited = func(f frame) { c.unsolicited(ctl, f) }
 	ctl.onNodeFailed = c.failed
 	ctl.link = newLink(port, ctl.log, ctl.dispatch)
+	go c.respond(ctl)
 	if err := ctl.start(ctx, c.set.SoftReset); err != nil {
 		ctl.close()
 		return nil, fmt.Errorf("zwave: start session on %s: %w", path, err)
+	}
+	if err := c.startSecurity(ctl); err != nil {
+		ctl.close()
+		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -121,6 +150,38 @@ func (c *Connector) session(ctx context.Context) (*controller, error) {
 }
 
 var errClosed = errors.New("zwave: connector closed")
+
+// startSecurity loads the node records of the stick's network and the
+// network keys (when there are some), and forgets every nonce of an
+// earlier session.
+func (c *Connector) startSecurity(ctl *controller) error {
+	own, home, _, _ := ctl.snapshot()
+	if err := c.store.useNetwork(home); err != nil {
+		return err
+	}
+	c.sec.session(own, home)
+	keys, err := c.store.loadKeys(false)
+	if err != nil {
+		return err
+	}
+	if keys != nil {
+		c.sec.setKeys(keys)
+	}
+	return nil
+}
+
+// keys returns the network keys, making them on first use.
+func (c *Connector) keys() error {
+	if c.sec.hasKeys() {
+		return nil
+	}
+	k, err := c.store.loadKeys(true)
+	if err != nil {
+		return err
+	}
+	c.sec.setKeys(k)
+	return nil
+}
 
 // current returns the open session, nil if there is none (or the link to
 // the stick went down), or errClosed.

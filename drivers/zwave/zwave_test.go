@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,8 +28,15 @@ func dev(name string, node int, interval time.Duration, channels ...string) *cor
 
 func newTestConnector(t *testing.T, tty string, devs ...*core.Device) *Connector {
 	t.Helper()
+	return newTestConnectorIn(t, tty, t.TempDir(), devs...)
+}
+
+// newTestConnectorIn is newTestConnector with the gateway's state dir
+// given (network keys and node records live there).
+func newTestConnectorIn(t *testing.T, tty, stateDir string, devs ...*core.Device) *Connector {
+	t.Helper()
 	set, _ := json.Marshal(map[string]any{"port": tty, "report_timeout": "10s", "dead_backoff": "30s"})
-	c, err := New(core.ConnectorConfig{Name: "zw", Type: "zwave", Settings: set, Devices: devs,
+	c, err := New(core.ConnectorConfig{Name: "zw", Type: "zwave", Settings: set, Devices: devs, StateDir: stateDir,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	must(t, err, "New")
 	t.Cleanup(func() { c.(*Connector).Close() })
@@ -95,7 +104,7 @@ func pollOne(t *testing.T, c *Connector, d *core.Device, channel string) core.Re
 // TestMockNetwork runs the driver against the zwave-js mock controller
 // through a pty: reports, polls, writes, a dead node and the commands.
 func TestMockNetwork(t *testing.T) {
-	m := startMock(t, "ZW_UNSOLICITED_MS=400", "ZW_PENDING_NODE=6")
+	m := startMock(t, "ZW_UNSOLICITED_MS=400", "ZW_PENDING_NODE=6", "ZW_TS_DROP=1")
 	tty := startPTY(t, m.addr)
 	temp := dev("temp", 2, time.Hour, "air_temperature")
 	meter := dev("meter", 3, 0, "electric_kwh", "electric_w")
@@ -136,6 +145,41 @@ func TestMockNetwork(t *testing.T) {
 			r := k.find("zwave-node-9", w.Channel)[0]
 			if r.Value != w.Value || r.Unit != w.Unit || r.Quality != core.Good {
 				t.Errorf("%s: %+v, want %v %s", w.Channel, r, w.Value, w.Unit)
+			}
+		}
+	})
+
+	t.Run("supervised report answered", func(t *testing.T) {
+		// Node 9 sends CO2 inside a Supervision Get: the value is exported
+		// and the node gets a Supervision Report with its session and
+		// "success" (the mock logs what it received).
+		waitFor(t, time.Minute, "co2_level of node 9", func() bool { return len(k.find("zwave-node-9", "co2_level")) > 0 })
+		if r := k.find("zwave-node-9", "co2_level")[0]; r.Value != 450.0 || r.Unit != "ppm" {
+			t.Fatalf("co2_level %+v, want 450 ppm", r)
+		}
+		waitFor(t, 30*time.Second, "node 9 received a Supervision Report", func() bool {
+			return regexp.MustCompile(`node 9 received SupervisionCCReport\[session \d+ Success\]`).MatchString(m.log.String())
+		})
+	})
+
+	t.Run("CRC-16 report", func(t *testing.T) {
+		waitFor(t, time.Minute, "humidity of node 9", func() bool { return len(k.find("zwave-node-9", "humidity")) > 0 })
+		if r := k.find("zwave-node-9", "humidity")[0]; r.Value != 55.0 || r.Unit != "%" {
+			t.Fatalf("humidity %+v, want 55 %%", r)
+		}
+	})
+
+	t.Run("segmented report reassembled", func(t *testing.T) {
+		// Node 9 sends illuminance in three Transport Service segments;
+		// the first time it holds the middle one back until asked.
+		waitFor(t, time.Minute, "illuminance of node 9", func() bool { return len(k.find("zwave-node-9", "illuminance")) > 0 })
+		if r := k.find("zwave-node-9", "illuminance")[0]; r.Value != 1234.0 || r.Unit != "lx" {
+			t.Fatalf("illuminance %+v, want 1234 lx", r)
+		}
+		log := m.log.String()
+		for _, want := range []string{"node 9 holds back segment", "node 9 received TransportServiceCCSegmentRequest", "node 9 resends segment", "node 9 received TransportServiceCCSegmentComplete"} {
+			if !strings.Contains(log, want) {
+				t.Errorf("mock log lacks %q", want)
 			}
 		}
 	})
@@ -268,6 +312,100 @@ func TestMockNetwork(t *testing.T) {
 		}
 		if !found {
 			t.Fatalf("nodes after inclusion: %+v", res)
+		}
+	})
+
+	t.Run("configuration parameter set and read back", func(t *testing.T) {
+		run := func(params string) (ConfigValue, error) {
+			res, err := c.Commands()["config_set"].Run(testCtx(t, time.Minute), json.RawMessage(params))
+			if err != nil {
+				return ConfigValue{}, err
+			}
+			return res.(ConfigValue), nil
+		}
+		got, err := run(`{"node": 4, "parameter": 1, "value": 42, "size": 1}`)
+		must(t, err, "config_set")
+		if got != (ConfigValue{NodeID: 4, Parameter: 1, Size: 1, Value: 42}) {
+			t.Fatalf("config_set read back %+v", got)
+		}
+		// Without a size the driver reads the parameter's size first.
+		got, err = run(`{"node": 4, "parameter": 2, "value": -500}`)
+		must(t, err, "config_set")
+		if got.Size != 2 || got.Value != -500 {
+			t.Fatalf("config_set of a 2-byte parameter read back %+v", got)
+		}
+		res, err := c.Commands()["config_get"].Run(testCtx(t, time.Minute), json.RawMessage(`{"node": 4, "parameter": 1}`))
+		must(t, err, "config_get")
+		if res.(ConfigValue).Value != 42 {
+			t.Fatalf("config_get %+v", res)
+		}
+		// The node refuses a value out of its range: a supervised set
+		// says so.
+		if _, err := run(`{"node": 4, "parameter": 1, "value": 100, "size": 1}`); !errors.Is(err, errSupFail) {
+			t.Fatalf("out-of-range value: %v, want the node's refusal", err)
+		}
+		for _, bad := range []string{`{"node": 4, "parameter": 1, "value": 300, "size": 1}`, `{"node": 4, "parameter": 1, "value": 1, "size": 3}`,
+			`{"node": 99, "parameter": 1, "value": 1}`, `{"node": 4, "value": 1}`} {
+			if _, err := run(bad); err == nil {
+				t.Errorf("config_set %s accepted", bad)
+			}
+		}
+	})
+
+	t.Run("association groups", func(t *testing.T) {
+		res, err := c.Commands()["associate"].Run(testCtx(t, time.Minute), json.RawMessage(`{"node": 4, "group": 2, "add": [1, 5]}`))
+		must(t, err, "associate")
+		if g := res.(AssociationGroup); g.Group != 2 || fmt.Sprint(g.Nodes) != "[1 5]" {
+			t.Fatalf("associate: %+v", g)
+		}
+		res, err = c.Commands()["associate"].Run(testCtx(t, time.Minute), json.RawMessage(`{"node": 4, "group": 2, "remove": [5]}`))
+		must(t, err, "associate remove")
+		if g := res.(AssociationGroup); fmt.Sprint(g.Nodes) != "[1]" {
+			t.Fatalf("associate remove: %+v", g)
+		}
+		res, err = c.Commands()["associations"].Run(testCtx(t, time.Minute), json.RawMessage(`{"node": 4}`))
+		must(t, err, "associations")
+		gs := res.([]AssociationGroup)
+		if len(gs) != 2 || gs[1].Group != 2 || fmt.Sprint(gs[1].Nodes) != "[1]" || gs[1].MaxNodes != 5 {
+			t.Fatalf("associations: %+v", gs)
+		}
+	})
+
+	t.Run("interview", func(t *testing.T) {
+		res, err := c.Commands()["interview"].Run(testCtx(t, time.Minute), json.RawMessage(`{"node": 4}`))
+		must(t, err, "interview")
+		iv := res.(*Interview)
+		if iv.ManufacturerID != "0x0086" || iv.ProductType != "0x0003" || iv.ProductID != "0x0060" || iv.Firmware != "1.12" ||
+			iv.ZWavePlus == nil || iv.ZWavePlus.RoleType != "always_on_slave" || len(iv.Errors) != 0 {
+			t.Fatalf("interview: %+v (zwave plus %+v)", iv, iv.ZWavePlus)
+		}
+		// Kept, and shown by nodes.
+		res, err = c.Commands()["nodes"].Run(testCtx(t, 2*time.Minute), nil)
+		must(t, err, "nodes")
+		for _, n := range res.([]NodeStatus) {
+			if n.NodeID == 4 && (n.Interview == nil || n.Interview.ManufacturerID != "0x0086") {
+				t.Fatalf("nodes shows node 4 without its interview: %+v", n)
+			}
+		}
+	})
+
+	t.Run("remove failed node", func(t *testing.T) {
+		// The stick keeps a node that answers...
+		if _, err := c.Commands()["remove_failed"].Run(testCtx(t, time.Minute), json.RawMessage(`{"node": 4}`)); !errors.Is(err, errNodeAnswers) {
+			t.Fatalf("remove_failed of a working node: %v", err)
+		}
+		// ...and removes the dead one.
+		res, err := c.Commands()["remove_failed"].Run(testCtx(t, time.Minute), json.RawMessage(`{"node": 7}`))
+		must(t, err, "remove_failed")
+		if res.(RemoveResult).Status != "removed" {
+			t.Fatalf("remove_failed: %+v", res)
+		}
+		res, err = c.Commands()["nodes"].Run(testCtx(t, 2*time.Minute), nil)
+		must(t, err, "nodes")
+		for _, n := range res.([]NodeStatus) {
+			if n.NodeID == 7 {
+				t.Fatalf("node 7 still listed after its removal: %+v", n)
+			}
 		}
 	})
 
