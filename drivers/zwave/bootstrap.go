@@ -22,26 +22,26 @@ const kexTimeout = 10 * time.Second
 
 // KEX Fail types (S2).
 const (
-	kexFailKey      = 0x01 // key failure: a key was requested that was not granted
-	kexFailScheme   = 0x02
-	kexFailCurves   = 0x03
-	kexFailDecrypt  = 0x05
-	kexFailCancel   = 0x06
-	kexFailAuth     = 0x07
-	kexFailKeyGet   = 0x08
-	kexFailVerify   = 0x09
-	kexFailKeyReport= 0x0A
+	kexFailKey       = 0x01 // key failure: a key was requested that was not granted
+	kexFailScheme    = 0x02
+	kexFailCurves    = 0x03
+	kexFailDecrypt   = 0x05
+	kexFailCancel    = 0x06
+	kexFailAuth      = 0x07
+	kexFailKeyGet    = 0x08
+	kexFailVerify    = 0x09
+	kexFailKeyReport = 0x0A
 )
 
 var kexFailText = map[byte]string{
-	kexFailKey:      "key failure",
-	kexFailScheme:   "no common key exchange scheme",
-	kexFailCurves:   "no common ECDH curve",
-	kexFailDecrypt:  "a frame of the key exchange could not be decrypted (wrong PIN?)",
-	kexFailCancel:   "cancelled",
-	kexFailAuth:     "the echoed key exchange parameters do not match",
-	kexFailKeyGet:   "a key was requested that was not granted",
-	kexFailVerify:   "a key could not be verified",
+	kexFailKey:       "key failure",
+	kexFailScheme:    "no common key exchange scheme",
+	kexFailCurves:    "no common ECDH curve",
+	kexFailDecrypt:   "a frame of the key exchange could not be decrypted (wrong PIN?)",
+	kexFailCancel:    "cancelled",
+	kexFailAuth:      "the echoed key exchange parameters do not match",
+	kexFailKeyGet:    "a key was requested that was not granted",
+	kexFailVerify:    "a key could not be verified",
 	kexFailKeyReport: "a key report was not as expected",
 }
 
