@@ -326,7 +326,7 @@ func (c *Connector) wakeUpCmd(ctx context.Context, raw json.RawMessage) (any, er
 	if err != nil {
 		return nil, err
 	}
-	if !c.supports(node, ccWakeUp) {
+	if !c.supports(node, ccWakeUp) && !isSleeper(ctl, node) {
 		return nil, fmt.Errorf("node: %d does not support Wake Up (it is not a battery node that sleeps)", node)
 	}
 	run := func(ctx context.Context, ctl *controller) error { return c.setWakeUpInterval(ctx, ctl, node, secs) }

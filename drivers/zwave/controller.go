@@ -78,6 +78,13 @@ type controller struct {
 	// Reports), sent by the connector's responder.
 	replies chan reply
 
+	// Until the session is ready (the node records and keys loaded),
+	// nodes' commands wait in early: a secure node's report must not be
+	// judged without its record.
+	rmu   sync.Mutex
+	ready bool
+	early []frame
+
 	mu        sync.Mutex
 	waiters   []*waiter
 	cbID      byte
@@ -104,6 +111,44 @@ type nodeInfo struct {
 
 func newController(log *slog.Logger) *controller {
 	return &controller{log: log, tx: make(chan struct{}, 1), info: map[byte]*nodeInfo{}, replies: make(chan reply, replyQueue)}
+}
+
+// maxEarly bounds the commands held while the session starts.
+const maxEarly = 64
+
+// holdUntilReady keeps a node's command that arrives before the session
+// is ready (false: held, or dropped when too many wait).
+func (c *controller) holdUntilReady(f frame) bool {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.ready {
+		return true
+	}
+	if len(c.early) < maxEarly {
+		c.early = append(c.early, f)
+	} else {
+		c.log.Warn("zwave: command from a node dropped while the session starts", "frame", f.String())
+	}
+	return false
+}
+
+// setReady hands the held commands to handle (on the caller's
+// goroutine) and lets the next ones through.
+func (c *controller) setReady(handle func(frame)) {
+	for {
+		c.rmu.Lock()
+		held := c.early
+		c.early = nil
+		if len(held) == 0 {
+			c.ready = true
+			c.rmu.Unlock()
+			return
+		}
+		c.rmu.Unlock()
+		for _, f := range held {
+			handle(f)
+		}
+	}
 }
 
 // close closes the stick and waits for the goroutines of the session.

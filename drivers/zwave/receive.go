@@ -52,6 +52,13 @@ const (
 // onAppCommand takes a node's command from ApplicationCommandHandler; it
 // runs on the link's reader goroutine and never blocks.
 func (c *Connector) onAppCommand(ctl *controller, f frame) {
+	if ctl.holdUntilReady(f) {
+		c.appCommand(ctl, f)
+	}
+}
+
+// appCommand handles a node's command once the session is ready.
+func (c *Connector) appCommand(ctl *controller, f frame) {
 	node, cmd, err := parseAppCommand(f)
 	if err != nil {
 		c.drop("malformed", 0, err)

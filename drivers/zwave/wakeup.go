@@ -171,6 +171,12 @@ func (c *Connector) wakeUp(ctl *controller, node byte) {
 func (c *Connector) drain(ctl *controller, node byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), wakeUpBudget)
 	defer cancel()
+	if _, _, _, info := ctl.snapshot(); info[node].CCs == nil {
+		// Awake now: learn what it supports (its node information).
+		if _, err := ctl.requestNodeInfo(ctx, node); err != nil {
+			c.log.Debug("zwave: node information of a woken node not read", "node", node, "err", err)
+		}
+	}
 	for {
 		c.wake.mu.Lock()
 		s := c.wake.node(node)
@@ -182,13 +188,19 @@ func (c *Connector) drain(ctl *controller, node byte) {
 		s.queue = s.queue[1:]
 		c.wake.mu.Unlock()
 		err := p.run(ctx, ctl)
+		if errors.Is(err, errNoAck) {
+			// It went back to sleep: the command waits for the next
+			// wake-up, at the head of the queue.
+			c.wake.mu.Lock()
+			s.queue = append([]*pending{p}, s.queue...)
+			c.wake.mu.Unlock()
+			c.log.Info("zwave: node went back to sleep before its queue was sent", "node", node, "pending", p.what)
+			break
+		}
 		if p.done != nil {
 			p.done <- err
 		} else if err != nil {
 			c.log.Warn("zwave: queued command for a sleeping node failed", "node", node, "command", p.what, "err", err)
-		}
-		if errors.Is(err, errNoAck) {
-			break // it went back to sleep
 		}
 	}
 	if isSleeper(ctl, node) && c.store.record(node).WakeUpSeconds == 0 && c.supports(node, ccWakeUp) {

@@ -139,6 +139,7 @@ func (c *Connector) session(ctx context.Context) (*controller, error) {
 		ctl.close()
 		return nil, err
 	}
+	ctl.setReady(func(f frame) { c.appCommand(ctl, f) })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {

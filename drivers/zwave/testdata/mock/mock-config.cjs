@@ -36,7 +36,8 @@
 //   ZW_KEYS             the network keys (the JSON of the driver's
 //                       keys.json); random when unset (the secure nodes
 //                       10-12 then talk with keys the driver does not have)
-//   ZW_SECURE_REPORT_MS node 11 pushes S2 temperature reports this often,
+//   ZW_SECURE_REPORT_MS once the driver asked node 11 for its temperature,
+//                       node 11 pushes S2 temperature reports this often,
 //                       and node 10 (ZW_SPOOF=1) a plain lock report
 //   ZW_S2_LOSE          "AFTER:COUNT": after AFTER reports node 11 loses
 //                       COUNT encrypted frames on the air (its nonces run
@@ -77,10 +78,13 @@ exports.default = ({ require }) => {
 		}
 		return parts.join(" > ");
 	};
+	// Logs what a node got once every encapsulation is removed (it runs
+	// after the stock hooks decrypted it, and handles nothing).
 	const logIncoming = {
-		transformIncomingCC(controller, self, received) {
-			log(`node ${self.id} received ${chain(received)}`);
-			return received;
+		handleCC(controller, self, received) {
+			let root = received;
+			while (root.encapsulatingCC) root = root.encapsulatingCC;
+			log(`node ${self.id} received ${chain(root)}`);
 		},
 	};
 
@@ -174,7 +178,12 @@ exports.default = ({ require }) => {
 					return { action: "stop" };
 				}
 				if (received instanceof CC.WakeUpCCIntervalGet) {
-					return { action: "sendCC", cc: new CC.WakeUpCCIntervalReport({ nodeId: controller.ownNodeId, wakeUpInterval: self.state.get("interval"), controllerNodeId: controller.ownNodeId }) };
+					// zwave-js only parses this report: write it raw.
+					const i = self.state.get("interval");
+					return { action: "sendCC", cc: new CC.CommandClass({ nodeId: controller.ownNodeId, ccId: 0x84, ccCommand: 0x06, payload: Uint8Array.from([i >> 16, i >> 8, i, controller.ownNodeId]) }) };
+				}
+				if (received instanceof CC.BatteryCCGet) {
+					return { action: "sendCC", cc: new CC.BatteryCCReport({ nodeId: controller.ownNodeId, level: 77 }) };
 				}
 				if (received instanceof CC.WakeUpCCIntervalSet) {
 					self.state.set("interval", received.wakeUpInterval);
@@ -212,14 +221,29 @@ exports.default = ({ require }) => {
 		}),
 	};
 	const pendingSpecs = env("ZW_PENDING") || (env("ZW_PENDING_NODE") ? `${env("ZW_PENDING_NODE")}:relay` : "");
+	// Each pending node's key pair is made now, so that its DSK (and PIN)
+	// is in the log before the inclusion starts, as it is on a label.
+	const rawKey = (k, part) => Uint8Array.from(Buffer.from(k.export({ format: "jwk" })[part], "base64url"));
+	// The stock MockNode gives a secure node every S2 key the controller
+	// has, whatever it asked for: take back the classes it was not
+	// granted, or it would talk at a class the driver never gave it.
+	const onlyOwnClasses = (controller, node) => {
+		for (const cls of [SecurityClass.S2_AccessControl, SecurityClass.S2_Authenticated, SecurityClass.S2_Unauthenticated]) {
+			if (!node.capabilities.securityClasses.has(cls)) node.encodingContext.setSecurityClass(controller.ownNodeId, cls, false);
+		}
+	};
 	const pending = pendingSpecs.split(",").filter(Boolean).map((spec) => {
 		const [id, kind] = spec.split(":");
+		const kp = crypto.generateKeyPairSync("x25519");
+		const pair = { publicKey: rawKey(kp.publicKey, "x"), privateKey: rawKey(kp.privateKey, "d") };
+		log(`pending node ${id} (${kind}) DSK ${core.dskToString(pair.publicKey.subarray(0, 16))}`);
 		return {
 			id: parseInt(id, 10),
 			capabilities: kinds[kind](),
 			setup: (node) => {
+				node.ecdhKeyPair = pair;
+				onlyOwnClasses(node.controller, node);
 				node.defineBehavior(logIncoming, hidePIN, echoGranted, associations);
-				log(`node ${node.id} (${kind}) DSK ${core.dskToString(node.ecdhKeyPair.publicKey.subarray(0, 16))}`);
 			},
 		};
 	});
@@ -268,6 +292,7 @@ exports.default = ({ require }) => {
 			byId(10).defineBehavior(logIncoming, associations);
 			byId(11).defineBehavior(logIncoming);
 			byId(12).defineBehavior(logIncoming);
+			for (const id of [10, 11]) onlyOwnClasses(controller, byId(id));
 			sleeper(controller, byId(13));
 
 			const to = { nodeId: controller.ownNodeId };
@@ -293,9 +318,11 @@ exports.default = ({ require }) => {
 				}, unsolicitedMs).unref();
 			}
 			if (secureReportMs) {
+				// Node 11 starts its S2 reports once the driver asked it for
+				// a value (both sides then have a SPAN), one at a time.
 				const [after, count] = env("ZW_S2_LOSE", "0:0").split(":").map((x) => parseInt(x, 10));
 				let n = 0;
-				setInterval(async () => {
+				const next = async () => {
 					n++;
 					const report = new CC.MultilevelSensorCCReport({ ...to, type: 1, scale: 0, value: 30 + (n % 10) });
 					try {
@@ -304,6 +331,7 @@ exports.default = ({ require }) => {
 							log(`node 11 lost S2 frame ${n} on the air`);
 						} else {
 							await sendS2(controller, byId(11), report);
+							log(`node 11 sent S2 report ${n}`);
 						}
 						if (env("ZW_SPOOF")) {
 							// A forged "unlocked" report without security.
@@ -312,7 +340,17 @@ exports.default = ({ require }) => {
 					} catch (e) {
 						console.error("secure report:", e.message);
 					}
-				}, secureReportMs).unref();
+					setTimeout(next, secureReportMs).unref();
+				};
+				let started = false;
+				byId(11).defineBehavior({
+					handleCC(controller, self, received) {
+						if (!started && received instanceof CC.MultilevelSensorCCGet) {
+							started = true;
+							setTimeout(next, secureReportMs).unref();
+						}
+					},
+				});
 			}
 		},
 		controller: {
