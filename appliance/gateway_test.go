@@ -19,6 +19,7 @@ import (
 	"github.com/osgate/osgate/drivers/core"
 	_ "github.com/osgate/osgate/drivers/system"
 	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/testpeer"
 )
 
@@ -616,6 +617,41 @@ func TestDriverCommandsOverRPC(t *testing.T) {
 	}
 }
 
+// TestDriverCommandScope: a driver command that needs the admin scope
+// (the Z-Wave key export) is refused to a write key, as its own method
+// and through connector.command, and runs for an admin key.
+func TestDriverCommandScope(t *testing.T) {
+	const writerKey = "writer-key-8e1f0a2b3c4d"
+	state := t.TempDir()
+	doc := strings.Replace(fmt.Sprintf(envelope, `{"name":"cmd-1","type":"test-commander"}`),
+		`"scope": "admin"}]`, `"scope": "admin"}, {"name": "ops", "sha256": "`+apikey.Hash(writerKey)+`", "scope": "write"}]`, 1)
+	doc = strings.Replace(doc, `"state_dir": "STATE"`, `"state_dir": "`+state+`"`, 1)
+	tg := startGateway(t, doc)
+	writer := rpc.NewClient(tg.rpcURL, writerKey, nil)
+	defer writer.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for method, params := range map[string]any{
+		"test-commander.secret": nil,
+		"connector.command":     map[string]any{"connector": "cmd-1", "command": "secret"},
+	} {
+		var rerr *rpc.Error
+		if err := writer.Call(ctx, method, params, nil); !errors.As(err, &rerr) || rerr.Code != rpc.CodeForbidden || !strings.Contains(rerr.Message, `"admin"`) {
+			t.Errorf("%s with a write key: %v, want -32005 naming admin", method, err)
+		}
+		var got map[string]any
+		tg.call(t, method, params, &got)
+		if got["secret"] != "s3cr3t" {
+			t.Errorf("%s with an admin key: %v", method, got)
+		}
+	}
+	// A command without a scope needs write, as before.
+	var got map[string]any
+	if err := writer.Call(ctx, "test-commander.echo", map[string]any{"x": 1}, &got); err != nil || got["connector"] != "cmd-1" {
+		t.Fatalf("echo with a write key: %v, %v", got, err)
+	}
+}
+
 type commander struct{ name string }
 
 func init() {
@@ -625,7 +661,12 @@ func init() {
 func (c *commander) Close() error { return nil }
 
 func (c *commander) Commands() map[string]core.Command {
-	return map[string]core.Command{"echo": {Help: "returns its params", Run: func(_ context.Context, p json.RawMessage) (any, error) {
-		return map[string]any{"connector": c.name, "params": string(p)}, nil
-	}}}
+	return map[string]core.Command{
+		"echo": {Help: "returns its params", Run: func(_ context.Context, p json.RawMessage) (any, error) {
+			return map[string]any{"connector": c.name, "params": string(p)}, nil
+		}},
+		"secret": {Help: "returns a secret", Scope: scope.Admin, Run: func(context.Context, json.RawMessage) (any, error) {
+			return map[string]any{"secret": "s3cr3t"}, nil
+		}},
+	}
 }
