@@ -153,6 +153,10 @@ func (c *Connector) queueAndWait(ctx context.Context, ctl *controller, node byte
 
 // wakeUp handles a node's Wake Up Notification (on the reader goroutine).
 func (c *Connector) wakeUp(ctl *controller, node byte) {
+	if !isSleeper(ctl, node) {
+		c.log.Debug("zwave: wake up notification from a node that does not sleep, ignored", "node", node)
+		return
+	}
 	c.wake.mu.Lock()
 	s := c.wake.node(node)
 	s.awake, s.lastWake = true, time.Now()
