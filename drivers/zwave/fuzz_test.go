@@ -288,7 +288,7 @@ func TestCRC16(t *testing.T) {
 	crc := crc16(frame)
 	frame = append(frame, byte(crc>>8), byte(crc))
 	inner, err := unwrapCRC16(frame)
-	if err != nil || hex.EncodeToString(inner) != "31050122" + "00c9" {
+	if err != nil || hex.EncodeToString(inner) != "31050122"+"00c9" {
 		t.Fatalf("unwrap: % X, %v", inner, err)
 	}
 	frame[3] ^= 0x01
