@@ -448,7 +448,7 @@ func (c *Connector) included(ctx context.Context, ctl *controller, res joinResul
 			c.log.Warn("zwave: node record not saved", "node", node, "err", uerr)
 		}
 		c.log.Warn("zwave: secure inclusion failed; the node has no keys", "node", node, "err", err)
-		return nil, fmt.Errorf("zwave: include: node %d joined the network but got no keys: %w. osgate will not talk to it securely: exclude it (zwave.exclude and its button), then include it again", node, err)
+		return nil, fmt.Errorf("zwave: include: node %d joined the network without keys (%w); osgate does not talk to it securely: exclude it (zwave.exclude and its button) and include it again", node, err)
 	}
 	var notes []string
 	if len(sr.classes) > 0 {

@@ -28,7 +28,7 @@ func TestExampleConfig(t *testing.T) {
 	if c.set.Port != "auto" || !c.set.SoftReset || c.set.ReportTimeout != 10*time.Second {
 		t.Errorf("settings: %+v", c.set)
 	}
-	want := map[string]byte{"office-climate": 2, "washer-meter": 3, "pump-relay": 4, "hall-dimmer": 5, "back-door": 8}
+	want := map[string]byte{"office-climate": 2, "washer-meter": 3, "pump-relay": 4, "hall-dimmer": 5, "front-door-lock": 6, "garden-sensor": 7, "back-door": 8}
 	for name, node := range want {
 		d := c.byName[name]
 		if d == nil || d.node != node || len(d.channels) == 0 {
@@ -37,5 +37,9 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if d := c.byName["back-door"]; d == nil || len(d.channels) != 4 || d.channels[1] != "notification_access_control" {
 		t.Errorf("back-door: %+v", d)
+	}
+	lock := cfg.Connectors[0].Devices[4]
+	if lock.Name != "front-door-lock" || c.byName["front-door-lock"].channels[0] != "lock" || !lock.Channels[0].Writable {
+		t.Errorf("the lock: %+v", lock)
 	}
 }

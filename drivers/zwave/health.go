@@ -41,7 +41,13 @@ func (c *Connector) alive(node byte) {
 }
 
 // failed records that a node did not acknowledge and schedules its retry.
+// A battery node that sleeps is not dead for missing a frame: it answers
+// at its wake-up.
 func (c *Connector) failed(node byte, err error) {
+	if ctl, _ := c.current(); ctl != nil && isSleeper(ctl, node) {
+		c.log.Debug("zwave: sleeping node did not acknowledge; it is not marked dead", "node", node, "err", err)
+		return
+	}
 	c.hmu.Lock()
 	defer c.hmu.Unlock()
 	h := c.nodeHealth(node)

@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// Inclusion and exclusion (AddNodeToNetwork, RemoveNodeFromNetwork), without
-// security: a node is added as it comes (no S0/S2 bootstrapping).
+// Inclusion and exclusion (AddNodeToNetwork, RemoveNodeFromNetwork): the
+// stick's part, which adds the node to the network; its keys follow
+// (bootstrap.go).
 const (
 	modeAny       = 0x01
 	modeStop      = 0x05

@@ -132,7 +132,7 @@ var (
 	errS0Nonce     = errors.New("S0 frame names a nonce that was not handed out or has expired")
 	errS0MAC       = errors.New("S0 frame failed authentication (wrong key)")
 	errS0Malformed = errors.New("S0 frame malformed")
-	errNoKeys      = errors.New("the network keys are not loaded")
+	errNoKeys      = errors.New("the network keys are missing (keys.json in the state dir): restore it from the zwave.keys export, or include the node again")
 )
 
 // SPAN states of a node pair (S2 singlecast nonces).

@@ -240,6 +240,9 @@ func (c *Connector) learnWakeUpInterval(m rxMsg) {
 		return
 	}
 	secs := int(m.cmd[2])<<16 | int(m.cmd[3])<<8 | int(m.cmd[4])
+	if c.store.record(m.node).WakeUpSeconds == secs {
+		return // unchanged: no write to the SD card
+	}
 	if err := c.store.update(m.node, func(r *nodeRecord) { r.WakeUpSeconds = secs }); err != nil {
 		c.log.Warn("zwave: wake-up interval not saved", "node", m.node, "err", err)
 	}

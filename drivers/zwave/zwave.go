@@ -1,8 +1,9 @@
 // Package zwave is osgate's Z-Wave connector: a Serial API host that talks
 // to a USB stick (Aeotec Z-Stick, Zooz ZST10, Silicon Labs UZB) directly,
-// reads reports of the nodes it knows, polls the ones that stay silent,
-// switches relays and dimmers, and includes or excludes nodes (without
-// security). See README.md.
+// reads reports of the nodes it knows, polls the ones that stay silent
+// (battery nodes at their wake-up), switches relays, dimmers and locks,
+// includes nodes with S2 or S0 security and commissions them. See
+// README.md.
 package zwave
 
 import (
