@@ -151,10 +151,16 @@ type store struct {
 	dir string // "" when the gateway has no state dir: nothing is kept
 	log *slog.Logger
 
-	mu    sync.Mutex
-	keys  *netKeys
-	home  uint32
-	nodes map[byte]*nodeRecord
+	mu      sync.Mutex
+	keys    *netKeys
+	home    uint32
+	nodes   map[byte]*nodeRecord
+	version int // of nodes, counted by every change
+
+	// wmu orders the writes of nodes-*.json, done outside mu so that the
+	// reader goroutine, which reads records, never waits for the disk.
+	wmu     sync.Mutex
+	written int // the version on disk
 }
 
 func newStore(stateDir, connector string, log *slog.Logger) *store {
@@ -265,7 +271,6 @@ func (s *store) record(node byte) nodeRecord {
 // update changes a node's record and saves the records.
 func (s *store) update(node byte, f func(r *nodeRecord)) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	r := s.nodes[node]
 	if r == nil {
 		r = &nodeRecord{}
@@ -273,35 +278,43 @@ func (s *store) update(node byte, f func(r *nodeRecord)) error {
 	}
 	f(r)
 	r.Updated = time.Now().UTC()
-	return s.saveLocked()
+	return s.save()
 }
 
 // forget drops a node's record (the node left the network).
 func (s *store) forget(node byte) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, ok := s.nodes[node]; !ok {
+		s.mu.Unlock()
 		return nil
 	}
 	delete(s.nodes, node)
-	return s.saveLocked()
+	return s.save()
 }
 
-func (s *store) saveLocked() error {
-	if s.dir == "" {
-		return nil
-	}
+// save writes the records; s.mu must be held and is released. A write
+// that lost the race to a newer one is skipped.
+func (s *store) save() error {
+	s.version++
+	v, name := s.version, s.nodesName()
 	f := nodesFile{HomeID: fmt.Sprintf("0x%08X", s.home), Nodes: map[string]*nodeRecord{}}
 	for id, r := range s.nodes {
 		f.Nodes[strconv.Itoa(int(id))] = r
 	}
 	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
+	s.mu.Unlock()
+	if err != nil || s.dir == "" {
 		return err
 	}
-	if err := writeFileAtomic(s.dir, s.nodesName(), b); err != nil {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if v <= s.written {
+		return nil
+	}
+	if err := writeFileAtomic(s.dir, name, b); err != nil {
 		return fmt.Errorf("zwave: save node records: %w", err)
 	}
+	s.written = v
 	return nil
 }
 
