@@ -96,15 +96,24 @@ func TestDiscoverMatchesREADMEs(t *testing.T) {
 	if len(discovered) < 15 {
 		t.Errorf("only %d methods: %v", len(discovered), discovered)
 	}
-	// A command has its driver's params and the core's "connector".
+	// A command has its driver's params and the core's "connector", and
+	// the scope it needs.
 	for _, m := range d.Methods {
-		if m.Name == "zwave.include" {
+		switch m.Name {
+		case "zwave.include":
 			var names []string
 			for _, p := range m.Params {
 				names = append(names, p.Name)
 			}
-			if !slices.Equal(names, []string{"timeout", "connector"}) {
+			if !slices.Equal(names, []string{"timeout", "security", "pin", "downgrade", "connector"}) {
 				t.Errorf("zwave.include params %v", names)
+			}
+			if m.Scope != "write" {
+				t.Errorf("zwave.include needs %q, want write", m.Scope)
+			}
+		case "zwave.keys":
+			if m.Scope != "admin" {
+				t.Errorf("zwave.keys needs %q, want admin", m.Scope)
 			}
 		}
 	}
