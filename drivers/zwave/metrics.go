@@ -3,7 +3,6 @@ package zwave
 import (
 	"time"
 
-	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/internal/lograte"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -21,7 +20,8 @@ var framesDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Z-Wave frames from nodes that could not be used (decryption failures, replays, bad CRC, ...), by reason.",
 }, []string{"connector", "reason"})
 
-func init() { metrics.Registry.MustRegister(framesDropped) }
+// The gateway serves framesDropped once a connector registers it
+// (core.Stats.Register, in New).
 
 // dropLog bounds the log lines of dropped frames (a flood of bad frames
 // must not fill the SD card); the counter has them all.

@@ -93,6 +93,7 @@ func New(cfg core.ConnectorConfig) (core.Connector, error) {
 		wake:      newWakeUps(),
 		dropLog:   dropLogLimit(),
 	}
+	c.stats.Register(framesDropped)
 	c.store = newStore(cfg.StateDir, cfg.Name, c.log)
 	c.openPath = func() (string, error) {
 		if set.Port == "auto" {

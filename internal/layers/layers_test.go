@@ -56,6 +56,7 @@ var driverPlumbing = []string{
 	"internal/lograte",
 	"internal/lru",
 	"internal/redact",
+	"internal/scope", // what a driver command needs of the caller's key
 	"internal/strict",
 	"internal/tlsconf",
 }
