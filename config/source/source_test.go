@@ -157,16 +157,17 @@ func TestUnchangedConfigCostsOne304(t *testing.T) {
 	expect(t, next(t, src), "v1", Remote)
 	c304 := fetches("304")
 
-	quiet(t, src, "three 304s", func() bool { return s.fleet.requests(t, docURI, 304) >= 3 })
+	// nginx logs a request after writing the answer and the source counts
+	// it after reading the answer: either may come first, so wait for both.
+	quiet(t, src, "three 304s", func() bool {
+		return s.fleet.requests(t, docURI, 304) >= 3 && fetches("304")-c304 >= 3
+	})
 
 	if n := s.fleet.requests(t, docURI, 200); n != 1 {
 		t.Fatalf("%d full downloads of an unchanged document, want 1", n)
 	}
 	if n := s.fleet.requests(t, docURI+".sig", 0); n != 1 {
 		t.Fatalf("signature fetched %d times, want once (only with the 200)", n)
-	}
-	if d := fetches("304") - c304; d < 3 {
-		t.Fatalf("304 metric grew by %v, want at least 3", d)
 	}
 	if st := src.Status(); st.LastOutcome != "304" || st.Source != Remote {
 		t.Fatalf("status %+v", st)
