@@ -191,9 +191,10 @@ func (d *disk) waitRoom(ctx context.Context) error {
 	}
 }
 
-// freeBytes is the space osgate can write to dir's file system. osgate
-// runs as root on the appliance and under the systemd unit, and root may
-// write into the blocks ext4 reserves for it, so those count then.
+// freeBytes is the space osgate can write to dir's file system. Root may
+// write into the blocks ext4 reserves for it, so those count when osgate
+// runs as root (on the appliance); as its own user (the systemd unit, the
+// container) only the blocks df shows as available count.
 func freeBytes(dir string) (free, size uint64, err error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/osgate/osgate/internal/atomicfile"
 	"github.com/osgate/osgate/internal/gokrazyapi"
 )
 
@@ -121,11 +122,7 @@ func (e *escalation) save(st escalationState) error {
 	if err != nil {
 		return err
 	}
-	tmp := e.file + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, e.file)
+	return atomicfile.Write(e.file, b, 0o644)
 }
 
 // gokrazyReboot asks gokrazy's init to reboot (POST /reboot with the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/apikey"
+	"github.com/osgate/osgate/internal/atomicfile"
 	"github.com/osgate/osgate/internal/scope"
 )
 
@@ -42,11 +43,7 @@ func localKey(stateDir string) (key string, created bool, err error) {
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return "", false, err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(key+"\n"), 0o600); err != nil {
-		return "", false, err
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, []byte(key+"\n"), 0o600); err != nil {
 		return "", false, err
 	}
 	return key, true, nil

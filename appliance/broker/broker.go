@@ -15,6 +15,7 @@ import (
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/atomicfile"
 	"github.com/osgate/osgate/internal/backoff"
 )
 
@@ -280,12 +281,8 @@ func (b *Broker) writeFiles() (string, error) {
 
 // writeFile replaces path atomically; the files hold secrets (0600).
 func writeFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("broker: write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("broker: write %s: %w", path, err)
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
+		return fmt.Errorf("broker: %w", err)
 	}
 	return nil
 }

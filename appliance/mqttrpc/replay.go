@@ -5,10 +5,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/osgate/osgate/internal/atomicfile"
 )
 
 // StateFile is the name, under the state dir, of the journal of accepted
@@ -186,16 +187,8 @@ func (m *idMemory) rewrite() error {
 	for id, s := range m.live {
 		b.WriteString(formatLine(id, s))
 	}
-	tmp := m.path + ".tmp"
-	if err := writeSynced(tmp, b.Bytes()); err != nil {
+	if err := atomicfile.Write(m.path, b.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("rewrite request id journal: %w", err)
-	}
-	if err := os.Rename(tmp, m.path); err != nil {
-		return fmt.Errorf("rewrite request id journal: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(m.path)); err == nil {
-		d.Sync() // best effort: the rename is durable on most file systems without it
-		d.Close()
 	}
 	f, err := os.OpenFile(m.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -203,21 +196,6 @@ func (m *idMemory) rewrite() error {
 	}
 	m.f, m.lines = f, len(m.live)
 	return nil
-}
-
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func (m *idMemory) close() error {

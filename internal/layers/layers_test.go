@@ -51,7 +51,8 @@ var driverPlumbing = []string{
 	"drivers/core",
 	"drivers/mapping", // JSON payloads to readings, for the MQTT and HTTP listeners
 	"board",
-	"internal/apikey", // HTTP ingest keys, checked as the RPC service checks its own
+	"internal/apikey",     // HTTP ingest keys, checked as the RPC service checks its own
+	"internal/atomicfile", // state files (Z-Wave keys and node records) that survive a power cut
 	"internal/backoff",
 	"internal/lograte",
 	"internal/lru",

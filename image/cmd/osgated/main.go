@@ -22,6 +22,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/osgate/osgate/internal/atomicfile"
 )
 
 const (
@@ -68,31 +70,9 @@ func prepare() ([]string, error) {
 	case err != nil:
 		return nil, fmt.Errorf("bootstrap config: %w", err)
 	}
-	if err := writeFileAtomic(cfg, b, 0o600); err != nil {
+	if err := atomicfile.Write(cfg, b, 0o600); err != nil {
 		return nil, fmt.Errorf("bootstrap config: %w", err)
 	}
 	log.Printf("first boot: copied %s from the boot partition to %s", bootstrapName, cfg)
 	return []string{"osgate", "run", "-c", cfg}, nil
-}
-
-// writeFileAtomic writes path through a temporary file and a rename, synced,
-// so a power cut leaves the old file or the new one.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
