@@ -96,6 +96,9 @@ type Gateway struct {
 	configStatus func() source.Status
 	// extraMethods are RPC methods of parts outside the gateway (OTA).
 	extraMethods map[string]rpc.Method
+	// otaStatus is the update agent's state for the status document (nil
+	// without an agent).
+	otaStatus func() *export.OTAStatus
 }
 
 // New prepares a gateway for a validated config; nothing runs until Run.

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/drivers/core"
+	"github.com/osgate/osgate/internal/redact"
 	"github.com/osgate/osgate/internal/topic"
 )
 
@@ -52,6 +55,9 @@ type deviceBook struct {
 	pending  map[string][]byte // device → status payload to publish; nil clears it
 	announce bool              // the gateway's online document is to be published
 	resend   bool              // every current state is to be published again
+	// published is the key (docKey) of the gateway document published
+	// last: a document whose key differs is published at the next check.
+	published string
 	disabled map[string]*disabledDevice
 	wake     chan struct{} // capacity 1
 }
@@ -213,6 +219,14 @@ const stampLayout = "2006-01-02T15:04:05.000Z"
 func (b *deviceBook) run(ctx context.Context) {
 	tick := time.NewTicker(silenceCheck)
 	defer tick.Stop()
+	b.g.mu.Lock()
+	every := b.g.cfg.Gateway.StatusInterval
+	b.g.mu.Unlock()
+	if every <= 0 {
+		every = defaultStatusInterval
+	}
+	heartbeat := time.NewTicker(every)
+	defer heartbeat.Stop()
 	for {
 		b.mu.Lock()
 		resend := b.resend
@@ -234,8 +248,28 @@ func (b *deviceBook) run(ctx context.Context) {
 		case <-b.wake:
 		case <-tick.C:
 			b.checkSilence(time.Now())
+			b.checkChange()
+		case <-heartbeat.C:
+			b.mu.Lock()
+			b.announce = true
+			b.mu.Unlock()
 		}
 	}
+}
+
+// defaultStatusInterval is the heartbeat of a gateway whose configuration
+// did not go through config.Parse (tests).
+const defaultStatusInterval = 5 * time.Minute
+
+// checkChange queues the gateway's document when something in it changed
+// since it was published: health, configuration, update state (docKey).
+func (b *deviceBook) checkChange() {
+	key := docKey(b.gatewayDoc("online", time.Now()))
+	b.mu.Lock()
+	if key != b.published {
+		b.announce = true
+	}
+	b.mu.Unlock()
 }
 
 // flush publishes what is queued: the gateway's document first, then the
@@ -246,10 +280,15 @@ func (b *deviceBook) flush(ctx context.Context) error {
 	b.announce, b.pending = false, map[string][]byte{}
 	b.mu.Unlock()
 	if announce {
-		if err := b.g.sink.PublishRetained(ctx, topic.GatewayStatus(b.gateway), b.gatewayDoc()); err != nil {
+		d := b.gatewayDoc("online", time.Now())
+		p, _ := json.Marshal(d)
+		if err := b.g.sink.PublishRetained(ctx, topic.GatewayStatus(b.gateway), p); err != nil {
 			b.requeue(true, pending)
 			return err
 		}
+		b.mu.Lock()
+		b.published = docKey(d)
+		b.mu.Unlock()
 	}
 	for dev, p := range pending {
 		if err := b.g.sink.PublishRetained(ctx, topic.DeviceStatus(b.gateway, dev), p); err != nil {
@@ -273,21 +312,93 @@ func (b *deviceBook) requeue(announce bool, pending map[string][]byte) {
 	}
 }
 
-// gatewayDoc is the gateway's online document now.
-func (b *deviceBook) gatewayDoc() []byte {
+// gatewayDoc is the gateway's document now, in state ("online", or
+// "offline" at a clean stop).
+func (b *deviceBook) gatewayDoc(state string, now time.Time) export.GatewayStatus {
+	g := b.g
+	r := g.health.Report()
 	counts := map[string]int{}
-	for s, n := range b.g.health.Report().Devices {
+	for s, n := range r.Devices {
 		counts[string(s)] = n
 	}
-	p, _ := json.Marshal(export.GatewayStatus{State: "online", Since: b.g.started.UTC().Format(stampLayout),
-		Version: Version, Boot: bootID, Devices: counts})
-	return p
+	g.mu.Lock()
+	gw := g.cfg.Gateway
+	g.mu.Unlock()
+	d := export.GatewayStatus{ID: b.gateway, State: state, Version: Version, Boot: bootID,
+		At: now.UTC().Format(stampLayout), Uptime: int64(now.Sub(g.started) / time.Second),
+		Health: &export.HealthStatus{Status: string(r.Status)}, Devices: counts, Labels: gw.Labels}
+	if state == "online" {
+		d.Since = g.started.UTC().Format(stampLayout)
+	}
+	for i, why := range r.Reasons {
+		if i == export.MaxReasons {
+			d.Health.Reasons = append(d.Health.Reasons, fmt.Sprintf("and %d more", len(r.Reasons)-i))
+			break
+		}
+		d.Health.Reasons = append(d.Health.Reasons, redact.Clip(why, maxReasonLen))
+	}
+	if g.configStatus != nil {
+		st := g.configStatus()
+		c := &export.ConfigStatus{Version: short(st.Version), Origin: string(st.Source)}
+		if st.LastOutcome == "refused" || st.LastOutcome == "error" {
+			c.Error = redact.Clip(st.LastError, maxReasonLen)
+		}
+		for _, bv := range st.BadVersions[max(0, len(st.BadVersions)-maxBadVersions):] {
+			c.Bad = append(c.Bad, short(bv.Version))
+		}
+		d.Config = c
+	}
+	if g.otaStatus != nil {
+		d.OTA = g.otaStatus()
+	}
+	if g.export != nil {
+		n := g.export.Spooled()
+		d.Spool = &n
+	}
+	return d
+}
+
+// Bounds of the status document: reasons are clipped, and only the last
+// rolled-back configurations are named.
+const (
+	maxReasonLen   = 240
+	maxBadVersions = 3
+)
+
+// digits matches the numbers in health reasons ("5 messages queued",
+// "for 2m3s"), which change without the gateway's state changing.
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// docKey is what of a document counts as a change worth publishing at
+// once: everything but the time, the uptime, the spool's depth, the
+// update's progress and the numbers in health reasons (those go out with
+// the next change or heartbeat).
+func docKey(d export.GatewayStatus) string {
+	d.At, d.Uptime, d.Spool = "", 0, nil
+	if d.Health != nil {
+		h := *d.Health
+		h.Reasons = slices.Clone(h.Reasons)
+		for i, r := range h.Reasons {
+			h.Reasons[i] = digits.ReplaceAllString(r, "#")
+		}
+		d.Health = &h
+	}
+	if d.OTA != nil {
+		o := *d.OTA
+		o.Status = ""
+		d.OTA = &o
+	}
+	k, _ := json.Marshal(d)
+	return string(k)
 }
 
 // will is the gateway's document as the local broker publishes it when the
 // export connection drops without a clean disconnect.
 func (b *deviceBook) will() *export.Will {
-	p, _ := json.Marshal(export.GatewayStatus{State: "offline", Version: Version, Boot: bootID,
+	b.g.mu.Lock()
+	labels := b.g.cfg.Gateway.Labels
+	b.g.mu.Unlock()
+	p, _ := json.Marshal(export.GatewayStatus{ID: b.gateway, State: "offline", Version: Version, Boot: bootID, Labels: labels,
 		Reason: "the gateway lost its connection to the local broker: killed, crashed or hung"})
 	return &export.Will{Topic: topic.GatewayStatus(b.gateway), Payload: p}
 }
@@ -307,8 +418,11 @@ func (b *deviceBook) stop(reason string) {
 	if reason == "" {
 		return
 	}
-	p, _ := json.Marshal(export.GatewayStatus{State: "offline", Since: time.Now().UTC().Format(stampLayout),
-		Reason: reason, Version: Version, Boot: bootID})
+	now := time.Now()
+	d := b.gatewayDoc("offline", now)
+	d.Since, d.Reason = now.UTC().Format(stampLayout), reason
+	d.Health, d.Devices, d.Spool, d.Uptime = nil, nil, nil, 0
+	p, _ := json.Marshal(d)
 	if err := b.g.sink.PublishRetained(ctx, topic.GatewayStatus(b.gateway), p); err != nil {
 		b.log.Warn("offline status not spooled at stop", "err", err)
 	}

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/osgate/osgate/appliance/clock"
+	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
@@ -48,7 +50,12 @@ type Supervisor struct {
 	methods map[string]rpc.Method
 	current atomic.Pointer[Gateway]
 	clock   *clock.Clock
+	ota     func() *export.OTAStatus
 }
+
+// SetOTA makes the update agent's state (status) part of the status
+// document of every gateway it runs (call it before Run).
+func (sv *Supervisor) SetOTA(status func() *export.OTAStatus) { sv.ota = status }
 
 // SetClock makes c the clock of every gateway it runs (call it before
 // Run); without one they trust the operating system's clock.
@@ -131,12 +138,17 @@ type supervisor struct {
 	log     *slog.Logger
 	sv      *Supervisor
 	prev    *source.Update[*config.Config] // the last good one, while cur is on trial
-	secrets []string                       // of the configurations this process ran
+	// secrets are those of the configurations this process ran; status
+	// reads them from the gateway's goroutines.
+	secretsMu sync.Mutex
+	secrets   []string
 }
 
 // running notes a configuration about to run: its secrets are cut out of
 // the log from now on, with those of the ones before.
 func (s *supervisor) running(c *config.Config) {
+	s.secretsMu.Lock()
+	defer s.secretsMu.Unlock()
 	for _, v := range c.Secrets() {
 		if !slices.Contains(s.secrets, v) {
 			s.secrets = append(s.secrets, v)
@@ -170,7 +182,11 @@ func (s *supervisor) status() source.Status {
 }
 
 // scrub cuts the secrets of every configuration run so far out of text.
-func (s *supervisor) scrub(text string) string { return redact.Scrub(text, s.secrets) }
+func (s *supervisor) scrub(text string) string {
+	s.secretsMu.Lock()
+	defer s.secretsMu.Unlock()
+	return redact.Scrub(text, s.secrets)
+}
 
 func (s *supervisor) run(ctx context.Context, cur source.Update[*config.Config], updates <-chan source.Update[*config.Config]) error {
 	for {
@@ -184,6 +200,7 @@ func (s *supervisor) run(ctx context.Context, cur source.Update[*config.Config],
 		}
 		g.configStatus = s.status
 		g.extraMethods = s.sv.methods
+		g.otaStatus = s.sv.ota
 		if s.sv.clock != nil {
 			g.clock = s.sv.clock
 		}

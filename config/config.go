@@ -47,6 +47,15 @@ type Gateway struct {
 	// config.db live), health is degraded (default 0: a tenth of that
 	// file system, at most 128 MiB).
 	DiskWarnBytes int64 `json:"disk_warn_bytes"`
+	// Labels describe the installation (site, customer, hardware) for
+	// the fleet: they are reported in the status document and select
+	// gateways in `osgate fleet`. Only the local bootstrap file sets
+	// them (a pulled configuration takes them from there).
+	Labels map[string]string `json:"labels"`
+	// StatusInterval is how often the gateway's status document is
+	// published when nothing in it changed (default "5m"): the fleet's
+	// "last seen".
+	StatusInterval time.Duration `json:"status_interval"`
 }
 
 // Broker is the local Mosquitto that readings are exported to.

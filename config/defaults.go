@@ -28,6 +28,7 @@ const (
 	// RPCOff as rpc.listen disables the RPC service.
 	RPCOff                 = "off"
 	defaultGatewayID       = "osgate"
+	defaultStatusInterval  = 5 * time.Minute
 	permStateDir           = "osgate"
 	localStateDir          = "state"
 	clientIDTemplatePrefix = "osgate-"
@@ -56,6 +57,9 @@ func (c *Config) applyDefaults() {
 	}
 	if g.ConfigGrace == 0 {
 		g.ConfigGrace = 2 * time.Minute
+	}
+	if g.StatusInterval == 0 {
+		g.StatusInterval = defaultStatusInterval
 	}
 
 	b := &c.Broker

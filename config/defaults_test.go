@@ -42,6 +42,7 @@ func TestDefaults(t *testing.T) {
 		{"gateway.state_dir", c.Gateway.StateDir, filepath.Join(wd, "state")},
 		{"gateway.config_grace", c.Gateway.ConfigGrace, 2 * time.Minute},
 		{"gateway.disk_warn_bytes", c.Gateway.DiskWarnBytes, int64(0)}, // automatic: see appliance/disk.go
+		{"gateway.status_interval", c.Gateway.StatusInterval, 5 * time.Minute},
 		{"broker.managed", *c.Broker.Managed, true},
 		{"broker.listen", c.Broker.Listen, "127.0.0.1:1883"},
 		{"broker.binary", c.Broker.Binary, "mosquitto"},

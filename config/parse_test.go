@@ -241,6 +241,15 @@ func TestParseErrors(t *testing.T) {
 		{"gateway limits", `{"gateway": {"config_grace": "-1s", "disk_warn_bytes": -1}}`, []string{
 			`gateway.config_grace: must not be negative`,
 			`gateway.disk_warn_bytes: must not be negative (0: the default, a tenth of the file system, at most 128 MiB)`}},
+		{"status interval", `{"gateway": {"status_interval": "10ms"}}`, []string{
+			`gateway.status_interval: must be at least 1s (0: the default, 5m)`}},
+		{"labels", `{"gateway": {"labels": {"Site": "x", "version": "v1", "ok": "a b", "hw": "", "cust": "a=b"}}}`, []string{
+			`gateway.labels.Site: a label name is a lower-case letter, then up to 31 letters, digits, "_", "." or "-"`,
+			`gateway.labels.cust: a label value is 1 to 64 letters, digits or "_.:/@+-" (no spaces, "," or "=": selectors use them), starting with a letter or digit`,
+			`gateway.labels.hw: a label value is 1 to 64 letters, digits or "_.:/@+-" (no spaces, "," or "=": selectors use them), starting with a letter or digit`,
+			`gateway.labels.ok: a label value is 1 to 64 letters, digits or "_.:/@+-" (no spaces, "," or "=": selectors use them), starting with a letter or digit`,
+			`gateway.labels.version: is a field of the status document (id, state, version, health, ota, config, seen, cohort): fleet selectors could not tell them apart; choose another name`,
+		}},
 		// A bridge without TLS says so; the fix is TLS or saying it.
 		{"bridge without TLS", `{"broker": {"bridge": {"address": "cloud.example:1883", "username": "gw", "password": "pw"}}}`, []string{
 			`broker.bridge.ca_file: is required for TLS (the CA of the cloud broker); without TLS the bridge password and the cloud RPC cross the network in clear text: set "tls": false to do that on purpose`,

@@ -22,6 +22,10 @@ import (
 // The keys, by the audit of the schema:
 //
 //   - gateway.state_dir: where osgate writes its state and mosquitto.conf
+//   - gateway.labels: what the installation is (site, customer,
+//     hardware); fleet selectors choose gateways by them, so a pulled
+//     document must not move its gateway into or out of the selection
+//     it was pushed to
 //   - broker.binary: the program osgate runs
 //   - broker.bridge.ca_file, cert_file, key_file; rpc.cert_file, key_file
 //   - remote: where the configuration comes from and which key signs it
@@ -46,6 +50,7 @@ import (
 // pulled document has a bridge.
 var corePaths = [][]string{
 	{"gateway", "state_dir"},
+	{"gateway", "labels"},
 	{"broker", "binary"},
 	{"broker", "bridge", "ca_file"},
 	{"broker", "bridge", "cert_file"},
@@ -188,11 +193,18 @@ func localOnlyWhat(k string) string {
 		return "says where the configuration comes from and which key signs it"
 	case k == "clock":
 		return "says where the gateway's time comes from and may let osgate set the system clock"
+	case k == "labels":
+		return "says what the installation is, which fleet selectors choose gateways by"
 	}
 	return "names a file on the gateway"
 }
 
-func isEmpty(v any) bool { return v == nil || v == "" }
+func isEmpty(v any) bool {
+	if m, ok := v.(map[string]any); ok {
+		return len(m) == 0
+	}
+	return v == nil || v == ""
+}
 
 // decodeTree reads a JSON object with numbers kept exact.
 func decodeTree(doc []byte) (map[string]any, error) {

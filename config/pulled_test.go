@@ -6,7 +6,7 @@ import (
 )
 
 const bootDoc = `{
-  "gateway": {"id": "gw-1", "state_dir": "/var/lib/osgate"},
+  "gateway": {"id": "gw-1", "state_dir": "/var/lib/osgate", "labels": {"site": "berlin", "hw": "pi4"}},
   "broker": {"binary": "/usr/sbin/mosquitto",
     "bridge": {"address": "cloud:8883", "ca_file": "/etc/osgate/cloud-ca.pem"}},
   "rpc": {"cert_file": "/etc/osgate/rpc.pem", "key_file": "/etc/osgate/rpc.key"},
@@ -21,7 +21,7 @@ const bootDoc = `{
 func TestPulledRefusesLocalOnlyKeys(t *testing.T) {
 	parse := ParsePulled([]byte(bootDoc))
 	_, err := parse([]byte(`{
-	  "gateway": {"id": "gw-1", "state_dir": "/etc/cron.d"},
+	  "gateway": {"id": "gw-1", "state_dir": "/etc/cron.d", "labels": {"site": "hamburg"}},
 	  "broker": {"binary": "/tmp/x.sh", "bridge": {"address": "cloud:8883", "ca_file": "/etc/shadow", "cert_file": "/a", "key_file": "/b"}},
 	  "rpc": {"cert_file": "/c", "key_file": "/d"},
 	  "remote": {"url": "https://evil.example/x.json"},
@@ -40,6 +40,7 @@ func TestPulledRefusesLocalOnlyKeys(t *testing.T) {
 		`connectors[1].settings.port: names a device that is not a serial port: only the local bootstrap file may set it`,
 		`connectors[2].devices[0].key_file: names a file on the gateway`,
 		`connectors[2].settings.port: names a device that is not a serial port`,
+		`gateway.labels: says what the installation is, which fleet selectors choose gateways by: only the local bootstrap file may set it`,
 		`gateway.state_dir: is where the gateway writes its state`,
 		`remote: says where the configuration comes from and which key signs it`,
 		`rpc.cert_file: names a file on the gateway`,
@@ -85,6 +86,15 @@ func TestPulledTakesLocalOnlyKeysFromBootstrap(t *testing.T) {
 	}
 	if c.Remote != nil {
 		t.Error("a pulled document got the remote block")
+	}
+	if c.Gateway.Labels["site"] != "berlin" || c.Gateway.Labels["hw"] != "pi4" || len(c.Gateway.Labels) != 2 {
+		t.Errorf("labels not taken from the bootstrap: %v", c.Gateway.Labels)
+	}
+	// Repeating the local file's labels, or an empty object, is fine.
+	for _, labels := range []string{`{"hw": "pi4", "site": "berlin"}`, `{}`} {
+		if c, err := parse([]byte(`{"gateway": {"id": "gw-1", "labels": ` + labels + `}}`)); err != nil || c.Gateway.Labels["site"] != "berlin" {
+			t.Errorf("labels %s: %v, %v", labels, err, c)
+		}
 	}
 	// Without a bridge in the pulled document, none is made.
 	c, err = parse([]byte(`{"gateway": {"id": "gw-1"}, "broker": {"managed": false, "url": "tcp://127.0.0.1:1883"}}`))

@@ -3,6 +3,8 @@ package config
 import (
 	"net"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +42,46 @@ func (c *Config) validateGateway(es *strict.Errors) {
 	}
 	if c.Gateway.DiskWarnBytes < 0 {
 		es.Add("gateway.disk_warn_bytes", "must not be negative (0: the default, a tenth of the file system, at most 128 MiB)")
+	}
+	if c.Gateway.StatusInterval < 0 || c.Gateway.StatusInterval > 0 && c.Gateway.StatusInterval < time.Second {
+		es.Add("gateway.status_interval", "must be at least 1s (0: the default, 5m)")
+	}
+	validateLabels(es, "gateway.labels", c.Gateway.Labels)
+}
+
+// Bounds of gateway.labels: they travel in every status document.
+const (
+	maxLabels     = 16
+	maxLabelKey   = 32
+	maxLabelValue = 64
+)
+
+// labelKeyRe is a label's name; labelValueRe its value (a selector
+// separates terms with "," and compares with "=" and "!=").
+var (
+	labelKeyRe   = regexp.MustCompile(`^[a-z][a-z0-9_.-]*$`)
+	labelValueRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:/@+-]*$`)
+)
+
+// reservedLabels are the names fleet selectors use for the status
+// document's own fields.
+var reservedLabels = []string{"id", "state", "version", "health", "ota", "config", "seen", "cohort"}
+
+func validateLabels(es *strict.Errors, path string, labels map[string]string) {
+	if len(labels) > maxLabels {
+		es.Add(path, "at most %d labels, not %d", maxLabels, len(labels))
+	}
+	for k, v := range labels {
+		p := strict.Join(path, k)
+		switch {
+		case len(k) > maxLabelKey || !labelKeyRe.MatchString(k):
+			es.Add(p, "a label name is a lower-case letter, then up to %d letters, digits, \"_\", \".\" or \"-\"", maxLabelKey-1)
+		case slices.Contains(reservedLabels, k):
+			es.Add(p, "is a field of the status document (%s): fleet selectors could not tell them apart; choose another name", strings.Join(reservedLabels, ", "))
+		}
+		if len(v) > maxLabelValue || !labelValueRe.MatchString(v) {
+			es.Add(p, "a label value is 1 to %d letters, digits or \"_.:/@+-\" (no spaces, \",\" or \"=\": selectors use them), starting with a letter or digit", maxLabelValue)
+		}
 	}
 }
 

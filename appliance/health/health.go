@@ -325,6 +325,9 @@ func (m *Model) Report() Report {
 			worse(Unhealthy, fmt.Sprintf("%s made no progress for %s", n, age.Round(100*time.Millisecond)))
 		}
 	}
+	if why := testKnob(); why != "" {
+		worse(Unhealthy, why)
+	}
 	if m.broker != nil {
 		r.Broker = m.broker.Error()
 		worse(Degraded, "managed broker not running: "+r.Broker)
