@@ -24,10 +24,14 @@ import (
 // Options configure an Agent. URL, PublicKey, Running, StateDir, Updater
 // and Health are required.
 type Options struct {
-	URL       string            // the channel's manifest.json; parts are fetched relative to it
+	// URL is the channel's manifest.json; parts are fetched relative to
+	// it. "{cohort}" in it becomes the gateway's cohort (CohortOf, two
+	// digits): the per-cohort manifests of a staged rollout.
+	URL       string
 	Channel   string            // the manifest's channel must be this one (empty: any)
 	PublicKey ed25519.PublicKey // from the image or the local bootstrap file, never a pulled config
 	Running   string            // the version of the running system
+	Gateway   string            // the gateway's id: its cohort, for "{cohort}" in URL
 	StateDir  string            // the agent keeps StateDir/ota (on gokrazy: under /perm)
 	Updater   Updater
 	Health    func() health.Report
@@ -55,6 +59,7 @@ const maxAttempts = 3
 // Agent is the update agent. Run drives it; Status and Check serve RPC.
 type Agent struct {
 	url            string
+	cohort         int // -1: the URL is the channel's, not a cohort's
 	channel        string
 	pub            ed25519.PublicKey
 	running        string
@@ -92,6 +97,9 @@ type Status struct {
 	Failed   map[string]string `json:"failed,omitempty"` // versions not retried, with why
 	Checked  string            `json:"checked,omitempty"`
 	Progress int               `json:"progress,omitempty"` // percent, while downloading
+	// Cohort is the gateway's rollout cohort, when the agent pulls a
+	// cohort's manifest ("{cohort}" in url).
+	Cohort *int `json:"cohort,omitempty"`
 }
 
 type checkResult struct {
@@ -104,6 +112,8 @@ func New(o Options) (*Agent, error) {
 	switch {
 	case o.URL == "":
 		return nil, errors.New("ota: no manifest URL")
+	case strings.Contains(o.URL, CohortPlaceholder) && o.Gateway == "":
+		return nil, errors.New("ota: the manifest URL names {cohort} but the gateway id is unknown")
 	case len(o.PublicKey) != ed25519.PublicKeySize:
 		return nil, errors.New("ota: no public key to verify releases with")
 	case o.Running == "":
@@ -114,12 +124,16 @@ func New(o Options) (*Agent, error) {
 		return nil, errors.New("ota: Updater and Health are required")
 	}
 	a := &Agent{
-		url: o.URL, channel: o.Channel, pub: o.PublicKey, running: o.Running,
+		url: o.URL, channel: o.Channel, cohort: -1, pub: o.PublicKey, running: o.Running,
 		dir: filepath.Join(o.StateDir, "ota"), up: o.Updater, health: o.Health,
 		confirmAfter: o.ConfirmAfter, confirmTimeout: o.ConfirmTimeout,
 		acceptDegraded: o.AcceptDegraded, interval: o.Interval,
 		client: o.Client, log: o.Logger, checks: make(chan chan checkResult),
 		hook: func(string) {},
+	}
+	if strings.Contains(o.URL, CohortPlaceholder) {
+		a.cohort = CohortOf(o.Gateway)
+		a.url = strings.ReplaceAll(o.URL, CohortPlaceholder, fmt.Sprintf("%02d", a.cohort))
 	}
 	if a.confirmAfter <= 0 {
 		a.confirmAfter = 5 * time.Minute
@@ -165,6 +179,10 @@ func (a *Agent) Status() Status {
 	defer a.mu.Unlock()
 	s := a.status
 	s.Running, s.Target, s.Last = a.running, a.st.Target, a.st.Last
+	if a.cohort >= 0 {
+		c := a.cohort
+		s.Cohort = &c
+	}
 	if len(a.st.Failed) > 0 {
 		s.Failed = make(map[string]string, len(a.st.Failed))
 		for k, v := range a.st.Failed {

@@ -64,6 +64,7 @@ type rig struct {
 	degraded map[string][]string
 	// confirmTimeout: the agent's (default 20 s)
 	confirmTimeout time.Duration
+	gateway        string   // the gateway id (its cohort)
 	cutAt          int      // cut the power at this step (0: never)
 	cutOn          string   // or at the first step of this name
 	steps          []string // every step seen, over all boots
@@ -82,7 +83,7 @@ func (r *rig) boot() (*Agent, string) {
 	r.t.Helper()
 	running := r.dev.version()
 	a, err := New(Options{
-		URL: r.url, Channel: "stable", PublicKey: r.pub, Running: running, StateDir: r.state, Updater: r.dev,
+		URL: r.url, Channel: "stable", PublicKey: r.pub, Running: running, Gateway: r.gateway, StateDir: r.state, Updater: r.dev,
 		Health: func() health.Report {
 			if r.unwell[running] {
 				return health.Report{Status: health.Unhealthy, Reasons: []string{"export broker unreachable for 2m0s"}}

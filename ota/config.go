@@ -19,7 +19,7 @@ import (
 // part of a pulled configuration, which must not be able to change the key
 // releases are verified with).
 type Config struct {
-	URL            string        `json:"url" strict:"required"`        // https://fleet.example.com/ota/stable/manifest.json
+	URL            string        `json:"url" strict:"required"`        // https://fleet.example.com/ota/stable/manifest.json, or .../cohort-{cohort}.json
 	PublicKey      string        `json:"public_key" strict:"required"` // base64, from osgate release keygen
 	Channel        string        `json:"channel"`
 	Interval       time.Duration `json:"interval"`
@@ -64,13 +64,9 @@ func LoadConfig(path string) (*Config, error) {
 }
 
 // Agent makes the agent of a gokrazy device from c: running is the
-// gateway's version, stateDir its state directory (under /perm), report
-// the health model's Report.
-func (c *Config) Agent(running, stateDir string, report func() health.Report, log *slog.Logger) (*Agent, error) {
-	pub, err := sign.ParsePublicKey(c.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("ota: public_key: %w", err)
-	}
+// gateway's version, gateway its id (its cohort), stateDir its state
+// directory (under /perm), report the health model's Report.
+func (c *Config) Agent(running, gateway, stateDir string, report func() health.Report, log *slog.Logger) (*Agent, error) {
 	pwFile := c.PasswordFile
 	if pwFile == "" {
 		pwFile = PasswordFile
@@ -82,24 +78,37 @@ func (c *Config) Agent(running, stateDir string, report func() health.Report, lo
 	if log == nil {
 		log = slog.Default()
 	}
-	tr, err := c.Client.Transport()
-	if err != nil {
-		return nil, fmt.Errorf("ota: %w", err)
-	}
 	up := &Gokrazy{URL: c.UpdateURL, Password: pw}
 	if up.BootDevice, err = BootDevice(); err != nil {
 		log.Warn("ota: the boot write will not be read back", "err", err)
 	}
-	a, err := New(Options{
-		URL: c.URL, Channel: c.Channel, PublicKey: pub, Running: running, StateDir: stateDir,
-		Updater: up, Health: report,
-		ConfirmAfter: c.ConfirmAfter, ConfirmTimeout: c.ConfirmTimeout, AcceptDegraded: c.AcceptDegraded,
-		Interval: c.Interval, Window: c.Window, Logger: log,
-		Client: &http.Client{Timeout: clientTimeout, Transport: tr},
-	})
+	a, err := c.AgentWith(up, running, gateway, stateDir, report, log)
 	if err != nil {
 		return nil, err
 	}
 	a.watchdog = WatchdogDevice
 	return a, nil
+}
+
+// AgentWith is Agent with up in place of gokrazy's update API: the
+// stand-in of the fleet simulation, where no gokrazy runs.
+func (c *Config) AgentWith(up Updater, running, gateway, stateDir string, report func() health.Report, log *slog.Logger) (*Agent, error) {
+	pub, err := sign.ParsePublicKey(c.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("ota: public_key: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	tr, err := c.Client.Transport()
+	if err != nil {
+		return nil, fmt.Errorf("ota: %w", err)
+	}
+	return New(Options{
+		URL: c.URL, Channel: c.Channel, PublicKey: pub, Running: running, Gateway: gateway, StateDir: stateDir,
+		Updater: up, Health: report,
+		ConfirmAfter: c.ConfirmAfter, ConfirmTimeout: c.ConfirmTimeout, AcceptDegraded: c.AcceptDegraded,
+		Interval: c.Interval, Window: c.Window, Logger: log,
+		Client: &http.Client{Timeout: clientTimeout, Transport: tr},
+	})
 }

@@ -46,12 +46,12 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatalf("TLS keys: %v %+v", err, tc)
 	}
 	tc.PasswordFile = write("pw")
-	if _, err := tc.Agent("v1.0.0", dir, nil, nil); err == nil || !strings.Contains(err.Error(), "read ca_file") {
+	if _, err := tc.Agent("v1.0.0", "gw-1", dir, nil, nil); err == nil || !strings.Contains(err.Error(), "read ca_file") {
 		t.Fatalf("missing ca_file: err = %v", err)
 	}
 	// The agent refuses to start without the device's own password.
 	c.PasswordFile = filepath.Join(dir, "missing-gokr-pw.txt")
-	if _, err := c.Agent("v1.0.0", dir, nil, nil); err == nil || !strings.Contains(err.Error(), "update password") {
+	if _, err := c.Agent("v1.0.0", "gw-1", dir, nil, nil); err == nil || !strings.Contains(err.Error(), "update password") {
 		t.Fatalf("no password file: err = %v", err)
 	}
 }

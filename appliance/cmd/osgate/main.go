@@ -11,10 +11,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/osgate/osgate/appliance"
 	"github.com/osgate/osgate/appliance/clock"
+	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/board"
 	"github.com/osgate/osgate/config"
@@ -120,6 +122,10 @@ func runCmd(ctx context.Context, args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
+	sim, err := simDevice(log)
+	if err != nil {
+		return err
+	}
 	var src appliance.ConfigSource
 	boot := config.Default()
 	stateDir := boot.Gateway.StateDir
@@ -173,7 +179,7 @@ func runCmd(ctx context.Context, args []string) error {
 		stopClock()
 		<-clockDone
 	}()
-	if err := startOTA(ctx, *otaFile, stateDir, sv, log); err != nil {
+	if err := startOTA(ctx, *otaFile, boot.Gateway.ID, stateDir, sv, sim, log); err != nil {
 		return err
 	}
 	return sv.Run(ctx)
@@ -222,7 +228,9 @@ const defaultOTAFile = "/etc/osgate/ota.json"
 // startOTA starts the update agent when its settings file exists: one
 // agent per process, so it outlives the gateway's in-process restarts for
 // new configurations, confirming an update by the running gateway's health.
-func startOTA(ctx context.Context, path, stateDir string, sv *appliance.Supervisor, log *slog.Logger) error {
+// Its state goes into the gateway's status document. sim, when not nil,
+// stands in for gokrazy's update API (the fleet simulation).
+func startOTA(ctx context.Context, path, gatewayID, stateDir string, sv *appliance.Supervisor, sim ota.Updater, log *slog.Logger) error {
 	if _, err := os.Stat(path); err != nil {
 		log.Debug("no OTA settings: updates off", "file", path)
 		return nil
@@ -231,14 +239,37 @@ func startOTA(ctx context.Context, path, stateDir string, sv *appliance.Supervis
 	if err != nil {
 		return err
 	}
-	agent, err := oc.Agent(appliance.Version, stateDir, sv.Health, log.With("part", "ota"))
+	var agent *ota.Agent
+	if sim != nil {
+		agent, err = oc.AgentWith(sim, appliance.Version, gatewayID, stateDir, sv.Health, log.With("part", "ota"))
+	} else {
+		agent, err = oc.Agent(appliance.Version, gatewayID, stateDir, sv.Health, log.With("part", "ota"))
+	}
 	if err != nil {
 		return err
 	}
 	sv.AddMethods(agent.Methods())
+	sv.SetOTA(func() *export.OTAStatus { return otaDocument(agent.Status()) })
 	go agent.Run(ctx) // returns when ctx ends
 	return nil
 }
+
+// otaDocument is the update agent's part of the gateway's status
+// document.
+func otaDocument(s ota.Status) *export.OTAStatus {
+	d := &export.OTAStatus{State: s.State, Status: s.Text, Target: s.Target, Last: s.Last, Cohort: s.Cohort}
+	for v := range s.Failed {
+		d.Failed = append(d.Failed, v)
+	}
+	slices.Sort(d.Failed)
+	if n := len(d.Failed) - maxFailedShown; n > 0 {
+		d.Failed = d.Failed[n:]
+	}
+	return d
+}
+
+// maxFailedShown bounds the failed versions a status document names.
+const maxFailedShown = 8
 
 func validateCmd(args []string, stdout io.Writer) error {
 	if len(args) != 1 {
