@@ -58,8 +58,8 @@ type deviceBook struct {
 	// published is the key (docKey) of the gateway document published
 	// last: a document whose key differs is published at the next check.
 	published string
-	disabled map[string]*disabledDevice
-	wake     chan struct{} // capacity 1
+	disabled  map[string]*disabledDevice
+	wake      chan struct{} // capacity 1
 }
 
 // disabledDevice is a device of a disabled connector, for devices.list.

@@ -134,10 +134,10 @@ func (e scrubbedError) Error() string { return e.msg }
 func (e scrubbedError) Unwrap() error { return e.err }
 
 type supervisor struct {
-	src     ConfigSource
-	log     *slog.Logger
-	sv      *Supervisor
-	prev    *source.Update[*config.Config] // the last good one, while cur is on trial
+	src  ConfigSource
+	log  *slog.Logger
+	sv   *Supervisor
+	prev *source.Update[*config.Config] // the last good one, while cur is on trial
 	// secrets are those of the configurations this process ran; status
 	// reads them from the gateway's goroutines.
 	secretsMu sync.Mutex

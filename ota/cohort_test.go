@@ -11,8 +11,10 @@ import (
 // TestCohortOf: cohorts are stable, in range, and spread a fleet evenly
 // enough that a 5 % canary is about 5 % of it.
 func TestCohortOf(t *testing.T) {
-	if CohortOf("gw-0001") != CohortOf("gw-0001") {
-		t.Fatal("not stable")
+	// Pinned: a gateway's cohort must not move between versions (FNV-1a
+	// of "gw-0001", modulo 100).
+	if c := CohortOf("gw-0001"); c != 61 {
+		t.Fatalf("CohortOf(gw-0001) = %d, want 61", c)
 	}
 	counts := make([]int, Cohorts)
 	const n = 10000

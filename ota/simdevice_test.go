@@ -16,8 +16,7 @@ import (
 // with the root.
 func TestSimDevice(t *testing.T) {
 	dir := t.TempDir()
-	d, err := OpenSimDevice(dir, "v1.0.0")
-	if err != nil {
+	if _, err := OpenSimDevice(dir, "v1.0.0"); err != nil {
 		t.Fatal(err)
 	}
 	stops := 0
@@ -30,7 +29,7 @@ func TestSimDevice(t *testing.T) {
 		n.stop = func() error { stops++; return nil }
 		return n
 	}
-	d = reopen()
+	d := reopen()
 	boot0, _ := d.BootID()
 	if d.Version() != "v1.0.0" || d.Unhealthy() != "" {
 		t.Fatalf("first boot: %s %q", d.Version(), d.Unhealthy())
