@@ -114,6 +114,14 @@ func BridgeTopics(gatewayID string) (in, out string) {
 	return "rpc/" + gatewayID + "/request/#", "rpc/" + gatewayID + "/response/#"
 }
 
+// RequestTopic is where a caller publishes request id for a gateway, and
+// ResponseTopic where the answer comes ("+" as gatewayID: every
+// gateway's answer to that id).
+func RequestTopic(gatewayID, id string) string { return "rpc/" + gatewayID + "/request/" + id }
+
+// ResponseTopic: see RequestTopic.
+func ResponseTopic(gatewayID, id string) string { return "rpc/" + gatewayID + "/response/" + id }
+
 // New checks opts and opens the request id journal under StateDir (Run
 // closes it). Ids read back from it stay refused until they expire.
 func New(opts Options) (*Responder, error) {

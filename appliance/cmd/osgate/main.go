@@ -49,6 +49,10 @@ Usage:
   osgate release keygen KEYFILE        make an ed25519 key pair for signing releases
   osgate release build -key KEYFILE -version V -channel C -out DIR [-previous DIR] ARTIFACT.gaf
                                        make a signed release directory for OTA updates
+  osgate fleet [-f fleet.json] ls [-json] [SELECTOR...]
+                                       every gateway's state, from the cloud broker
+  osgate fleet [-f fleet.json] rpc -gateways SELECTOR [-timeout 10s] [-offline] METHOD [PARAMS]
+                                       a signed call to many gateways; answers and a summary
   osgate version                       print the version
 `
 
@@ -96,6 +100,8 @@ func dispatch(ctx context.Context, cmd string, args []string, stdin io.Reader, s
 		return releaseCmd(args, stdout)
 	case "config":
 		return configCmd(args, stdout)
+	case "fleet":
+		return fleetCmd(ctx, args, stdout)
 	case "mbus":
 		return mbusCmd(ctx, args, stdin, stdout)
 	case "version":

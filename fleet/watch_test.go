@@ -1,0 +1,103 @@
+package fleet
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// message is one message as the broker delivers it to Watch.receive
+// (paho's mqtt.Message: the fields the watch reads).
+type message struct {
+	topic   string
+	payload []byte
+}
+
+func (m message) Duplicate() bool   { return false }
+func (m message) Qos() byte         { return 0 }
+func (m message) Retained() bool    { return true }
+func (m message) Topic() string     { return m.topic }
+func (m message) MessageID() uint16 { return 0 }
+func (m message) Payload() []byte   { return m.payload }
+func (m message) Ack()              {}
+
+func newWatch() *Watch { return &Watch{gws: map[string]*Gateway{}, changed: make(chan struct{})} }
+
+// TestWatch: documents and bridge states make the view; a cleared
+// document removes the gateway; malformed and oversized messages are
+// counted and change nothing.
+func TestWatch(t *testing.T) {
+	w := newWatch()
+	changed := w.Changed()
+	w.receive(nil, message{"status/gw-1", []byte(`{"id":"gw-1","state":"online","version":"v1","at":"2026-12-06T12:00:00.000Z","labels":{"site":"berlin"}}`)})
+	select {
+	case <-changed:
+	default:
+		t.Error("Changed not closed by a document")
+	}
+	w.receive(nil, message{"status/gw-1/bridge", []byte("1")})
+	w.receive(nil, message{"status/gw-2/bridge", []byte("1")}) // a bridge alone: not listed
+	w.receive(nil, message{"status/gw-3", []byte(`{"state":"online"}`)})
+	w.receive(nil, message{"status/gw-3/bridge", []byte("0")})
+	w.receive(nil, message{"status/gw-4", []byte(`{not json`)})
+	w.receive(nil, message{"status/gw-5", bytes.Repeat([]byte(" "), maxDocument+1)})
+	w.receive(nil, message{"status//bridge", []byte("1")})
+	gws := w.Gateways()
+	if len(gws) != 2 || gws[0].ID != "gw-1" || gws[1].ID != "gw-3" {
+		t.Fatalf("gateways: %+v", gws)
+	}
+	g := gws[0]
+	if !g.Online() || g.State() != "online" || g.Doc.Labels["site"] != "berlin" || !g.Seen().Equal(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)) {
+		t.Errorf("gw-1: %+v", g)
+	}
+	if gws[1].Online() || gws[1].State() != "offline (link)" {
+		t.Errorf("gw-3 with its bridge down: %s", gws[1].State())
+	}
+	if w.Dropped() != 3 {
+		t.Errorf("dropped %d, want 3", w.Dropped())
+	}
+	w.receive(nil, message{"status/gw-1", nil})
+	if _, ok := w.Get("gw-1"); ok {
+		t.Error("a cleared document left the gateway in the view")
+	}
+}
+
+// TestWatchBound: past MaxGateways, new gateways are counted, not kept.
+func TestWatchBound(t *testing.T) {
+	w := newWatch()
+	for i := range MaxGateways {
+		w.gws[strconv.Itoa(i)] = &Gateway{}
+	}
+	w.receive(nil, message{"status/one-more", []byte(`{"state":"online"}`)})
+	if _, ok := w.Get("one-more"); ok || w.Dropped() != 1 {
+		t.Errorf("past the bound: kept %v, dropped %d", ok, w.Dropped())
+	}
+}
+
+// FuzzWatch: whatever the cloud broker delivers on the status topics,
+// the watch neither panics nor keeps more than it may.
+func FuzzWatch(f *testing.F) {
+	f.Add("status/gw-1", []byte(`{"id":"gw-1","state":"online","version":"v1","health":{"status":"ok"},"ota":{"state":"idle","cohort":3}}`))
+	f.Add("status/gw-1/bridge", []byte("1"))
+	f.Add("status/gw-1", []byte(`{"state":1}`))
+	f.Add("status/gw-1", []byte(``))
+	f.Add("status/a/b/c", []byte(`{}`))
+	f.Add("status", []byte(`[]`))
+	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
+		w := newWatch()
+		w.receive(nil, message{topic, payload})
+		for _, g := range w.Gateways() {
+			_ = g.State()
+			_ = g.Seen()
+			if g.ID == "" || strings.Contains(g.ID, "/") {
+				t.Fatalf("gateway id %q from topic %q", g.ID, topic)
+			}
+		}
+		var b bytes.Buffer
+		if err := WriteTable(&b, w.Gateways(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
