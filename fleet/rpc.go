@@ -133,8 +133,11 @@ func (c *Conn) Run(ctx context.Context, gateways []string, call Call) ([]Answer,
 		toks = append(toks, c.client.Publish(mqttrpc.RequestTopic(g, id), 1, false, payload))
 	}
 	for i, t := range toks {
-		if !t.WaitTimeout(call.Timeout) || t.Error() != nil {
-			return nil, fmt.Errorf("publish the request for %s: %v", gateways[i], t.Error())
+		if !t.WaitTimeout(call.Timeout) {
+			return nil, fmt.Errorf("publish the request for %s: the cloud broker did not acknowledge it within %s", gateways[i], call.Timeout)
+		}
+		if err := t.Error(); err != nil {
+			return nil, fmt.Errorf("publish the request for %s: %w (may the fleet user publish rpc/+/request/+?)", gateways[i], err)
 		}
 	}
 	for {

@@ -3,7 +3,7 @@
 // imports only packages of its own layer or below:
 //
 //	6  commands     appliance/cmd/osgate, image/...
-//	5  appliance    appliance, appliance/*, ota
+//	5  appliance    appliance, appliance/*, ota, fleet
 //	4  config       config
 //	3  config/source
 //	2  drivers      drivers/* (and drivers/all, which lists them)

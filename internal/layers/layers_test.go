@@ -41,6 +41,7 @@ var placement = map[string]layer{
 	"config":            config,
 	"appliance":         appliance,
 	"ota":               appliance,
+	"fleet":             appliance,
 	"appliance/cmd":     commands,
 	"image":             commands,
 }
