@@ -70,7 +70,7 @@ const (
 type Watch struct {
 	mu      sync.Mutex
 	gws     map[string]*Gateway
-	last    time.Time // the last message
+	last    time.Time // the last retained message
 	dropped int       // documents over the bounds
 	changed chan struct{}
 }
@@ -102,7 +102,10 @@ func (w *Watch) receive(_ mqtt.Client, m mqtt.Message) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.last = time.Now()
+	now := time.Now()
+	if m.Retained() {
+		w.last = now
+	}
 	g := w.gws[id]
 	if g == nil {
 		if len(w.gws) >= MaxGateways {
@@ -115,7 +118,7 @@ func (w *Watch) receive(_ mqtt.Client, m mqtt.Message) {
 	if len(levels) == 3 {
 		g.Bridge = string(m.Payload())
 	} else {
-		g.Doc, g.Received = doc, w.last
+		g.Doc, g.Received = doc, now
 		if len(m.Payload()) == 0 {
 			delete(w.gws, id) // a cleared document: the gateway is gone
 		}
@@ -131,8 +134,10 @@ func (w *Watch) drop() {
 }
 
 // Settle waits until the broker's retained documents have arrived: no
-// message for quiet (they come in one burst after the subscription), at
-// most max.
+// retained message for quiet (they come in one burst after the
+// subscription), at most max. Live documents (heartbeats, changes: not
+// flagged retained) do not count, so a large fleet that is never quiet
+// still settles.
 func (w *Watch) Settle(ctx context.Context, quiet, max time.Duration) {
 	deadline := time.Now().Add(max)
 	start := time.Now()

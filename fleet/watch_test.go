@@ -9,15 +9,16 @@ import (
 )
 
 // message is one message as the broker delivers it to Watch.receive
-// (paho's mqtt.Message: the fields the watch reads).
+// (paho's mqtt.Message: the fields the watch reads), retained unless live.
 type message struct {
 	topic   string
 	payload []byte
+	live    bool
 }
 
 func (m message) Duplicate() bool   { return false }
 func (m message) Qos() byte         { return 0 }
-func (m message) Retained() bool    { return true }
+func (m message) Retained() bool    { return !m.live }
 func (m message) Topic() string     { return m.topic }
 func (m message) MessageID() uint16 { return 0 }
 func (m message) Payload() []byte   { return m.payload }
@@ -31,19 +32,19 @@ func newWatch() *Watch { return &Watch{gws: map[string]*Gateway{}, changed: make
 func TestWatch(t *testing.T) {
 	w := newWatch()
 	changed := w.Changed()
-	w.receive(nil, message{"status/gw-1", []byte(`{"id":"gw-1","state":"online","version":"v1","at":"2026-12-06T12:00:00.000Z","labels":{"site":"berlin"}}`)})
+	w.receive(nil, message{topic: "status/gw-1", payload: []byte(`{"id":"gw-1","state":"online","version":"v1","at":"2026-12-06T12:00:00.000Z","labels":{"site":"berlin"}}`)})
 	select {
 	case <-changed:
 	default:
 		t.Error("Changed not closed by a document")
 	}
-	w.receive(nil, message{"status/gw-1/bridge", []byte("1")})
-	w.receive(nil, message{"status/gw-2/bridge", []byte("1")}) // a bridge alone: not listed
-	w.receive(nil, message{"status/gw-3", []byte(`{"state":"online"}`)})
-	w.receive(nil, message{"status/gw-3/bridge", []byte("0")})
-	w.receive(nil, message{"status/gw-4", []byte(`{not json`)})
-	w.receive(nil, message{"status/gw-5", bytes.Repeat([]byte(" "), maxDocument+1)})
-	w.receive(nil, message{"status//bridge", []byte("1")})
+	w.receive(nil, message{topic: "status/gw-1/bridge", payload: []byte("1")})
+	w.receive(nil, message{topic: "status/gw-2/bridge", payload: []byte("1")}) // a bridge alone: not listed
+	w.receive(nil, message{topic: "status/gw-3", payload: []byte(`{"state":"online"}`)})
+	w.receive(nil, message{topic: "status/gw-3/bridge", payload: []byte("0")})
+	w.receive(nil, message{topic: "status/gw-4", payload: []byte(`{not json`)})
+	w.receive(nil, message{topic: "status/gw-5", payload: bytes.Repeat([]byte(" "), maxDocument+1)})
+	w.receive(nil, message{topic: "status//bridge", payload: []byte("1")})
 	gws := w.Gateways()
 	if len(gws) != 2 || gws[0].ID != "gw-1" || gws[1].ID != "gw-3" {
 		t.Fatalf("gateways: %+v", gws)
@@ -58,7 +59,7 @@ func TestWatch(t *testing.T) {
 	if w.Dropped() != 3 {
 		t.Errorf("dropped %d, want 3", w.Dropped())
 	}
-	w.receive(nil, message{"status/gw-1", nil})
+	w.receive(nil, message{topic: "status/gw-1"})
 	if _, ok := w.Get("gw-1"); ok {
 		t.Error("a cleared document left the gateway in the view")
 	}
@@ -70,7 +71,7 @@ func TestWatchBound(t *testing.T) {
 	for i := range MaxGateways {
 		w.gws[strconv.Itoa(i)] = &Gateway{}
 	}
-	w.receive(nil, message{"status/one-more", []byte(`{"state":"online"}`)})
+	w.receive(nil, message{topic: "status/one-more", payload: []byte(`{"state":"online"}`)})
 	if _, ok := w.Get("one-more"); ok || w.Dropped() != 1 {
 		t.Errorf("past the bound: kept %v, dropped %d", ok, w.Dropped())
 	}
@@ -87,7 +88,7 @@ func FuzzWatch(f *testing.F) {
 	f.Add("status", []byte(`[]`))
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
 		w := newWatch()
-		w.receive(nil, message{topic, payload})
+		w.receive(nil, message{topic: topic, payload: payload})
 		for _, g := range w.Gateways() {
 			_ = g.State()
 			_ = g.Seen()
@@ -100,4 +101,31 @@ func FuzzWatch(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestSettle: the retained burst ends the wait after quiet, even while
+// live documents keep coming (a large fleet's heartbeats).
+func TestSettle(t *testing.T) {
+	w := newWatch()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			w.receive(nil, message{topic: "status/gw-" + strconv.Itoa(i%50), payload: []byte(`{"state":"online"}`), live: true})
+		}
+	}()
+	w.receive(nil, message{topic: "status/gw-r", payload: []byte(`{"state":"online"}`)})
+	start := time.Now()
+	w.Settle(t.Context(), 300*time.Millisecond, 10*time.Second)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Settle took %s with live documents every 20 ms; want about the quiet of 300 ms", took)
+	}
+	if _, ok := w.Get("gw-r"); !ok {
+		t.Error("the retained document is not in the view")
+	}
 }

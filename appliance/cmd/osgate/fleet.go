@@ -53,7 +53,7 @@ func defaultFleetFile() string {
 // the subscription; a quiet pause ends it.
 const (
 	settleQuiet = 500 * time.Millisecond
-	settleMax   = 30 * time.Second
+	settleMax   = 2 * time.Minute
 )
 
 // view connects and reads every gateway's retained document.
