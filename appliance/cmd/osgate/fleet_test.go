@@ -114,7 +114,8 @@ func ids(rows []fleetRow) string {
 }
 
 // TestFleetSimulation: four gateways, each with its own managed broker
-// bridged to one cloud Mosquitto (TLS, passwords); the operator's
+// bridged to one cloud Mosquitto (TLS, passwords, the operator's ACL of
+// docs/fleet.md); the operator's
 // `osgate fleet` reaches them through the cloud broker only. `fleet ls`
 // sees all four with their version, health and labels and filters on
 // them; `fleet rpc` to all gets four signed answers; an unknown method is
@@ -123,9 +124,22 @@ func ids(rows []fleetRow) string {
 // makes the exit code 1.
 func TestFleetSimulation(t *testing.T) {
 	t.Setenv("OSGATE_FLEET", "")
-	cloud := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{TLS: true,
-		Users: map[string]string{"gateways": "gw-secret", "operator": "op-secret"}})
+	// The cloud broker holds the fleet user to docs/fleet.md's ACL.
 	dir := t.TempDir()
+	acl := filepath.Join(dir, "acl")
+	if err := os.WriteFile(acl, []byte(`user gateways
+topic readwrite #
+
+user operator
+topic read status/+
+topic read status/+/bridge
+topic write rpc/+/request/+
+topic read rpc/+/response/+
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cloud := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{TLS: true,
+		Users: map[string]string{"gateways": "gw-secret", "operator": "op-secret"}, Extra: "acl_file " + acl})
 	keyFile := filepath.Join(dir, "ops.key")
 	var out bytes.Buffer
 	if err := rpcCmd(context.Background(), []string{"keygen", keyFile}, &out); err != nil {
@@ -170,7 +184,11 @@ func TestFleetSimulation(t *testing.T) {
 			}
 		}
 		if ok != 4 {
-			t.Logf("fleet ls: %+v", rows)
+			for _, r := range rows {
+				if r.Status.Health != nil {
+					t.Logf("fleet ls: %s %s %s %v", r.ID, r.State, r.Status.Health.Status, r.Status.Health.Reasons)
+				}
+			}
 		}
 		return ok == 4
 	})
