@@ -185,6 +185,9 @@ func decodeAnswer(gw string, payload []byte) *Answer {
 	if r.Error != nil {
 		return &Answer{Gateway: gw, Outcome: "error", Error: r.Error}
 	}
+	if r.Result == nil {
+		return &Answer{Gateway: gw, Outcome: "error", Error: &CallError{Code: -32700, Message: "the answer is not a JSON-RPC response: it has neither result nor error"}}
+	}
 	return &Answer{Gateway: gw, Outcome: "ok", Result: r.Result}
 }
 
