@@ -373,7 +373,6 @@ func TestHTTPSDate(t *testing.T) {
 			os.WriteFile(filepath.Join(www, "index.html"), []byte("fleet"), 0o644)
 			n := testpeer.StartNginx(t, testpeer.NginxOptions{Root: www, TLS: true,
 				Server: fmt.Sprintf("ssl_certificate %s/server.pem; ssl_certificate_key %s/server.key;", dir, dir)})
-			_, port, _ := net.SplitHostPort(n.Addr())
 			pem, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
 			if err != nil {
 				t.Fatal(err)
@@ -382,9 +381,9 @@ func TestHTTPSDate(t *testing.T) {
 			pool.AppendCertsFromPEM(pem)
 			sys := newFakeSystem(y1970)
 			c := New(Options{SetSystem: true, System: sys, BuildTime: build, Logger: quiet(), HTTPSTLS: &tls.Config{RootCAs: pool},
-				Sources: []Source{mustSource(t, "https://localhost:"+port+"/index.html")}})
+				Sources: []Source{mustSource(t, "https://"+n.Addr()+"/index.html")}})
 			// The restored clock cannot check this certificate itself.
-			if conn, err := tls.Dial("tcp", n.Addr(), &tls.Config{RootCAs: pool, ServerName: "localhost", Time: sys.Now}); err == nil {
+			if conn, err := tls.Dial("tcp", n.Addr(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Time: sys.Now}); err == nil {
 				conn.Close()
 				t.Fatal("a TLS check against the restored clock passed: the test shows nothing")
 			}
