@@ -1,6 +1,7 @@
 package zwave
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
@@ -58,6 +59,10 @@ type includePolicy struct {
 	security  string // "auto", "s2", "s0", "none"
 	pin       int    // -1 when none was given
 	downgrade bool   // may grant less than the node asks for
+	// SmartStart: the DSK of the node's provisioning entry (nil otherwise)
+	// and the classes the entry allows.
+	dsk     []byte
+	allowed []secClass
 }
 
 // securedResult is what a secure inclusion gave the node.
@@ -204,11 +209,23 @@ func (c *Connector) bootstrapS2(ctx context.Context, ctl *controller, node byte,
 		return res, k.fail(ctx, kexFailCancel, "expected the node's public key, got % X", m.cmd)
 	}
 	pubB := append([]byte(nil), m.cmd[3:3+32]...)
-	if needPIN {
+	if p.dsk != nil {
+		// SmartStart: the key must be the one of the provisioning entry;
+		// a node that hides its PIN gets the entry's.
+		if pubB[0] == 0 && pubB[1] == 0 {
+			copy(pubB, p.dsk[:2])
+		}
+		if !bytes.Equal(pubB[2:16], p.dsk[2:16]) {
+			return res, k.fail(ctx, kexFailCancel, "the node's public key is not the DSK of its provisioning entry %s", maskDSK(p.dsk))
+		}
+	} else if needPIN {
 		// The node hides the first two bytes of its key; they are the PIN.
 		binary.BigEndian.PutUint16(pubB, uint16(p.pin))
 	}
 	res.dsk = formatDSK(pubB)
+	if p.dsk != nil {
+		res.dsk = maskDSK(pubB) // the PIN is a secret of the entry
+	}
 
 	// Our public key; both sides derive the temporary key.
 	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
@@ -237,6 +254,9 @@ func (c *Connector) bootstrapS2(ctx context.Context, ctl *controller, node byte,
 		return res, err
 	}
 	if m.is(ccSecurity2, kexDecryptFailed) {
+		if p.dsk != nil {
+			return res, k.fail(ctx, kexFailDecrypt, "the node's answer could not be decrypted: the DSK of its provisioning entry %s does not match the node (check the entry against its label or QR code)", maskDSK(p.dsk))
+		}
 		if needPIN {
 			return res, k.fail(ctx, kexFailDecrypt, "the node's answer could not be decrypted: the PIN %05d does not match the node's DSK (check the 5 underlined digits on its label)", p.pin)
 		}
@@ -305,6 +325,18 @@ func (c *Connector) bootstrapS2(ctx context.Context, ctl *controller, node byte,
 func grantFor(requested []secClass, p includePolicy) ([]secClass, error) {
 	if len(requested) == 0 {
 		return nil, errors.New("the node asks for no key")
+	}
+	if p.allowed != nil {
+		var out []secClass
+		for _, c := range requested {
+			if containsClass(p.allowed, c) {
+				out = append(out, c)
+			}
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("the node asks for %v, none of which its provisioning entry allows (%v)", requested, p.allowed)
+		}
+		return out, nil
 	}
 	auth := containsClass(requested, secS2Auth) || containsClass(requested, secS2AC)
 	if !auth || p.pin >= 0 {

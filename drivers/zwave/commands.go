@@ -78,6 +78,8 @@ type NodeStatus struct {
 	SecureCCs       []string   `json:"secure_command_classes,omitempty"`
 	SecurityError   string     `json:"security_error,omitempty"`
 	DSK             string     `json:"dsk,omitempty"`
+	Name            string     `json:"name,omitempty" doc:"the name of its SmartStart provisioning entry"`
+	Location        string     `json:"location,omitempty"`
 	SecureFailures  int        `json:"secure_frames_dropped,omitempty" doc:"secure frames from the node that could not be used since start"`
 	Interview       *Interview `json:"interview,omitempty"`
 	Error           string     `json:"error,omitempty"`
@@ -226,6 +228,21 @@ func (c *Connector) Commands() map[string]core.Command {
 			Help:   `Set how often a battery node wakes up; the change waits for its next wake-up. Params: {"node": 9, "interval": "1h"}.`,
 			Params: wakeUpParams{}, Result: WakeUpResult{},
 			Run: func(ctx context.Context, raw json.RawMessage) (any, error) { return c.wakeUpCmd(ctx, raw) },
+		},
+		"provision_add": {
+			Help:   `Add a node to the SmartStart provisioning list; it joins with S2 on its own once powered. Params: {"dsk": "12345-...", "security": ["s2_access_control"], "name": "front door", "location": "hall"}; dsk may be the scanned QR code.`,
+			Params: provisionAddParams{}, Result: ProvisionEntry{},
+			Run: func(ctx context.Context, p json.RawMessage) (any, error) { return c.provisionAdd(ctx, p) },
+		},
+		"provision_remove": {
+			Help:   `Remove a node from the SmartStart provisioning list (an included node stays included). Params: {"dsk": "*****-12345-..."}.`,
+			Params: provisionRemoveParams{}, Result: ProvisionEntry{},
+			Run: func(ctx context.Context, p json.RawMessage) (any, error) { return c.provisionRemove(ctx, p) },
+		},
+		"provision_list": {
+			Help:   `List the SmartStart provisioning list (DSKs without their PIN) and whether the stick listens for SmartStart nodes.`,
+			Result: ProvisionList{},
+			Run:    func(ctx context.Context, p json.RawMessage) (any, error) { return c.provisionList(p) },
 		},
 		"remove_failed": {
 			Help:   `Remove a node that is gone for good (broken, thrown away) from the stick's list; the stick refuses while the node answers. Params: {"node": 7}.`,
@@ -399,12 +416,18 @@ func (c *Connector) join(ctx context.Context, raw json.RawMessage, include bool)
 			return nil, err
 		}
 	}
+	release, err := c.lockJoin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	var res joinResult
 	if include {
 		res, err = ctl.addNode(ctx, p.Timeout)
 	} else {
 		res, err = ctl.removeNode(ctx, p.Timeout)
 	}
+	c.resumeSmartStart(ctl) // the stick left SmartStart listening
 	if err != nil {
 		return nil, err
 	}
@@ -512,6 +535,7 @@ func (c *Connector) nodes(ctx context.Context) (any, error) {
 			st.SecureCCs = append(st.SecureCCs, ccList([]byte{byte(cc)})...)
 		}
 		st.SecurityError, st.DSK, st.Interview = rec.SecurityError, rec.DSK, rec.Interview
+		st.Name, st.Location = rec.Name, rec.Location
 		if rec.WakeUpSeconds > 0 {
 			st.WakeUpInterval = (time.Duration(rec.WakeUpSeconds) * time.Second).String()
 		}

@@ -43,7 +43,15 @@ func (c *controller) removeNode(ctx context.Context, d time.Duration) (joinResul
 	return c.join(ctx, fnRemoveNode, "exclusion", d)
 }
 
-func (c *controller) join(ctx context.Context, fn byte, what string, d time.Duration) (joinResult, error) {
+// addNodeDSK adds the SmartStart node that announced nwi (its DSK's home
+// ids) until it joined or d passes.
+func (c *controller) addNodeDSK(ctx context.Context, nwi, auth [4]byte, d time.Duration) (joinResult, error) {
+	return c.join(ctx, fnAddNode, "SmartStart inclusion", d, append(append([]byte{modeSmartStartDSK | modeHighPower | modeNetwork}, nwi[:]...), auth[:]...)...)
+}
+
+// join runs an inclusion or exclusion; start is the mode byte and what
+// follows the callback id (default: any node, network-wide).
+func (c *controller) join(ctx context.Context, fn byte, what string, d time.Duration, start ...byte) (joinResult, error) {
 	if !c.supports(fn) {
 		return joinResult{}, fmt.Errorf("zwave: %s: %w", what, errUnsupported)
 	}
@@ -51,7 +59,10 @@ func (c *controller) join(ctx context.Context, fn byte, what string, d time.Dura
 	id := c.nextCallbackID()
 	w := c.expect(8, isCallback(fn, id))
 	defer c.cancel(w)
-	if err := c.lockedSend(ctx, fn, modeAny|modeHighPower|modeNetwork, id); err != nil {
+	if len(start) == 0 {
+		start = []byte{modeAny | modeHighPower | modeNetwork}
+	}
+	if err := c.lockedSend(ctx, fn, append([]byte{start[0], id}, start[1:]...)...); err != nil {
 		return res, fmt.Errorf("zwave: start %s: %w", what, err)
 	}
 	f, err := c.wait(ctx, w, responseTimeout, "start "+what)

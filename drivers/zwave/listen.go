@@ -20,7 +20,9 @@ func (c *Connector) unsolicited(ctl *controller, f frame) {
 	case fnAppCommand, fnBridgeAppCommand:
 		c.onAppCommand(ctl, f)
 	case fnAppUpdate:
-		if len(f.Data) > 0 && f.Data[0] == updateNodeInfo {
+		if len(f.Data) > 0 && f.Data[0] == updateSmartStartHomeID {
+			c.smartStartAnnounced(ctl, f)
+		} else if len(f.Data) > 0 && f.Data[0] == updateNodeInfo {
 			if _, err := ctl.recordNIF(f.Data); err != nil {
 				c.log.Warn("zwave: malformed node information", "err", err)
 			}

@@ -109,6 +109,9 @@ type nodeRecord struct {
 	DSK string `json:"dsk,omitempty"`
 	// Interview is what the node said about itself.
 	Interview *Interview `json:"interview,omitempty"`
+	// Name and Location come from the node's SmartStart provisioning entry.
+	Name     string `json:"name,omitempty"`
+	Location string `json:"location,omitempty"`
 	// WakeUpSeconds is the node's wake-up interval (0: unknown).
 	WakeUpSeconds int `json:"wake_up_interval_s,omitempty"`
 	// Updated is when the record last changed.

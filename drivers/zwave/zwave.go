@@ -62,6 +62,8 @@ type Connector struct {
 
 	wake *wakeUps // sleeping nodes and what waits for them
 
+	ss *smartStart // the provisioning list and SmartStart listening
+
 	dropLog *lograte.Limit
 }
 
@@ -91,6 +93,7 @@ func New(cfg core.ConnectorConfig) (core.Connector, error) {
 		nodeLocks: map[byte]chan struct{}{},
 		sessions:  map[byte]byte{},
 		wake:      newWakeUps(),
+		ss:        newSmartStart(),
 		dropLog:   dropLogLimit(),
 	}
 	c.stats.Register(framesDropped)
@@ -149,6 +152,7 @@ func (c *Connector) session(ctx context.Context) (*controller, error) {
 		return nil, errClosed
 	}
 	c.ctl = ctl
+	go c.resumeSmartStart(ctl)
 	return ctl, nil
 }
 

@@ -43,6 +43,12 @@
 //                       COUNT encrypted frames on the air (its nonces run
 //                       ahead of the driver's)
 //   ZW_WAKEUP_MS        node 13 wakes up this often (default: never)
+//   ZW_SMARTSTART       SmartStart nodes, e.g. "30:sensor,31:sensor": while
+//                       the host has the stick listen for SmartStart, each
+//                       announces its NWI home id every second; the one
+//                       the host then adds by its home ids joins
+//   ZW_LIBRARY          the stick's library version (GetControllerVersion),
+//                       e.g. "Z-Wave 4.61" for a stick without SmartStart
 const crypto = require("crypto");
 const t0 = Date.now();
 const secs = () => Math.floor((Date.now() - t0) / 1000);
@@ -232,12 +238,13 @@ exports.default = ({ require }) => {
 			if (!node.capabilities.securityClasses.has(cls)) node.encodingContext.setSecurityClass(controller.ownNodeId, cls, false);
 		}
 	};
-	const pending = pendingSpecs.split(",").filter(Boolean).map((spec) => {
+	const makePending = (label) => (spec) => {
 		const [id, kind] = spec.split(":");
 		const kp = crypto.generateKeyPairSync("x25519");
 		const pair = { publicKey: rawKey(kp.publicKey, "x"), privateKey: rawKey(kp.privateKey, "d") };
-		log(`pending node ${id} (${kind}) DSK ${core.dskToString(pair.publicKey.subarray(0, 16))}`);
+		log(`${label} node ${id} (${kind}) DSK ${core.dskToString(pair.publicKey.subarray(0, 16))}`);
 		return {
+			dsk: pair.publicKey.subarray(0, 16),
 			id: parseInt(id, 10),
 			capabilities: kinds[kind](),
 			setup: (node) => {
@@ -246,11 +253,80 @@ exports.default = ({ require }) => {
 				node.defineBehavior(logIncoming, hidePIN, echoGranted, associations);
 			},
 		};
-	});
+	};
+	const pending = pendingSpecs.split(",").filter(Boolean).map(makePending("pending"));
+	const smartStartNodes = env("ZW_SMARTSTART").split(",").filter(Boolean).map(makePending("smartstart"));
+	// SmartStart, which the stock mock lacks. Listening mode (AddNodeToNetwork
+	// 0x09, no callback): every second each SmartStart node not yet added
+	// announces its NWI home id (bytes 9..12 of its DSK, bits 7..6 of the
+	// first set, bit 0 of the last cleared) in an ApplicationUpdateRequest
+	// "SmartStart home id received". SmartStart DSK mode (0x08, NWI and
+	// auth home id after the callback id): the node with that NWI home id
+	// becomes the pending node and the stock inclusion runs. Any other
+	// inclusion, exclusion or a stop ends listening.
+	const nwiOf = (dsk) => {
+		const h = Uint8Array.from(dsk.subarray(8, 12));
+		h[0] |= 0xc0;
+		h[3] &= 0xfe;
+		return h;
+	};
+	const hex = (b) => Buffer.from(b).toString("hex");
+	// zwave-js keeps only the mode and callback id of AddNodeToNetwork
+	// requests: keep the raw payload too (the home ids).
+	const addNodeFrom = sapi.AddNodeToNetworkRequest.from;
+	sapi.AddNodeToNetworkRequest.from = function (raw, ctx) {
+		const msg = addNodeFrom.call(this, raw, ctx);
+		msg.rawPayload = Uint8Array.from(raw.payload);
+		return msg;
+	};
+	let listening = false;
+	let announcer;
+	const stopListening = (why) => {
+		if (listening) log(`smartstart listening stopped (${why})`);
+		listening = false;
+		clearInterval(announcer);
+	};
+	const announce = (controller) => {
+		for (const n of smartStartNodes) {
+			const c = n.capabilities;
+			const payload = [0x85, 0x00, 0x00, ...nwiOf(n.dsk), 3 + 1, 0x04, c.genericDeviceClass, c.specificDeviceClass, 0x9f];
+			controller.sendMessageToHost(new Message({ type: MessageType.Request, functionType: FunctionType.ApplicationUpdateRequest, payload: Uint8Array.from(payload) }))
+				.catch((e) => console.error("smartstart announce:", e.message));
+			log(`smartstart node ${n.id} announced ${hex(nwiOf(n.dsk))}`);
+		}
+	};
+	const smartStart = {
+		onHostMessage(controller, msg) {
+			if (msg instanceof sapi.RemoveNodeFromNetworkRequest) stopListening("exclusion");
+			if (!(msg instanceof sapi.AddNodeToNetworkRequest)) return false;
+			if (msg.addNodeType === sapi.AddNodeType.SmartStartListen) {
+				if (!listening) log("smartstart listening");
+				listening = true;
+				clearInterval(announcer);
+				announcer = setInterval(() => listening && announce(controller), 1000);
+				announcer.unref();
+				return true; // no callback
+			}
+			if (msg.addNodeType === sapi.AddNodeType.Stop && listening) {
+				stopListening("stop");
+				return msg.callbackId === 0; // a stop of listening has no callback
+			}
+			if (msg.addNodeType === sapi.AddNodeType.SmartStartDSK) {
+				stopListening("smartstart inclusion");
+				const nwi = hex(msg.rawPayload.subarray(2, 6));
+				const i = smartStartNodes.findIndex((n) => hex(nwiOf(n.dsk)) === nwi);
+				log(`smartstart inclusion of ${nwi}: ${i < 0 ? "no such node" : `node ${smartStartNodes[i].id}`}`);
+				if (i >= 0 && !controller.nodePendingInclusion) controller.nodePendingInclusion = smartStartNodes.splice(i, 1)[0];
+				return false; // the stock inclusion (and nextPending) go on
+			}
+			stopListening("inclusion");
+			return false;
+		},
+	};
 	// Each inclusion takes the next pending node.
 	const nextPending = {
 		onHostMessage(controller, msg) {
-			if (msg instanceof sapi.AddNodeToNetworkRequest && msg.addNodeType !== sapi.AddNodeType.Stop && !controller.nodePendingInclusion && pending.length) {
+			if (msg instanceof sapi.AddNodeToNetworkRequest && msg.addNodeType !== sapi.AddNodeType.Stop && msg.addNodeType !== sapi.AddNodeType.SmartStartDSK && !controller.nodePendingInclusion && pending.length) {
 				controller.nodePendingInclusion = pending.shift();
 			}
 			return false;
@@ -367,8 +443,9 @@ exports.default = ({ require }) => {
 				// them so the host's soft reset path runs (the mock answers
 				// with SerialAPIStarted) and failed nodes can be removed.
 				supportedFunctionTypes: [...getDefaultSupportedFunctionTypes(), FunctionType.SoftReset, FunctionType.RemoveFailedNode],
+				...(env("ZW_LIBRARY") ? { libraryVersion: env("ZW_LIBRARY") } : {}),
 			},
-			behaviors: [nextPending, removeFailed],
+			behaviors: [smartStart, nextPending, removeFailed],
 		},
 		nodes: [
 			{
