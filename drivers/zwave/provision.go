@@ -580,7 +580,11 @@ func (c *Connector) smartStartAnnounced(ctl *controller, f frame) {
 		c.log.Debug("zwave: malformed SmartStart announcement ignored", "err", err)
 		return
 	}
-	c.ss.mu.Lock()
+	// The reader must not wait for the list's disk writes: a node
+	// announces itself every few seconds, so a busy list drops this one.
+	if !c.ss.mu.TryLock() {
+		return
+	}
 	defer c.ss.mu.Unlock()
 	if c.ss.listenCtl != ctl {
 		// Not asked for by this session (a stick left listening by an

@@ -40,7 +40,7 @@ func TestParseDSKInput(t *testing.T) {
 		"65536-28466-30175-29116-49120-01258-33457-03225", "5104-728466-30175-29116-49120-01258-33457-03225",
 		"5104a-28466-30175-29116-49120-01258-33457-03225",
 		strings.Replace(qrSample, "9001535", "9001536", 1), // checksum
-		"9002" + qrSample[4:], // version
+		"9002" + qrSample[4:],                              // version
 	} {
 		if _, _, err := parseDSKInput(bad); err == nil {
 			t.Errorf("%q accepted", bad)

@@ -111,6 +111,17 @@ func TestDiscoverMatchesREADMEs(t *testing.T) {
 			if m.Scope != "write" {
 				t.Errorf("zwave.include needs %q, want write", m.Scope)
 			}
+		case "zwave.provision_add":
+			var names []string
+			for _, p := range m.Params {
+				names = append(names, p.Name)
+			}
+			if !slices.Equal(names, []string{"dsk", "security", "name", "location", "connector"}) {
+				t.Errorf("zwave.provision_add params %v", names)
+			}
+			if m.Scope != "write" {
+				t.Errorf("zwave.provision_add needs %q, want write", m.Scope)
+			}
 		case "zwave.keys":
 			if m.Scope != "admin" {
 				t.Errorf("zwave.keys needs %q, want admin", m.Scope)
