@@ -386,7 +386,7 @@ func (c *Connector) provisionAdd(ctx context.Context, raw json.RawMessage) (any,
 
 	ctl, err := c.session(ctx)
 	if err == nil {
-		err = c.smartStartListen(ctx, ctl)
+		err = c.listenIdle(ctx, ctl)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("zwave: provisioning entry %s added and kept, but the stick does not listen for SmartStart nodes: %w", view.DSK, err)
@@ -445,9 +445,15 @@ func (c *Connector) provisionRemove(ctx context.Context, raw json.RawMessage) (a
 	c.ss.mu.Unlock()
 	c.log.Info("zwave: provisioning entry removed", "dsk", maskDSK(dsk[:]), "name", e.Name)
 	if empty && listenCtl != nil {
-		// Nothing left to wait for: leave SmartStart listening mode.
-		if err := listenCtl.lockedSend(ctx, fnAddNode, modeStop, 0); err != nil {
-			c.log.Warn("zwave: SmartStart listening not stopped", "err", err)
+		// Nothing left to wait for: leave SmartStart listening mode
+		// (a running inclusion leaves it on its own).
+		select {
+		case c.ss.join <- struct{}{}:
+			if err := listenCtl.lockedSend(ctx, fnAddNode, modeStop, 0); err != nil {
+				c.log.Warn("zwave: SmartStart listening not stopped", "err", err)
+			}
+			<-c.ss.join
+		default:
 		}
 	}
 	return e.view(), nil
@@ -560,6 +566,28 @@ func (c *Connector) smartStartListen(ctx context.Context, ctl *controller) error
 		c.log.Info("zwave: the stick listens for SmartStart nodes", "entries", n)
 	}
 	return nil
+}
+
+// listenIdle starts SmartStart listening unless an inclusion runs (a new
+// mode would end it; it listens again when it is done).
+func (c *Connector) listenIdle(ctx context.Context, ctl *controller) error {
+	select {
+	case c.ss.join <- struct{}{}:
+	default:
+		return nil
+	}
+	defer func() { <-c.ss.join }()
+	return c.smartStartListen(ctx, ctl)
+}
+
+// startSmartStart has a new session's stick listen when the list has
+// entries.
+func (c *Connector) startSmartStart(ctl *controller) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.listenIdle(ctx, ctl); err != nil {
+		c.log.Warn("zwave: the stick does not listen for SmartStart nodes; provisioned nodes cannot join", "err", err)
+	}
 }
 
 // resumeSmartStart returns the stick to SmartStart listening after an

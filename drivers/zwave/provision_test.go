@@ -114,6 +114,9 @@ func TestSmartStart(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("provisioning file mode %v, want 0600", fi.Mode().Perm())
 	}
+	// Opening the stick again has it listen again.
+	nodeStatus(t, c2, 32)
+	waitFor(t, 30*time.Second, "the stick to listen after a restart", func() bool { return provisionList(t, c2).Listening })
 
 	t.Run("provisioned node joins with S2", func(t *testing.T) {
 		_, err := provision(t, c2, "provision_add", `{"dsk": "`+dsk30+`", "security": ["s2_authenticated", "s2_unauthenticated"], "name": "cellar sensor", "location": "cellar"}`)
@@ -188,6 +191,23 @@ func TestSmartStart(t *testing.T) {
 		must(t, err, "provision_remove")
 		if l := provisionList(t, c2); len(l.Entries) != maxProvisioning-1 {
 			t.Fatalf("%d entries after a remove", len(l.Entries))
+		}
+	})
+
+	t.Run("empty list stops listening", func(t *testing.T) {
+		for _, e := range provisionList(t, c2).Entries {
+			_, err := provision(t, c2, "provision_remove", `{"dsk": "`+e.DSK+`"}`)
+			must(t, err, "provision_remove %s", e.DSK)
+		}
+		waitFor(t, 10*time.Second, "the mock to stop listening", func() bool {
+			return strings.Contains(m.log.String(), "smartstart listening stopped (stop)")
+		})
+		if l := provisionList(t, c2); len(l.Entries) != 0 || l.Listening {
+			t.Fatalf("list after removing every entry: %+v", l)
+		}
+		// The included node stays.
+		if n := nodeStatus(t, c2, 30); n.Security != "s2_authenticated" {
+			t.Fatalf("node 30 after its entry was removed: %+v", n)
 		}
 	})
 }

@@ -152,7 +152,7 @@ func (c *Connector) session(ctx context.Context) (*controller, error) {
 		return nil, errClosed
 	}
 	c.ctl = ctl
-	go c.resumeSmartStart(ctl)
+	go c.startSmartStart(ctl)
 	return ctl, nil
 }
 
