@@ -386,6 +386,9 @@ func (c *Connector) provisionAdd(ctx context.Context, raw json.RawMessage) (any,
 
 	ctl, err := c.session(ctx)
 	if err == nil {
+		err = c.smartStartSupported(ctx, ctl)
+	}
+	if err == nil {
 		err = c.listenIdle(ctx, ctl)
 	}
 	if err != nil {
@@ -527,6 +530,24 @@ func parseLibraryVersion(s string) (major, minor int, ok bool) {
 	return ma, mi, err1 == nil && err2 == nil
 }
 
+// smartStartSupported is smartStartSupport, asked once per session.
+func (c *Connector) smartStartSupported(ctx context.Context, ctl *controller) error {
+	c.ss.mu.Lock()
+	checked, support := c.ss.checked == ctl, c.ss.support
+	c.ss.mu.Unlock()
+	if checked {
+		return support
+	}
+	support = c.smartStartSupport(ctx, ctl)
+	if support != nil && (ctx.Err() != nil || errors.Is(support, errLinkDown)) {
+		return support // not the stick's answer
+	}
+	c.ss.mu.Lock()
+	c.ss.checked, c.ss.support = ctl, support
+	c.ss.mu.Unlock()
+	return support
+}
+
 // smartStartListen puts the stick into SmartStart listening mode when the
 // provisioning list has entries. The stick leaves it for any other
 // inclusion or exclusion, so it is called again after each.
@@ -537,22 +558,12 @@ func (c *Connector) smartStartListen(ctx context.Context, ctl *controller) error
 		return err
 	}
 	n := len(c.ss.entries)
-	checked, support := c.ss.checked == ctl, c.ss.support
 	c.ss.mu.Unlock()
 	if n == 0 {
 		return nil
 	}
-	if !checked {
-		support = c.smartStartSupport(ctx, ctl)
-		if support != nil && (ctx.Err() != nil || errors.Is(support, errLinkDown)) {
-			return support
-		}
-		c.ss.mu.Lock()
-		c.ss.checked, c.ss.support = ctl, support
-		c.ss.mu.Unlock()
-	}
-	if support != nil {
-		return support
+	if err := c.smartStartSupported(ctx, ctl); err != nil {
+		return err
 	}
 	// No callback: the stick answers with announcements.
 	if err := ctl.lockedSend(ctx, fnAddNode, modeSmartStartListen|modeNetwork, 0); err != nil {
