@@ -35,8 +35,8 @@ type Gateway struct {
 	// and the board's serial number ("osgate" when there is none).
 	ID string `json:"id"`
 	// StateDir holds config.db, the export store and Mosquitto's
-	// persistence; default /perm/osgate when /perm exists, else ./state.
-	// Parse makes it absolute.
+	// persistence; default $OSGATE_STATE_DIR, else /perm/osgate when /perm
+	// exists, else ./state. Parse makes it absolute.
 	StateDir string `json:"state_dir"`
 	// ConfigGrace is how long a newly applied configuration may leave the
 	// gateway unhealthy (export broker unreachable) or with every connector
@@ -66,7 +66,8 @@ type Broker struct {
 	// Binary is the mosquitto executable (default "mosquitto" on PATH;
 	// managed only).
 	Binary string `json:"binary"`
-	// Listen is the managed broker's listener (default "127.0.0.1:1883").
+	// Listen is the managed broker's listener (default $OSGATE_BROKER_LISTEN,
+	// else "127.0.0.1:1883").
 	Listen string `json:"listen"`
 	// URL of an unmanaged broker (required then; forbidden when managed):
 	// tcp://, ssl://, ws:// or wss:// with host and port.
@@ -79,6 +80,12 @@ type Broker struct {
 	// credentials it generates (BrokerExportUser, BrokerRPCUser).
 	Username string `json:"username"`
 	Password string `json:"password"`
+	// PasswordFile holds broker.username's password instead of Password:
+	// the file's first line (a Docker or systemd secret, or a file osgate
+	// makes). When the file does not exist, osgate makes it when the
+	// broker starts: a random password, mode 0600. Managed broker only;
+	// only the local file may set it.
+	PasswordFile string `json:"password_file"`
 	// AnonymousRead lets clients without a username read telemetry on a
 	// loopback listener, and nothing else (default true on loopback;
 	// false, and not allowed, beyond it). Managed only.

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"cmp"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +36,24 @@ const (
 	clientIDTemplatePrefix = "osgate-"
 )
 
+// The environment's defaults. The container image (image/container) sets
+// them, so that the embedded default, and every file that leaves these
+// keys out, runs as a container needs: state in its volume, the broker
+// reachable through a published port, with a login. A value the document
+// gives always wins.
+const (
+	// EnvStateDir is the default of gateway.state_dir.
+	EnvStateDir = "OSGATE_STATE_DIR"
+	// EnvBrokerListen is the default of broker.listen (managed broker).
+	EnvBrokerListen = "OSGATE_BROKER_LISTEN"
+	// EnvBrokerUsername and EnvBrokerPasswordFile are the defaults of
+	// broker.username and broker.password_file, taken together and only
+	// when the managed broker listens beyond loopback and the document
+	// names none of username, password and password_file.
+	EnvBrokerUsername     = "OSGATE_BROKER_USERNAME"
+	EnvBrokerPasswordFile = "OSGATE_BROKER_PASSWORD_FILE"
+)
+
 // permDir is where the appliance keeps state; a variable for tests.
 var permDir = "/perm"
 
@@ -45,6 +65,9 @@ func (c *Config) applyDefaults() {
 	g := &c.Gateway
 	if g.ID == "" {
 		g.ID = defaultID()
+	}
+	if g.StateDir == "" {
+		g.StateDir = os.Getenv(EnvStateDir)
 	}
 	if g.StateDir == "" {
 		g.StateDir = localStateDir
@@ -68,7 +91,13 @@ func (c *Config) applyDefaults() {
 	}
 	if *b.Managed {
 		if b.Listen == "" {
-			b.Listen = defaultBrokerListen
+			b.Listen = cmp.Or(os.Getenv(EnvBrokerListen), defaultBrokerListen)
+		}
+		host, _, err := net.SplitHostPort(b.Listen)
+		if err == nil && !LoopbackHost(host) && b.Username == "" && b.Password == "" && b.PasswordFile == "" {
+			if u, f := os.Getenv(EnvBrokerUsername), os.Getenv(EnvBrokerPasswordFile); u != "" && f != "" {
+				b.Username, b.PasswordFile = u, f
+			}
 		}
 		if b.Binary == "" {
 			b.Binary = defaultBrokerBinary

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -177,5 +178,45 @@ func TestDefaultIDOnAnApplianceImage(t *testing.T) {
 	withHost(t, "gokrazy", nil)
 	if id := defaultID(); id != "gokrazy" {
 		t.Fatalf("no serial: %q", id)
+	}
+}
+
+// TestEnvironmentDefaults: the container image's environment fills in the
+// state dir, the broker's listener and, for a listener beyond loopback, its
+// login; whatever the document says wins.
+func TestEnvironmentDefaults(t *testing.T) {
+	withPerm(t, filepath.Join(t.TempDir(), "no-perm"))
+	t.Setenv(EnvStateDir, "/state")
+	t.Setenv(EnvBrokerListen, "0.0.0.0:1883")
+	t.Setenv(EnvBrokerUsername, "telemetry")
+	t.Setenv(EnvBrokerPasswordFile, "/state/broker-password")
+	for _, tt := range []struct {
+		name, doc                            string
+		stateDir, listen, user, pw, pwFile string
+	}{
+		{"empty document", `{}`, "/state", "0.0.0.0:1883", "telemetry", "", "/state/broker-password"},
+		{"the document's state dir", `{"gateway": {"state_dir": "/data"}}`, "/data", "0.0.0.0:1883", "telemetry", "", "/state/broker-password"},
+		{"a loopback listener needs no login", `{"broker": {"listen": "127.0.0.1:1884"}}`, "/state", "127.0.0.1:1884", "", "", ""},
+		{"the document's login", `{"broker": {"username": "scada", "password": "pw"}}`, "/state", "0.0.0.0:1883", "scada", "pw", ""},
+		{"the document's password file", `{"broker": {"username": "scada", "password_file": "/run/secrets/mqtt"}}`, "/state", "0.0.0.0:1883", "scada", "", "/run/secrets/mqtt"},
+		{"unmanaged", `{"broker": {"managed": false, "url": "tcp://b:1883"}}`, "/state", "", "", "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := c.Broker
+			if c.Gateway.StateDir != tt.stateDir || b.Listen != tt.listen || b.Username != tt.user || b.Password != tt.pw || b.PasswordFile != tt.pwFile {
+				t.Fatalf("state_dir %q, broker listen %q user %q password %q password_file %q; want %q, %q, %q, %q, %q",
+					c.Gateway.StateDir, b.Listen, b.Username, b.Password, b.PasswordFile, tt.stateDir, tt.listen, tt.user, tt.pw, tt.pwFile)
+			}
+		})
+	}
+	// Without a password file in the environment there is no login to
+	// fill in: a listener beyond loopback is refused as before.
+	t.Setenv(EnvBrokerPasswordFile, "")
+	if _, err := Parse([]byte(`{}`)); err == nil || !strings.Contains(err.Error(), "broker.listen: 0.0.0.0:1883 is reachable beyond this machine") {
+		t.Fatalf("Parse without a login: %v", err)
 	}
 }

@@ -283,6 +283,18 @@ func TestParseErrors(t *testing.T) {
 		{"open listener without password", `{"broker": {"listen": "0.0.0.0:1883"}}`, []string{
 			`broker.listen: 0.0.0.0:1883 is reachable beyond this machine: set broker.username and broker.password, or listen on 127.0.0.1`,
 		}},
+		{"open listener with a user but no password", `{"broker": {"listen": "0.0.0.0:1883", "username": "u"}}`, []string{
+			`broker.password: is required with a listener beyond this machine (broker.listen is "0.0.0.0:1883"): set it, or broker.password_file`,
+		}},
+		{"password file", `{"broker": {"password_file": "/p", "username": "", "bridge": {"address": "c:1", "tls": false}}}`, []string{
+			`broker.password_file: needs broker.username`,
+		}},
+		{"password file and password", `{"broker": {"listen": "0.0.0.0:1883", "username": "u", "password": "p", "password_file": "/p"}}`, []string{
+			`broker.password_file: and broker.password are two passwords of one user: give one of them`,
+		}},
+		{"password file of an unmanaged broker", `{"broker": {"managed": false, "url": "tcp://b:1883", "username": "u", "password_file": "/p"}}`, []string{
+			`broker.password_file: is only used when the broker is managed (broker.managed is false): give broker.password`,
+		}},
 		{"ports conflict", `{"broker": {"listen": "127.0.0.1:8080"}}`, []string{
 			`rpc.listen: port 8080 is also taken by broker.listen (127.0.0.1:8080): two listeners cannot share it`,
 		}},

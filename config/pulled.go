@@ -27,6 +27,7 @@ import (
 //     document must not move its gateway into or out of the selection
 //     it was pushed to
 //   - broker.binary: the program osgate runs
+//   - broker.password_file: a file osgate reads, and makes if missing
 //   - broker.bridge.ca_file, cert_file, key_file; rpc.cert_file, key_file
 //   - remote: where the configuration comes from and which key signs it
 //   - clock: where the time comes from, and whether osgate sets the
@@ -52,6 +53,7 @@ var corePaths = [][]string{
 	{"gateway", "state_dir"},
 	{"gateway", "labels"},
 	{"broker", "binary"},
+	{"broker", "password_file"},
 	{"broker", "bridge", "ca_file"},
 	{"broker", "bridge", "cert_file"},
 	{"broker", "bridge", "key_file"},

@@ -22,7 +22,7 @@ func TestPulledRefusesLocalOnlyKeys(t *testing.T) {
 	parse := ParsePulled([]byte(bootDoc))
 	_, err := parse([]byte(`{
 	  "gateway": {"id": "gw-1", "state_dir": "/etc/cron.d", "labels": {"site": "hamburg"}},
-	  "broker": {"binary": "/tmp/x.sh", "bridge": {"address": "cloud:8883", "ca_file": "/etc/shadow", "cert_file": "/a", "key_file": "/b"}},
+	  "broker": {"binary": "/tmp/x.sh", "username": "u", "password_file": "/etc/shadow", "bridge": {"address": "cloud:8883", "ca_file": "/etc/shadow", "cert_file": "/a", "key_file": "/b"}},
 	  "rpc": {"cert_file": "/c", "key_file": "/d"},
 	  "remote": {"url": "https://evil.example/x.json"},
 	  "connectors": [
@@ -36,6 +36,7 @@ func TestPulledRefusesLocalOnlyKeys(t *testing.T) {
 		`broker.bridge.ca_file: names a file on the gateway: only the local bootstrap file may set it, not a pulled configuration`,
 		`broker.bridge.cert_file: names a file on the gateway`,
 		`broker.bridge.key_file: names a file on the gateway`,
+		`broker.password_file: names a file on the gateway`,
 		`connectors[0].settings.brokers[0].ca_file: names a file on the gateway`,
 		`connectors[1].settings.port: names a device that is not a serial port: only the local bootstrap file may set it`,
 		`connectors[2].devices[0].key_file: names a file on the gateway`,

@@ -126,8 +126,13 @@ func (c *Config) validateBroker(es *strict.Errors) {
 			es.Add("broker.url", "must not be set when the broker is managed (osgate runs mosquitto on broker.listen); set broker.managed to false to use a broker someone else runs")
 		}
 		checkHostPort(es, "broker.listen", b.Listen)
-		if host, _, err := net.SplitHostPort(b.Listen); err == nil && !LoopbackHost(host) && b.Username == "" {
-			es.Add("broker.listen", "%s is reachable beyond this machine: set broker.username and broker.password, or listen on 127.0.0.1", b.Listen)
+		if host, _, err := net.SplitHostPort(b.Listen); err == nil && !LoopbackHost(host) {
+			switch {
+			case b.Username == "":
+				es.Add("broker.listen", "%s is reachable beyond this machine: set broker.username and broker.password, or listen on 127.0.0.1", b.Listen)
+			case b.Password == "" && b.PasswordFile == "":
+				es.Add("broker.password", "is required with a listener beyond this machine (broker.listen is %q): set it, or broker.password_file", b.Listen)
+			}
 		}
 		checkConfValue(es, "broker.binary", b.Binary)
 		if b.AutosaveInterval < 0 {
@@ -151,6 +156,16 @@ func (c *Config) validateBroker(es *strict.Errors) {
 	}
 	if b.Password != "" && b.Username == "" {
 		es.Add("broker.password", "needs broker.username")
+	}
+	if b.PasswordFile != "" {
+		switch {
+		case b.Managed != nil && !*b.Managed:
+			es.Add("broker.password_file", "is only used when the broker is managed (broker.managed is false): give broker.password")
+		case b.Username == "":
+			es.Add("broker.password_file", "needs broker.username")
+		case b.Password != "":
+			es.Add("broker.password_file", "and broker.password are two passwords of one user: give one of them")
+		}
 	}
 	if b.Username == BrokerExportUser || b.Username == BrokerRPCUser {
 		es.Add("broker.username", "%q is the user of osgate's own clients of the managed broker; choose another name", b.Username)

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -311,6 +312,60 @@ func TestOverlaps(t *testing.T) {
 	} {
 		if got := covers(c.wide, c.f); got != c.want {
 			t.Errorf("covers(%q, %q) = %v", c.wide, c.f, got)
+		}
+	}
+}
+
+// TestUserPasswordFile: broker.username's password from broker.password_file.
+// A missing file is made (a random password, 0600) and the user logs in
+// with what it holds; a file someone wrote (a Docker secret) is read as it
+// is; the made password is kept across restarts and never logged.
+func TestUserPasswordFile(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "broker-password")
+	var logs testpeer.Buffer
+	b := runBrokerIn(t, config.Broker{Username: "telemetry", PasswordFile: pwFile}, filepath.Join(dir, "state"), func(b *Broker) {
+		b.log = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	st, err := os.Stat(pwFile)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v, mode %v; want a file of mode 0600", pwFile, err, st.Mode().Perm())
+	}
+	raw, _ := os.ReadFile(pwFile)
+	pw := strings.TrimSpace(string(raw))
+	if len(pw) < 32 {
+		t.Fatalf("made password %d characters long, want at least 32", len(pw))
+	}
+	mustDial(t, b.URL(), "with-made", "telemetry", pw)
+	if cl, err := dial(b.URL(), "wrong", "telemetry", "wrong"); err == nil {
+		cl.c.Disconnect(100)
+		t.Error("telemetry logged in with a wrong password")
+	}
+	if !strings.Contains(logs.String(), "made a password for broker.username") || strings.Contains(logs.String(), pw) {
+		t.Errorf("log should say a password was made, without it:\n%s", logs.String())
+	}
+	// Kept: a restart on the same files logs in with the same password.
+	if again, made, err := userPassword(pwFile); err != nil || made || again != pw {
+		t.Errorf("second read: %q made %v err %v; want the same password", again, made, err)
+	}
+
+	// A file someone wrote: its first line, spaces trimmed.
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("  s3cret-from-docker \nignored\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	b2 := runBroker(t, config.Broker{Username: "scada", PasswordFile: secret})
+	mustDial(t, b2.URL(), "with-secret", "scada", "s3cret-from-docker")
+
+	// Files that cannot work say what to do.
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	for path, want := range map[string]string{
+		empty: "the first line is empty: write the password there, or delete the file to have one made",
+		filepath.Join(dir, "no-such-dir", "pw"): "cannot make",
+	} {
+		if _, _, err := userPassword(path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v; want an error with %q", path, err, want)
 		}
 	}
 }

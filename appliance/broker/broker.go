@@ -265,7 +265,18 @@ func (b *Broker) writeFiles() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := writeAuth(b.dir, b.cfg, b.gatewayID, b.access, own); err != nil {
+	cfg := b.cfg
+	if cfg.PasswordFile != "" {
+		pw, made, err := userPassword(cfg.PasswordFile)
+		if err != nil {
+			return "", err
+		}
+		if made {
+			b.log.Info("broker: made a password for broker.username: clients log in with it", "user", cfg.Username, "password_file", cfg.PasswordFile)
+		}
+		cfg.Password = pw
+	}
+	if err := writeAuth(b.dir, cfg, b.gatewayID, b.access, own); err != nil {
 		return "", err
 	}
 	text, err := Conf(b.cfg, b.gatewayID, b.stateDir, b.access)

@@ -78,6 +78,48 @@ func loadClients(stateDir string) (Clients, error) {
 	}, nil
 }
 
+// userPassword reads broker.username's password from broker.password_file
+// (its first line, surrounding spaces trimmed). When the file does not
+// exist it makes it: a random password, mode 0600; made says so.
+func userPassword(path string) (pw string, made bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		raw := make([]byte, 24)
+		if _, err := rand.Read(raw); err != nil {
+			return "", false, fmt.Errorf("broker: make a password: %w", err)
+		}
+		pw = base64.RawURLEncoding.EncodeToString(raw)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return "", false, fmt.Errorf("broker: broker.password_file: cannot make %s: %w", path, err)
+		}
+		_, err = f.WriteString(pw + "\n")
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+			return "", false, fmt.Errorf("broker: broker.password_file: write %s: %w", path, err)
+		}
+		return pw, true, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("broker: broker.password_file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pw = strings.TrimSpace(line)
+	switch {
+	case pw == "":
+		return "", false, fmt.Errorf("broker: broker.password_file %s: the first line is empty: write the password there, or delete the file to have one made", path)
+	case strings.ContainsFunc(pw, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return "", false, fmt.Errorf("broker: broker.password_file %s: the password contains control characters", path)
+	}
+	return pw, false, nil
+}
+
 // passwordFile returns a Mosquitto 2.0 password file: one line per login,
 // PBKDF2-SHA512 ("$7$", 101 iterations) with a random 12-byte salt, as
 // mosquitto_passwd writes it.
