@@ -53,6 +53,11 @@ Usage:
                                        every gateway's state, from the cloud broker
   osgate fleet [-f fleet.json] rpc -gateways SELECTOR [-timeout 10s] [-offline] METHOD [PARAMS]
                                        a signed call to many gateways; answers and a summary
+  osgate health [-c osgate.json] [-url URL]
+                                       ask the gateway's /healthz; fails when it is unhealthy or
+                                       does not answer (the container image's HEALTHCHECK)
+  osgate broker password [-c osgate.json]
+                                       print broker.username's password from broker.password_file
   osgate version                       print the version
 `
 
@@ -104,6 +109,10 @@ func dispatch(ctx context.Context, cmd string, args []string, stdin io.Reader, s
 		return fleetCmd(ctx, args, stdout)
 	case "mbus":
 		return mbusCmd(ctx, args, stdin, stdout)
+	case "health":
+		return healthCmd(ctx, args, stdout)
+	case "broker":
+		return brokerCmd(args, stdout)
 	case "version":
 		fmt.Fprintln(stdout, appliance.Version)
 		return nil

@@ -203,6 +203,9 @@ func serviceURL(rc config.RPC) (string, *tls.Config, error) {
 
 // defaultStateDir is where a gateway started here keeps its state.
 func defaultStateDir() string {
+	if d := os.Getenv(config.EnvStateDir); d != "" {
+		return d
+	}
 	if _, err := os.Stat("/perm/osgate"); err == nil {
 		return "/perm/osgate"
 	}
