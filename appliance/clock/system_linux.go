@@ -26,11 +26,20 @@ func (osSystem) Step(t time.Time) error {
 // Slew makes the kernel run the clock slightly faster or slower until d
 // is made up (adjtime), so time never jumps for a small correction.
 func (osSystem) Slew(d time.Duration) error {
-	tx := unix.Timex{Modes: unix.ADJ_OFFSET_SINGLESHOT, Offset: d.Microseconds()}
+	tx := unix.Timex{Modes: unix.ADJ_OFFSET_SINGLESHOT}
+	setOffset(&tx.Offset, d.Microseconds())
 	if _, err := unix.Adjtimex(&tx); err != nil {
 		return fmt.Errorf("adjtimex: %w", err)
 	}
 	return nil
+}
+
+// setOffset stores us in Timex.Offset, a C long: 32 bits on 32-bit ARM.
+// Slews are far below the ±35 minutes that fit there; a larger offset is
+// clamped.
+func setOffset[T int32 | int64](p *T, us int64) {
+	const limit = 1<<31 - 1
+	*p = T(max(-limit, min(limit, us)))
 }
 
 // Boot is the kernel's id of this boot and the time since it began,

@@ -60,7 +60,7 @@ func (f *SmallFS) Free() int64 {
 	if err := syscall.Statfs(f.Dir, &st); err != nil {
 		f.t.Fatalf("testpeer: statfs %s: %v", f.Dir, err)
 	}
-	return int64(st.Bavail) * st.Bsize
+	return int64(st.Bavail) * int64(st.Bsize)
 }
 
 // Fill writes to a filler file until at most leave bytes are free. With
