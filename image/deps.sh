@@ -5,13 +5,15 @@
 #   qemu's raspi3b), device-tree-compiler (fdtoverlay: what the Pi firmware does
 #   with config.txt's dtoverlay lines), mtools (the FAT boot partition),
 #   e2fsprogs (/perm), squashfs-tools (reading the root file system in tests),
-#   a C toolchain with OpenSSL and the arm64 cross compiler (static Mosquitto),
+#   a C toolchain with OpenSSL and the arm64 and armhf cross compilers
+#   (static Mosquitto; armhf for the container image's linux/arm/v7),
 #   dpkg-dev (apt-get source), a deb-src entry for Mosquitto's source, and
 #   nginx (serves the releases of `make vm-test-ota`).
 set -euo pipefail
 
 want=(qemu-system-x86 qemu-system-arm device-tree-compiler mtools e2fsprogs squashfs-tools dosfstools
       build-essential libssl-dev gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross
+      gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf libc6-dev-armhf-cross
       dpkg-dev xz-utils ca-certificates nginx)
 
 sudo=""

@@ -4,13 +4,15 @@
 # static glibc has no getpwnam, so the broker runs as root (osgate's
 # generated conf says "user root" when it runs as root).
 #
-#   image/mosquitto/build.sh amd64|arm64 ...
+#   image/mosquitto/build.sh amd64|arm64|armhf ...
 #
 # Output: image/build/mosquitto.<arch> (a build output, never committed).
 # Needs: image/deps.sh (build-essential, libssl-dev, gcc-aarch64-linux-gnu,
-# dpkg-dev and a deb-src entry). arm64's libssl comes from Debian's arm64
-# packages, downloaded with private apt lists and unpacked into a sysroot
-# (dpkg's multiarch setup is left alone).
+# gcc-arm-linux-gnueabihf, dpkg-dev and a deb-src entry). The libssl of
+# arm64 and armhf (32-bit ARMv7, hard float: the container image's
+# linux/arm/v7) comes from Debian's packages of that architecture,
+# downloaded with private apt lists and unpacked into a sysroot (dpkg's
+# multiarch setup is left alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$PWD/build
@@ -30,18 +32,19 @@ fetch_source() {
   fi
 }
 
-arm64_sysroot() {
-  local sr=$work/sysroot-arm64
-  if [ ! -f "$sr/usr/lib/aarch64-linux-gnu/libssl.a" ]; then
-    local o=(-o APT::Architecture=arm64 -o APT::Architectures=arm64
-             -o Dir::State::Lists="$work/arm64-lists" -o Dir::Cache="$work/arm64-cache"
+# sysroot ARCH: Debian's libssl of ARCH unpacked into a directory; prints it.
+sysroot() {
+  local arch=$1 triplet=$2 sr=$work/sysroot-$1
+  if [ ! -f "$sr/usr/lib/$triplet/libssl.a" ]; then
+    local o=(-o APT::Architecture="$arch" -o APT::Architectures="$arch"
+             -o Dir::State::Lists="$work/$arch-lists" -o Dir::Cache="$work/$arch-cache"
              -o Debug::NoLocking=1)
-    mkdir -p "$work/arm64-lists/partial" "$work/arm64-cache/archives/partial" "$work/arm64-debs"
+    mkdir -p "$work/$arch-lists/partial" "$work/$arch-cache/archives/partial" "$work/$arch-debs"
     apt-get "${o[@]}" -qq update >&2
-    (cd "$work/arm64-debs" && apt-get "${o[@]}" -qq download libssl-dev libssl3 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
-    ls "$work"/arm64-debs/libssl-dev_*.deb "$work"/arm64-debs/libssl3_*.deb >/dev/null
+    (cd "$work/$arch-debs" && apt-get "${o[@]}" -qq download libssl-dev libssl3 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+    ls "$work/$arch-debs"/libssl-dev_*.deb "$work/$arch-debs"/libssl3_*.deb >/dev/null
     rm -rf "$sr"
-    for f in "$work"/arm64-debs/*.deb; do dpkg -x "$f" "$sr"; done
+    for f in "$work/$arch-debs"/*.deb; do dpkg -x "$f" "$sr"; done
   fi
   echo "$sr"
 }
@@ -56,21 +59,22 @@ build() {
       make -s -C "$dir/src" -j"$(nproc)" "${mk[@]}" LDFLAGS=-static mosquitto >"$dir.log" 2>&1 \
         || { tail -30 "$dir.log"; exit 1; }
       strip -o "$out/mosquitto.amd64.tmp" "$dir/src/mosquitto" ;;
-    arm64)
-      local sr
-      sr=$(arm64_sysroot)
-      make -s -C "$dir/src" -j"$(nproc)" "${mk[@]}" CC=aarch64-linux-gnu-gcc \
-        CFLAGS="-O2 -I$sr/usr/include -I$sr/usr/include/aarch64-linux-gnu" \
-        LDFLAGS="-static -L$sr/usr/lib/aarch64-linux-gnu" mosquitto >"$dir.log" 2>&1 \
+    arm64|armhf)
+      local triplet=aarch64-linux-gnu sr
+      [ "$arch" = armhf ] && triplet=arm-linux-gnueabihf
+      sr=$(sysroot "$arch" "$triplet")
+      make -s -C "$dir/src" -j"$(nproc)" "${mk[@]}" CC="$triplet-gcc" \
+        CFLAGS="-O2 -I$sr/usr/include -I$sr/usr/include/$triplet" \
+        LDFLAGS="-static -L$sr/usr/lib/$triplet" mosquitto >"$dir.log" 2>&1 \
         || { tail -30 "$dir.log"; exit 1; }
-      aarch64-linux-gnu-strip -o "$out/mosquitto.arm64.tmp" "$dir/src/mosquitto" ;;
-    *) echo "usage: $0 amd64|arm64 ..." >&2; exit 2 ;;
+      "$triplet-strip" -o "$out/mosquitto.$arch.tmp" "$dir/src/mosquitto" ;;
+    *) echo "usage: $0 amd64|arm64|armhf ..." >&2; exit 2 ;;
   esac
   mv "$out/mosquitto.$arch.tmp" "$out/mosquitto.$arch"
   rm -rf "$dir"
   echo "built $out/mosquitto.$arch ($(stat -c %s "$out/mosquitto.$arch") bytes)"
 }
 
-[ $# -gt 0 ] || { echo "usage: $0 amd64|arm64 ..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 amd64|arm64|armhf ..." >&2; exit 2; }
 fetch_source
 for a in "$@"; do build "$a"; done
