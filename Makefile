@@ -32,7 +32,7 @@ test: test-deps lint
 
 ## lint: gofmt, go vet and staticcheck (pinned in go.mod as a tool), with
 ## and without the build tags the project uses; any finding fails.
-LINT_TAGS := "" vmtest testhook
+LINT_TAGS := "" vmtest containertest testhook
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -75,10 +75,10 @@ RPI_IMG     := $(IMAGE_BUILD)/osgate-rpi.img
 image-deps:
 	@image/deps.sh
 
-## mosquitto-static: static Mosquitto (TLS) for both image architectures,
-## from Debian's source package.
+## mosquitto-static: static Mosquitto (TLS) for the images' architectures
+## (armhf: the container image's linux/arm/v7), from Debian's source package.
 mosquitto-static: image-deps
-	image/mosquitto/build.sh amd64 arm64
+	image/mosquitto/build.sh amd64 arm64 armhf
 
 $(IMAGE_BUILD)/mosquitto.%: | image-deps
 	image/mosquitto/build.sh $*
@@ -118,3 +118,23 @@ release: build $(IMAGE_BUILD)/mosquitto.arm64 | image-deps
 ## updates, confirms and rolls back the VM.
 vm-test-ota: $(IMAGE_BUILD)/mosquitto.amd64 | image-deps
 	OSGATE_OTA_WORK=$(abspath $(IMAGE_BUILD)/ota-vmtest) $(GO) test -tags vmtest -run '^TestOTA$$' -count=1 -v -timeout 60m ./image/vmtest
+
+# container -------------------------------------------------------------------
+# The container image (image/container, README "Run it in Docker"): built and
+# tested with Podman on its own storage; no Docker daemon needed.
+.PHONY: container container-deps container-test
+
+container-deps:
+	@image/container/deps.sh
+
+## container: the FROM-scratch image for linux/amd64, linux/arm64 and
+## linux/arm/v7, as a manifest list in Podman and one docker-archive per
+## architecture in $(IMAGE_BUILD)/container (docker load -i FILE).
+container: $(IMAGE_BUILD)/mosquitto.amd64 $(IMAGE_BUILD)/mosquitto.arm64 $(IMAGE_BUILD)/mosquitto.armhf | image-deps container-deps
+	image/container/build.sh
+
+## container-test: build the image, load its amd64 archive into Podman and
+## test it from the host (telemetry, a mounted config, the queue kept in the
+## volume across a restart, health, stop) and the arm images' binaries.
+container-test: container test-deps
+	OSGATE_CONTAINER_DIR=$(abspath $(IMAGE_BUILD)/container) OSGATE_VERSION=$(VERSION) $(GO) test -tags containertest -count=1 -v -timeout 20m ./image/containertest
