@@ -191,7 +191,7 @@ func TestEnvironmentDefaults(t *testing.T) {
 	t.Setenv(EnvBrokerUsername, "telemetry")
 	t.Setenv(EnvBrokerPasswordFile, "/state/broker-password")
 	for _, tt := range []struct {
-		name, doc                            string
+		name, doc                          string
 		stateDir, listen, user, pw, pwFile string
 	}{
 		{"empty document", `{}`, "/state", "0.0.0.0:1883", "telemetry", "", "/state/broker-password"},

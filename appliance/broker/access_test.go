@@ -361,7 +361,7 @@ func TestUserPasswordFile(t *testing.T) {
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, []byte("\n"), 0o600)
 	for path, want := range map[string]string{
-		empty: "the first line is empty: write the password there, or delete the file to have one made",
+		empty:                                   "the first line is empty: write the password there, or delete the file to have one made",
 		filepath.Join(dir, "no-such-dir", "pw"): "cannot make",
 	} {
 		if _, _, err := userPassword(path); err == nil || !strings.Contains(err.Error(), want) {
