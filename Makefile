@@ -128,8 +128,9 @@ container-deps:
 	@image/container/deps.sh
 
 ## container: the FROM-scratch image for linux/amd64, linux/arm64 and
-## linux/arm/v7, as a manifest list in Podman and one docker-archive per
-## architecture in $(IMAGE_BUILD)/container (docker load -i FILE).
+## linux/arm/v7, as a manifest list in Podman, one docker-archive per
+## architecture (docker load -i FILE) and an OCI archive of all three, in
+## $(IMAGE_BUILD)/container.
 container: $(IMAGE_BUILD)/mosquitto.amd64 $(IMAGE_BUILD)/mosquitto.arm64 $(IMAGE_BUILD)/mosquitto.armhf | image-deps container-deps
 	image/container/build.sh
 

@@ -12,6 +12,7 @@
 #   osgate-VERSION-ARCH.tar   one image per architecture (amd64, arm64, armv7)
 #                             as a docker-archive: `docker load -i FILE`
 #                             (gzip it to ship it; docker load reads both)
+#   osgate-VERSION.oci.tar    all three as an OCI image index (oci-archive)
 #   sizes.txt                 each image's size, archived and gzipped
 # and in a Podman storage of its own (image/build/container/storage, so
 # that nothing else on the machine is touched; image/container/podman.sh
@@ -70,4 +71,9 @@ for p in "${platforms[@]}"; do
   gz=$(gzip -9 -c "$archive" | wc -c)
   printf '%s\t%s\t%d bytes\t%d bytes gzipped\n' "$platform" "$(basename "$archive")" "$(stat -c %s "$archive")" "$gz" | tee -a "$out/sizes.txt"
 done
+# All three in one OCI archive (an image index): for registries and
+# tools that take OCI layouts (skopeo copy oci-archive:FILE docker://...).
+oci=$out/osgate-$VERSION.oci.tar
+rm -f "$oci"
+$podman manifest push -q --all "osgate:$VERSION" "oci-archive:$oci"
 echo "built osgate:$VERSION (manifest list of $($podman manifest inspect "osgate:$VERSION" | grep -c '"digest"') images); archives in $out"

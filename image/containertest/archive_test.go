@@ -166,3 +166,49 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	*c += countWriter(len(p))
 	return len(p), nil
 }
+
+// TestOCIArchive: the OCI archive holds one image index naming the three
+// platforms, each manifest with its blobs in the archive.
+func TestOCIArchive(t *testing.T) {
+	dir, version := archives(t)
+	files := readArchive(t, filepath.Join(dir, "osgate-"+version+".oci.tar"))
+	type descriptor struct {
+		MediaType string
+		Digest    string
+		Platform  struct{ Architecture, OS, Variant string }
+	}
+	var top struct{ Manifests []descriptor }
+	if err := json.Unmarshal(files["index.json"], &top); err != nil || len(top.Manifests) != 1 {
+		t.Fatalf("index.json: %v, %d entries; want one image index", err, len(top.Manifests))
+	}
+	blob := func(d descriptor) []byte {
+		t.Helper()
+		b, ok := files["blobs/"+strings.Replace(d.Digest, ":", "/", 1)]
+		if !ok {
+			t.Fatalf("blob %s is not in the archive", d.Digest)
+		}
+		return b
+	}
+	var index struct{ Manifests []descriptor }
+	if err := json.Unmarshal(blob(top.Manifests[0]), &index); err != nil {
+		t.Fatalf("image index: %v", err)
+	}
+	var platforms []string
+	for _, m := range index.Manifests {
+		platforms = append(platforms, strings.TrimSuffix(m.Platform.OS+"/"+m.Platform.Architecture+"/"+m.Platform.Variant, "/"))
+		var manifest struct {
+			Config descriptor
+			Layers []descriptor
+		}
+		if err := json.Unmarshal(blob(m), &manifest); err != nil || len(manifest.Layers) == 0 {
+			t.Fatalf("manifest of %v: %v (%d layers)", m.Platform, err, len(manifest.Layers))
+		}
+		blob(manifest.Config)
+		for _, l := range manifest.Layers {
+			blob(l)
+		}
+	}
+	if got := strings.Join(platforms, " "); got != "linux/amd64 linux/arm64 linux/arm/v7" {
+		t.Errorf("platforms %q, want linux/amd64 linux/arm64 linux/arm/v7", got)
+	}
+}

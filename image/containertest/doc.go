@@ -6,7 +6,8 @@
 //	make container-test   builds the image for every architecture, loads
 //	                      the amd64 archive into a Podman storage of the
 //	                      test's own and runs it (TestContainer); checks
-//	                      the arm archives' binaries (TestArchives)
+//	                      each archive's binaries (TestArchives) and the
+//	                      multi-arch OCI archive (TestOCIArchive)
 //
 // They fail, never skip, when Podman or a peer is missing.
 package containertest
