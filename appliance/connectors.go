@@ -48,6 +48,7 @@ const maxTopics = 4096
 // connMetrics are a connector's metric children, looked up once.
 type connMetrics struct {
 	in, out, chanErrs, suppressed, polls, pollErrors, listenerRestarts prometheus.Counter
+	pollsLate, pollsMissed                                             prometheus.Counter
 	dropRange, dropTransform, dropTooLarge, dropDisk                   prometheus.Counter
 }
 
@@ -59,6 +60,8 @@ func newConnMetrics(name string) connMetrics {
 		suppressed:       metrics.ReadingsSuppressed.WithLabelValues(name),
 		polls:            metrics.Polls.WithLabelValues(name),
 		pollErrors:       metrics.PollErrors.WithLabelValues(name),
+		pollsLate:        metrics.PollsLate.WithLabelValues(name),
+		pollsMissed:      metrics.PollsMissed.WithLabelValues(name),
 		listenerRestarts: metrics.ListenerRestarts.WithLabelValues(name),
 		dropRange:        metrics.ReadingsDropped.WithLabelValues(name, "range"),
 		dropTransform:    metrics.ReadingsDropped.WithLabelValues(name, "transform"),

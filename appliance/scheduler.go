@@ -34,13 +34,22 @@ type devRun struct {
 }
 
 // pollLoop polls the device at its interval until ctx ends: a random first
-// delay within the interval spreads devices out, a failed poll backs off
-// exponentially with jitter, and a slow poll skips the ticks it missed
-// rather than bunching up.
+// delay within the interval spreads devices out, and the polls then keep
+// to that grid (each is due one interval after the previous one was due,
+// not after it started, so wake-up latency does not add up into a drift
+// that loses a poll now and then). A failed poll is retried when the next
+// one is due; from the second failure in a row the device backs off
+// exponentially with jitter and starts a new grid after the back-off.
+//
+// A poll that runs past the next one's time makes that one late: it runs
+// at once if it is at most half an interval overdue, else it is missed
+// (skipped, not bunched up). Both are counted: osgate_polls_late_total for
+// polls that started more than a tenth of the interval after they were
+// due, osgate_polls_missed_total for polls skipped.
 func (d *devRun) pollLoop(ctx context.Context, p core.Poller) {
 	interval := d.dev.Interval
-	next := time.Now().Add(backoff.Random(min(interval, 2*time.Second)))
-	timer := time.NewTimer(time.Until(next))
+	due := time.Now().Add(backoff.Random(min(interval, 2*time.Second)))
+	timer := time.NewTimer(time.Until(due))
 	defer timer.Stop()
 	for {
 		select {
@@ -49,20 +58,44 @@ func (d *devRun) pollLoop(ctx context.Context, p core.Poller) {
 		case <-timer.C:
 		}
 		start := time.Now()
+		if start.Sub(due) > interval/10 {
+			d.conn.m.pollsLate.Inc()
+		}
 		err := d.pollAndDeliver(ctx, p)
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
-			next = time.Now().Add(d.backoff())
+		var missed int64
+		if err != nil && d.failures() > 1 {
+			due = time.Now().Add(d.backoff())
 		} else {
-			next = start.Add(interval)
-			for !next.After(time.Now()) {
-				next = next.Add(interval)
-			}
+			due, missed = nextDue(due, interval, time.Now())
 		}
-		timer.Reset(time.Until(next))
+		if missed > 0 {
+			d.conn.m.pollsMissed.Add(float64(missed))
+		}
+		timer.Reset(time.Until(due))
 	}
+}
+
+// nextDue is when the poll after the one due at prev is due, given that
+// the poll ended at now, and how many polls are missed in between: the
+// next poll on the grid prev + k·interval that is at most half an interval
+// overdue.
+func nextDue(prev time.Time, interval time.Duration, now time.Time) (time.Time, int64) {
+	next := prev.Add(interval)
+	behind := now.Sub(next)
+	if behind <= interval/2 {
+		return next, 0
+	}
+	// Polls due at next, next+interval, ... up to now have passed; the
+	// last of them is run if it is not more than half an interval overdue.
+	passed := int64(behind/interval) + 1
+	last := next.Add(time.Duration(passed-1) * interval)
+	if now.Sub(last) <= interval/2 {
+		return last, passed - 1
+	}
+	return last.Add(interval), passed
 }
 
 // backoff is the wait after the current run of failures.

@@ -30,6 +30,13 @@ var (
 	Polls = counter("osgate_polls_total", "Device polls.", "connector")
 	// PollErrors counts polls that failed as a whole (device unreachable).
 	PollErrors = counter("osgate_poll_errors_total", "Polls that failed as a whole.", "connector")
+	// PollsLate counts polls that started more than a tenth of their
+	// device's interval after they were due: the previous poll ran long,
+	// or the gateway was too busy to start it on time.
+	PollsLate = counter("osgate_polls_late_total", "Polls started more than a tenth of the device's interval after they were due.", "connector")
+	// PollsMissed counts polls skipped because the previous poll of the
+	// device ran more than half an interval past their time.
+	PollsMissed = counter("osgate_polls_missed_total", "Polls skipped because the previous poll of the device ran past their time.", "connector")
 	// ChannelErrors counts channel readings with quality bad.
 	ChannelErrors = counter("osgate_channel_errors_total", "Channel readings with quality bad.", "connector")
 	// ListenerRestarts counts restarts of listeners that returned.

@@ -25,9 +25,13 @@ import (
 // the gateway (scheduler, driver, transforms, export) into a local
 // Mosquitto, against a bare grid-x loop reading the same registers at the
 // same rate. Each op is one second of running. Compare cpu-s/1000readings
-// and peak-RSS-MB (the peak is reset before each benchmark):
+// and peak-RSS-MB (the peak is reset before each benchmark). The gateway
+// also reports its polls in the run, those that failed (timed out), and
+// those it missed or started late (osgate_polls_missed_total,
+// osgate_polls_late_total); ten minutes of it:
 //
 //	go test -run '^$' -bench 'Gateway10Hz|Gridx10Hz' -benchtime 5x ./drivers/modbus/
+//	go test -run '^$' -bench 'Gateway10Hz' -benchtime 600x -timeout 30m ./drivers/modbus/
 
 func BenchmarkGateway10Hz(b *testing.B) {
 	p := startPeer(b, peerOpts{tcp: true})
@@ -49,6 +53,8 @@ func BenchmarkGateway10Hz(b *testing.B) {
 		b.Fatal(err)
 	}
 	out := metrics.ReadingsOut.WithLabelValues("mb10hz")
+	polls, missed, late := metrics.Polls.WithLabelValues("mb10hz"), metrics.PollsMissed.WithLabelValues("mb10hz"), metrics.PollsLate.WithLabelValues("mb10hz")
+	failed := metrics.PollErrors.WithLabelValues("mb10hz")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	resetPeakRSS()
@@ -57,6 +63,8 @@ func BenchmarkGateway10Hz(b *testing.B) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	before, cpu := counterValue(out), cpuTime()
+	polls0, missed0, late0 := counterValue(polls), counterValue(missed), counterValue(late)
+	failed0 := counterValue(failed)
 	b.ResetTimer()
 	for b.Loop() {
 		time.Sleep(time.Second)
@@ -65,6 +73,10 @@ func BenchmarkGateway10Hz(b *testing.B) {
 	readings := counterValue(out) - before
 	b.ReportMetric((cpuTime()-cpu).Seconds()*1000/readings, "cpu-s/1000readings")
 	b.ReportMetric(readings/float64(b.N), "readings/s")
+	b.ReportMetric(counterValue(polls)-polls0, "polls")
+	b.ReportMetric(counterValue(missed)-missed0, "missed-polls")
+	b.ReportMetric(counterValue(late)-late0, "late-polls")
+	b.ReportMetric(counterValue(failed)-failed0, "failed-polls")
 	b.ReportMetric(vmHWM(), "peak-RSS-MB")
 	cancel()
 	if err := <-done; err != nil {

@@ -1,0 +1,187 @@
+package modbus
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/osgate/osgate/appliance"
+	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/internal/testpeer"
+)
+
+// timingProxy forwards Modbus TCP between the gateway and the pymodbus
+// peer and notes when each request passes.
+type timingProxy struct {
+	ln   net.Listener
+	mu   sync.Mutex
+	seen []time.Time // when each request reached the proxy
+	wg   sync.WaitGroup
+}
+
+func startTimingProxy(t *testing.T, upstream string) *timingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxy: %v", err)
+	}
+	p := &timingProxy{ln: ln}
+	p.wg.Add(1)
+	go func() { // owned: ends when ln closes in Cleanup
+		defer p.wg.Done()
+		for {
+			down, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", upstream)
+			if err != nil {
+				down.Close()
+				continue
+			}
+			p.wg.Add(2)
+			// Both copiers end when either side closes.
+			go func() {
+				defer p.wg.Done()
+				defer up.Close()
+				buf := make([]byte, 512)
+				for {
+					n, err := down.Read(buf)
+					if n > 0 {
+						p.mu.Lock()
+						p.seen = append(p.seen, time.Now())
+						p.mu.Unlock()
+						if _, werr := up.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+			go func() { defer p.wg.Done(); io.Copy(down, up); down.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
+	return p
+}
+
+func (p *timingProxy) requests() []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]time.Time(nil), p.seen...)
+}
+
+// TestPollSchedule10Hz polls 100 holding registers (one request a poll)
+// every 100 ms through the whole gateway. With a healthy peer and broker
+// no poll is missed for five seconds, and the polls stay on their grid:
+// the n-th poll after the first starts n intervals after it, give or take
+// the machine's wake-up latency, rather than drifting later by that
+// latency with every poll (which loses a poll every few seconds at 10 Hz).
+// Then the local broker stops for a while with the export queue limited
+// to three messages: the poll that cannot hand its readings on waits, the
+// polls due meanwhile are missed, and /metrics counts them.
+func TestPollSchedule10Hz(t *testing.T) {
+	peer := startPeer(t, peerOpts{tcp: true})
+	proxy := startTimingProxy(t, peer.tcp)
+	br := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
+	rpcAddr := testpeer.Addr(testpeer.FreePort(t))
+	var chans []string
+	for a := range 100 {
+		chans = append(chans, fmt.Sprintf(`{"name":"r%d","register":"holding","address":%d}`, a, a))
+	}
+	doc := fmt.Sprintf(`{"gateway":{"id":"gw-sched","state_dir":%q},"broker":{"managed":false,"url":%q},"rpc":{"listen":%q},
+		"export":{"queue_limit":3},
+		"connectors":[{"name":"sched10hz","type":"modbus","settings":{"address":%q,"timeout":"1s"},
+		"devices":[{"name":"plc","unit_id":2,"interval":"100ms","timeout":"100ms","channels":[%s]}]}]}`,
+		t.TempDir(), br.URL(), rpcAddr, proxy.ln.Addr().String(), strings.Join(chans, ","))
+	cfg, err := config.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testpeer.Buffer{}
+	g, err := appliance.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", logs.String())
+		}
+	})
+	testpeer.WaitTCP(t, rpcAddr, 30*time.Second)
+	metric := func(name string) float64 {
+		t.Helper()
+		resp, err := http.Get("http://" + rpcAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		m := regexp.MustCompile(`(?m)^` + name + `\{connector="sched10hz"\} (\S+)$`).FindSubmatch(body)
+		if m == nil {
+			t.Fatalf("/metrics has no %s for the connector:\n%s", name, body)
+		}
+		v, err := strconv.ParseFloat(string(m[1]), 64)
+		if err != nil {
+			t.Fatalf("/metrics %s: %v", name, err)
+		}
+		return v
+	}
+	waitFor(t, 30*time.Second, "first polls", func() bool { return len(proxy.requests()) >= 3 })
+
+	// Healthy: five seconds at 10 Hz.
+	missed0, late0, from := metric("osgate_polls_missed_total"), metric("osgate_polls_late_total"), len(proxy.requests())
+	time.Sleep(5 * time.Second)
+	reqs := proxy.requests()[from:]
+	missed, late := metric("osgate_polls_missed_total")-missed0, metric("osgate_polls_late_total")-late0
+	if missed != 0 {
+		t.Errorf("healthy peer: %v polls missed in 5 s", missed)
+	}
+	if late != 0 {
+		t.Logf("healthy peer: %v polls late in 5 s (a busy machine)", late)
+	}
+	if len(reqs) < 49 || len(reqs) > 51 {
+		t.Errorf("healthy peer: %d polls in 5 s, want 50 ± 1", len(reqs))
+	}
+	// On the grid: poll n of the run starts n intervals after poll 0, late
+	// by at most the wake-up latency. A loop that schedules each poll one
+	// interval after the previous one started drifts later by that latency
+	// every poll; the earliest of the last ten shows how far.
+	first, drift := reqs[0], time.Duration(1<<62)
+	for n, at := range reqs[len(reqs)-10:] {
+		k := len(reqs) - 10 + n
+		drift = min(drift, at.Sub(first)-time.Duration(k)*100*time.Millisecond)
+	}
+	t.Logf("drift after %d polls: %v", len(reqs), drift)
+	if drift > 3*time.Millisecond || drift < -3*time.Millisecond {
+		t.Errorf("healthy peer: the polls drifted %v off their grid in %d polls", drift, len(reqs))
+	}
+
+	// The broker away for 1.5 s: three messages wait, the poll after them
+	// waits for room, and the polls due meanwhile are missed.
+	missed0 = metric("osgate_polls_missed_total")
+	br.Stop()
+	time.Sleep(1500 * time.Millisecond)
+	br.Start()
+	waitFor(t, 30*time.Second, "polls missed while the broker was away", func() bool {
+		return metric("osgate_polls_missed_total")-missed0 >= 5
+	})
+}
