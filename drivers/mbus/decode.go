@@ -43,16 +43,17 @@ func Decode(frame []byte) (*Telegram, error) {
 		return nil, err
 	}
 	t := &Telegram{Control: frame[4], Address: frame[5], CI: frame[ciOffset]}
+	tx := newText(len(frame))
 	end := len(frame) - 2 // checksum and stop byte
 	switch t.CI {
 	case ciError:
 		return nil, appError(frame[ciOffset+1 : end])
 	case ciVariable, ciVariableMSB:
-		off, err := decodeLongHeader(frame, ciOffset+1, end, &t.Header)
+		off, err := decodeLongHeader(frame, ciOffset+1, end, &t.Header, tx)
 		if err != nil {
 			return nil, err
 		}
-		if err := decodeRecords(frame, off, end, t.CI == ciVariableMSB, t); err != nil {
+		if err := decodeRecords(frame, off, end, t.CI == ciVariableMSB, t, tx); err != nil {
 			return nil, err
 		}
 	case ciVariableShrt:
@@ -60,11 +61,11 @@ func Decode(frame []byte) (*Telegram, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := decodeRecords(frame, off, end, false, t); err != nil {
+		if err := decodeRecords(frame, off, end, false, t, tx); err != nil {
 			return nil, err
 		}
 	case ciFixed, ciFixedMSB:
-		if err := decodeFixed(frame, ciOffset+1, end, t.CI == ciFixedMSB, t); err != nil {
+		if err := decodeFixed(frame, ciOffset+1, end, t.CI == ciFixedMSB, t, tx); err != nil {
 			return nil, err
 		}
 	default:

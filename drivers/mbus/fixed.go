@@ -47,7 +47,7 @@ func fixedUnit(c byte) valueInfo {
 	return num("Reserved", "", 0)
 }
 
-func decodeFixed(f []byte, off, end int, msbFirst bool, t *Telegram) error {
+func decodeFixed(f []byte, off, end int, msbFirst bool, t *Telegram, tx *text) error {
 	if end-off < fixedLen {
 		return errAt(end, "fixed data structure is truncated: needs %d bytes, %d left", fixedLen, end-off)
 	}
@@ -58,7 +58,7 @@ func decodeFixed(f []byte, off, end int, msbFirst bool, t *Telegram) error {
 	status := b[5]
 	medium := b[6]>>6 | (b[7]>>6)<<2
 	t.Header = Header{
-		ID:           bcdID(b[0:4]),
+		ID:           bcdID(b[0:4], tx),
 		AccessNumber: int(b[4]),
 		Status:       int(status),
 		MediumCode:   int(medium),
@@ -74,13 +74,13 @@ func decodeFixed(f []byte, off, end int, msbFirst bool, t *Telegram) error {
 		storage1, storage2 = 1, 1
 	}
 	t.Records = []Record{
-		fixedCounter(b[8:12], status, msbFirst, u1, storage1, off+8),
-		fixedCounter(b[12:16], status, msbFirst, u2, storage2, off+12),
+		fixedCounter(b[8:12], status, msbFirst, u1, storage1, off+8, tx),
+		fixedCounter(b[12:16], status, msbFirst, u2, storage2, off+12, tx),
 	}
 	return nil
 }
 
-func fixedCounter(c []byte, status byte, msbFirst bool, u valueInfo, storage, off int) Record {
+func fixedCounter(c []byte, status byte, msbFirst bool, u valueInfo, storage, off int, tx *text) Record {
 	var buf [4]byte
 	copy(buf[:], c)
 	if msbFirst {
@@ -90,7 +90,7 @@ func fixedCounter(c []byte, status byte, msbFirst bool, u valueInfo, storage, of
 	if status&fixedStatusBinary != 0 {
 		r.Value = core.Scale(float64(binary.LittleEndian.Uint32(buf[:])), u.mult)
 	} else {
-		r.Value = bcdValue(buf[:], false, u.mult)
+		r.Value = bcdValue(buf[:], false, u.mult, tx)
 	}
 	return r
 }

@@ -12,14 +12,14 @@ const (
 
 // decodeLongHeader decodes the 12-byte header of CI 0x72/0x76 at off and
 // returns the offset of the first data record.
-func decodeLongHeader(f []byte, off, end int, h *Header) (int, error) {
+func decodeLongHeader(f []byte, off, end int, h *Header, tx *text) (int, error) {
 	if end-off < longHeaderLen {
 		return 0, errAt(end, "header is truncated: the long header needs %d bytes, %d left", longHeaderLen, end-off)
 	}
 	b := f[off : off+longHeaderLen]
-	h.ID = bcdID(b[0:4])
+	h.ID = bcdID(b[0:4], tx)
 	h.manCode = binary.LittleEndian.Uint16(b[4:6])
-	h.Manufacturer = manufacturerName(h.manCode)
+	h.Manufacturer = manufacturerName(h.manCode, tx)
 	h.Version = int(b[6])
 	h.MediumCode = int(b[7])
 	h.Medium = mediumName(b[7])
@@ -46,20 +46,28 @@ func decodeShortHeader(f []byte, off, end int, h *Header) (int, error) {
 
 // bcdID renders 4 BCD bytes, least significant first, as 8 digits. Nibbles
 // above 9 are kept as hex digits (F is a wildcard in selections).
-func bcdID(b []byte) string {
-	return fmt.Sprintf("%02X%02X%02X%02X", b[3], b[2], b[1], b[0])
+func bcdID(b []byte, tx *text) string {
+	start := tx.mark()
+	for i := 3; i >= 0; i-- {
+		tx.hexByte(b[i])
+	}
+	return tx.from(start)
 }
 
 // manufacturerName decodes the EN 13757-3 manufacturer code: three letters
 // of 5 bits each, 'A' = 1.
-func manufacturerName(v uint16) string {
+func manufacturerName(v uint16, tx *text) string {
 	l := [3]byte{byte(v>>10&0x1F) + 64, byte(v>>5&0x1F) + 64, byte(v&0x1F) + 64}
+	start := tx.mark()
 	for _, c := range l {
 		if c < 'A' || c > 'Z' {
-			return fmt.Sprintf("%04X", v)
+			tx.hexByte(byte(v >> 8))
+			tx.hexByte(byte(v))
+			return tx.from(start)
 		}
 	}
-	return string(l[:])
+	tx.b.Write(l[:])
+	return tx.from(start)
 }
 
 // mediumNames follows the EN 13757-3 table of device types (medium).

@@ -8,8 +8,13 @@ var functionNames = [4]string{FuncInstantaneous, FuncMaximum, FuncMinimum, FuncE
 // decodeRecords decodes the data records in f[off:end] into t.Records.
 // msbFirst is mode 2 (CI 0x76): multi-byte data fields are sent most
 // significant byte first.
-func decodeRecords(f []byte, off, end int, msbFirst bool, t *Telegram) error {
-	t.Records = make([]Record, 0, countRecords(f[off:end]))
+func decodeRecords(f []byte, off, end int, msbFirst bool, t *Telegram, tx *text) error {
+	// The records are collected here and copied into a slice of their
+	// number: one allocation for all of them (two for a frame of more
+	// than len(buf) records).
+	var buf [48]Record
+	rs := buf[:0]
+	defer func() { t.Records = append(make([]Record, 0, len(rs)), rs...) }()
 	for off < end {
 		dif := f[off]
 		switch {
@@ -18,38 +23,29 @@ func decodeRecords(f []byte, off, end int, msbFirst bool, t *Telegram) error {
 			continue
 		case dif == 0x0F || dif == 0x1F:
 			// Manufacturer specific data up to the end of the telegram.
-			r := Record{Function: FuncManufacturerSpecific, Offset: off, Value: hexBytes(f[off+1 : end])}
+			r := Record{Function: FuncManufacturerSpecific, Offset: off, Value: tx.hexBytes(f[off+1 : end])}
 			if dif == 0x1F {
 				r.Function = FuncMoreRecordsFollow
 				t.More = true
 			}
-			t.Records = append(t.Records, r)
+			rs = append(rs, r)
 			return nil
 		case dif&0x0F == 0x0F:
 			return errAt(off, "DIF 0x%02X is a reserved special function", dif)
 		}
-		r, next, err := decodeRecord(f, off, end, msbFirst)
+		r, next, err := decodeRecord(f, off, end, msbFirst, tx)
 		if err != nil {
 			return err
 		}
-		t.Records = append(t.Records, r)
+		rs = append(rs, r)
 		off = next
 	}
 	return nil
 }
 
-// countRecords guesses how many records follow, for one allocation.
-func countRecords(b []byte) int {
-	n := len(b) / 5
-	if n < 1 {
-		n = 1
-	}
-	return n
-}
-
 // decodeRecord decodes the record whose DIF is at f[off] and returns the
 // offset after it.
-func decodeRecord(f []byte, off, end int, msbFirst bool) (Record, int, error) {
+func decodeRecord(f []byte, off, end int, msbFirst bool, tx *text) (Record, int, error) {
 	r := Record{Offset: off}
 	dif := f[off]
 	coding := dif & 0x0F
@@ -74,14 +70,14 @@ func decodeRecord(f []byte, off, end int, msbFirst bool) (Record, int, error) {
 	}
 	r.Storage, r.Tariff, r.Device = int(storage), int(tariff), int(device)
 
-	vi, next, err := decodeVIB(f, off, end, r.Offset)
+	vi, next, err := decodeVIB(f, off, end, r.Offset, tx)
 	if err != nil {
 		return r, 0, err
 	}
 	off = next
 	r.Quantity, r.Unit = vi.quantity, vi.unit
 
-	v, next, err := decodeData(f, off, end, coding, msbFirst, &vi, r.Offset)
+	v, next, err := decodeData(f, off, end, coding, msbFirst, &vi, r.Offset, tx)
 	if err != nil {
 		return r, 0, err
 	}
@@ -90,7 +86,7 @@ func decodeRecord(f []byte, off, end int, msbFirst bool) (Record, int, error) {
 }
 
 // decodeVIB decodes the VIF and its VIFEs at f[off].
-func decodeVIB(f []byte, off, end, rec int) (valueInfo, int, error) {
+func decodeVIB(f []byte, off, end, rec int, tx *text) (valueInfo, int, error) {
 	if off >= end {
 		return valueInfo{}, 0, errAt(off, "record at byte %d ends before its VIF", rec)
 	}
@@ -126,12 +122,14 @@ func decodeVIB(f []byte, off, end, rec int) (valueInfo, int, error) {
 		if n > end-off {
 			return vi, 0, errAt(off, "plain-text VIF of record at byte %d says %d characters, only %d bytes left", rec, n, end-off)
 		}
-		vi = valueInfo{quantity: reversedText(f[off : off+n]), unit: "-", mult: 1}
+		vi = valueInfo{quantity: tx.reversed(f[off : off+n]), unit: "-", mult: 1}
 		off += n
 	default:
 		vi = primaryVIF(vif & 0x7F)
 	}
 	manufacturer := vif == 0xFF
+	// VIFEs that qualify the quantity append to it in tx.
+	qstart := -1
 	for n := 0; ext; n++ {
 		if off >= end {
 			return vi, 0, errAt(off, "record at byte %d ends inside its VIFEs", rec)
@@ -143,17 +141,24 @@ func decodeVIB(f []byte, off, end, rec int) (valueInfo, int, error) {
 		off++
 		ext = e&0x80 != 0
 		if !manufacturer {
-			manufacturer = applyVIFE(e&0x7F, &vi)
+			if qstart < 0 {
+				qstart = tx.mark()
+				tx.b.WriteString(vi.quantity)
+			}
+			manufacturer = applyVIFE(e&0x7F, &vi, tx)
 		}
+	}
+	if qstart >= 0 {
+		vi.quantity = tx.from(qstart)
 	}
 	return vi, off, nil
 }
 
-// reversedText turns characters sent last-first into a string.
-func reversedText(b []byte) string {
-	out := make([]byte, len(b))
-	for i, c := range b {
-		out[len(b)-1-i] = c
+// reversed turns characters sent last-first into a string.
+func (t *text) reversed(b []byte) string {
+	start := t.mark()
+	for i := len(b) - 1; i >= 0; i-- {
+		t.b.WriteByte(b[i])
 	}
-	return string(out)
+	return t.from(start)
 }

@@ -2,9 +2,7 @@ package mbus
 
 import (
 	"encoding/binary"
-	"fmt"
 	"math"
-	"strconv"
 
 	"github.com/osgate/osgate/drivers/core"
 )
@@ -23,10 +21,10 @@ type decoded struct {
 
 // decodeData decodes the data field of coding at f[off] and returns the
 // offset after it.
-func decodeData(f []byte, off, end int, coding byte, msbFirst bool, vi *valueInfo, rec int) (decoded, int, error) {
+func decodeData(f []byte, off, end int, coding byte, msbFirst bool, vi *valueInfo, rec int, tx *text) (decoded, int, error) {
 	size := dataSize[coding]
 	if size < 0 {
-		return decodeVariable(f, off, end, vi, rec)
+		return decodeVariable(f, off, end, vi, rec, tx)
 	}
 	if size > end-off {
 		return decoded{}, 0, errAt(end, "record at byte %d needs %d data bytes, only %d left", rec, size, end-off)
@@ -46,7 +44,7 @@ func decodeData(f []byte, off, end int, coding byte, msbFirst bool, vi *valueInf
 	switch coding {
 	case 0x1, 0x2, 0x3, 0x4, 0x6, 0x7:
 		if vi.kind != kindNumber {
-			if d, ok := decodeDate(b); ok {
+			if d, ok := decodeDate(b, tx); ok {
 				return d, off, nil
 			}
 		}
@@ -54,13 +52,13 @@ func decodeData(f []byte, off, end int, coding byte, msbFirst bool, vi *valueInf
 	case 0x5:
 		return decoded{value: core.Scale(core.Float32(math.Float32frombits(binary.LittleEndian.Uint32(b))), vi.mult)}, off, nil
 	default: // BCD, 0x9–0xC and 0xE
-		return decoded{value: bcdValue(b, false, vi.mult)}, off, nil
+		return decoded{value: bcdValue(b, false, vi.mult, tx)}, off, nil
 	}
 }
 
 // decodeVariable decodes a variable-length data field (DIF coding 0xD): an
 // LVAR byte saying what follows, then the data.
-func decodeVariable(f []byte, off, end int, vi *valueInfo, rec int) (decoded, int, error) {
+func decodeVariable(f []byte, off, end int, vi *valueInfo, rec int, tx *text) (decoded, int, error) {
 	if off >= end {
 		return decoded{}, 0, errAt(off, "record at byte %d ends before its LVAR byte", rec)
 	}
@@ -90,13 +88,13 @@ func decodeVariable(f []byte, off, end int, vi *valueInfo, rec int) (decoded, in
 	off += n
 	switch {
 	case lvar <= 0xBF:
-		return decoded{value: reversedText(b)}, off, nil
+		return decoded{value: tx.reversed(b)}, off, nil
 	case lvar <= 0xD9:
-		return decoded{value: bcdValue(b, lvar >= 0xD0, vi.mult)}, off, nil
+		return decoded{value: bcdValue(b, lvar >= 0xD0, vi.mult, tx)}, off, nil
 	case n <= 8:
 		return decoded{value: core.Scale(float64(signedInt(b)), vi.mult)}, off, nil
 	}
-	return decoded{value: hexReversed(b)}, off, nil
+	return decoded{value: tx.hexReversed(b)}, off, nil
 }
 
 // signedInt decodes a little-endian two's complement integer of 1–8 bytes.
@@ -112,7 +110,7 @@ func signedInt(b []byte) int64 {
 // bcdValue decodes packed BCD, least significant byte first. An F in the
 // most significant digit is a minus sign. A field with other non-decimal
 // digits is not a number: it is returned as its digits ("12E4").
-func bcdValue(b []byte, neg bool, mult float64) any {
+func bcdValue(b []byte, neg bool, mult float64, tx *text) any {
 	var v float64
 	for i := len(b) - 1; i >= 0; i-- {
 		hi, lo := b[i]>>4, b[i]&0x0F
@@ -120,7 +118,7 @@ func bcdValue(b []byte, neg bool, mult float64) any {
 			neg, hi = true, 0
 		}
 		if hi > 9 || lo > 9 {
-			return bcdDigits(b)
+			return tx.bcdDigits(b)
 		}
 		v = v*100 + float64(hi*10+lo)
 	}
@@ -130,38 +128,58 @@ func bcdValue(b []byte, neg bool, mult float64) any {
 	return core.Scale(v, mult)
 }
 
-func bcdDigits(b []byte) string {
-	out := make([]byte, 0, 2*len(b))
+func (t *text) bcdDigits(b []byte) string {
+	start := t.mark()
 	for i := len(b) - 1; i >= 0; i-- {
-		out = fmt.Appendf(out, "%02X", b[i])
+		t.hexByte(b[i])
 	}
-	return string(out)
+	return t.from(start)
 }
 
 // decodeDate decodes the date and time types of EN 13757-3 Annex A by the
 // size of the data field: G (2 bytes, date), J (3, time of day), F (4,
 // date and time to the minute), I (6, to the second).
-func decodeDate(b []byte) (decoded, bool) {
+func decodeDate(b []byte, tx *text) (decoded, bool) {
+	start := tx.mark()
 	switch len(b) {
 	case 2:
-		y, m, d := dateFields(b[0], b[1], 0)
-		return decoded{value: fmt.Sprintf("%04d-%02d-%02d", y, m, d)}, true
+		tx.date(dateFields(b[0], b[1], 0))
+		return decoded{value: tx.from(start)}, true
 	case 3:
-		return decoded{value: fmt.Sprintf("%02d:%02d:%02d", b[2]&0x1F, b[1]&0x3F, b[0]&0x3F)}, true
+		tx.clock(int(b[2]&0x1F), int(b[1]&0x3F), int(b[0]&0x3F))
+		return decoded{value: tx.from(start)}, true
 	case 4:
-		y, m, d := dateFields(b[2], b[3], b[1]>>5&3)
-		return decoded{
-			value:   fmt.Sprintf("%04d-%02d-%02dT%02d:%02d:00Z", y, m, d, b[1]&0x1F, b[0]&0x3F),
-			invalid: b[0]&0x80 != 0,
-		}, true
+		tx.date(dateFields(b[2], b[3], b[1]>>5&3))
+		tx.b.WriteByte('T')
+		tx.clock(int(b[1]&0x1F), int(b[0]&0x3F), 0)
+		tx.b.WriteByte('Z')
+		return decoded{value: tx.from(start), invalid: b[0]&0x80 != 0}, true
 	case 6:
-		y, m, d := dateFields(b[3], b[4], 0)
-		return decoded{
-			value:   fmt.Sprintf("%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, b[2]&0x1F, b[1]&0x3F, b[0]&0x3F),
-			invalid: b[1]&0x80 != 0,
-		}, true
+		tx.date(dateFields(b[3], b[4], 0))
+		tx.b.WriteByte('T')
+		tx.clock(int(b[2]&0x1F), int(b[1]&0x3F), int(b[0]&0x3F))
+		tx.b.WriteByte('Z')
+		return decoded{value: tx.from(start), invalid: b[1]&0x80 != 0}, true
 	}
 	return decoded{}, false
+}
+
+// date writes year-month-day, "2013-05-31".
+func (t *text) date(year, month, day int) {
+	t.digits(year, 4)
+	t.b.WriteByte('-')
+	t.digits(month, 2)
+	t.b.WriteByte('-')
+	t.digits(day, 2)
+}
+
+// clock writes hours:minutes:seconds, "15:25:00".
+func (t *text) clock(h, m, s int) {
+	t.digits(h, 2)
+	t.b.WriteByte(':')
+	t.digits(m, 2)
+	t.b.WriteByte(':')
+	t.digits(s, 2)
 }
 
 // dateFields takes day and year bits from dy, month and year bits from my,
@@ -181,32 +199,29 @@ func dateFields(dy, my, hundreds byte) (year, month, day int) {
 }
 
 // hexBytes renders bytes in the order sent, "0A 1B 2C".
-func hexBytes(b []byte) string {
-	out := make([]byte, 0, 3*len(b))
+func hexBytes(b []byte) string { return newText(len(b)).hexBytes(b) }
+
+// hexBytes renders bytes in the order sent, "0A 1B 2C", into t.
+func (t *text) hexBytes(b []byte) string {
+	start := t.mark()
 	for i, x := range b {
 		if i > 0 {
-			out = append(out, ' ')
+			t.b.WriteByte(' ')
 		}
-		out = strconv.AppendUint(out, uint64(x>>4), 16)
-		out = strconv.AppendUint(out, uint64(x&0x0F), 16)
+		t.hexByte(x)
 	}
-	return upper(out)
+	return t.from(start)
 }
 
-// hexReversed renders a long binary number most significant byte first.
-func hexReversed(b []byte) string {
-	r := make([]byte, len(b))
-	for i, x := range b {
-		r[len(b)-1-i] = x
-	}
-	return hexBytes(r)
-}
-
-func upper(b []byte) string {
-	for i, c := range b {
-		if c >= 'a' && c <= 'f' {
-			b[i] = c - 'a' + 'A'
+// hexReversed renders a long binary number most significant byte first,
+// "2C 1B 0A".
+func (t *text) hexReversed(b []byte) string {
+	start := t.mark()
+	for i := len(b) - 1; i >= 0; i-- {
+		if i < len(b)-1 {
+			t.b.WriteByte(' ')
 		}
+		t.hexByte(b[i])
 	}
-	return string(b)
+	return t.from(start)
 }

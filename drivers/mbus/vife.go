@@ -70,9 +70,10 @@ var combinableNames = map[byte]string{
 	0x7E: "future value",
 }
 
-// applyVIFE applies one combinable VIFE (extension bit removed) to vi and
-// says whether the VIFEs after it are manufacturer specific (0x7F).
-func applyVIFE(e byte, vi *valueInfo) (manufacturer bool) {
+// applyVIFE applies one combinable VIFE (extension bit removed) to vi,
+// appending what it says of the quantity to the quantity written last to
+// tx, and says whether the VIFEs after it are manufacturer specific (0x7F).
+func applyVIFE(e byte, vi *valueInfo, tx *text) (manufacturer bool) {
 	switch {
 	case e >= 0x70 && e <= 0x77:
 		// Multiplicative correction factor 10^(nnn-6).
@@ -82,26 +83,30 @@ func applyVIFE(e byte, vi *valueInfo) (manufacturer bool) {
 		vi.mult *= 1000
 		return false
 	case e == 0x7F:
-		vi.quantity += " (manufacturer specific VIFE)"
+		tx.b.WriteString(" (manufacturer specific VIFE)")
 		return true
 	case e >= 0x78 && e <= 0x7B:
-		vi.quantity += " (additive correction constant)"
+		tx.b.WriteString(" (additive correction constant)")
 		return false
 	case e <= 0x1F:
 		if s, ok := recordErrors[e]; ok {
-			vi.quantity += " (record error: " + s + ")"
+			tx.b.WriteString(" (record error: ")
+			tx.b.WriteString(s)
+			tx.b.WriteByte(')')
 		} else {
-			vi.quantity += " (record error: reserved)"
+			tx.b.WriteString(" (record error: reserved)")
 		}
 		return false
 	case e >= 0x50 && e <= 0x6F:
-		vi.quantity += " (duration of limit exceed)"
+		tx.b.WriteString(" (duration of limit exceed)")
 		return false
 	}
 	if s, ok := combinableNames[e]; ok {
-		vi.quantity += " (" + s + ")"
+		tx.b.WriteString(" (")
+		tx.b.WriteString(s)
+		tx.b.WriteByte(')')
 		return false
 	}
-	vi.quantity += " (reserved VIFE)"
+	tx.b.WriteString(" (reserved VIFE)")
 	return false
 }
