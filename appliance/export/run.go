@@ -100,6 +100,10 @@ func (s *Sink) clientOptions() *mqtt.ClientOptions {
 	if s.opts.TLS != nil {
 		o.SetTLSConfig(s.opts.TLS)
 	}
+	if mqttconn.CoalesceURL(s.opts.URL) {
+		// Many messages a second share a write(2) to the broker.
+		mqttconn.Coalesce(o)
+	}
 	if w := s.opts.Will; w != nil {
 		o.SetBinaryWill(w.Topic, w.Payload, s.opts.QoS, true)
 	}

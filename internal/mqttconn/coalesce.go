@@ -1,0 +1,176 @@
+package mqttconn
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// coalesceLimit is how many bytes may wait to be written before Write
+// blocks (back-pressure on paho's writer).
+const coalesceLimit = 256 << 10
+
+// Coalesce makes the client of o write to the broker through a
+// connection that gathers packets: Write only queues them, and one
+// goroutine writes everything queued so far in one write(2) whenever it is
+// free again. Under load many PUBLISH packets share a system call (and
+// the broker reads them in one); an idle client's packet is written at
+// once. Only tcp:// and ssl:// brokers are dialled this way; others keep
+// paho's own connection.
+//
+// A packet paho has handed to Write may be lost with the connection, as
+// one in the socket's buffer may: QoS 1 messages stay with their sender
+// until the broker acknowledges them, so nothing the broker confirmed is
+// affected. Close writes what is queued (a DISCONNECT, so the broker does
+// not publish the will) before it closes the connection.
+func Coalesce(o *mqtt.ClientOptions) *mqtt.ClientOptions {
+	return o.SetCustomOpenConnectionFn(func(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, error) {
+		d := &net.Dialer{Timeout: opts.ConnectTimeout}
+		var c net.Conn
+		var err error
+		switch uri.Scheme {
+		case "tcp", "mqtt":
+			c, err = d.Dial("tcp", uri.Host)
+		case "ssl", "tls", "mqtts", "tcps":
+			c, err = tls.DialWithDialer(d, "tcp", uri.Host, opts.TLSConfig)
+		default:
+			return nil, errors.New("mqttconn: the coalescing connection dials tcp:// and ssl:// only, not " + uri.Scheme + "://")
+		}
+		if err != nil {
+			return nil, err
+		}
+		wt := opts.WriteTimeout
+		if wt <= 0 {
+			wt = 10 * time.Second
+		}
+		return newCoalescing(c, wt), nil
+	})
+}
+
+// CoalesceURL reports whether Coalesce dials url's scheme.
+func CoalesceURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	switch p.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "tcps":
+		return true
+	}
+	return false
+}
+
+// coalescing is a net.Conn whose writes are queued and written by flush.
+type coalescing struct {
+	net.Conn
+	timeout time.Duration // per write(2) of the flusher
+
+	mu      sync.Mutex
+	cond    *sync.Cond // queue emptied, error, closing
+	queue   []byte     // written by paho, not yet by the flusher
+	spare   []byte     // the flusher's last batch, reused
+	err     error      // the first write error: every later Write returns it
+	closing bool
+	wake    chan struct{}
+	done    chan struct{}
+}
+
+func newCoalescing(c net.Conn, timeout time.Duration) *coalescing {
+	w := &coalescing{Conn: c, timeout: timeout, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	w.cond = sync.NewCond(&w.mu)
+	go w.flush() // owned: ends on Close or a write error
+	return w
+}
+
+func (w *coalescing) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	for w.err == nil && !w.closing && len(w.queue) >= coalesceLimit {
+		w.cond.Wait()
+	}
+	switch {
+	case w.err != nil:
+		err := w.err
+		w.mu.Unlock()
+		return 0, err
+	case w.closing:
+		w.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	w.queue = append(w.queue, p...)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+// flush writes what is queued, in one write each time, until Close or an
+// error.
+func (w *coalescing) flush() {
+	defer close(w.done)
+	for {
+		w.mu.Lock()
+		for len(w.queue) == 0 && !w.closing {
+			w.mu.Unlock()
+			<-w.wake
+			w.mu.Lock()
+		}
+		if len(w.queue) == 0 { // closing, all written
+			w.mu.Unlock()
+			return
+		}
+		batch := w.queue
+		w.queue, w.spare = w.spare[:0], nil
+		w.cond.Broadcast()
+		w.mu.Unlock()
+
+		w.Conn.SetWriteDeadline(time.Now().Add(w.timeout))
+		_, err := w.Conn.Write(batch)
+
+		w.mu.Lock()
+		if cap(batch) <= coalesceLimit {
+			w.spare = batch[:0]
+		}
+		if err != nil {
+			w.err = err
+			w.queue = nil
+			w.cond.Broadcast()
+			w.mu.Unlock()
+			w.Conn.Close() // paho's reader sees the connection end
+			return
+		}
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	}
+}
+
+// SetWriteDeadline is ignored: Write does not wait for the network, and
+// the flusher gives each of its writes the client's write timeout.
+func (w *coalescing) SetWriteDeadline(time.Time) error { return nil }
+
+// SetDeadline sets the read deadline only (see SetWriteDeadline).
+func (w *coalescing) SetDeadline(t time.Time) error { return w.Conn.SetReadDeadline(t) }
+
+// Close writes what is queued (within the write timeout) and closes the
+// connection.
+func (w *coalescing) Close() error {
+	w.mu.Lock()
+	w.closing = true
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-w.done:
+	case <-time.After(w.timeout):
+	}
+	return w.Conn.Close()
+}
