@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,7 +36,8 @@ func benchBatch(rs []core.Reading, i int) []core.Reading {
 // deadband that lets every change through), encoding and the export sink
 // into a real Mosquitto at QoS 1, from parallel devices as the scheduler
 // runs them; timed until the broker has acknowledged everything. Compare
-// msgs/s with BenchmarkPipelineBaseline from the same run.
+// msgs/s and cpu-µs/msg (this process's CPU time per message, the
+// broker's not in it) with BenchmarkPipelineBaseline from the same run.
 func BenchmarkPipeline(b *testing.B) {
 	br := testpeer.StartMosquitto(b, testpeer.MosquittoOptions{})
 	var chans []string
@@ -65,6 +67,7 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	c := g.conns["c1"]
 	b.ReportAllocs()
+	cpu := cpuTime()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		rs := make([]core.Reading, 0, benchChannels)
@@ -84,6 +87,7 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/msg")
 	b.ReportMetric(float64(b.N*benchChannels)/b.Elapsed().Seconds(), "readings/s")
 }
 
@@ -100,6 +104,7 @@ func BenchmarkPipelineBaseline(b *testing.B) {
 	}
 	defer c.Disconnect(250)
 	b.ReportAllocs()
+	cpu := cpuTime()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		var toks []mqtt.Token
@@ -115,5 +120,14 @@ func BenchmarkPipelineBaseline(b *testing.B) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/msg")
 	b.ReportMetric(float64(b.N*benchChannels)/b.Elapsed().Seconds(), "readings/s")
+}
+
+// cpuTime is this process's user and system CPU time so far (the broker's
+// is not in it).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
