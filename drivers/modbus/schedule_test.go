@@ -147,37 +147,53 @@ func TestPollSchedule10Hz(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "first polls", func() bool { return len(proxy.requests()) >= 3 })
 
-	// Healthy: five seconds at 10 Hz.
-	missed0, late0, from := metric("osgate_polls_missed_total"), metric("osgate_polls_late_total"), len(proxy.requests())
-	time.Sleep(5 * time.Second)
-	reqs := proxy.requests()[from:]
-	missed, late := metric("osgate_polls_missed_total")-missed0, metric("osgate_polls_late_total")-late0
-	if missed != 0 {
-		t.Errorf("healthy peer: %v polls missed in 5 s", missed)
-	}
-	if late != 0 {
-		t.Logf("healthy peer: %v polls late in 5 s (a busy machine)", late)
+	// Healthy: five seconds at 10 Hz. A poll that fails (past its 100 ms
+	// timeout: on a machine this loaded the peer can be that slow) starts
+	// a new grid after its back-off, so the window is judged only if no
+	// poll in it failed; a failed one is tried again, up to four windows.
+	var reqs []time.Time
+	for try := 1; ; try++ {
+		missed0, late0, errs0, from := metric("osgate_polls_missed_total"), metric("osgate_polls_late_total"), metric("osgate_poll_errors_total"), len(proxy.requests())
+		time.Sleep(5 * time.Second)
+		reqs = proxy.requests()[from:]
+		missed, late, errs := metric("osgate_polls_missed_total")-missed0, metric("osgate_polls_late_total")-late0, metric("osgate_poll_errors_total")-errs0
+		if errs > 0 {
+			if try == 4 {
+				t.Fatalf("polls failed in each of %d windows of 5 s (%v in the last): the machine is too busy for this test", try, errs)
+			}
+			t.Logf("window %d: %v polls failed; trying another", try, errs)
+			continue
+		}
+		if missed != 0 {
+			t.Errorf("healthy peer: %v polls missed in 5 s", missed)
+		}
+		if late != 0 {
+			t.Logf("healthy peer: %v polls late in 5 s (a busy machine)", late)
+		}
+		break
 	}
 	if len(reqs) < 49 || len(reqs) > 51 {
-		t.Errorf("healthy peer: %d polls in 5 s, want 50 ± 1", len(reqs))
+		t.Fatalf("healthy peer: %d polls in 5 s, want 50 ± 1", len(reqs))
 	}
-	// On the grid: poll n of the run starts n intervals after poll 0, late
-	// by at most the wake-up latency. A loop that schedules each poll one
-	// interval after the previous one started drifts later by that latency
-	// every poll; the earliest of the last ten shows how far.
-	first, drift := reqs[0], time.Duration(1<<62)
-	for n, at := range reqs[len(reqs)-10:] {
-		k := len(reqs) - 10 + n
-		drift = min(drift, at.Sub(first)-time.Duration(k)*100*time.Millisecond)
+	// On the grid: poll n of the window starts n intervals after poll 0,
+	// late by at most the wake-up latency. A loop that schedules each poll
+	// one interval after the previous one started drifts later by that
+	// latency every poll. The earliest poll (against the grid) of the first
+	// ten and of the last ten show where the grid is at either end.
+	lag := func(k int) time.Duration { return reqs[k].Sub(reqs[0]) - time.Duration(k)*100*time.Millisecond }
+	early, late := lag(0), lag(len(reqs)-1)
+	for k := range 10 {
+		early, late = min(early, lag(k)), min(late, lag(len(reqs)-1-k))
 	}
+	drift := late - early
 	t.Logf("drift after %d polls: %v", len(reqs), drift)
-	if drift > 3*time.Millisecond || drift < -3*time.Millisecond {
+	if drift > 10*time.Millisecond || drift < -10*time.Millisecond {
 		t.Errorf("healthy peer: the polls drifted %v off their grid in %d polls", drift, len(reqs))
 	}
 
 	// The broker away for 1.5 s: three messages wait, the poll after them
 	// waits for room, and the polls due meanwhile are missed.
-	missed0 = metric("osgate_polls_missed_total")
+	missed0 := metric("osgate_polls_missed_total")
 	br.Stop()
 	time.Sleep(1500 * time.Millisecond)
 	br.Start()
