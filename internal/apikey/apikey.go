@@ -116,17 +116,29 @@ func (s *Set) Len() int {
 // and scope. It compares against every stored digest, whatever matches, in
 // constant time. An empty key is never accepted.
 func (s *Set) Check(key string) (name string, sc scope.Scope, ok bool) {
+	if s == nil || key == "" {
+		return "", scope.None, false
+	}
+	return s.CheckDigest(Digest(key))
+}
+
+// Digest is the SHA-256 of key, what CheckDigest takes: a session that
+// holds it, not the key, can ask again later whether the key is still
+// accepted, and with what scope (the configuration may have changed).
+func Digest(key string) [sha256.Size]byte { return sha256.Sum256([]byte(key)) }
+
+// CheckDigest is Check for a key known by its Digest.
+func (s *Set) CheckDigest(d [sha256.Size]byte) (name string, sc scope.Scope, ok bool) {
 	if s == nil {
 		return "", scope.None, false
 	}
-	d := sha256.Sum256([]byte(key))
 	match, index := 0, 0
 	for i := range s.digests {
 		eq := subtle.ConstantTimeCompare(d[:], s.digests[i][:])
 		index = subtle.ConstantTimeSelect(eq&^match, i, index)
 		match |= eq
 	}
-	if match == 0 || key == "" {
+	if match == 0 {
 		return "", scope.None, false
 	}
 	return s.names[index], s.scopes[index], true

@@ -46,6 +46,13 @@ func TestCheck(t *testing.T) {
 		if name != tc.name || sc != tc.scope || ok != tc.ok {
 			t.Errorf("Check(%q) = %q, %v, %v; want %q, %v, %v", tc.key, name, sc, ok, tc.name, tc.scope, tc.ok)
 		}
+		if tc.key == "" {
+			continue
+		}
+		name, sc, ok = s.CheckDigest(Digest(tc.key))
+		if name != tc.name || sc != tc.scope || ok != tc.ok {
+			t.Errorf("CheckDigest(Digest(%q)) = %q, %v, %v; want %q, %v, %v", tc.key, name, sc, ok, tc.name, tc.scope, tc.ok)
+		}
 	}
 }
 
