@@ -24,7 +24,36 @@ import (
 // otherwise.
 func (s *Server) Handler() http.Handler { return s.http }
 
-func (s *Server) routes() http.Handler {
+// Route serves h at pattern (http.ServeMux's syntax, e.g. "/ui/") next
+// to /rpc, /healthz and /metrics, on the same listener: the technician's
+// pages (appliance/ui). h does its own authentication, with CheckKey.
+func (s *Server) Route(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// CheckKey checks a key presented other than in an Authorization header
+// (the sign-in form of the technician's pages) as /rpc checks its keys:
+// it returns the key's name and scope, or counts and logs (rate-limited,
+// never the key) a refusal from r's address.
+func (s *Server) CheckKey(r *http.Request, key string) (caller string, sc scope.Scope, ok bool) {
+	if caller, sc, ok = s.keys.Check(key); ok {
+		return caller, sc, true
+	}
+	reason := "unknown API key"
+	if key == "" {
+		reason = "missing API key"
+	}
+	s.refused(r, reason)
+	return "", scope.None, false
+}
+
+// CheckDigest says whether the key whose apikey.Digest is d is still
+// accepted, and its name and scope now: a session made with a key ends
+// when the key leaves the configuration, and follows a change of its
+// scope.
+func (s *Server) CheckDigest(d [32]byte) (caller string, sc scope.Scope, ok bool) {
+	return s.keys.CheckDigest(d)
+}
+
+func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/rpc", s.serveRPC)
 	if s.health != nil {
@@ -95,13 +124,19 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (caller st
 		reason = "unknown API key"
 		challenge += `, error="invalid_token"`
 	}
-	metrics.RPCAuthFailures.Inc()
-	if ok, suppressed := s.authLog.Allow(time.Now()); ok {
-		s.log.Warn("rpc: request refused", "remote", r.RemoteAddr, "reason", reason, "user_agent", r.UserAgent(), "suppressed_since_last", suppressed)
-	}
+	s.refused(r, reason)
 	w.Header().Set("WWW-Authenticate", challenge)
 	writeError(w, http.StatusUnauthorized, CodeUnauthorized, "unauthorized: "+reason+` (send "Authorization: Bearer KEY")`)
 	return "", scope.None, false
+}
+
+// refused counts a refused key and logs it, at most authLogBurst lines a
+// window.
+func (s *Server) refused(r *http.Request, reason string) {
+	metrics.RPCAuthFailures.Inc()
+	if ok, suppressed := s.authLog.Allow(time.Now()); ok {
+		s.log.Warn("rpc: request refused", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", reason, "user_agent", r.UserAgent(), "suppressed_since_last", suppressed)
+	}
 }
 
 func (s *Server) tooLarge(w http.ResponseWriter, r *http.Request) {

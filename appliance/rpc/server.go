@@ -77,6 +77,7 @@ type Server struct {
 	health  func() health.Report
 	log     *slog.Logger
 	http    http.Handler
+	mux     *http.ServeMux
 	authLog lograte.Limit
 
 	version string
@@ -112,7 +113,8 @@ func New(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.http = s.routes()
+	s.mux = s.routes()
+	s.http = s.mux
 	return s, nil
 }
 
