@@ -11,7 +11,8 @@ if [ "${1:-run}" = test ]; then
   # python3-serial), and its server imports both: name them, since the
   # install below skips recommends.
   # systemd-analyze checks deploy/systemd/osgate.service.
-  want+=(nginx socat python3-pymodbus python3-serial-asyncio systemd)
+  # chromium (headless) drives the technician's pages (appliance/ui).
+  want+=(nginx socat python3-pymodbus python3-serial-asyncio systemd chromium)
 fi
 
 missing=()
