@@ -107,7 +107,8 @@ func (g *Gateway) newConnRun(cfg *config.Config, i int) (*connRun, error) {
 	}
 	now := time.Now()
 	for j, dev := range ccfg.Devices {
-		d := &devRun{conn: c, dev: dev, st: devState{state: health.DeviceUnknown, since: now}}
+		d := &devRun{conn: c, dev: dev, st: devState{state: health.DeviceUnknown, since: now},
+			vals: newDeviceValues(cc.Devices[j], dev.Channels)}
 		c.devices = append(c.devices, d)
 		c.byName[dev.Name] = d
 		for k, ch := range cc.Devices[j].Channels {
@@ -141,6 +142,7 @@ func (c *connRun) inherit(old *connRun) {
 			od.mu.Lock()
 			d.st = od.st
 			od.mu.Unlock()
+			d.vals.inherit(od.vals)
 		}
 	}
 }

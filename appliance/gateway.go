@@ -19,6 +19,7 @@ import (
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/appliance/rpc"
+	"github.com/osgate/osgate/appliance/ui"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/config/source"
 	"github.com/osgate/osgate/internal/lograte"
@@ -82,6 +83,12 @@ type Gateway struct {
 	// handover is set when the gateway stops only to be replaced by one
 	// on a new configuration: it then does not announce "offline".
 	handover atomic.Bool
+	// logs are the recent log lines (gateway.logs); host reads the
+	// machine for gateway.status; sessions are the technician's pages'
+	// sign-ins (the supervisor's outlive the gateway).
+	logs     *logRing
+	host     *host
+	sessions *ui.Sessions
 
 	mu      sync.Mutex
 	conns   map[string]*connRun
@@ -106,6 +113,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	logs := newLogRing()
+	return newGateway(cfg, teeLogs(log, logs), logs, ui.NewSessions())
+}
+
+// newGateway is New with a log that already keeps its lines in logs, and
+// the sign-ins of the technician's pages (the supervisor's, which outlive
+// one gateway).
+func newGateway(cfg *config.Config, log *slog.Logger, logs *logRing, sessions *ui.Sessions) (*Gateway, error) {
 	g := &Gateway{
 		cfg:        cfg,
 		log:        log.With("gateway", cfg.Gateway.ID),
@@ -113,6 +128,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		clock:      clock.OS(Built()),
 		conns:      map[string]*connRun{},
 		cmdMethods: map[string]bool{},
+		logs:       logs,
+		host:       newHost(cfg.Gateway.StateDir),
+		sessions:   sessions,
 	}
 	g.dropLog = lograte.NewKeyed[string](maxDropLogKeys, time.Minute, metrics.Bounded("drop_log", ""))
 	g.watchdog = newWatchdog(g.health, g.log.With("part", "watchdog"))

@@ -40,11 +40,15 @@ func (g *Gateway) registerMethods(s *rpc.Server) {
 	s.Register("connectors.list", scope.Read, g.rpcConnectors)
 	s.Register("connectors.restart", scope.Write, g.rpcRestart)
 	s.Register("connector.command", scope.Write, g.rpcCommand)
+	g.registerDiagnostics(s)
 	for name, m := range g.extraMethods {
 		s.Register(name, m.Scope, m.Handler)
 		s.Describe(name, m.Doc)
 	}
 	for name, d := range methodDocs {
+		s.Describe(name, d)
+	}
+	for name, d := range methodDocsMore {
 		s.Describe(name, d)
 	}
 }
@@ -81,6 +85,18 @@ type statusResult struct {
 	ClockSet bool        `json:"clock_set"`
 	Clock    clockStatus `json:"clock"`
 	Health   any         `json:"health"`
+	// Bridge is the managed broker's bridge to the cloud.
+	Bridge bridgeStatus `json:"bridge"`
+	// System is the gateway's machine, by the system connector's channel
+	// names, and osgate's own memory.
+	System map[string]any `json:"system"`
+}
+
+// bridgeStatus is the bridge as its notifications tell it.
+type bridgeStatus struct {
+	Configured bool   `json:"configured"`
+	Connected  *bool  `json:"connected,omitempty"`
+	Since      string `json:"since,omitempty"`
 }
 
 // clockStatus is the clock's state and the readings waiting for it.
@@ -91,10 +107,11 @@ type clockStatus struct {
 	Held int `json:"held"`
 }
 
-func (g *Gateway) rpcStatus(context.Context, json.RawMessage) (any, error) {
+func (g *Gateway) rpcStatus(ctx context.Context, _ json.RawMessage) (any, error) {
 	g.mu.Lock()
 	id := g.cfg.Gateway.ID
 	secrets := g.cfg.Secrets()
+	bridged := managed(g.cfg) && g.cfg.Broker.Bridge != nil
 	g.mu.Unlock()
 	// Connector errors come from devices and servers, which may echo a
 	// credential back.
@@ -112,6 +129,15 @@ func (g *Gateway) rpcStatus(context.Context, json.RawMessage) (any, error) {
 	if g.hold != nil {
 		cs.Held = g.hold.held()
 	}
+	if g.export != nil {
+		if t, ok := g.export.Oldest(); ok {
+			r.Export.Oldest = t.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	br := bridgeStatus{Configured: bridged}
+	if known, up, since := g.devices.bridgeState(); known {
+		br.Connected, br.Since = &up, stamp(since)
+	}
 	return statusResult{
 		ID:       id,
 		Version:  Version,
@@ -119,6 +145,8 @@ func (g *Gateway) rpcStatus(context.Context, json.RawMessage) (any, error) {
 		ClockSet: g.clock.Synced(),
 		Clock:    cs,
 		Health:   r,
+		Bridge:   br,
+		System:   g.host.read(ctx),
 	}, nil
 }
 

@@ -26,6 +26,10 @@ func (c *connRun) deliver(ctx context.Context, device string, rs []core.Reading)
 	synced := clk.Synced()
 	c.m.in.Add(float64(len(rs)))
 	chains := c.chains[device]
+	var vals *deviceValues // what the technician's pages show: configured devices only
+	if d := c.byName[device]; d != nil {
+		vals = d.vals
+	}
 	out := rs[:0]
 	for i := range rs {
 		r := rs[i]
@@ -39,10 +43,16 @@ func (c *connRun) deliver(ctx context.Context, device string, rs []core.Reading)
 		if r.Quality == core.Bad {
 			c.m.chanErrs.Inc()
 		}
-		if ch := chains[r.Channel]; ch != nil {
-			if !c.apply(ch, &r, now) {
-				continue
-			}
+		name := r.Channel
+		var o transform.Outcome
+		if ch := chains[name]; ch != nil {
+			o = c.apply(ch, &r, now)
+		}
+		if vals != nil {
+			vals.observe(name, &r, o, now)
+		}
+		if o.Verdict != transform.Keep {
+			continue
 		}
 		out = append(out, r)
 	}
@@ -179,15 +189,15 @@ func byDeviceSmall(rs []core.Reading, fn func(dev string, batch []core.Reading) 
 }
 
 // apply runs a channel's chain and counts (and logs) what it holds back.
-func (c *connRun) apply(ch *transform.Chain, r *core.Reading, now time.Time) bool {
+func (c *connRun) apply(ch *transform.Chain, r *core.Reading, now time.Time) transform.Outcome {
 	dev, name := r.Device, r.Channel
 	o := ch.Apply(r, now)
 	switch o.Verdict {
 	case transform.Keep:
-		return true
+		return o
 	case transform.Suppressed:
 		c.m.suppressed.Inc()
-		return false
+		return o
 	}
 	if o.Reason == transform.ReasonRange {
 		c.m.dropRange.Inc()
@@ -197,7 +207,7 @@ func (c *connRun) apply(ch *transform.Chain, r *core.Reading, now time.Time) boo
 	if c.g.dropLog.Allow(dev+"\x00"+name+"\x00"+o.Reason, time.Now()) {
 		c.log.Warn("reading dropped", "device", dev, "channel", name, "reason", o.Reason, "err", o.Err)
 	}
-	return false
+	return o
 }
 
 // payloads recycles encode buffers: the sink copies what it is given.

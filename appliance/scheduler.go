@@ -27,6 +27,7 @@ const pollGrace = 30 * time.Second
 type devRun struct {
 	conn   *connRun
 	dev    *core.Device
+	vals   *deviceValues
 	pollMu sync.Mutex // never two polls of one device at once
 
 	mu sync.Mutex
@@ -176,6 +177,9 @@ func (d *devRun) failures() int {
 func (d *devRun) pollAndDeliver(ctx context.Context, p core.Poller) error {
 	rs, err := d.poll(ctx, p)
 	if err != nil {
+		if ctx.Err() == nil {
+			d.vals.failed(rs, d.conn.g.clock.Now())
+		}
 		return err
 	}
 	err = d.conn.deliver(ctx, d.dev.Name, rs)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/mqttrpc"
 	"github.com/osgate/osgate/appliance/rpc"
+	"github.com/osgate/osgate/appliance/ui"
 	"github.com/osgate/osgate/config"
 )
 
@@ -42,6 +44,10 @@ func (g *Gateway) startRPC(ctx context.Context, cfg *config.Config, brokerURL st
 		return fmt.Errorf("rpc: %w", err)
 	}
 	g.registerMethods(s)
+	// The technician's pages, on the same listener and keys; / leads
+	// to them.
+	s.Route("/ui/", ui.New(ui.Options{RPC: s, Sessions: g.sessions, MaxBody: rc.MaxBody, Logger: g.log.With("part", "ui")}))
+	s.Route("GET /{$}", http.RedirectHandler("/ui/", http.StatusSeeOther))
 	g.mu.Lock()
 	g.rpcServer = s
 	g.mu.Unlock()

@@ -60,6 +60,10 @@ type deviceBook struct {
 	published string
 	disabled  map[string]*disabledDevice
 	wake      chan struct{} // capacity 1
+	// bridgeUp and bridgeSince: the bridge's last notification ("1" or
+	// "0") and when it came; bridgeKnown once one came.
+	bridgeKnown, bridgeUp bool
+	bridgeSince           time.Time
 }
 
 // disabledDevice is a device of a disabled connector, for devices.list.
@@ -171,13 +175,26 @@ func (b *deviceBook) reconnected() {
 // bridge carries status at QoS 0: nothing waits in its queue to land late
 // and stale).
 func (b *deviceBook) bridge(payload []byte) {
-	if string(payload) != "1" {
-		return
-	}
+	up := string(payload) == "1"
 	b.mu.Lock()
-	b.resend = true // by run: this is the MQTT client's goroutine
+	if !b.bridgeKnown || b.bridgeUp != up {
+		b.bridgeKnown, b.bridgeUp, b.bridgeSince = true, up, time.Now()
+	}
+	if up {
+		b.resend = true // by run: this is the MQTT client's goroutine
+	}
 	b.mu.Unlock()
-	b.poke()
+	if up {
+		b.poke()
+	}
+}
+
+// bridgeState is the bridge's last notification: whether one came, up or
+// down, and since when.
+func (b *deviceBook) bridgeState() (known, up bool, since time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.bridgeKnown, b.bridgeUp, b.bridgeSince
 }
 
 // republish queues the gateway's document and every device's current

@@ -15,6 +15,7 @@ import (
 	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/rpc"
+	"github.com/osgate/osgate/appliance/ui"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/config/source"
 	"github.com/osgate/osgate/internal/redact"
@@ -51,6 +52,10 @@ type Supervisor struct {
 	current atomic.Pointer[Gateway]
 	clock   *clock.Clock
 	ota     func() *export.OTAStatus
+	// logs keeps the recent log lines across gateways, after scrub;
+	// sessions are the technician's pages' sign-ins, across gateways.
+	logs     *logRing
+	sessions *ui.Sessions
 }
 
 // SetOTA makes the update agent's state (status) part of the status
@@ -63,8 +68,10 @@ func (sv *Supervisor) SetClock(c *clock.Clock) { sv.clock = c }
 
 // NewSupervisor prepares a Supervisor; Run runs it.
 func NewSupervisor(src ConfigSource, log *slog.Logger) *Supervisor {
-	h := redact.NewHandler(log.Handler())
-	return &Supervisor{src: src, log: slog.New(h), scrub: h, methods: map[string]rpc.Method{}}
+	logs := newLogRing()
+	h := redact.NewHandler(tee{log.Handler(), logs.handler()})
+	return &Supervisor{src: src, log: slog.New(h), scrub: h, methods: map[string]rpc.Method{},
+		logs: logs, sessions: ui.NewSessions()}
 }
 
 // AddMethods adds JSON-RPC methods, each with the scope it needs, to
@@ -191,7 +198,7 @@ func (s *supervisor) scrub(text string) string {
 func (s *supervisor) run(ctx context.Context, cur source.Update[*config.Config], updates <-chan source.Update[*config.Config]) error {
 	for {
 		s.running(cur.Config)
-		g, err := New(cur.Config, s.log)
+		g, err := newGateway(cur.Config, s.log, s.sv.logs, s.sv.sessions)
 		if err != nil {
 			if s.rollback(&cur, err.Error()) {
 				continue

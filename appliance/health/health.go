@@ -284,6 +284,9 @@ type ExportReport struct {
 	Since     string `json:"since,omitempty"`
 	Queued    int    `json:"queued"`
 	Limit     int    `json:"limit"`
+	// Oldest is the time of the oldest reading not yet safe in the broker
+	// (gateway.status fills it in from the export; /healthz has none).
+	Oldest string `json:"oldest,omitempty"`
 }
 
 // ConnectorReport is one connector's part of a Report.
