@@ -167,8 +167,13 @@ func sparkAt(channel string, points [][2]float64, w, h int, now time.Time) templ
 	for _, p := range points {
 		lo, hi = min(lo, p[1]), max(hi, p[1])
 	}
-	end := float64(now.UnixMilli())
-	start := end - float64(trendWindow.Milliseconds())
+	// The line spans the points kept, at most the last 10 minutes: a
+	// young trend fills the width instead of sitting at its right end.
+	end := math.Max(float64(now.UnixMilli()), points[len(points)-1][0])
+	start := math.Max(end-float64(trendWindow.Milliseconds()), points[0][0])
+	if end-start < 1000 {
+		start = end - 1000
+	}
 	var b strings.Builder
 	data, _ := json.Marshal(points)
 	label := fmt.Sprintf("trend of %s over the last 10 minutes: from %s to %s", channel, numText(lo), numText(hi))

@@ -148,6 +148,7 @@ func (c *Connector) scanCommand(ctx context.Context, params json.RawMessage) (an
 	c.log.Info("mbus: scan started", "mode", o.Mode)
 	o.Progress = func(p ScanProgress) {
 		c.log.Debug("mbus: scan progress", "phase", p.Phase, "probe", p.Probe, "done", p.Done, "found", p.Found)
+		core.Progress(ctx, p)
 	}
 	res, err := c.bus.Scan(ctx, o)
 	if err == nil {

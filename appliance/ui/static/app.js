@@ -37,7 +37,10 @@
   // --- sparklines --------------------------------------------------
   function drawSpark(svg, pts) {
     var w = +svg.getAttribute("width"), h = +svg.getAttribute("height");
-    var end = Date.now(), start = end - TREND_MS, lo = Infinity, hi = -Infinity;
+    // As the server draws it: the points kept, at most the last 10 minutes.
+    var end = Math.max(Date.now(), pts.length ? pts[pts.length - 1][0] : 0);
+    var start = Math.max(end - TREND_MS, pts.length ? pts[0][0] : 0), lo = Infinity, hi = -Infinity;
+    if (end - start < 1000) start = end - 1000;
     pts.forEach(function (p) { lo = Math.min(lo, p[1]); hi = Math.max(hi, p[1]); });
     var line = svg.querySelector("polyline");
     if (!line) {
