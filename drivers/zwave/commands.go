@@ -454,6 +454,7 @@ func (c *Connector) join(ctx context.Context, raw json.RawMessage, include bool)
 func (c *Connector) included(ctx context.Context, ctl *controller, res joinResult, pol includePolicy, out JoinResult) (any, error) {
 	node := res.NodeID
 	out.Status = "included"
+	core.Progress(ctx, JoinProgress{Step: "securing", Node: int(node), Text: fmt.Sprintf("node %d joined: securing and interviewing it", node)})
 	c.alive(node)
 	if err := ctl.readProtocolInfo(ctx, node); err != nil {
 		c.log.Warn("zwave: protocol info of a new node not read", "node", node, "err", err)

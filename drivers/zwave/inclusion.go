@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // Inclusion and exclusion (AddNodeToNetwork, RemoveNodeFromNetwork): the
@@ -23,6 +25,16 @@ const (
 	statusDone       = 0x06
 	statusFailed     = 0x07
 )
+
+// JoinProgress is where an inclusion or exclusion is, for a caller that
+// shows it (core.Progress).
+type JoinProgress struct {
+	// Step is waiting (for a button press), found, joining, securing or
+	// interviewing.
+	Step string `json:"step"`
+	Node int    `json:"node,omitempty"`
+	Text string `json:"text"`
+}
 
 // joinResult is what an inclusion or exclusion did.
 type joinResult struct {
@@ -73,6 +85,7 @@ func (c *controller) join(ctx context.Context, fn byte, what string, d time.Dura
 		return res, fmt.Errorf("zwave: start %s: the stick answered status %d instead of ready", what, st)
 	}
 	c.log.Info("zwave: "+what+" started", "for", d)
+	core.Progress(ctx, JoinProgress{Step: "waiting", Text: what + " started: press the node's button within " + d.String()})
 
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
@@ -97,6 +110,7 @@ func (c *controller) join(ctx context.Context, fn byte, what string, d time.Dura
 		case statusNodeFound:
 			res.Found = true
 			c.log.Info("zwave: " + what + ": node found")
+			core.Progress(ctx, JoinProgress{Step: "found", Text: "node found"})
 		case statusAddingNode, statusAddingCtl:
 			res.Found = true
 			if len(f.Data) >= 3 {
@@ -105,6 +119,7 @@ func (c *controller) join(ctx context.Context, fn byte, what string, d time.Dura
 			if _, info, err := parseNIF(f.Data[1:]); err == nil {
 				res.Info = info
 			}
+			core.Progress(ctx, JoinProgress{Step: "joining", Node: int(res.NodeID), Text: fmt.Sprintf("node %d is joining", res.NodeID)})
 		case statusProtoDone:
 			return res, c.stopJoin(ctx, fn, what, &res)
 		case statusDone:
