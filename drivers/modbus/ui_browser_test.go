@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/osgate/osgate/appliance"
@@ -220,6 +221,19 @@ func TestTechnicianPages(t *testing.T) {
 		}
 	}
 
+	// Every control of every page has a name a screen reader says.
+	for _, page := range []string{"/ui/", "/ui/devices", "/ui/devices/plc", "/ui/commission", "/ui/logs"} {
+		b.Run(t, 30*time.Second, "open "+page, chromedp.Navigate(base+page), chromedp.WaitVisible(chromedp.CSS("main")))
+		c, cancel := context.WithTimeout(b.Ctx, 10*time.Second)
+		unnamed, err := chromedp.Run(c, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('input, select, textarea, button'))
+			.filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+			.map(e => e.outerHTML)`))
+		cancel()
+		if err != nil || len(unnamed) > 0 {
+			t.Errorf("%s: controls without a label: %v %v", page, unnamed, err)
+		}
+	}
+
 	// A read-only key: it sees, and the gateway refuses its write.
 	b.Run(t, 30*time.Second, "sign out",
 		chromedp.Click(chromedp.CSS(`form.who button[type="submit"]`)),
@@ -252,6 +266,25 @@ func TestTechnicianPages(t *testing.T) {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("a key is in the gateway's log")
 		}
+	}
+
+	// With JavaScript off, the read-only pages still show everything.
+	c, cancelNoJS := context.WithTimeout(b.Ctx, 10*time.Second)
+	_, err = chromedp.Run(c, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return err
+	}))
+	cancelNoJS()
+	if err != nil {
+		t.Fatalf("turn JavaScript off: %v", err)
+	}
+	b.Run(t, 30*time.Second, "devices without JavaScript", chromedp.Navigate(base+"/ui/devices"), chromedp.WaitVisible(chromedp.CSS(`[data-dev="plc"]`)))
+	if v, s := text(`[data-dev="plc"] [data-ch="voltage"] [data-f="text"]`), text(`[data-dev="plc"] [data-f="state"]`); v != "230.1 V" || s != "online" {
+		t.Errorf("devices without JavaScript: plc %q, voltage %q", s, v)
+	}
+	b.Run(t, 30*time.Second, "overview without JavaScript", chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#health-title")))
+	if h := text("#health-title"); !strings.Contains(h, "Health:") {
+		t.Errorf("overview without JavaScript: %q", h)
 	}
 	if probs := b.Problems(); len(probs) > 0 {
 		t.Errorf("browser console errors:\n%s", strings.Join(probs, "\n"))
