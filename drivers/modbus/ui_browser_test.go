@@ -144,6 +144,15 @@ func TestTechnicianPages(t *testing.T) {
 	startPeer(t, peerOpts{tcp: true, tcpAddr: plcAddr})
 	waitJS(90*time.Second, "plc online again on the open page", state("plc")+`.textContent === 'online' && window.notReloaded === true`)
 
+	// Read the meter now.
+	b.Run(t, 30*time.Second, "read the meter now",
+		chromedp.Navigate(base+"/ui/devices/plc"),
+		chromedp.Click(chromedp.CSS(`form.act input[value="read"] ~ button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#result section.result.ok table`)))
+	if r := text("#result table"); !strings.Contains(r, "voltage\t230.1 V\tgood") {
+		t.Errorf("read now: %q", r)
+	}
+
 	// A write, confirmed, and read back from the meter.
 	b.Run(t, 30*time.Second, "the device page", chromedp.Navigate(base+"/ui/devices/plc"), chromedp.WaitVisible(chromedp.CSS("#w-setpoint")))
 	b.Run(t, 30*time.Second, "type the setpoint", chromedp.Clear(chromedp.CSS("#w-setpoint")), chromedp.SendKeys(chromedp.CSS("#w-setpoint"), "1234"))

@@ -72,7 +72,7 @@ func TestTechnicianInclusion(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#inc-to-zw ~ button[type="submit"]`)))
 	b.Run(t, 95*time.Second, "the node's answer", chromedp.Poll[chromedp.Void](`document.querySelector('#result [data-join-status]')`,
 		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(90*time.Second)))
-	c, cancelRead := context.WithTimeout(b.Ctx, 10*time.Second)
+	c, cancelRead := context.WithTimeout(b.Ctx, 120*time.Second)
 	defer cancelRead()
 	res, err := chromedp.Run(c, chromedp.Text(chromedp.CSS("#result")))
 	if err != nil {
@@ -89,6 +89,20 @@ func TestTechnicianInclusion(t *testing.T) {
 	if !strings.Contains(progress, "inclusion started: press the node's button") || !strings.Contains(progress, "node 6") {
 		t.Errorf("inclusion progress shown: %q", progress)
 	}
+
+	// The node list has the new node; an exclusion nobody answers says so.
+	b.Run(t, 60*time.Second, "list the nodes",
+		chromedp.Click(chromedp.CSS(`form.act input[value="nodes"] ~ button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#result caption`)))
+	if nodes, err := chromedp.Run(c, chromedp.Text(chromedp.CSS("#result table"))); err != nil || !strings.Contains(nodes, "\n6\t") {
+		t.Errorf("nodes: %q %v", nodes, err)
+	}
+	b.Run(t, 60*time.Second, "exclude",
+		chromedp.SetValue(chromedp.CSS("#exc-to-zw"), "1"),
+		chromedp.Click(chromedp.CSS(`#exc-to-zw ~ button[type="submit"]`)),
+		chromedp.Poll[chromedp.Void](`(document.querySelector('#result [data-join-status]') || {}).textContent === 'no node answered'
+			|| /^no node/.test((document.querySelector('#result [data-join-status]') || {textContent: ''}).textContent)`,
+			chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(50*time.Second)))
 	if l := logs.String(); !strings.Contains(l, `method=connector.command scope=write caller=technician`) {
 		t.Errorf("the inclusion is not logged with the key's name:\n%s", l)
 	}
