@@ -54,14 +54,29 @@ var counters sync.Map // connector name -> *counter, for the tests to reach
 
 func newCounter(cfg core.ConnectorConfig) (core.Connector, error) {
 	c := &counter{seq: map[string]int64{}, value: map[string]float64{}}
-	if strings.HasPrefix(cfg.Name, "hang") {
+	switch {
+	case strings.HasPrefix(cfg.Name, "hang"):
 		c.block = make(chan struct{}) // never closed: the device does not answer
+	case strings.HasPrefix(cfg.Name, "gated"):
+		c.block = make(chan struct{}) // closed by openGate: polls fail until then
 	}
 	counters.Store(cfg.Name, c)
 	return c, nil
 }
 
 func (c *counter) Close() error { return nil }
+
+// openGate lets the polls of the "gated..." counter connector name answer:
+// a test that must see the first reading subscribes first. Until then its
+// polls time out, and a failed poll exports nothing.
+func openGate(t *testing.T, name string) {
+	t.Helper()
+	v, ok := counters.Load(name)
+	if !ok {
+		t.Fatalf("no counter connector %q", name)
+	}
+	close(v.(*counter).block)
+}
 
 func (c *counter) Poll(ctx context.Context, dev *core.Device) ([]core.Reading, error) {
 	if c.inPoll.Add(1) > 1 {
@@ -262,7 +277,7 @@ func TestDefaultConfigExportsGatewayTelemetry(t *testing.T) {
 // holds back an unchanged value, a range filter that drops and counts, and
 // a bad channel exported as null with its error.
 func TestPipelineTransformsAndQuality(t *testing.T) {
-	tg := startGateway(t, fmt.Sprintf(envelope, `{"name":"c1","type":"test-counter","devices":[{"name":"meter-1","interval":"200ms","channels":[
+	tg := startGateway(t, fmt.Sprintf(envelope, `{"name":"gated-c1","type":"test-counter","devices":[{"name":"meter-1","interval":"200ms","channels":[
 		{"name":"seq"},
 		{"name":"raw","scale":0.5,"offset":1,"rename":"half","unit":"kWh"},
 		{"name":"value","deadband":{"absolute":1,"max_silence":"1h"}},
@@ -277,6 +292,9 @@ func TestPipelineTransformsAndQuality(t *testing.T) {
 			json.Unmarshal(b, &p)
 			return fmt.Sprintf("%s/%v", topic, p.Values["seq"])
 		}})
+	// The first reading must be seen (the deadband passes it): the
+	// counter answers only once the subscriber is there.
+	openGate(t, "gated-c1")
 	want := []string{}
 	for i := 1; i <= 6; i++ {
 		want = append(want, fmt.Sprintf("telemetry/gw-test/meter-1/%d", i))
