@@ -338,9 +338,14 @@ func TestDamagedMosquittoDB(t *testing.T) {
 			var n int64
 			if tc.running {
 				// Wait for the broker to save what it holds, then damage
-				// the file and crash the broker.
-				testpeer.WaitFor(t, 30*time.Second, "the export to have everything saved by the broker",
-					func() bool { return g.export.Queued() < 200 })
+				// the file and crash the broker. Everything produced
+				// before p0 has been saved (and left the spool) once the
+				// spool holds fewer messages than were produced since: a
+				// test of that, unlike a fixed count, does not depend on
+				// how fast this machine saves.
+				p0 := produced(dev)
+				testpeer.WaitFor(t, 60*time.Second, "the broker to have saved every reading produced so far",
+					func() bool { return int64(g.export.Queued()) < produced(dev)-p0 })
 				size = cut()
 				n = produced(dev) - 1
 				pid := g.broker.PID()
