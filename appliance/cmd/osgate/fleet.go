@@ -15,6 +15,9 @@ import (
 
 const fleetUsage = `fleet [-f fleet.json] ls [-json] [SELECTOR...]
 fleet [-f fleet.json] rpc -gateways SELECTOR [-timeout 10s] [-offline] [-json] METHOD [PARAMS]
+fleet [-f fleet.json] rollout RELEASE_DIR -channel DIR [-canary 5%] [-step 25%] [-max-failures 2%]
+      [-step-timeout 1h] [-gateways SELECTOR]
+fleet rollout status|pause|resume|abort -channel DIR [-json] [-reason TEXT]
 (the fleet file: -f, else $OSGATE_FLEET, else ./fleet.json; see docs/fleet.md)`
 
 // fleetCmd is the operator's view of the fleet through the cloud broker.
@@ -29,8 +32,11 @@ func fleetCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{fleetUsage}
 	}
 	sub, rest := fs.Arg(0), fs.Args()[1:]
-	if sub != "ls" && sub != "rpc" {
+	if sub != "ls" && sub != "rpc" && sub != "rollout" {
 		return usageError{fmt.Sprintf("fleet: unknown command %q\n%s", sub, fleetUsage)}
+	}
+	if sub == "rollout" {
+		return fleetRollout(ctx, *file, rest, stdout)
 	}
 	s, err := fleet.LoadSettings(*file)
 	if err != nil {

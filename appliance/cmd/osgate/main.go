@@ -53,6 +53,12 @@ Usage:
                                        every gateway's state, from the cloud broker
   osgate fleet [-f fleet.json] rpc -gateways SELECTOR [-timeout 10s] [-offline] METHOD [PARAMS]
                                        a signed call to many gateways; answers and a summary
+  osgate fleet [-f fleet.json] rollout RELEASE_DIR -channel DIR [-canary 5%] [-step 25%]
+                                       [-max-failures 2%] [-step-timeout 1h] [-gateways SELECTOR]
+                                       publish a release to a growing share of the fleet by
+                                       cohort manifests; halts and puts them back when a step fails
+  osgate fleet rollout status|pause|resume|abort -channel DIR
+                                       the rollout in a channel, as rollout.json there says
   osgate health [-c osgate.json] [-url URL]
                                        ask the gateway's /healthz; fails when it is unhealthy or
                                        does not answer (the container image's HEALTHCHECK)
