@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/osgate/osgate/internal/atomicfile"
 	"github.com/osgate/osgate/ota"
@@ -159,10 +160,36 @@ func writeManifestFile(dir, name string, f SavedFile) error {
 		}
 		return atomicfile.SyncDir(dir)
 	}
-	if err := atomicfile.Write(path+".sig", f.Sig, 0o644); err != nil {
+	for _, w := range []struct {
+		path string
+		data []byte
+	}{{path + ".sig", f.Sig}, {path, f.Manifest}} {
+		var prev time.Time
+		if fi, err := os.Stat(w.path); err == nil {
+			prev = fi.ModTime()
+		}
+		if err := atomicfile.Write(w.path, w.data, 0o644); err != nil {
+			return err
+		}
+		if err := newSecond(w.path, prev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newSecond gives a file rewritten within the second of its previous
+// version a later modification time: static servers such as nginx make
+// the ETag from the time in seconds and the size, and an agent asking
+// with the old ETag would otherwise be told the manifest did not change
+// (a halt that puts a manifest of the same size back at once).
+func newSecond(path string, prev time.Time) error {
+	fi, err := os.Stat(path)
+	if err != nil || prev.IsZero() || fi.ModTime().Unix() > prev.Unix() {
 		return err
 	}
-	return atomicfile.Write(path, f.Manifest, 0o644)
+	t := time.Unix(prev.Unix()+1, 0)
+	return os.Chtimes(path, t, t)
 }
 
 // releaseFiles is the names of the files a step writes: cohorts 00 to

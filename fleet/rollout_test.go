@@ -492,3 +492,30 @@ func TestRolloutOperators(t *testing.T) {
 		t.Errorf("a new release after the abort: %v", err)
 	}
 }
+
+// TestManifestFileNewSecond: a manifest replaced within the second of its
+// previous version gets a later modification time, so that a static
+// server's ETag (nginx: time in seconds and size) changes with it.
+func TestManifestFileNewSecond(t *testing.T) {
+	dir := t.TempDir()
+	var last int64
+	for i := range 3 {
+		f := SavedFile{Manifest: []byte(fmt.Sprintf(`{"version":"v%d.0.0"}`, i)), Sig: []byte("sig")}
+		if err := writeManifestFile(dir, "cohort-00.json", f); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"cohort-00.json", "cohort-00.json.sig"} {
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name == "cohort-00.json" {
+				if i > 0 && fi.ModTime().Unix() <= last {
+					t.Errorf("write %d: %s has the time %d of the previous version", i, name, fi.ModTime().Unix())
+				}
+				last = fi.ModTime().Unix()
+			}
+		}
+	}
+}
+
