@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -14,6 +16,14 @@ import (
 type Conn struct {
 	client mqtt.Client
 	s      *Settings
+
+	mu   sync.Mutex
+	subs []subscription // made again after a reconnection
+}
+
+type subscription struct {
+	filters map[string]byte
+	handle  mqtt.MessageHandler
 }
 
 // connectTimeout bounds the first connection to the cloud broker.
@@ -43,7 +53,12 @@ func Dial(ctx context.Context, s *Settings) (*Conn, error) {
 		}
 		opts.SetTLSConfig(tc)
 	}
-	c := &Conn{client: mqtt.NewClient(opts), s: s}
+	c := &Conn{s: s}
+	// A clean session forgets the subscriptions when the link drops: a
+	// command that runs for hours (a rollout) makes them again, and the
+	// broker sends the retained documents anew.
+	opts.SetOnConnectHandler(func(mqtt.Client) { c.resubscribe() })
+	c.client = mqtt.NewClient(opts)
 	tok := c.client.Connect()
 	select {
 	case <-tok.Done():
@@ -67,6 +82,9 @@ func (c *Conn) subscribe(ctx context.Context, qos byte, handle mqtt.MessageHandl
 	for _, f := range filters {
 		m[f] = qos
 	}
+	c.mu.Lock()
+	c.subs = append(c.subs, subscription{m, handle})
+	c.mu.Unlock()
 	tok := c.client.SubscribeMultiple(m, handle)
 	select {
 	case <-tok.Done():
@@ -84,6 +102,18 @@ func (c *Conn) subscribe(ctx context.Context, qos byte, handle mqtt.MessageHandl
 		}
 	}
 	return nil
+}
+
+// resubscribe makes every subscription again after a reconnection (the
+// first connection has none yet). A refusal leaves that part of the view
+// stale: a rollout step then times out and halts.
+func (c *Conn) resubscribe() {
+	c.mu.Lock()
+	subs := slices.Clone(c.subs)
+	c.mu.Unlock()
+	for _, sub := range subs {
+		c.client.SubscribeMultiple(sub.filters, sub.handle)
+	}
 }
 
 func randomHex(n int) string {

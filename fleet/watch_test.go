@@ -2,10 +2,15 @@ package fleet
 
 import (
 	"bytes"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/osgate/osgate/internal/testpeer"
 )
 
 // message is one message as the broker delivers it to Watch.receive
@@ -128,4 +133,44 @@ func TestSettle(t *testing.T) {
 	if _, ok := w.Get("gw-r"); !ok {
 		t.Error("the retained document is not in the view")
 	}
+}
+
+// TestWatchAfterReconnect: when the cloud broker restarts, the view
+// subscribes again and keeps following the documents (a rollout watches
+// for hours; a clean session forgets its subscriptions).
+func TestWatchAfterReconnect(t *testing.T) {
+	mq := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
+	c, err := Dial(t.Context(), &Settings{Broker: mq.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w, err := c.Watch(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mq.URL()).SetClientID("gateway").
+		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond))
+	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer pub.Disconnect(100)
+	publish := func(version string) {
+		t.Helper()
+		tok := pub.Publish("status/gw-1", 1, true, fmt.Sprintf(`{"id":"gw-1","state":"online","version":%q}`, version))
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	publish("v1.0.0")
+	version := func() string { g, _ := w.Get("gw-1"); return g.Doc.Version }
+	testpeer.WaitFor(t, 10*time.Second, "the first document", func() bool { return version() == "v1.0.0" })
+	mq.Stop()
+	mq.Start()
+	testpeer.WaitFor(t, 30*time.Second, "the document published after the broker restarted", func() bool {
+		if pub.IsConnectionOpen() {
+			publish("v2.0.0")
+		}
+		return version() == "v2.0.0"
+	})
 }
