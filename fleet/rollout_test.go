@@ -518,4 +518,3 @@ func TestManifestFileNewSecond(t *testing.T) {
 		}
 	}
 }
-
