@@ -264,7 +264,8 @@ func judgeRelease(target string, g Gateway) (outcome, why string) {
 			why = o.Status
 		}
 		return outFailed, orDash(why)
-	case g.Doc.Version == target && g.Online() && !busy(g):
+	case g.Doc.Version == target && !busy(g) && (g.Online() || o != nil && o.Last == "confirmed "+target):
+		// Offline since it confirmed: its last document says so.
 		return outDone, ""
 	case o != nil && o.State == "refused" && strings.Contains(o.Status, target):
 		return outFailed, o.Status

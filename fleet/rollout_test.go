@@ -518,3 +518,59 @@ func TestManifestFileNewSecond(t *testing.T) {
 		}
 	}
 }
+
+// TestJudgeRelease: what counts as done, failed and still on the way.
+func TestJudgeRelease(t *testing.T) {
+	c := 7
+	doc := func(state, version string, o *export.OTAStatus) Gateway {
+		if o != nil {
+			o.Cohort = &c
+		}
+		return Gateway{ID: "gw-1", Bridge: "1", Doc: export.GatewayStatus{State: state, Version: version, OTA: o}}
+	}
+	for _, k := range []struct {
+		name string
+		g    Gateway
+		want string
+	}{
+		{"confirmed", doc("online", "v2", &export.OTAStatus{State: "confirmed", Last: "confirmed v2"}), outDone},
+		{"idle on it", doc("online", "v2", &export.OTAStatus{State: "idle"}), outDone},
+		{"confirmed, then offline", doc("offline", "v2", &export.OTAStatus{State: "confirmed", Last: "confirmed v2"}), outDone},
+		{"offline on it, unconfirmed", doc("offline", "v2", &export.OTAStatus{State: "idle"}), outPending},
+		{"trying", doc("online", "v2", &export.OTAStatus{State: "trying", Target: "v2"}), outPending},
+		{"rebooting", doc("offline", "v1", &export.OTAStatus{State: "rebooting", Target: "v2"}), outPending},
+		{"downloading", doc("online", "v1", &export.OTAStatus{State: "downloading", Target: "v2"}), outPending},
+		{"error during the update", doc("online", "v1", &export.OTAStatus{State: "error", Target: "v2"}), outPending},
+		{"not yet", doc("online", "v1", &export.OTAStatus{State: "idle"}), outPending},
+		{"rolled back", doc("online", "v1", &export.OTAStatus{State: "rolled back", Last: "rolled back: unhealthy", Failed: []string{"v2"}}), outFailed},
+		{"refused", doc("online", "v1", &export.OTAStatus{State: "refused", Status: "refused: v2 needs at least v1.5"}), outFailed},
+		{"refused another", doc("online", "v1", &export.OTAStatus{State: "refused", Status: "refused: v3 failed before"}), outPending},
+		{"no agent", doc("online", "v1", nil), outPending},
+	} {
+		if got, why := judgeRelease("v2", k.g); got != k.want {
+			t.Errorf("%s: %s (%s), want %s", k.name, got, why, k.want)
+		}
+	}
+}
+
+// TestStartRolloutChecks: a release for another channel than the one
+// the directory publishes, or the one it already publishes, is refused.
+func TestStartRolloutChecks(t *testing.T) {
+	ch := channelWith(t, "v1.0.0")
+	o := RolloutOptions{Release: makeRelease(t, "v1.0.0"), Channel: ch, Selector: "all", StepTimeout: time.Minute}
+	if _, err := StartRollout(o, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "already publishes v1.0.0") {
+		t.Errorf("the published release again: %v", err)
+	}
+	o.Release = makeRelease(t, "v2.0.0")
+	b, _ := os.ReadFile(filepath.Join(o.Release, "manifest.json"))
+	if err := os.WriteFile(filepath.Join(o.Release, "manifest.json"), bytes.Replace(b, []byte(`"stable"`), []byte(`"beta"`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := StartRollout(o, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), `the release is for channel "beta"`) {
+		t.Errorf("a release of another channel: %v", err)
+	}
+	o.Selector = "seen<soon"
+	if _, err := StartRollout(o, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "selector") {
+		t.Errorf("a bad selector: %v", err)
+	}
+}

@@ -77,6 +77,10 @@ func StartRollout(o RolloutOptions, out io.Writer) (*Plan, error) {
 	if base.Version == m.Version {
 		return nil, fmt.Errorf("the channel %s already publishes %s in its manifest.json: nothing to roll out", o.Channel, m.Version)
 	}
+	if bm, err := ota.ParseManifest(base.Manifest); err == nil && bm.Channel != m.Channel {
+		return nil, fmt.Errorf("the release is for channel %q, but %s publishes channel %q (its manifest.json): agents that follow %q would refuse it",
+			m.Channel, o.Channel, bm.Channel, bm.Channel)
+	}
 	return st.Update(func(p *Plan) (*Plan, error) {
 		if p != nil && p.Active() {
 			return nil, fmt.Errorf("a rollout of %s was started in %s meanwhile", p.Target, o.Channel)
@@ -208,6 +212,9 @@ func (r *Rollout) Drive(ctx context.Context) error {
 			r.release()
 			return fmt.Errorf("stopped driving the rollout (%w): `osgate fleet rollout resume` continues it", ctx.Err())
 		case <-r.watch.Changed():
+			// A large fleet's documents come all the time: a round (which
+			// reads the state file) at most every Tick/4.
+			time.Sleep(r.Tick / 4)
 		case <-time.After(r.Tick):
 		}
 	}
