@@ -574,3 +574,20 @@ func TestStartRolloutChecks(t *testing.T) {
 		t.Errorf("a bad selector: %v", err)
 	}
 }
+
+// TestRolloutNobodyOnline: a step that finds no online gateway to take
+// part stops the driver with what to check, and leaves the rollout to be
+// resumed by anyone at once.
+func TestRolloutNobodyOnline(t *testing.T) {
+	ch := channelWith(t, "v1.0.0")
+	f := newSimFleet(t, ch, "v1.0.0", map[string]string{})
+	startRollout(t, ch, "v2.0.0", "5%", "25%", "0", time.Minute)
+	_, err := drive(t, ch, f.w)
+	if err == nil || !strings.Contains(err.Error(), "no online gateway follows the channel") || !strings.Contains(err.Error(), "resume") {
+		t.Fatalf("a fleet of none: %v", err)
+	}
+	p, _ := (Store{Dir: ch}).Load()
+	if p.State != Running || p.Driver != nil || len(p.Steps) != 0 {
+		t.Errorf("after the error: %s, driver %+v, %d steps", p.State, p.Driver, len(p.Steps))
+	}
+}

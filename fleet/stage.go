@@ -191,7 +191,8 @@ func (r *Rollout) Drive(ctx context.Context) error {
 			return nil, nil
 		})
 		if err != nil {
-			return err
+			r.release() // another command (or this one, again) may go on
+			return fmt.Errorf("%w (the rollout stays as it was: `osgate fleet rollout resume` goes on)", err)
 		}
 		if halted {
 			r.settle(ctx, final)
