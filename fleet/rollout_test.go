@@ -591,3 +591,54 @@ func TestRolloutNobodyOnline(t *testing.T) {
 		t.Errorf("after the error: %s, driver %+v, %d steps", p.State, p.Driver, len(p.Steps))
 	}
 }
+
+// TestRolloutStopped: a driver whose context ends (Ctrl-C) says how to go
+// on and gives the rollout up, so another command drives it at once.
+func TestRolloutStopped(t *testing.T) {
+	ch := channelWith(t, "v1.0.0")
+	f := newSimFleet(t, ch, "v1.0.0", fleetOf(4, "silent", nil))
+	startRollout(t, ch, "v2.0.0", "1", "1", "0", time.Minute)
+	r := NewRollout(ch, f.w, &bytes.Buffer{})
+	r.Tick = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Drive(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p, _ := (Store{Dir: ch}).Load()
+		if p != nil && len(p.Steps) > 0 && p.Steps[0].Applied {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first step was not published")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "`osgate fleet rollout resume` continues it") {
+		t.Errorf("stopped driver: %v", err)
+	}
+	p, _ := (Store{Dir: ch}).Load()
+	if p.State != Running || p.Driver != nil {
+		t.Errorf("after the stop: %s, driver %+v", p.State, p.Driver)
+	}
+	other := NewRollout(ch, f.w, &bytes.Buffer{})
+	other.me.PID = os.Getppid()
+	f.mu.Lock()
+	for _, g := range f.gws {
+		g.behaviour = "good"
+	}
+	f.mu.Unlock()
+	if out, err := drive2(other); err != nil || !strings.Contains(out, "done: 4 gateways confirmed it") {
+		t.Errorf("another command after the stop: %v\n%s", err, out)
+	}
+}
+
+func drive2(r *Rollout) (string, error) {
+	var out bytes.Buffer
+	r.out, r.Tick = &out, 10*time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := r.Drive(ctx)
+	return out.String(), err
+}
