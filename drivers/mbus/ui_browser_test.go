@@ -3,15 +3,13 @@ package mbus
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/osgate/osgate/appliance"
-	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/appliance/apptest"
 	"github.com/osgate/osgate/internal/apikey"
 	"github.com/osgate/osgate/internal/testpeer"
 )
@@ -32,28 +30,7 @@ func TestTechnicianScan(t *testing.T) {
 		"connectors":[{"name":"heat","type":"mbus","settings":{"port":%q,"baud":9600,"parity":"none","timeout":"1500ms"},"devices":[
 		  {"name":"heat-5","interval":"1m","address":5,"channels":[{"name":"energy","quantity":"Energy"}]}]}]}`,
 		t.TempDir(), br.URL(), rpcAddr, apikey.Hash(key), p.Path)
-	cfg, err := config.Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testpeer.Buffer{}
-	g, err := appliance.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", logs.String())
-		}
-	})
-	testpeer.WaitTCP(t, rpcAddr, 30*time.Second)
+	_, logs := apptest.Start(t, doc, rpcAddr)
 	base := "http://" + rpcAddr
 	b.Run(t, 30*time.Second, "sign in",
 		chromedp.Navigate(base+"/ui/commission"),

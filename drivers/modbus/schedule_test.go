@@ -1,10 +1,8 @@
 package modbus
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
@@ -14,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance"
-	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/appliance/apptest"
 	"github.com/osgate/osgate/internal/testpeer"
 )
 
@@ -105,28 +102,7 @@ func TestPollSchedule10Hz(t *testing.T) {
 		"connectors":[{"name":"sched10hz","type":"modbus","settings":{"address":%q,"timeout":"1s"},
 		"devices":[{"name":"plc","unit_id":2,"interval":"100ms","timeout":"100ms","channels":[%s]}]}]}`,
 		t.TempDir(), br.URL(), rpcAddr, proxy.ln.Addr().String(), strings.Join(chans, ","))
-	cfg, err := config.Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testpeer.Buffer{}
-	g, err := appliance.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", logs.String())
-		}
-	})
-	testpeer.WaitTCP(t, rpcAddr, 30*time.Second)
+	apptest.Start(t, doc, rpcAddr)
 	metric := func(name string) float64 {
 		t.Helper()
 		resp, err := http.Get("http://" + rpcAddr + "/metrics")

@@ -5,16 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance"
+	"github.com/osgate/osgate/appliance/apptest"
 	"github.com/osgate/osgate/appliance/rpc"
-	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/apikey"
 	"github.com/osgate/osgate/internal/testpeer"
 )
@@ -42,28 +40,7 @@ func TestDeviceStateOverModbus(t *testing.T) {
 		 {"name":"tcp","type":"modbus","settings":{"address":%q,"timeout":"300ms"},"devices":[
 		  {"name":"plc","unit_id":2,"interval":"1s","timeout":"1s","channels":%s}]}]}`,
 		t.TempDir(), br.URL(), rpcAddr, apikey.Hash(key), line.tty, chans, chans, closed, chans)
-	cfg, err := config.Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testpeer.Buffer{}
-	g, err := appliance.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", logs.String())
-		}
-	})
-	testpeer.WaitTCP(t, rpcAddr, 30*time.Second)
+	_, logs := apptest.Start(t, doc, rpcAddr)
 	client := rpc.NewClient("http://"+rpcAddr, key, nil)
 	t.Cleanup(client.Close)
 

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"os"
 	"path"
@@ -21,8 +20,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
-	"github.com/osgate/osgate/appliance"
-	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/appliance/apptest"
 	_ "github.com/osgate/osgate/drivers/system" // the overview's machine figures
 	"github.com/osgate/osgate/internal/apikey"
 	"github.com/osgate/osgate/internal/testpeer"
@@ -57,28 +55,7 @@ func TestTechnicianPages(t *testing.T) {
 		  {"name":"meter-2","unit_id":2,"interval":"1s","timeout":"1s","channels":[
 		    {"name":"hr5","register":"holding","address":5}]}]}]}`,
 		t.TempDir(), br.URL(), rpcAddr, apikey.Hash(writeKey), apikey.Hash(readKey), plcAddr)
-	cfg, err := config.Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testpeer.Buffer{}
-	g, err := appliance.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", logs.String())
-		}
-	})
-	testpeer.WaitTCP(t, rpcAddr, 30*time.Second)
+	_, logs := apptest.Start(t, doc, rpcAddr)
 	base := "http://" + rpcAddr
 	shots := os.Getenv(shotsEnv)
 	shot := func(name string) {

@@ -3,15 +3,13 @@ package zwave
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/osgate/osgate/appliance"
-	"github.com/osgate/osgate/config"
+	"github.com/osgate/osgate/appliance/apptest"
 	"github.com/osgate/osgate/internal/apikey"
 	"github.com/osgate/osgate/internal/testpeer"
 )
@@ -33,28 +31,7 @@ func TestTechnicianInclusion(t *testing.T) {
 		"connectors":[{"name":"zw","type":"zwave","settings":{"port":%q,"soft_reset":false,"report_timeout":"10s","dead_backoff":"30s"},"devices":[
 		  {"name":"temp","node_id":2,"interval":"5m","timeout":"20s","channels":[{"name":"air_temperature"}]}]}]}`,
 		t.TempDir(), br.URL(), rpcAddr, apikey.Hash(key), tty)
-	cfg, err := config.Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testpeer.Buffer{}
-	g, err := appliance.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", logs.String())
-		}
-	})
-	testpeer.WaitTCP(t, rpcAddr, 30*time.Second)
+	_, logs := apptest.Start(t, doc, rpcAddr)
 	b.Run(t, 30*time.Second, "sign in",
 		chromedp.Navigate("http://"+rpcAddr+"/ui/commission"),
 		chromedp.WaitVisible(chromedp.CSS("#key")),
