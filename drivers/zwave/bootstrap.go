@@ -222,10 +222,10 @@ func (c *Connector) bootstrapS2(ctx context.Context, ctl *controller, node byte,
 		// The node hides the first two bytes of its key; they are the PIN.
 		binary.BigEndian.PutUint16(pubB, uint16(p.pin))
 	}
-	res.dsk = formatDSK(pubB)
-	if p.dsk != nil {
-		res.dsk = maskDSK(pubB) // the PIN is a secret of the entry
-	}
+	// The DSK's first group is the PIN on the node's label, the secret
+	// that authenticates it: shown, logged and stored without it. The
+	// other seven groups are enough to compare with the label.
+	res.dsk = maskDSK(pubB)
 
 	// Our public key; both sides derive the temporary key.
 	priv, err := ecdh.X25519().GenerateKey(rand.Reader)

@@ -535,7 +535,7 @@ func (c *Connector) nodes(ctx context.Context) (any, error) {
 		for _, cc := range rec.SecureCCs {
 			st.SecureCCs = append(st.SecureCCs, ccList([]byte{byte(cc)})...)
 		}
-		st.SecurityError, st.DSK, st.Interview = rec.SecurityError, rec.DSK, rec.Interview
+		st.SecurityError, st.DSK, st.Interview = rec.SecurityError, hidePIN(rec.DSK), rec.Interview
 		st.Name, st.Location = rec.Name, rec.Location
 		if rec.WakeUpSeconds > 0 {
 			st.WakeUpInterval = (time.Duration(rec.WakeUpSeconds) * time.Second).String()

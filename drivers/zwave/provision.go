@@ -130,6 +130,15 @@ func maskDSK(dsk []byte) string {
 	return "*****-" + formatDSK(dsk)[6:]
 }
 
+// hidePIN masks the first group of a DSK written as text; a node record
+// kept by a version that stored the whole DSK shows without its PIN.
+func hidePIN(dsk string) string {
+	if len(dsk) < 6 || dsk[5] != '-' {
+		return dsk
+	}
+	return "*****" + dsk[5:]
+}
+
 // nwiHomeID is the home id a SmartStart node announces itself with: bytes
 // 9..12 of its DSK, the top two bits set and the lowest cleared.
 func nwiHomeID(dsk []byte) [4]byte {

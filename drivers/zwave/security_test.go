@@ -155,16 +155,26 @@ func TestSecureInclusion(t *testing.T) {
 		must(t, err, "include")
 		b, _ := json.Marshal(jr)
 		results = append(results, string(b))
-		if jr.NodeID != 21 || fmt.Sprint(jr.Security) != "[s2_access_control]" || jr.DSK != dsk || !strings.HasPrefix(jr.Status, "included") {
-			t.Fatalf("include: %+v, want node 21 with s2_access_control and DSK %s", jr, dsk)
+		// The PIN authenticates the node: answers show the DSK without it.
+		masked := "*****" + dsk[5:]
+		if jr.NodeID != 21 || fmt.Sprint(jr.Security) != "[s2_access_control]" || jr.DSK != masked || !strings.HasPrefix(jr.Status, "included") {
+			t.Fatalf("include: %+v, want node 21 with s2_access_control and DSK %s", jr, masked)
 		}
 		if jr.Interview == nil || jr.Interview.Firmware == "" {
 			t.Errorf("no interview after inclusion: %+v", jr.Interview)
 		}
 		n := nodeStatus(t, c, 21)
-		if n.Security != "s2_access_control" || !contains(n.SecureCCs, "door_lock") || n.DSK != dsk {
-			t.Fatalf("node 21: %+v", n)
+		if n.Security != "s2_access_control" || !contains(n.SecureCCs, "door_lock") || n.DSK != masked {
+			t.Fatalf("node 21: %+v, want DSK %s", n, masked)
 		}
+		if strings.Contains(logs.String(), dsk[:11]) {
+			t.Errorf("the gateway logged node 21's DSK with its PIN")
+		}
+		walkFiles(t, state, func(path string, b []byte) {
+			if strings.Contains(string(b), dsk[:11]) {
+				t.Errorf("%s holds node 21's DSK with its PIN", path)
+			}
+		})
 		for _, on := range []bool{true, false, true} {
 			must(t, c.Write(testCtx(t, time.Minute), lock, "lock", on), "write lock %v", on)
 			if r := pollOne(t, c, lock, "lock"); r.Value != on {
@@ -429,4 +439,21 @@ func TestSleepingNode(t *testing.T) {
 	if len(n.Pending) != 0 || n.Dead || n.WakeUpInterval != "30m0s" || n.LastWakeUp == "" {
 		t.Fatalf("node 13 after its wake-up: %+v", n)
 	}
+}
+
+// walkFiles calls fn with the content of every regular file under dir.
+func walkFiles(t *testing.T, dir string, fn func(path string, b []byte)) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		fn(path, b)
+		return nil
+	})
+	must(t, err, "walk %s", dir)
 }
