@@ -3,7 +3,6 @@ package modbus
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -19,57 +18,21 @@ import (
 // timingProxy forwards Modbus TCP between the gateway and the pymodbus
 // peer and notes when each request passes.
 type timingProxy struct {
-	ln   net.Listener
+	*testpeer.Proxy
 	mu   sync.Mutex
 	seen []time.Time // when each request reached the proxy
-	wg   sync.WaitGroup
 }
 
 func startTimingProxy(t *testing.T, upstream string) *timingProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("proxy: %v", err)
-	}
-	p := &timingProxy{ln: ln}
-	p.wg.Add(1)
-	go func() { // owned: ends when ln closes in Cleanup
-		defer p.wg.Done()
-		for {
-			down, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", upstream)
-			if err != nil {
-				down.Close()
-				continue
-			}
-			p.wg.Add(2)
-			// Both copiers end when either side closes.
-			go func() {
-				defer p.wg.Done()
-				defer up.Close()
-				buf := make([]byte, 512)
-				for {
-					n, err := down.Read(buf)
-					if n > 0 {
-						p.mu.Lock()
-						p.seen = append(p.seen, time.Now())
-						p.mu.Unlock()
-						if _, werr := up.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-			go func() { defer p.wg.Done(); io.Copy(down, up); down.Close() }()
+	p := &timingProxy{Proxy: testpeer.StartProxy(t, upstream)}
+	p.Tap(func(toTarget bool, _ []byte) {
+		if toTarget {
+			p.mu.Lock()
+			p.seen = append(p.seen, time.Now())
+			p.mu.Unlock()
 		}
-	}()
-	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
+	})
 	return p
 }
 
@@ -101,7 +64,7 @@ func TestPollSchedule10Hz(t *testing.T) {
 		"export":{"queue_limit":3},
 		"connectors":[{"name":"sched10hz","type":"modbus","settings":{"address":%q,"timeout":"1s"},
 		"devices":[{"name":"plc","unit_id":2,"interval":"100ms","timeout":"100ms","channels":[%s]}]}]}`,
-		t.TempDir(), br.URL(), rpcAddr, proxy.ln.Addr().String(), strings.Join(chans, ","))
+		t.TempDir(), br.URL(), rpcAddr, proxy.Addr(), strings.Join(chans, ","))
 	apptest.Start(t, doc, rpcAddr)
 	metric := func(name string) float64 {
 		t.Helper()

@@ -18,6 +18,8 @@ import (
 //     as when a router restarts; new ones pass.
 //   - Restore: bytes pass again on new connections; connections that were
 //     blackholed lost bytes, so they are closed.
+//   - Tap: a function sees (and may change) each chunk before it passes,
+//     to note when requests pass or to garble a response.
 type Proxy struct {
 	t      testing.TB
 	target string
@@ -25,6 +27,7 @@ type Proxy struct {
 
 	mu        sync.Mutex
 	blackhole bool
+	tap       func(toTarget bool, b []byte)
 	conns     map[net.Conn]bool // both ends of every pair
 	wg        sync.WaitGroup
 }
@@ -74,8 +77,8 @@ func (p *Proxy) serve(c net.Conn) {
 	p.conns[c], p.conns[up] = true, true
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	go func() { p.pipe(up, c); done <- struct{}{} }() // owned: ends when either conn closes
-	go func() { p.pipe(c, up); done <- struct{}{} }()
+	go func() { p.pipe(up, c, true); done <- struct{}{} }() // owned: ends when either conn closes
+	go func() { p.pipe(c, up, false); done <- struct{}{} }()
 	<-done
 	c.Close()
 	up.Close()
@@ -86,15 +89,19 @@ func (p *Proxy) serve(c net.Conn) {
 	p.mu.Unlock()
 }
 
-// pipe copies src to dst, dropping what arrives while blackholed.
-func (p *Proxy) pipe(dst, src net.Conn) {
+// pipe copies src to dst, dropping what arrives while blackholed and
+// showing the rest to the tap first.
+func (p *Proxy) pipe(dst, src net.Conn, toTarget bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			drop := p.blackhole
+			drop, tap := p.blackhole, p.tap
 			p.mu.Unlock()
+			if !drop && tap != nil {
+				tap(toTarget, buf[:n])
+			}
 			if !drop {
 				if _, werr := dst.Write(buf[:n]); werr != nil {
 					return
@@ -105,6 +112,15 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			return // closed, or the other end went away
 		}
 	}
+}
+
+// Tap calls fn with each chunk read from either side before it is
+// passed on (toTarget: from the client to the target); fn may change the
+// bytes but not keep the slice. It runs on the copying goroutines.
+func (p *Proxy) Tap(fn func(toTarget bool, b []byte)) {
+	p.mu.Lock()
+	p.tap = fn
+	p.mu.Unlock()
 }
 
 // Blackhole stops passing bytes, keeping every connection open.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -62,6 +63,20 @@ func TestProxy(t *testing.T) {
 	if s, err := echo(c, r, 5*time.Second); err != nil || s != "ping\n" {
 		t.Fatalf("after restore: %q %v", s, err)
 	}
+	// The tap sees requests and answers, and may change an answer.
+	var toTarget, back atomic.Int32
+	p.Tap(func(up bool, b []byte) {
+		if up {
+			toTarget.Add(1)
+			return
+		}
+		back.Add(1)
+		b[0] = 'P'
+	})
+	if s, err := echo(c, r, 5*time.Second); err != nil || s != "Ping\n" || toTarget.Load() != 1 || back.Load() != 1 {
+		t.Fatalf("tapped: %q %v, %d chunks to the target and %d back, want \"Ping\" and 1/1", s, err, toTarget.Load(), back.Load())
+	}
+	p.Tap(nil)
 	p.Reset()
 	if _, err := echo(c, r, 5*time.Second); err == nil || isTimeout(err) {
 		t.Fatalf("after reset: %v, want the connection closed", err)
