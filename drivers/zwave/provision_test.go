@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,16 +28,7 @@ func provisionList(t *testing.T, c *Connector) ProvisionList {
 
 // smartStartDSK reads the DSK of a SmartStart node from the mock's log.
 func smartStartDSK(t *testing.T, m *mockPeer, node int) string {
-	t.Helper()
-	re := regexp.MustCompile(fmt.Sprintf(`smartstart node %d \(\w+\) DSK ([0-9-]{47})`, node))
-	var dsk string
-	waitFor(t, 10*time.Second, fmt.Sprintf("DSK of node %d in the mock log", node), func() bool {
-		if mm := re.FindStringSubmatch(m.log.String()); mm != nil {
-			dsk = mm[1]
-		}
-		return dsk != ""
-	})
-	return dsk
+	return m.loggedDSK(t, "smartstart", node)
 }
 
 // wrongPIN is dsk with another first group (the PIN): the same NWI home id.

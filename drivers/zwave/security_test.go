@@ -46,10 +46,16 @@ func dropped(reason string) float64 {
 
 // mockDSK reads the DSK of a pending node from the mock's log.
 func mockDSK(t *testing.T, m *mockPeer, node int) string {
+	return m.loggedDSK(t, "pending", node)
+}
+
+// loggedDSK waits for the mock to log the DSK of a node it keeps as kind
+// ("pending" for inclusion, "smartstart" for SmartStart), and returns it.
+func (m *mockPeer) loggedDSK(t *testing.T, kind string, node int) string {
 	t.Helper()
-	re := regexp.MustCompile(fmt.Sprintf(`pending node %d \(\w+\) DSK ([0-9-]{47})`, node))
+	re := regexp.MustCompile(fmt.Sprintf(`%s node %d \(\w+\) DSK ([0-9-]{47})`, kind, node))
 	var dsk string
-	waitFor(t, 10*time.Second, fmt.Sprintf("DSK of node %d in the mock log", node), func() bool {
+	waitFor(t, 10*time.Second, fmt.Sprintf("DSK of %s node %d in the mock log", kind, node), func() bool {
 		if mm := re.FindStringSubmatch(m.log.String()); mm != nil {
 			dsk = mm[1]
 		}
