@@ -218,6 +218,14 @@ func TestTechnicianPages(t *testing.T) {
 		if err != nil || len(unnamed) > 0 {
 			t.Errorf("%s: controls without a label: %v %v", page, unnamed, err)
 		}
+		// Every visible text is readable: WCAG AA contrast with what is
+		// behind it (4.5:1, 3:1 for large text).
+		c, cancel = context.WithTimeout(b.Ctx, 10*time.Second)
+		low, err := chromedp.Run(c, chromedp.Evaluate[[]string](contrastJS))
+		cancel()
+		if err != nil || len(low) > 0 {
+			t.Errorf("%s: text with too little contrast: %v %v", page, low, err)
+		}
 	}
 
 	// A read-only key: it sees, and the gateway refuses its write.
@@ -305,3 +313,34 @@ func untarGz(t *testing.T, b64 string) map[string]string {
 		out[path.Base(h.Name)] = string(body)
 	}
 }
+
+// contrastJS lists the visible texts of a page whose colour has less than
+// WCAG AA contrast with the background they are drawn on: the first
+// opaque background of the element or an ancestor (white at the root),
+// with semi-transparent colours and backgrounds laid over it.
+const contrastJS = `(() => {
+  const rgba = s => { const m = s.match(/[\d.]+/g).map(Number); return {r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1}; };
+  const over = (top, under) => ({r: top.r*top.a + under.r*(1-top.a), g: top.g*top.a + under.g*(1-top.a), b: top.b*top.a + under.b*(1-top.a), a: 1});
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v/12.92 : Math.pow((v+0.055)/1.055, 2.4); }; return 0.2126*f(c.r) + 0.7152*f(c.g) + 0.0722*f(c.b); };
+  const background = el => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+    }
+    let bg = {r: 255, g: 255, b: 255, a: 1};
+    for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
+    return bg;
+  };
+  const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (!Array.from(el.childNodes).some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const st = getComputedStyle(el);
+    if (st.visibility !== 'visible' || !el.getClientRects().length || st.clip === 'rect(0px, 0px, 0px, 0px)') continue;
+    const bg = background(el), fg = over(rgba(st.color), bg);
+    const l1 = lum(fg), l2 = lum(bg), ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    const size = parseFloat(st.fontSize), large = size >= 24 || (size >= 18.66 && Number(st.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) out.push(el.tagName.toLowerCase() + (el.className ? '.' + el.className : '') + ' "' + el.textContent.trim().slice(0, 30) + '" ' + ratio.toFixed(2));
+  }
+  return out;
+})()`
