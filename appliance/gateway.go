@@ -101,6 +101,9 @@ type Gateway struct {
 	cmdMethods map[string]bool
 	// configStatus reports where the configuration came from.
 	configStatus func() source.Status
+	// configTrial says whether the running configuration is on trial (the
+	// supervisor judges it).
+	configTrial func() bool
 	// extraMethods are RPC methods of parts outside the gateway (OTA).
 	extraMethods map[string]rpc.Method
 	// otaStatus is the update agent's state for the status document (nil

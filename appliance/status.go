@@ -278,6 +278,15 @@ func (b *deviceBook) run(ctx context.Context) {
 // did not go through config.Parse (tests).
 const defaultStatusInterval = 5 * time.Minute
 
+// statusChanged has the gateway's document published now if it changed,
+// rather than at the next check.
+func (g *Gateway) statusChanged() {
+	if g.devices != nil {
+		g.devices.checkChange()
+		g.devices.poke()
+	}
+}
+
 // checkChange queues the gateway's document when something in it changed
 // since it was published: health, configuration, update state (docKey).
 func (b *deviceBook) checkChange() {
@@ -363,6 +372,14 @@ func (b *deviceBook) gatewayDoc(state string, now time.Time) export.GatewayStatu
 		for _, bv := range st.BadVersions[max(0, len(st.BadVersions)-maxBadVersions):] {
 			c.Bad = append(c.Bad, short(bv.Version))
 		}
+		if n := len(st.BadVersions); n > 0 {
+			bv := st.BadVersions[n-1] // oldest first
+			c.Rejected = &export.RejectedConfig{Version: short(bv.Version), Reason: redact.Clip(bv.Reason, maxReasonLen)}
+			if !bv.At.IsZero() {
+				c.Rejected.At = bv.At.UTC().Format(stampLayout)
+			}
+		}
+		c.Trial = g.configTrial != nil && g.configTrial()
 		d.Config = c
 	}
 	if g.otaStatus != nil {

@@ -145,6 +145,9 @@ type supervisor struct {
 	log  *slog.Logger
 	sv   *Supervisor
 	prev *source.Update[*config.Config] // the last good one, while cur is on trial
+	// trial is prev != nil, for the status document (read by the
+	// gateway's goroutines).
+	trial atomic.Bool
 	// secrets are those of the configurations this process ran; status
 	// reads them from the gateway's goroutines.
 	secretsMu sync.Mutex
@@ -206,6 +209,7 @@ func (s *supervisor) run(ctx context.Context, cur source.Update[*config.Config],
 			return err
 		}
 		g.configStatus = s.status
+		g.configTrial = s.trial.Load
 		g.extraMethods = s.sv.methods
 		g.otaStatus = s.sv.ota
 		if s.sv.clock != nil {
@@ -238,7 +242,8 @@ func (s *supervisor) run(ctx context.Context, cur source.Update[*config.Config],
 		}
 		s.log.Info("restarting the gateway for the new configuration", "version", short(next.Version), "origin", next.Origin)
 		prev := cur // cur is about to be overwritten: keep a copy, not &cur
-		s.prev, cur = &prev, *next
+		s.setPrev(&prev, nil)
+		cur = *next
 	}
 }
 
@@ -269,7 +274,8 @@ func (s *supervisor) watch(ctx context.Context, g *Gateway, cur *source.Update[*
 			}
 			s.log.Info("config applied in place", "version", short(u.Version), "origin", u.Origin)
 			prev := *cur
-			s.prev, *cur = &prev, u
+			*cur = u
+			s.setPrev(&prev, g)
 			trialStart, badSince = time.Now(), time.Time{}
 		case <-tick.C:
 			if s.prev == nil {
@@ -282,7 +288,7 @@ func (s *supervisor) watch(ctx context.Context, g *Gateway, cur *source.Update[*
 				badSince = time.Time{}
 				if time.Since(trialStart) > grace {
 					s.log.Info("config confirmed healthy", "version", short(cur.Version))
-					s.prev = nil
+					s.setPrev(nil, g)
 				}
 			case badSince.IsZero():
 				badSince = time.Now()
@@ -291,7 +297,7 @@ func (s *supervisor) watch(ctx context.Context, g *Gateway, cur *source.Update[*
 				s.log.Error("config rolled back", "version", short(cur.Version), "reason", reason)
 				s.src.MarkBad(cur.Version, reason)
 				prev := *s.prev
-				s.prev = nil
+				s.setPrev(nil, g)
 				if !sameOutsideConnectors(cur.Config, prev.Config) {
 					return &prev, true, nil
 				}
@@ -304,6 +310,17 @@ func (s *supervisor) watch(ctx context.Context, g *Gateway, cur *source.Update[*
 	}
 }
 
+// setPrev keeps the configuration to go back to while the running one
+// is on trial (nil: none is), and has g, the running gateway (nil: none
+// runs yet), publish its status document at once.
+func (s *supervisor) setPrev(prev *source.Update[*config.Config], g *Gateway) {
+	s.prev = prev
+	s.trial.Store(prev != nil)
+	if g != nil {
+		g.statusChanged()
+	}
+}
+
 // rollback replaces cur by the previous good configuration, if there is
 // one, marking cur bad.
 func (s *supervisor) rollback(cur *source.Update[*config.Config], reason string) bool {
@@ -313,7 +330,8 @@ func (s *supervisor) rollback(cur *source.Update[*config.Config], reason string)
 	reason = s.scrub(reason) // kept in config.db and shown in the status
 	s.log.Error("config rolled back: it does not start", "version", short(cur.Version), "err", reason)
 	s.src.MarkBad(cur.Version, reason)
-	*cur, s.prev = *s.prev, nil
+	*cur = *s.prev
+	s.setPrev(nil, nil)
 	s.log.Info("restarting the gateway on the previous configuration", "version", short(cur.Version), "origin", cur.Origin)
 	return true
 }

@@ -2,6 +2,8 @@ package appliance
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/config/source"
@@ -22,18 +25,27 @@ import (
 // supervised is a gateway run by Supervise on a local file that the test
 // rewrites (the config source polls it every 100 ms).
 type supervised struct {
-	file   string
-	vars   *strings.Replacer
+	file     string
+	envelope string
+	vars     *strings.Replacer
 	broker string
 	rpc    *rpc.Client
 }
 
 func startSupervised(t *testing.T, connectors string) *supervised {
 	t.Helper()
+	return startSupervisedIn(t, supervisedEnvelope, connectors)
+}
+
+// startSupervisedIn is startSupervised with another envelope (%s: the
+// connectors).
+func startSupervisedIn(t *testing.T, envelope, connectors string) *supervised {
+	t.Helper()
 	bport, rport := testpeer.FreePort(t), testpeer.FreePort(t)
 	dir := t.TempDir()
 	s := &supervised{
-		file:   filepath.Join(dir, "osgate.json"),
+		file:     filepath.Join(dir, "osgate.json"),
+		envelope: envelope,
 		vars:   strings.NewReplacer("STATE", dir, "BROKER", testpeer.Addr(bport), "RPC", testpeer.Addr(rport), "KEYHASH", apikey.Hash(testKey)),
 		broker: "tcp://" + testpeer.Addr(bport),
 	}
@@ -81,7 +93,7 @@ const supervisedEnvelope = `{
 func (s *supervised) write(t *testing.T, connectors string) {
 	t.Helper()
 	tmp := s.file + ".tmp"
-	if err := os.WriteFile(tmp, []byte(s.vars.Replace(fmt.Sprintf(supervisedEnvelope, connectors))), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(s.vars.Replace(fmt.Sprintf(s.envelope, connectors))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, s.file); err != nil {
@@ -253,4 +265,53 @@ func TestSupervisorExtras(t *testing.T) {
 		r := sv.Health()
 		return r.Status == "ok" && len(r.Connectors) == 1
 	})
+}
+
+// version is the version (12 hex digits, as the status document has it)
+// of the file write makes for connectors.
+func (s *supervised) version(connectors string) string {
+	sum := sha256.Sum256([]byte(s.vars.Replace(fmt.Sprintf(s.envelope, connectors))))
+	return hex.EncodeToString(sum[:])[:12]
+}
+
+// TestConfigTrialInStatusDocument: the gateway's status document says
+// when a new configuration is on trial and, once the supervisor rolled
+// one back, which one and why: a good one is on trial, then confirmed
+// (trial gone, nothing rejected); a bad one is on trial, then rolled
+// back, and the document names it as rejected while the good one runs
+// again, not on trial.
+func TestConfigTrialInStatusDocument(t *testing.T) {
+	first := `{"name":"good","type":"test-counter","devices":[{"name":"g-1","interval":"100ms"}]}`
+	s := startSupervisedIn(t, withAppUser(supervisedEnvelope), first)
+	sub := testpeer.Subscribe(t, s.broker, testpeer.SubscriberOptions{ClientID: "t-trial", Filter: "status/gw-test", Username: appUser, Password: appPass})
+	waitDoc(t, sub, 30*time.Second, "online on the first configuration, not on trial", func(d export.GatewayStatus) bool {
+		return d.State == "online" && d.Config != nil && d.Config.Version == s.version(first) && !d.Config.Trial
+	})
+
+	good := `{"name":"good","type":"test-counter","devices":[{"name":"g-1","interval":"200ms"}]}`
+	s.write(t, good)
+	waitDoc(t, sub, 10*time.Second, "the good change on trial", func(d export.GatewayStatus) bool {
+		return d.Config != nil && d.Config.Version == s.version(good) && d.Config.Trial
+	})
+	d := waitDoc(t, sub, 10*time.Second, "the good change confirmed", func(d export.GatewayStatus) bool {
+		return d.Config != nil && d.Config.Version == s.version(good) && !d.Config.Trial
+	})
+	if d.Config.Rejected != nil {
+		t.Errorf("a confirmed change, and the document names a rejected one: %+v", d.Config.Rejected)
+	}
+
+	bad := `{"name":"hang-only","type":"test-counter","devices":[{"name":"h-1","interval":"100ms","timeout":"50ms"}]}`
+	s.write(t, bad)
+	waitDoc(t, sub, 10*time.Second, "the bad change on trial", func(d export.GatewayStatus) bool {
+		return d.Config != nil && d.Config.Version == s.version(bad) && d.Config.Trial
+	})
+	d = waitDoc(t, sub, 30*time.Second, "the bad change rejected", func(d export.GatewayStatus) bool {
+		return d.Config != nil && d.Config.Rejected != nil
+	})
+	r := d.Config.Rejected
+	if d.Config.Version != s.version(good) || d.Config.Trial || r.Version != s.version(bad) ||
+		!strings.Contains(r.Reason, "every connector is failing") || r.At == "" {
+		t.Errorf("after the rollback: %+v, rejected %+v; want %s running, not on trial, %s rejected for its failing connectors",
+			d.Config, r, s.version(good), s.version(bad))
+	}
 }

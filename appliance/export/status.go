@@ -64,6 +64,25 @@ type ConfigStatus struct {
 	Error string `json:"error,omitempty"`
 	// Bad are the versions rolled back (12 hex digits), newest last.
 	Bad []string `json:"bad,omitempty"`
+	// Trial: the running configuration replaced a confirmed one less than
+	// gateway.config_grace ago, or has been unhealthy since; the gateway
+	// goes back to the confirmed one if it stays unhealthy. Absent once it
+	// is confirmed (and for the first configuration of a start, which has
+	// nothing to go back to).
+	Trial bool `json:"trial,omitempty"`
+	// Rejected is the last configuration the gateway rolled back.
+	Rejected *RejectedConfig `json:"rejected,omitempty"`
+}
+
+// RejectedConfig is a configuration the gateway rolled back: it failed to
+// start, or left the gateway unhealthy for gateway.config_grace.
+type RejectedConfig struct {
+	// Version is its version (12 hex digits).
+	Version string `json:"version"`
+	// Reason says why (clipped, secrets cut out).
+	Reason string `json:"reason,omitempty"`
+	// At is when (RFC 3339, UTC).
+	At string `json:"at,omitempty"`
 }
 
 // OTAStatus is the update agent's part of a GatewayStatus.
