@@ -7,20 +7,23 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/osgate/osgate/internal/atomicfile"
 )
 
-// Plan is a staged rollout of a release as it is kept in the channel's
-// directory, next to the manifests it changes (PlanFile): whoever runs
-// `osgate fleet rollout` on the same directory sees the same rollout, and
-// a stopped command continues it.
+// Plan is a staged rollout of a release or a configuration as it is kept
+// in the directory of the files it changes (PlanFile next to a channel's
+// manifests, ConfigPlanFile next to the gateways' documents): whoever runs
+// `osgate fleet rollout` or `osgate fleet config` on the same directory
+// sees the same rollout, and a stopped command continues it.
 type Plan struct {
-	// Kind is "release" (the only kind so far).
+	// Kind is "release" or "config".
 	Kind string `json:"kind"`
-	// Target is the release's version.
+	// Target is the release's version, or "config" and the pushed
+	// document's version.
 	Target string `json:"target"`
 	// State is running, paused, halted, aborted or done.
 	State string `json:"state"`
@@ -38,6 +41,8 @@ type Plan struct {
 	Steps    []Step `json:"steps"`
 	// Release is what the rollout writes and what it puts back.
 	Release ReleaseFiles `json:"release"`
+	// Config is what a configuration's push writes and puts back.
+	Config  *ConfigFiles `json:"config,omitempty"`
 	Created time.Time    `json:"created"`
 	Updated time.Time    `json:"updated"`
 	// Rev counts the writes of the file.
@@ -63,13 +68,14 @@ type ReleaseFiles struct {
 	Before map[string]SavedFile `json:"before,omitempty"`
 }
 
-// SavedFile is a manifest and its signature as they were; Absent: there
-// was none.
+// SavedFile is a manifest (or a gateway's document) and its signature as
+// they were; Absent: there was none; SigAbsent: it had no signature file.
 type SavedFile struct {
-	Absent   bool   `json:"absent,omitempty"`
-	Manifest []byte `json:"manifest,omitempty"`
-	Sig      []byte `json:"sig,omitempty"`
-	Version  string `json:"version,omitempty"`
+	Absent    bool   `json:"absent,omitempty"`
+	Manifest  []byte `json:"manifest,omitempty"`
+	Sig       []byte `json:"sig,omitempty"`
+	SigAbsent bool   `json:"sig_absent,omitempty"`
+	Version   string `json:"version,omitempty"`
 }
 
 // Step is one stage of a rollout.
@@ -154,7 +160,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // PlanFile is the rollout state's file in a channel's directory; the lock
-// file next to it serializes its changes.
+// file next to it serializes its changes. (ConfigPlanFile is a
+// configuration's.)
 const (
 	PlanFile = "rollout.json"
 	lockFile = ".rollout.lock"
@@ -164,10 +171,25 @@ const (
 // are well below it).
 const maxPlan = 16 << 20
 
-// Store is the rollout state of one channel directory.
-type Store struct{ Dir string }
+// Store is the rollout state of one directory: File in Dir (PlanFile
+// when empty), with the lock file "."+File's name+".lock" next to it.
+type Store struct{ Dir, File string }
 
-func (s Store) path() string { return filepath.Join(s.Dir, PlanFile) }
+func (s Store) path() string { return filepath.Join(s.Dir, cmpOr(s.File, PlanFile)) }
+
+func (s Store) lockPath() string {
+	if s.File == "" {
+		return filepath.Join(s.Dir, lockFile)
+	}
+	return filepath.Join(s.Dir, "."+strings.TrimSuffix(s.File, filepath.Ext(s.File))+".lock")
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
 
 // Load reads the plan; nil without one. Writes replace the file whole,
 // so a read without the lock sees one complete version.
@@ -235,7 +257,7 @@ func (s Store) save(p *Plan) error {
 // lock takes the channel's lock file (flock: on a local file system, or
 // one that passes it on, such as NFSv4).
 func (s Store) lock() (func(), error) {
-	f, err := os.OpenFile(filepath.Join(s.Dir, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(s.lockPath(), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock the channel directory %s: %w", s.Dir, err)
 	}

@@ -16,6 +16,158 @@ import (
 	"github.com/osgate/osgate/ota"
 )
 
+// RolloutOptions start a release rollout.
+type RolloutOptions struct {
+	// Release is the directory `osgate release` made; Channel the
+	// directory the gateways' agents pull from (ota.json's url, with
+	// {cohort}, points into it).
+	Release, Channel string
+	// Selector chooses the gateways that follow the channel (all: every
+	// gateway whose agent pulls a cohort's manifest).
+	Selector    string
+	Canary      Share
+	Step        Share
+	MaxFailures Share
+	// StepTimeout is how long a gateway of a step has to confirm the
+	// release before it counts as failed.
+	StepTimeout time.Duration
+}
+
+// StartRollout publishes the release's parts into the channel and writes
+// a new plan, or, when a rollout of the same release is under way and
+// nobody drives it, takes that one up (its own settings stand). Drive
+// then advances it.
+func StartRollout(o RolloutOptions, out io.Writer) (*Plan, error) {
+	if _, err := ParseSelector(o.Selector); err != nil {
+		return nil, err
+	}
+	m, data, sig, err := readRelease(o.Release)
+	if err != nil {
+		return nil, err
+	}
+	st := Store{Dir: o.Channel}
+	if p, err := st.Load(); err != nil {
+		return nil, err
+	} else if p != nil && p.Active() {
+		if p.Target != m.Version {
+			return nil, fmt.Errorf("a rollout of %s is %s in %s: let it finish, or `osgate fleet rollout abort` it first", p.Target, p.State, o.Channel)
+		}
+		fmt.Fprintf(out, "continuing the rollout of %s (%s, step %d; its settings: --canary %s --step %s --max-failures %s)\n",
+			p.Target, p.State, len(p.Steps), p.Canary, p.Step, p.MaxFailures)
+		return p, nil
+	}
+	if err := publishParts(m, o.Release, o.Channel); err != nil {
+		return nil, err
+	}
+	base, err := readManifestFile(o.Channel, channelManifest)
+	if err != nil {
+		return nil, err
+	}
+	if base.Version == m.Version {
+		return nil, fmt.Errorf("the channel %s already publishes %s in its manifest.json: nothing to roll out", o.Channel, m.Version)
+	}
+	if bm, err := ota.ParseManifest(base.Manifest); err == nil && bm.Channel != m.Channel {
+		return nil, fmt.Errorf("the release is for channel %q, but %s publishes channel %q (its manifest.json): agents that follow %q would refuse it",
+			m.Channel, o.Channel, bm.Channel, bm.Channel)
+	}
+	return st.Update(func(p *Plan) (*Plan, error) {
+		if p != nil && p.Active() {
+			return nil, fmt.Errorf("a rollout of %s was started in %s meanwhile", p.Target, o.Channel)
+		}
+		now := time.Now().UTC()
+		return &Plan{Kind: KindRelease, Target: m.Version, State: Running, Selector: o.Selector,
+			Canary: o.Canary, Step: o.Step, MaxFailures: o.MaxFailures, StepTimeout: Duration(o.StepTimeout),
+			Release: ReleaseFiles{Manifest: data, Sig: sig, Baseline: base.Version},
+			Created: now, Reason: "started by " + who()}, nil
+	})
+}
+
+// releaseStager stages a release: a step enables the cohort manifests
+// of the channel, in order, until it reaches its share of the gateways
+// whose agents pull one.
+type releaseStager struct{}
+
+func (releaseStager) takesPart(g Gateway) bool {
+	return g.Doc.OTA != nil && g.Doc.OTA.Cohort != nil // its agent pulls a cohort's manifest
+}
+
+func (releaseStager) none(p *Plan) error {
+	return fmt.Errorf("no online gateway follows the channel (selector %q, and an agent that pulls a cohort's manifest): see `osgate fleet ls`", p.Selector)
+}
+
+// choose enables, from the cohorts enabled so far, one more at a time
+// until the step's share of the online gateways is reached; every cohort
+// and the channel's manifest.json when that is all of them.
+func (releaseStager) choose(p *Plan, dir string, online, offline []Gateway, want int) (Step, error) {
+	n := len(online)
+	byCohort := func(gs []Gateway, below int) (in []string) {
+		for _, g := range gs {
+			if *g.Doc.OTA.Cohort < below {
+				in = append(in, g.ID)
+			}
+		}
+		return in
+	}
+	cohorts := p.Release.Cohorts
+	for cohorts < ota.Cohorts && len(byCohort(online, cohorts)) < want {
+		cohorts++
+	}
+	step := Step{Want: want, Cohorts: cohorts}
+	if want >= n || len(byCohort(online, cohorts)) >= n {
+		step.Final, step.Cohorts = true, ota.Cohorts
+	}
+	step.Gateways = byCohort(online, step.Cohorts)
+	step.Offline = byCohort(offline, step.Cohorts)
+	if err := rememberBefore(&p.Release.Before, dir, releaseFiles(step.Cohorts, step.Final)); err != nil {
+		return Step{}, err
+	}
+	return step, nil
+}
+
+func (releaseStager) apply(p *Plan, dir string, s *Step) (string, error) {
+	rel := SavedFile{Manifest: p.Release.Manifest, Sig: p.Release.Sig}
+	for _, name := range releaseFiles(s.Cohorts, s.Final) {
+		if err := writeManifestFile(dir, name, rel); err != nil {
+			return "", fmt.Errorf("publish %s: %w", name, err)
+		}
+	}
+	p.Release.Cohorts = max(p.Release.Cohorts, s.Cohorts)
+	return fmt.Sprintf("%s published to cohorts 00-%02d%s", p.Target, s.Cohorts-1, finalText(s.Final)), nil
+}
+
+func (releaseStager) revert(p *Plan, dir string) error {
+	err := revertFiles(p.Release.Before, dir)
+	p.Release.Cohorts = 0
+	return err
+}
+
+func (releaseStager) revertHelp(p *Plan) string {
+	return "copy manifest.json of " + orDash(p.Release.Baseline) + " over the cohort files by hand"
+}
+
+func (releaseStager) judge(p *Plan, g Gateway) (string, string) { return judgeRelease(p.Target, g) }
+
+func (releaseStager) busy(_ *Plan, g Gateway) bool { return busy(g) }
+
+func (releaseStager) reach(s Step) string {
+	return fmt.Sprintf("cohorts 00-%02d%s", s.Cohorts-1, finalText(s.Final))
+}
+
+func (releaseStager) back(p *Plan) string {
+	return fmt.Sprintf("the manifests are back as they were (%s)", orDash(p.Release.Baseline))
+}
+
+func (releaseStager) doneReason(p *Plan) string {
+	return fmt.Sprintf("every cohort and the channel's manifest.json publish %s", p.Target)
+}
+
+func finalText(final bool) string {
+	if final {
+		return " and manifest.json"
+	}
+	return ""
+}
+
 // channelManifest is the channel's own manifest: what agents without a
 // cohort, and new gateways after a rollout, pull.
 const channelManifest = "manifest.json"
@@ -138,7 +290,7 @@ func readManifestFile(dir, name string) (SavedFile, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return SavedFile{}, err
 	}
-	f := SavedFile{Manifest: data, Sig: sig}
+	f := SavedFile{Manifest: data, Sig: sig, SigAbsent: err != nil}
 	if m, err := ota.ParseManifest(data); err == nil {
 		f.Version = m.Version
 	}
@@ -152,6 +304,12 @@ func readManifestFile(dir, name string) (SavedFile, error) {
 // refusing the new manifest until the next release.
 func writeManifestFile(dir, name string, f SavedFile) error {
 	path := filepath.Join(dir, name)
+	if f.SigAbsent && !f.Absent {
+		if err := os.Remove(path + ".sig"); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return writeNewer(path, f.Manifest)
+	}
 	if f.Absent {
 		for _, p := range []string{path, path + ".sig"} {
 			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -160,22 +318,23 @@ func writeManifestFile(dir, name string, f SavedFile) error {
 		}
 		return atomicfile.SyncDir(dir)
 	}
-	for _, w := range []struct {
-		path string
-		data []byte
-	}{{path + ".sig", f.Sig}, {path, f.Manifest}} {
-		var prev time.Time
-		if fi, err := os.Stat(w.path); err == nil {
-			prev = fi.ModTime()
-		}
-		if err := atomicfile.Write(w.path, w.data, 0o644); err != nil {
-			return err
-		}
-		if err := newSecond(w.path, prev); err != nil {
-			return err
-		}
+	if err := writeNewer(path+".sig", f.Sig); err != nil {
+		return err
 	}
-	return nil
+	return writeNewer(path, f.Manifest)
+}
+
+// writeNewer replaces a file whole, with a modification time in a later
+// second than the one it replaces (newSecond).
+func writeNewer(path string, data []byte) error {
+	var prev time.Time
+	if fi, err := os.Stat(path); err == nil {
+		prev = fi.ModTime()
+	}
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
+		return err
+	}
+	return newSecond(path, prev)
 }
 
 // newSecond gives a file rewritten within the second of its previous
@@ -205,47 +364,31 @@ func releaseFiles(cohorts int, final bool) []string {
 	return names
 }
 
-// applyRelease writes a step's files: first, for each file it replaces
-// for the first time, the old content into the plan (saved before the
-// files change, by the caller), then the release.
-func rememberBefore(p *Plan, dir string, names []string) error {
-	if p.Release.Before == nil {
-		p.Release.Before = map[string]SavedFile{}
+// rememberBefore saves into *before, for each file of names replaced
+// for the first time, its content as it is now (the caller saves the plan
+// before the files change).
+func rememberBefore(before *map[string]SavedFile, dir string, names []string) error {
+	if *before == nil {
+		*before = map[string]SavedFile{}
 	}
 	for _, name := range names {
-		if _, ok := p.Release.Before[name]; ok {
+		if _, ok := (*before)[name]; ok {
 			continue
 		}
 		f, err := readManifestFile(dir, name)
 		if err != nil {
 			return fmt.Errorf("read %s before replacing it: %w", name, err)
 		}
-		p.Release.Before[name] = f
+		(*before)[name] = f
 	}
 	return nil
 }
 
-func applyRelease(p *Plan, dir string, s *Step) error {
-	rel := SavedFile{Manifest: p.Release.Manifest, Sig: p.Release.Sig}
-	for _, name := range releaseFiles(s.Cohorts, s.Final) {
-		if err := writeManifestFile(dir, name, rel); err != nil {
-			return fmt.Errorf("publish %s: %w", name, err)
-		}
-	}
-	p.Release.Cohorts = max(p.Release.Cohorts, s.Cohorts)
-	return nil
-}
-
-// revertRelease puts back every file the rollout replaced, as it was.
-func revertRelease(p *Plan, dir string) error {
-	names := make([]string, 0, len(p.Release.Before))
-	for name := range p.Release.Before {
-		names = append(names, name)
-	}
-	slices.Sort(names)
+// revertFiles puts back every file of before, as it was.
+func revertFiles(before map[string]SavedFile, dir string) error {
 	var errs []error
-	for _, name := range names {
-		if err := writeManifestFile(dir, name, p.Release.Before[name]); err != nil {
+	for _, name := range sortedKeys(before) {
+		if err := writeManifestFile(dir, name, before[name]); err != nil {
 			errs = append(errs, fmt.Errorf("put back %s: %w", name, err))
 		}
 	}

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +11,12 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/osgate/osgate/ota"
 )
+
+// The staging of this file is shared by the kinds of rollout: a release
+// (release.go: cohort manifests of an update channel) and a configuration
+// (configpush.go: each gateway's pulled document). A stager is what a kind
+// does that the staging does not.
 
 // Outcomes of judging a gateway in a step.
 const (
@@ -27,70 +31,57 @@ var (
 	ErrAborted = errors.New("rollout aborted")
 )
 
-// RolloutOptions start a release rollout.
-type RolloutOptions struct {
-	// Release is the directory `osgate release` made; Channel the
-	// directory the gateways' agents pull from (ota.json's url, with
-	// {cohort}, points into it).
-	Release, Channel string
-	// Selector chooses the gateways that follow the channel (all: every
-	// gateway whose agent pulls a cohort's manifest).
-	Selector    string
-	Canary      Share
-	Step        Share
-	MaxFailures Share
-	// StepTimeout is how long a gateway of a step has to confirm the
-	// release before it counts as failed.
-	StepTimeout time.Duration
+// stager is one kind of rollout: which gateways take part, which files a
+// step writes and puts back, and how a gateway is judged.
+type stager interface {
+	// takesPart says whether a selected gateway can take part.
+	takesPart(g Gateway) bool
+	// choose makes the step that reaches want of the online gateways:
+	// every gateway it reaches (judged in an earlier step or not) and
+	// the offline ones its files reach. It saves in p, before the files
+	// change, each file the step replaces for the first time.
+	choose(p *Plan, dir string, online, offline []Gateway, want int) (Step, error)
+	// apply writes the step's files and says what it did.
+	apply(p *Plan, dir string, s *Step) (string, error)
+	// revert puts back every file the rollout replaced, as it was; on
+	// an error, help says what to do by hand.
+	revert(p *Plan, dir string) error
+	revertHelp(p *Plan) string
+	// judge says whether a gateway is done, failed (and why) or pending.
+	judge(p *Plan, g Gateway) (outcome, why string)
+	// busy says whether a gateway is between versions after a halt.
+	busy(p *Plan, g Gateway) bool
+	// reach names what a step reaches (status: "cohorts 00-09").
+	reach(s Step) string
+	// back says that the files are back as they were.
+	back(p *Plan) string
+	// doneReason is the plan's reason once done; none the error when no
+	// gateway takes part.
+	doneReason(p *Plan) string
+	none(p *Plan) error
 }
 
-// StartRollout publishes the release's parts into the channel and writes
-// a new plan, or, when a rollout of the same release is under way and
-// nobody drives it, takes that one up (its own settings stand). Drive
-// then advances it.
-func StartRollout(o RolloutOptions, out io.Writer) (*Plan, error) {
-	if _, err := ParseSelector(o.Selector); err != nil {
-		return nil, err
+// Plan kinds.
+const (
+	KindRelease = "release"
+	KindConfig  = "config"
+)
+
+// stagerOf is the stager of p's kind; key signs configurations (nil: a
+// step of a configuration cannot be written).
+func stagerOf(p *Plan, key ed25519.PrivateKey) stager {
+	if p.Kind == KindConfig {
+		return configStager{key: key}
 	}
-	m, data, sig, err := readRelease(o.Release)
-	if err != nil {
-		return nil, err
+	return releaseStager{}
+}
+
+// command is the osgate command that handles p's kind.
+func (p *Plan) command() string {
+	if p.Kind == KindConfig {
+		return "osgate fleet config"
 	}
-	st := Store{Dir: o.Channel}
-	if p, err := st.Load(); err != nil {
-		return nil, err
-	} else if p != nil && p.Active() {
-		if p.Target != m.Version {
-			return nil, fmt.Errorf("a rollout of %s is %s in %s: let it finish, or `osgate fleet rollout abort` it first", p.Target, p.State, o.Channel)
-		}
-		fmt.Fprintf(out, "continuing the rollout of %s (%s, step %d; its settings: --canary %s --step %s --max-failures %s)\n",
-			p.Target, p.State, len(p.Steps), p.Canary, p.Step, p.MaxFailures)
-		return p, nil
-	}
-	if err := publishParts(m, o.Release, o.Channel); err != nil {
-		return nil, err
-	}
-	base, err := readManifestFile(o.Channel, channelManifest)
-	if err != nil {
-		return nil, err
-	}
-	if base.Version == m.Version {
-		return nil, fmt.Errorf("the channel %s already publishes %s in its manifest.json: nothing to roll out", o.Channel, m.Version)
-	}
-	if bm, err := ota.ParseManifest(base.Manifest); err == nil && bm.Channel != m.Channel {
-		return nil, fmt.Errorf("the release is for channel %q, but %s publishes channel %q (its manifest.json): agents that follow %q would refuse it",
-			m.Channel, o.Channel, bm.Channel, bm.Channel)
-	}
-	return st.Update(func(p *Plan) (*Plan, error) {
-		if p != nil && p.Active() {
-			return nil, fmt.Errorf("a rollout of %s was started in %s meanwhile", p.Target, o.Channel)
-		}
-		now := time.Now().UTC()
-		return &Plan{Kind: "release", Target: m.Version, State: Running, Selector: o.Selector,
-			Canary: o.Canary, Step: o.Step, MaxFailures: o.MaxFailures, StepTimeout: Duration(o.StepTimeout),
-			Release: ReleaseFiles{Manifest: data, Sig: sig, Baseline: base.Version},
-			Created: now, Reason: "started by " + who()}, nil
-	})
+	return "osgate fleet rollout"
 }
 
 // who names the operator in the plan: user@host.
@@ -103,8 +94,8 @@ func who() string {
 	return name + "@" + host
 }
 
-// Rollout advances one channel's plan, judging each step from the status
-// documents a Watch keeps.
+// Rollout advances one directory's plan, judging each step from the
+// status documents a Watch keeps.
 type Rollout struct {
 	store Store
 	watch *Watch
@@ -112,17 +103,28 @@ type Rollout struct {
 	me    Driver
 	// Tick is how often a step is judged without news (tests shorten it).
 	Tick time.Duration
+	// ConfigKey signs the documents of a configuration's push (the key
+	// the push was started with).
+	ConfigKey ed25519.PrivateKey
 }
 
-// NewRollout drives the plan in channel with the fleet's view w,
+// NewRollout drives the release plan in channel with the fleet's view w,
 // reporting to out.
 func NewRollout(channel string, w *Watch, out io.Writer) *Rollout {
+	return NewDriver(Store{Dir: channel}, w, out)
+}
+
+// NewDriver drives the plan in st with the fleet's view w, reporting to
+// out.
+func NewDriver(st Store, w *Watch, out io.Writer) *Rollout {
 	host, _ := os.Hostname()
-	return &Rollout{store: Store{Dir: channel}, watch: w, out: out,
+	return &Rollout{store: st, watch: w, out: out,
 		me: Driver{Host: host, PID: os.Getpid()}, Tick: time.Second}
 }
 
 func (r *Rollout) isMe(d *Driver) bool { return d != nil && d.Host == r.me.Host && d.PID == r.me.PID }
+
+func (r *Rollout) kind(p *Plan) stager { return stagerOf(p, r.ConfigKey) }
 
 // Drive advances the plan until it is done (nil), halts (ErrHalted, once
 // every gateway of it is on a confirmed version or a step timeout
@@ -135,10 +137,15 @@ func (r *Rollout) Drive(ctx context.Context) error {
 		case !p.Active():
 			return nil, fmt.Errorf("the rollout of %s is %s: nothing to drive", p.Target, p.State)
 		case p.State == Paused:
-			return nil, fmt.Errorf("the rollout of %s is paused (%s): `osgate fleet rollout resume` continues it", p.Target, p.Reason)
+			return nil, fmt.Errorf("the rollout of %s is paused (%s): `%s resume` continues it", p.Target, p.Reason, p.command())
 		case p.Driver.alive(time.Now()) && !r.isMe(p.Driver):
-			return nil, fmt.Errorf("the rollout of %s is driven by process %d on %s (last seen %s ago): `osgate fleet rollout status` follows it",
-				p.Target, p.Driver.PID, p.Driver.Host, time.Since(p.Driver.Beat).Round(time.Second))
+			return nil, fmt.Errorf("the rollout of %s is driven by process %d on %s (last seen %s ago): `%s status` follows it",
+				p.Target, p.Driver.PID, p.Driver.Host, time.Since(p.Driver.Beat).Round(time.Second), p.command())
+		}
+		if p.Kind == KindConfig {
+			if err := checkConfigKey(p, r.ConfigKey); err != nil {
+				return nil, err
+			}
 		}
 		r.beat(p)
 		return p, nil
@@ -152,14 +159,16 @@ func (r *Rollout) Drive(ctx context.Context) error {
 			stop   error
 			halted bool
 			final  *Plan
+			cmd    = "osgate fleet rollout"
 		)
 		_, err := r.store.Update(func(p *Plan) (*Plan, error) {
 			if p == nil {
 				return nil, fmt.Errorf("the rollout state in %s is gone", r.store.Dir)
 			}
+			cmd = p.command()
 			switch p.State {
 			case Paused:
-				fmt.Fprintf(r.out, "rollout of %s paused (%s): `osgate fleet rollout resume` continues it\n", p.Target, p.Reason)
+				fmt.Fprintf(r.out, "rollout of %s paused (%s): `%s resume` continues it\n", p.Target, p.Reason, cmd)
 				p.Driver, stop = nil, errStopped
 				return p, nil
 			case Aborted:
@@ -171,7 +180,7 @@ func (r *Rollout) Drive(ctx context.Context) error {
 				return nil, nil
 			}
 			if !r.isMe(p.Driver) {
-				stop = fmt.Errorf("another command took the rollout of %s over: `osgate fleet rollout status` follows it", p.Target)
+				stop = fmt.Errorf("another command took the rollout of %s over: `%s status` follows it", p.Target, cmd)
 				return nil, nil
 			}
 			changed, err := r.advance(p)
@@ -192,7 +201,7 @@ func (r *Rollout) Drive(ctx context.Context) error {
 		})
 		if err != nil {
 			r.release() // another command (or this one, again) may go on
-			return fmt.Errorf("%w (the rollout stays as it was: `osgate fleet rollout resume` goes on)", err)
+			return fmt.Errorf("%w (the rollout stays as it was: `%s resume` goes on)", err, cmd)
 		}
 		if halted {
 			r.settle(ctx, final)
@@ -211,7 +220,7 @@ func (r *Rollout) Drive(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			r.release()
-			return fmt.Errorf("stopped driving the rollout (%w): `osgate fleet rollout resume` continues it", ctx.Err())
+			return fmt.Errorf("stopped driving the rollout (%w): `%s resume` continues it", ctx.Err(), cmd)
 		case <-r.watch.Changed():
 			// A large fleet's documents come all the time: a round (which
 			// reads the state file) at most every Tick/4.
@@ -242,19 +251,20 @@ func (r *Rollout) beat(p *Plan) {
 }
 
 // advance does what the plan needs next: begin a step, publish it, or
-// judge it; it says whether the plan changed. Called with the channel
+// judge it; it says whether the plan changed. Called with the directory
 // locked.
 func (r *Rollout) advance(p *Plan) (bool, error) {
 	var cur *Step
 	if len(p.Steps) > 0 {
 		cur = &p.Steps[len(p.Steps)-1]
 	}
+	k := r.kind(p)
 	switch {
 	case cur != nil && cur.Outcome == "passed" && cur.Final:
-		p.State, p.Reason = Done, fmt.Sprintf("every cohort and the channel's manifest.json publish %s", p.Target)
+		p.State, p.Reason = Done, k.doneReason(p)
 		return true, nil
 	case cur == nil || cur.Outcome == "passed":
-		step, err := r.nextStep(p)
+		step, err := r.nextStep(p, k)
 		if err != nil {
 			return false, err
 		}
@@ -264,34 +274,28 @@ func (r *Rollout) advance(p *Plan) (bool, error) {
 		// between publishes the step again, and a halt can put them back.
 		return true, nil
 	case !cur.Applied:
-		if err := applyRelease(p, r.store.Dir, cur); err != nil {
+		what, err := k.apply(p, r.store.Dir, cur)
+		if err != nil {
 			return false, err
 		}
 		cur.Applied = true
-		fmt.Fprintf(r.out, "step %d: %s published to cohorts 00-%02d%s: %d gateways to confirm it (%d of %d online ones so far), %d offline\n",
-			len(p.Steps), p.Target, cur.Cohorts-1, finalText(cur.Final), len(cur.Gateways), cur.Want, p.Gateways, len(cur.Offline))
+		fmt.Fprintf(r.out, "step %d: %s: %d gateways to confirm it (%d of %d online ones so far), %d offline\n",
+			len(p.Steps), what, len(cur.Gateways), cur.Want, p.Gateways, len(cur.Offline))
 		return true, nil
 	}
-	return r.judgeStep(p, cur), nil
+	return r.judgeStep(p, k, cur), nil
 }
 
-func finalText(final bool) string {
-	if final {
-		return " and manifest.json"
-	}
-	return ""
-}
-
-// participants are the online gateways that follow the channel, and the
-// offline ones, as the view has them now.
-func (r *Rollout) participants(p *Plan) (online, offline []Gateway, err error) {
+// participants are the online gateways of the plan's selection that can
+// take part, and the offline ones, as the view has them now.
+func (r *Rollout) participants(p *Plan, k stager) (online, offline []Gateway, err error) {
 	sel, err := ParseSelector(p.Selector)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, g := range sel.Select(r.watch.Gateways(), time.Now()) {
-		if g.Doc.OTA == nil || g.Doc.OTA.Cohort == nil {
-			continue // its agent pulls no cohort's manifest
+		if !k.takesPart(g) {
+			continue
 		}
 		if g.Online() {
 			online = append(online, g)
@@ -316,37 +320,21 @@ func wantAt(p *Plan, i, n int) int {
 	return min(w, n)
 }
 
-// nextStep chooses the cohorts of the next step: from those enabled so
-// far, one more at a time until the step's share of the online gateways
-// is reached; every cohort and the channel's manifest.json when that is
-// all of them.
-func (r *Rollout) nextStep(p *Plan) (Step, error) {
-	online, offline, err := r.participants(p)
+// nextStep makes the next step: the kind chooses what it reaches; the
+// gateways judged in an earlier step are not judged again.
+func (r *Rollout) nextStep(p *Plan, k stager) (Step, error) {
+	online, offline, err := r.participants(p, k)
 	if err != nil {
 		return Step{}, err
 	}
 	n := len(online)
 	if n == 0 {
-		return Step{}, fmt.Errorf("no online gateway follows the channel (selector %q, and an agent that pulls a cohort's manifest): see `osgate fleet ls`", p.Selector)
+		return Step{}, k.none(p)
 	}
 	p.Gateways = n
-	i := len(p.Steps)
-	want := wantAt(p, i, n)
-	byCohort := func(gs []Gateway, below int) (in []string) {
-		for _, g := range gs {
-			if *g.Doc.OTA.Cohort < below {
-				in = append(in, g.ID)
-			}
-		}
-		return in
-	}
-	cohorts := p.Release.Cohorts
-	for cohorts < ota.Cohorts && len(byCohort(online, cohorts)) < want {
-		cohorts++
-	}
-	step := Step{Want: want, Cohorts: cohorts, Started: time.Now().UTC()}
-	if want >= n || len(byCohort(online, cohorts)) >= n {
-		step.Final, step.Cohorts = true, ota.Cohorts
+	step, err := k.choose(p, r.store.Dir, online, offline, wantAt(p, len(p.Steps), n))
+	if err != nil {
+		return Step{}, err
 	}
 	judged := map[string]bool{}
 	for _, s := range p.Steps {
@@ -354,25 +342,15 @@ func (r *Rollout) nextStep(p *Plan) (Step, error) {
 			judged[id] = true
 		}
 	}
-	for _, id := range byCohort(online, step.Cohorts) {
-		if !judged[id] {
-			step.Gateways = append(step.Gateways, id)
-		}
-	}
-	for _, id := range byCohort(offline, step.Cohorts) {
-		if !judged[id] {
-			step.Offline = append(step.Offline, id)
-		}
-	}
-	if err := rememberBefore(p, r.store.Dir, releaseFiles(step.Cohorts, step.Final)); err != nil {
-		return Step{}, err
-	}
+	step.Gateways = slices.DeleteFunc(step.Gateways, func(id string) bool { return judged[id] })
+	step.Offline = slices.DeleteFunc(step.Offline, func(id string) bool { return judged[id] })
+	step.Started = time.Now().UTC()
 	return step, nil
 }
 
 // judgeStep updates a step's done and failed gateways and ends it: halted
 // when its failures pass --max-failures, passed when none is pending.
-func (r *Rollout) judgeStep(p *Plan, cur *Step) bool {
+func (r *Rollout) judgeStep(p *Plan, k stager, cur *Step) bool {
 	if cur.Failed == nil {
 		cur.Failed = map[string]string{}
 	}
@@ -385,7 +363,7 @@ func (r *Rollout) judgeStep(p *Plan, cur *Step) bool {
 		if !ok {
 			continue
 		}
-		switch out, why := judgeRelease(p.Target, g); out {
+		switch out, why := k.judge(p, g); out {
 		case outDone:
 			cur.Done = append(cur.Done, id)
 			changed = true
@@ -423,29 +401,30 @@ func (r *Rollout) judgeStep(p *Plan, cur *Step) bool {
 }
 
 // haltPlan ends a plan (halted or aborted) and puts back every file it
-// replaced. Called with the channel locked.
+// replaced. Called with the directory locked.
 func haltPlan(p *Plan, dir, state, reason string) {
 	p.State, p.Reason = state, reason
 	if n := len(p.Steps); n > 0 && p.Steps[n-1].Outcome == "" {
 		p.Steps[n-1].Outcome, p.Steps[n-1].Ended = state, time.Now().UTC()
 	}
-	if err := revertRelease(p, dir); err != nil {
-		p.Reason += "; putting back the manifests failed (" + err.Error() + "): copy manifest.json of " + orDash(p.Release.Baseline) + " over the cohort files by hand"
+	k := stagerOf(p, nil)
+	if err := k.revert(p, dir); err != nil {
+		p.Reason += "; putting back the files failed (" + err.Error() + "): " + k.revertHelp(p)
 	}
-	p.Release.Cohorts = 0
 }
 
 // settle waits, a step timeout at most, until no gateway of the plan is
-// in the middle of an update (each is on a confirmed version: the one it
-// had, or the release), then says where they stand.
+// between versions (each is on a confirmed one: the one it had, or the
+// target), then says where they stand.
 func (r *Rollout) settle(ctx context.Context, p *Plan) {
 	ids := planGateways(p)
-	fmt.Fprintf(r.out, "the manifests are back as they were (%s); waiting for updates under way to end\n", orDash(p.Release.Baseline))
+	k := r.kind(p)
+	fmt.Fprintf(r.out, "%s; waiting for changes under way to end\n", k.back(p))
 	deadline := time.Now().Add(time.Duration(p.StepTimeout))
 	for {
 		var busyIDs []string
 		for _, id := range ids {
-			if g, ok := r.watch.Get(id); ok && busy(g) {
+			if g, ok := r.watch.Get(id); ok && k.busy(p, g) {
 				busyIDs = append(busyIDs, id)
 			}
 		}
@@ -453,7 +432,7 @@ func (r *Rollout) settle(ctx context.Context, p *Plan) {
 			break
 		}
 		if time.Now().After(deadline) {
-			fmt.Fprintf(r.out, "still updating after %s: %s\n", time.Duration(p.StepTimeout), list(busyIDs, 10))
+			fmt.Fprintf(r.out, "still changing after %s: %s\n", time.Duration(p.StepTimeout), list(busyIDs, 10))
 			break
 		}
 		select {
@@ -513,10 +492,22 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // Pause stops the rollout in channel from going on to its next step (the
 // files published stay); the driver stops at its next round.
-func Pause(channel, reason string) (*Plan, error) {
-	return Store{Dir: channel}.Update(func(p *Plan) (*Plan, error) {
+func Pause(channel, reason string) (*Plan, error) { return Store{Dir: channel}.Pause(reason) }
+
+// Resume marks a paused rollout in channel running again; Drive then
+// continues it.
+func Resume(channel string) (*Plan, error) { return Store{Dir: channel}.Resume() }
+
+// Abort ends the rollout in channel and puts back every file it replaced
+// (see Store.Abort).
+func Abort(channel, reason string) (*Plan, error) { return Store{Dir: channel}.Abort(reason) }
+
+// Pause stops the rollout from going on to its next step (the files
+// written stay); the driver stops at its next round.
+func (s Store) Pause(reason string) (*Plan, error) {
+	return s.Update(func(p *Plan) (*Plan, error) {
 		if p == nil || p.State != Running {
-			return nil, notIn(p, channel, "running")
+			return nil, notIn(p, s.Dir, "running")
 		}
 		p.State, p.Reason = Paused, "paused by "+who()+withReason(reason)
 		return p, nil
@@ -524,10 +515,10 @@ func Pause(channel, reason string) (*Plan, error) {
 }
 
 // Resume marks a paused rollout running again; Drive then continues it.
-func Resume(channel string) (*Plan, error) {
-	return Store{Dir: channel}.Update(func(p *Plan) (*Plan, error) {
+func (s Store) Resume() (*Plan, error) {
+	return s.Update(func(p *Plan) (*Plan, error) {
 		if p == nil || !p.Active() {
-			return nil, notIn(p, channel, "paused or running")
+			return nil, notIn(p, s.Dir, "paused or running")
 		}
 		if p.State == Paused {
 			p.State, p.Reason = Running, "resumed by "+who()
@@ -537,16 +528,17 @@ func Resume(channel string) (*Plan, error) {
 	})
 }
 
-// Abort ends the rollout in channel and puts back every manifest it
-// replaced; gateways that already confirmed the release keep it (an agent
-// never goes back to an older version), those in the middle of the update
-// finish it by their own health.
-func Abort(channel, reason string) (*Plan, error) {
-	return Store{Dir: channel}.Update(func(p *Plan) (*Plan, error) {
+// Abort ends the rollout and puts back every file it replaced. Of a
+// release, gateways that already confirmed it keep it (an agent never
+// goes back to an older version), those in the middle of the update
+// finish it by their own health; of a configuration, every gateway pulls
+// its old document again.
+func (s Store) Abort(reason string) (*Plan, error) {
+	return s.Update(func(p *Plan) (*Plan, error) {
 		if p == nil || !p.Active() {
-			return nil, notIn(p, channel, "running or paused")
+			return nil, notIn(p, s.Dir, "running or paused")
 		}
-		haltPlan(p, channel, Aborted, "aborted by "+who()+withReason(reason))
+		haltPlan(p, s.Dir, Aborted, "aborted by "+who()+withReason(reason))
 		p.Driver = nil
 		return p, nil
 	})
@@ -559,16 +551,21 @@ func withReason(r string) string {
 	return ": " + r
 }
 
-func notIn(p *Plan, channel, want string) error {
+func notIn(p *Plan, dir, want string) error {
 	if p == nil {
-		return fmt.Errorf("no rollout in %s", channel)
+		return fmt.Errorf("no rollout in %s", dir)
 	}
-	return fmt.Errorf("the rollout of %s in %s is %s, not %s", p.Target, channel, p.State, want)
+	return fmt.Errorf("the rollout of %s in %s is %s, not %s", p.Target, dir, p.State, want)
 }
 
 // WritePlan writes a plan for an operator: its state, then each step.
 func WritePlan(w io.Writer, p *Plan, now time.Time) {
-	fmt.Fprintf(w, "rollout of %s (from %s): %s", p.Target, orDash(p.Release.Baseline), p.State)
+	k := stagerOf(p, nil)
+	fmt.Fprintf(w, "rollout of %s", p.Target)
+	if p.Kind != KindConfig {
+		fmt.Fprintf(w, " (from %s)", orDash(p.Release.Baseline))
+	}
+	fmt.Fprintf(w, ": %s", p.State)
 	if p.Reason != "" {
 		fmt.Fprintf(w, ": %s", p.Reason)
 	}
@@ -578,7 +575,7 @@ func WritePlan(w io.Writer, p *Plan, now time.Time) {
 	if p.Driver != nil {
 		fmt.Fprintf(w, "driven by process %d on %s, last seen %s\n", p.Driver.PID, p.Driver.Host, ago(p.Driver.Beat, now))
 	} else if p.State == Running {
-		fmt.Fprintln(w, "nobody drives it: `osgate fleet rollout resume` continues it")
+		fmt.Fprintf(w, "nobody drives it: `%s resume` continues it\n", p.command())
 	}
 	for i, s := range p.Steps {
 		outcome := s.Outcome
@@ -588,8 +585,8 @@ func WritePlan(w io.Writer, p *Plan, now time.Time) {
 				outcome = "not yet published"
 			}
 		}
-		fmt.Fprintf(w, "step %d: cohorts 00-%02d%s, %d of %d online gateways: %s: %d confirmed, %d failed, %d pending, %d offline\n",
-			i+1, s.Cohorts-1, finalText(s.Final), s.Want, p.Gateways, outcome, len(s.Done), len(s.Failed),
+		fmt.Fprintf(w, "step %d: %s, %d of %d online gateways: %s: %d confirmed, %d failed, %d pending, %d offline\n",
+			i+1, k.reach(s), s.Want, p.Gateways, outcome, len(s.Done), len(s.Failed),
 			len(s.Gateways)-len(s.Done)-len(s.Failed), len(s.Offline))
 		for _, id := range sortedKeys(s.Failed) {
 			fmt.Fprintf(w, "  %s failed: %s\n", id, s.Failed[id])
