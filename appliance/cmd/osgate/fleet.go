@@ -18,6 +18,10 @@ fleet [-f fleet.json] rpc -gateways SELECTOR [-timeout 10s] [-offline] [-json] M
 fleet [-f fleet.json] rollout RELEASE_DIR -channel DIR [-canary 5%] [-step 25%] [-max-failures 2%]
       [-step-timeout 1h] [-gateways SELECTOR]
 fleet rollout status|pause|resume|abort -channel DIR [-json] [-reason TEXT]
+fleet [-f fleet.json] config push FILE -dir DIR -gateways SELECTOR -key KEYFILE [-canary 5%] [-step 25%]
+      [-max-failures 2%] [-step-timeout 30m]
+fleet config status|pause|abort -dir DIR [-json] [-reason TEXT]
+fleet [-f fleet.json] config resume -dir DIR -key KEYFILE
 (the fleet file: -f, else $OSGATE_FLEET, else ./fleet.json; see docs/fleet.md)`
 
 // fleetCmd is the operator's view of the fleet through the cloud broker.
@@ -32,11 +36,14 @@ func fleetCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{fleetUsage}
 	}
 	sub, rest := fs.Arg(0), fs.Args()[1:]
-	if sub != "ls" && sub != "rpc" && sub != "rollout" {
+	if sub != "ls" && sub != "rpc" && sub != "rollout" && sub != "config" {
 		return usageError{fmt.Sprintf("fleet: unknown command %q\n%s", sub, fleetUsage)}
 	}
 	if sub == "rollout" {
 		return fleetRollout(ctx, *file, rest, stdout)
+	}
+	if sub == "config" {
+		return fleetConfig(ctx, *file, rest, stdout)
 	}
 	s, err := fleet.LoadSettings(*file)
 	if err != nil {

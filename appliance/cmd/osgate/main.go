@@ -59,6 +59,13 @@ Usage:
                                        cohort manifests; halts and puts them back when a step fails
   osgate fleet rollout status|pause|resume|abort -channel DIR
                                        the rollout in a channel, as rollout.json there says
+  osgate fleet [-f fleet.json] config push FILE -dir DIR -gateways SELECTOR -key KEYFILE
+                                       [-canary 5%] [-step 25%] [-max-failures 2%] [-step-timeout 30m]
+                                       write a signed config ({gateway}: each one's id) as DIR/ID.json
+                                       for a growing share of the selected gateways; halts and puts
+                                       every document back when a step's gateways reject it
+  osgate fleet config status|pause|resume|abort -dir DIR [-key KEYFILE]
+                                       the push in a directory, as config-push.state there says
   osgate health [-c osgate.json] [-url URL]
                                        ask the gateway's /healthz; fails when it is unhealthy or
                                        does not answer (the container image's HEALTHCHECK)

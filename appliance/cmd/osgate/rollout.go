@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,7 +38,7 @@ func fleetRollout(ctx context.Context, file string, args []string, stdout io.Wri
 	}
 	switch pos[0] {
 	case "status":
-		return rolloutStatus(*channel, *asJSON, stdout)
+		return rolloutStatus(fleet.Store{Dir: *channel}, *asJSON, stdout)
 	case "pause":
 		p, err := fleet.Pause(*channel, *reason)
 		if err != nil {
@@ -57,29 +57,43 @@ func fleetRollout(ctx context.Context, file string, args []string, stdout io.Wri
 		if _, err := fleet.Resume(*channel); err != nil {
 			return err
 		}
-		return driveRollout(ctx, file, *channel, stdout)
+		return driveRollout(ctx, file, fleet.Store{Dir: *channel}, nil, releaseHaltHint, stdout)
 	}
 	o := fleet.RolloutOptions{Release: pos[0], Channel: *channel, Selector: *gateways, StepTimeout: *stepTimeout}
-	for _, f := range []struct {
-		name, text string
-		to         *fleet.Share
-	}{{"canary", *canary, &o.Canary}, {"step", *step, &o.Step}, {"max-failures", *maxFailures, &o.MaxFailures}} {
-		if *f.to, err = fleet.ParseShare(f.text); err != nil {
-			return usageError{fmt.Sprintf("fleet rollout -%s: %v", f.name, err)}
-		}
-	}
-	if *stepTimeout <= 0 {
-		return usageError{"fleet rollout -step-timeout: more than 0"}
+	if err := parseShares("fleet rollout", *canary, *step, *maxFailures, *stepTimeout, &o.Canary, &o.Step, &o.MaxFailures); err != nil {
+		return err
 	}
 	if _, err := fleet.StartRollout(o, stdout); err != nil {
 		return err
 	}
-	return driveRollout(ctx, file, *channel, stdout)
+	return driveRollout(ctx, file, fleet.Store{Dir: *channel}, nil, releaseHaltHint, stdout)
+}
+
+const releaseHaltHint = "every manifest the rollout wrote is back as it was; fix the release and start a new rollout"
+
+// parseShares reads -canary, -step and -max-failures, and checks
+// -step-timeout.
+func parseShares(cmd, canary, step, maxFailures string, stepTimeout time.Duration, c, s, m *fleet.Share) error {
+	for _, f := range []struct {
+		name, text string
+		to         *fleet.Share
+	}{{"canary", canary, c}, {"step", step, s}, {"max-failures", maxFailures, m}} {
+		v, err := fleet.ParseShare(f.text)
+		if err != nil {
+			return usageError{fmt.Sprintf("%s -%s: %v", cmd, f.name, err)}
+		}
+		*f.to = v
+	}
+	if stepTimeout <= 0 {
+		return usageError{cmd + " -step-timeout: more than 0"}
+	}
+	return nil
 }
 
 // driveRollout connects to the cloud broker and advances the rollout in
-// channel until it is done, halts, or is paused or aborted.
-func driveRollout(ctx context.Context, file, channel string, stdout io.Writer) error {
+// st until it is done, halts, or is paused or aborted; key signs a
+// configuration's documents.
+func driveRollout(ctx context.Context, file string, st fleet.Store, key ed25519.PrivateKey, haltHint string, stdout io.Writer) error {
 	s, err := fleet.LoadSettings(file)
 	if err != nil {
 		return err
@@ -89,13 +103,14 @@ func driveRollout(ctx context.Context, file, channel string, stdout io.Writer) e
 		return err
 	}
 	defer c.Close()
-	r := fleet.NewRollout(channel, w, stdout)
+	r := fleet.NewDriver(st, w, stdout)
+	r.ConfigKey = key
 	if rolloutTick > 0 {
 		r.Tick = rolloutTick
 	}
 	err = r.Drive(ctx)
 	if errors.Is(err, fleet.ErrHalted) {
-		return fmt.Errorf("%w\n(every manifest the rollout wrote is back as it was; fix the release and start a new rollout)", err)
+		return fmt.Errorf("%w\n(%s)", err, haltHint)
 	}
 	return err
 }
@@ -104,19 +119,16 @@ func driveRollout(ctx context.Context, file, channel string, stdout io.Writer) e
 // news.
 var rolloutTick time.Duration
 
-func rolloutStatus(channel string, asJSON bool, stdout io.Writer) error {
-	p, err := fleet.Store{Dir: channel}.Load()
+func rolloutStatus(st fleet.Store, asJSON bool, stdout io.Writer) error {
+	p, err := st.Load()
 	if err != nil {
 		return err
 	}
 	if p == nil {
-		return fmt.Errorf("no rollout in %s", channel)
+		return fmt.Errorf("no rollout in %s", st.Dir)
 	}
 	if asJSON {
-		p.Release.Manifest, p.Release.Sig, p.Release.Before = nil, nil, nil
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(p)
+		return fleet.WritePlanJSON(stdout, p)
 	}
 	fleet.WritePlan(stdout, p, time.Now())
 	return nil
