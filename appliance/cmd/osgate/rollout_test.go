@@ -40,6 +40,8 @@ func TestMain(m *testing.M) {
 type procGateway struct {
 	id, dir string
 	log     testpeer.Buffer
+	// args follow `run -c DIR/osgate.json`; env is added to the test's.
+	args, env []string
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -59,32 +61,57 @@ func (g *procGateway) Starts() int {
 
 func startProcGateway(t *testing.T, cloud *testpeer.Mosquitto, id, otaURL, releasePub string) *procGateway {
 	t.Helper()
-	g := &procGateway{id: id, dir: t.TempDir(), done: make(chan struct{})}
+	g := newProcGateway(t, cloud, id, map[string]string{"ring": "test"}, "")
 	// The device is made with v1.0.0 in its root, as if flashed with it.
 	if _, err := ota.OpenSimDevice(g.device(), "v1.0.0"); err != nil {
 		t.Fatal(err)
 	}
-	doc := fmt.Sprintf(`{"gateway": {"id": %q, "state_dir": %q, "labels": {"ring": "test"}},
-		"broker": {"listen": %q, "bridge": {"address": %q, "ca_file": %q, "username": "gateways", "password": "gw-secret", "keepalive": "5s"}},
-		"rpc": {"listen": "off"}, "connectors": []}`,
-		id, filepath.Join(g.dir, "state"), testpeer.Addr(testpeer.FreePort(t)), cloud.Addr(), cloud.CAFile())
 	otaDoc := fmt.Sprintf(`{"url": %q, "public_key": %q, "channel": "stable", "interval": "1s",
 		"confirm_after": "2s", "confirm_timeout": "90s", "tls": false}`, otaURL, releasePub)
-	for name, data := range map[string]string{"osgate.json": doc, "ota.json": otaDoc} {
-		if err := os.WriteFile(filepath.Join(g.dir, name), []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(filepath.Join(g.dir, "ota.json"), []byte(otaDoc), 0o600); err != nil {
+		t.Fatal(err)
 	}
+	g.args = []string{"-ota", filepath.Join(g.dir, "ota.json")}
+	g.env = []string{SimDeviceEnv + "=" + g.device()}
+	g.start(t)
+	return g
+}
+
+// newProcGateway writes the bootstrap file of gateway id: its labels, a
+// managed broker on a free port (also $OSGATE_BROKER_LISTEN, the default
+// of pulled documents that leave broker.listen out) bridged over TLS with
+// a password to cloud, and remote, a block for the configuration's
+// source ("" for none). start runs it.
+func newProcGateway(t *testing.T, cloud *testpeer.Mosquitto, id string, labels map[string]string, remote string) *procGateway {
+	t.Helper()
+	g := &procGateway{id: id, dir: t.TempDir(), done: make(chan struct{})}
+	lj, _ := json.Marshal(labels)
+	listen := testpeer.Addr(testpeer.FreePort(t))
+	if remote != "" {
+		remote = `, "remote": ` + remote
+	}
+	doc := fmt.Sprintf(`{"gateway": {"id": %q, "state_dir": %q, "labels": %s},
+		"broker": {"listen": %q, "bridge": {"address": %q, "ca_file": %q, "username": "gateways", "password": "gw-secret", "keepalive": "5s"}},
+		"rpc": {"listen": "off"}, "connectors": []%s}`,
+		id, filepath.Join(g.dir, "state"), lj, listen, cloud.Addr(), cloud.CAFile(), remote)
+	if err := os.WriteFile(filepath.Join(g.dir, "osgate.json"), []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.env = []string{"OSGATE_BROKER_LISTEN=" + listen}
+	return g
+}
+
+// start runs the gateway until the test ends.
+func (g *procGateway) start(t *testing.T) {
 	go g.supervise(t)
 	t.Cleanup(func() { g.stop(t) })
-	return g
 }
 
 func (g *procGateway) supervise(t *testing.T) {
 	defer close(g.done)
 	for {
-		cmd := exec.Command(os.Args[0], "run", "-c", filepath.Join(g.dir, "osgate.json"), "-ota", filepath.Join(g.dir, "ota.json"))
-		cmd.Env = append(os.Environ(), mainEnv+"=1", SimDeviceEnv+"="+g.device(), "OSGATE_CONFIG=")
+		cmd := exec.Command(os.Args[0], append([]string{"run", "-c", filepath.Join(g.dir, "osgate.json")}, g.args...)...)
+		cmd.Env = append(append(os.Environ(), mainEnv+"=1", "OSGATE_CONFIG="), g.env...)
 		cmd.Stdout, cmd.Stderr = &g.log, &g.log
 		g.mu.Lock()
 		if g.stopping {
@@ -181,6 +208,33 @@ func manifestVersion(t *testing.T, path string) string {
 	return m.Version
 }
 
+// startRolloutCloud starts the cloud Mosquitto of a rollout simulation
+// (TLS, passwords; the operator may only read the status documents, as a
+// rollout needs) and writes the operator's fleet file into dir; the
+// rollout's driver judges a step every 200 ms without news.
+func startRolloutCloud(t *testing.T, dir string) (cloud *testpeer.Mosquitto, fleetFile string) {
+	t.Helper()
+	t.Setenv("OSGATE_FLEET", "")
+	rolloutTick = 200 * time.Millisecond
+	t.Cleanup(func() { rolloutTick = 0 })
+	acl := filepath.Join(dir, "acl")
+	if err := os.WriteFile(acl, []byte("user gateways\ntopic readwrite #\n\nuser operator\ntopic read status/+\ntopic read status/+/bridge\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cloud = testpeer.StartMosquitto(t, testpeer.MosquittoOptions{TLS: true,
+		Users: map[string]string{"gateways": "gw-secret", "operator": "op-secret"}, Extra: "acl_file " + acl})
+	pwFile := filepath.Join(dir, "broker-password")
+	if err := os.WriteFile(pwFile, []byte("op-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fleetFile = filepath.Join(dir, "fleet.json")
+	if err := os.WriteFile(fleetFile, []byte(fmt.Sprintf(`{"broker": %q, "ca_file": %q, "username": "operator", "password_file": %q}`,
+		cloud.URL(), cloud.CAFile(), pwFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cloud, fleetFile
+}
+
 // TestFleetRollout: four gateways, each `osgate run` in a process of its
 // own on a simulated device, bridged to one cloud Mosquitto; their update
 // agents pull their cohort's manifest from nginx. `osgate fleet rollout`
@@ -208,25 +262,8 @@ func manifestVersion(t *testing.T, path string) string {
 // managed Mosquittos and bridges, the cloud broker, nginx, the agents'
 // downloads and signature checks, and the rollout command.
 func TestFleetRollout(t *testing.T) {
-	t.Setenv("OSGATE_FLEET", "")
-	rolloutTick = 200 * time.Millisecond
-	t.Cleanup(func() { rolloutTick = 0 })
 	dir := t.TempDir()
-	acl := filepath.Join(dir, "acl")
-	if err := os.WriteFile(acl, []byte("user gateways\ntopic readwrite #\n\nuser operator\ntopic read status/+\ntopic read status/+/bridge\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cloud := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{TLS: true,
-		Users: map[string]string{"gateways": "gw-secret", "operator": "op-secret"}, Extra: "acl_file " + acl})
-	pwFile := filepath.Join(dir, "broker-password")
-	if err := os.WriteFile(pwFile, []byte("op-secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	fleetFile := filepath.Join(dir, "fleet.json")
-	if err := os.WriteFile(fleetFile, []byte(fmt.Sprintf(`{"broker": %q, "ca_file": %q, "username": "operator", "password_file": %q}`,
-		cloud.URL(), cloud.CAFile(), pwFile)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cloud, fleetFile := startRolloutCloud(t, dir)
 
 	// The releases, signed with a release key, as an operator builds them.
 	keyFile := filepath.Join(dir, "release.key")
