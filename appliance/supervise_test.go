@@ -28,8 +28,8 @@ type supervised struct {
 	file     string
 	envelope string
 	vars     *strings.Replacer
-	broker string
-	rpc    *rpc.Client
+	broker   string
+	rpc      *rpc.Client
 }
 
 func startSupervised(t *testing.T, connectors string) *supervised {
@@ -46,8 +46,8 @@ func startSupervisedIn(t *testing.T, envelope, connectors string) *supervised {
 	s := &supervised{
 		file:     filepath.Join(dir, "osgate.json"),
 		envelope: envelope,
-		vars:   strings.NewReplacer("STATE", dir, "BROKER", testpeer.Addr(bport), "RPC", testpeer.Addr(rport), "KEYHASH", apikey.Hash(testKey)),
-		broker: "tcp://" + testpeer.Addr(bport),
+		vars:     strings.NewReplacer("STATE", dir, "BROKER", testpeer.Addr(bport), "RPC", testpeer.Addr(rport), "KEYHASH", apikey.Hash(testKey)),
+		broker:   "tcp://" + testpeer.Addr(bport),
 	}
 	s.write(t, connectors)
 	cfg, err := config.Load(s.file)
