@@ -91,7 +91,7 @@ func StartConfigPush(o ConfigPushOptions, out io.Writer) (*Plan, error) {
 		}
 		fmt.Fprintf(out, "continuing the rollout of %s (%s, step %d; its settings: --canary %s --step %s --max-failures %s --gateways %q)\n",
 			p.Target, p.State, len(p.Steps), p.Canary, p.Step, p.MaxFailures, p.Selector)
-		return p, checkConfigKey(p, o.Key)
+		return p, CheckConfigKey(p, o.Key)
 	}
 	return st.Update(func(p *Plan) (*Plan, error) {
 		if p != nil && p.Active() {
@@ -149,8 +149,9 @@ func publicKey(key ed25519.PrivateKey) string {
 	return base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))
 }
 
-// checkConfigKey says whether key is the one the push p was started with.
-func checkConfigKey(p *Plan, key ed25519.PrivateKey) error {
+// CheckConfigKey says whether key is the one the push p was started with
+// (an error that says which is: nil when it is).
+func CheckConfigKey(p *Plan, key ed25519.PrivateKey) error {
 	switch {
 	case p.Config == nil:
 		return fmt.Errorf("the rollout state of %s has no document: it is damaged", p.Target)
@@ -209,7 +210,7 @@ func (configStager) choose(p *Plan, dir string, online, offline []Gateway, want 
 }
 
 func (c configStager) apply(p *Plan, dir string, s *Step) (string, error) {
-	if err := checkConfigKey(p, c.key); err != nil {
+	if err := CheckConfigKey(p, c.key); err != nil {
 		return "", err
 	}
 	ids := append(slices.Clone(s.Gateways), s.Offline...)

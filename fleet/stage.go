@@ -143,7 +143,7 @@ func (r *Rollout) Drive(ctx context.Context) error {
 				p.Target, p.Driver.PID, p.Driver.Host, time.Since(p.Driver.Beat).Round(time.Second), p.command())
 		}
 		if p.Kind == KindConfig {
-			if err := checkConfigKey(p, r.ConfigKey); err != nil {
+			if err := CheckConfigKey(p, r.ConfigKey); err != nil {
 				return nil, err
 			}
 		}

@@ -63,6 +63,15 @@ func fleetConfig(ctx context.Context, file string, args []string, stdout io.Writ
 		if err != nil {
 			return err
 		}
+		p, err := st.Load()
+		if err != nil {
+			return err
+		}
+		if p != nil && p.Kind == fleet.KindConfig && p.Active() {
+			if err := fleet.CheckConfigKey(p, key); err != nil {
+				return err
+			}
+		}
 		if _, err := st.Resume(); err != nil {
 			return err
 		}
