@@ -256,7 +256,8 @@ func (configStager) judge(p *Plan, g Gateway) (string, string) {
 }
 
 // busy: after a halt, a gateway is between documents while one is on
-// trial, or while it runs the pushed document and its old one is back.
+// trial, or while it runs the pushed document and its old one is back
+// (and not refused: then it keeps the pushed one).
 func (configStager) busy(p *Plan, g Gateway) bool {
 	c := g.Doc.Config
 	if c == nil || !g.Online() {
@@ -267,7 +268,12 @@ func (configStager) busy(p *Plan, g Gateway) bool {
 	}
 	v := shortVersion(render(p.Config.Document, g.ID))
 	before, ok := p.Config.Before[docFile(g.ID)]
-	return c.Version == v && ok && !before.Absent && shortVersion(before.Manifest) != v
+	if c.Version != v || !ok || before.Absent {
+		return false
+	}
+	old := shortVersion(before.Manifest)
+	refused := strings.Contains(c.Error, old) && strings.Contains(c.Error, "refused")
+	return old != v && !refused && !slices.Contains(c.Bad, old)
 }
 
 func (configStager) reach(s Step) string {
