@@ -202,6 +202,9 @@ func TestFleetConfigPush(t *testing.T) {
 		!strings.Contains(errOut, "rolled back: unhealthy for 3s: ") || !strings.Contains(errOut, "every connector is failing") {
 		t.Fatalf("push of the bad configuration: exit %d, want 1 and a halt at the canary for its failing connector", code)
 	}
+	if !strings.Contains(out, ": 1 gateways to confirm it (1 of 4 online ones so far)") || !strings.Contains(out, "every document the rollout wrote is back as it was") {
+		t.Errorf("the bad configuration's canary is not one gateway, or its documents are not said to be back:\n%s", out)
+	}
 	p, err := fleet.ConfigStore(docs).Load()
 	if err != nil || p == nil || len(p.Steps) != 1 || len(p.Steps[0].Gateways) != 1 || p.State != fleet.Halted {
 		t.Fatalf("the bad push's state: %v %+v", err, p)
