@@ -294,3 +294,34 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestConfigPushStateBound: a step whose replaced documents would make
+// the state file larger than its bound is refused before any document
+// changes, with what to do.
+func TestConfigPushStateBound(t *testing.T) {
+	dir := t.TempDir()
+	key, pub := testKey(t)
+	gws := fleetOf(12, "good", nil)
+	big := []byte(`{"gateway": {"id": "x"}, "pad": "` + strings.Repeat("p", 1<<20) + `"}`)
+	for id := range gws {
+		if err := os.WriteFile(filepath.Join(dir, id+".json"), big, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newCfgFleet(t, dir, pub, gws)
+	out, err := pushConfig(t, dir, cfgDoc, "all", "100%", "0", "0", time.Minute, key, f.w)
+	if err == nil || !strings.Contains(err.Error(), "the rollout state would be larger than 16 MiB") || !strings.Contains(err.Error(), "roll out to fewer gateways at a time") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for id := range gws {
+		if b, err := os.ReadFile(filepath.Join(dir, id+".json")); err != nil || !bytes.Equal(b, big) {
+			t.Errorf("%s.json changed by a refused step: %v", id, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, id+".json.sig")); err == nil {
+			t.Errorf("%s.json.sig written by a refused step", id)
+		}
+	}
+	if p, _ := ConfigStore(dir).Load(); p == nil || len(p.Steps) != 0 || p.State != Running {
+		t.Errorf("the state after the refused step: %+v", p)
+	}
+}

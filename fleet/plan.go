@@ -248,7 +248,16 @@ func (s Store) save(p *Plan) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(s.path(), append(b, '\n'), 0o644); err != nil {
+	if len(b) >= maxPlan {
+		// Refused before the files it would put back change: the step is
+		// not published.
+		return fmt.Errorf("the rollout state would be larger than %d MiB (it keeps every file the rollout replaces, to put it back): roll out to fewer gateways at a time (-gateways)", maxPlan>>20)
+	}
+	perm := os.FileMode(0o644)
+	if p.Kind == KindConfig {
+		perm = 0o640 // the documents it keeps may hold the gateways' secrets
+	}
+	if err := atomicfile.Write(s.path(), append(b, '\n'), perm); err != nil {
 		return fmt.Errorf("save the rollout state: %w", err)
 	}
 	return nil
