@@ -20,6 +20,9 @@ func WriteTable(w io.Writer, gws []Gateway, now time.Time) error {
 		cfg, ota, spool := "-", "-", "-"
 		if d.Config != nil {
 			cfg = d.Config.Version + " " + d.Config.Origin
+			if d.Config.Trial {
+				cfg += " trial"
+			}
 			if len(d.Config.Bad) > 0 || d.Config.Error != "" {
 				cfg += " !"
 			}
