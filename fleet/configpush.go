@@ -89,9 +89,12 @@ func StartConfigPush(o ConfigPushOptions, out io.Writer) (*Plan, error) {
 		if p.Kind != KindConfig || p.Config == nil || !bytes.Equal(p.Config.Document, doc) {
 			return nil, fmt.Errorf("a rollout of %s is %s in %s: let it finish, or `osgate fleet config abort` it first", p.Target, p.State, o.Dir)
 		}
+		if err := CheckConfigKey(p, o.Key); err != nil {
+			return nil, err
+		}
 		fmt.Fprintf(out, "continuing the rollout of %s (%s, step %d; its settings: --canary %s --step %s --max-failures %s --gateways %q)\n",
 			p.Target, p.State, len(p.Steps), p.Canary, p.Step, p.MaxFailures, p.Selector)
-		return p, CheckConfigKey(p, o.Key)
+		return p, nil
 	}
 	return st.Update(func(p *Plan) (*Plan, error) {
 		if p != nil && p.Active() {
