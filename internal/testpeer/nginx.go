@@ -30,6 +30,10 @@ type NginxOptions struct {
 	// HTTP is extra directives inside http {}: another server block (a
 	// second host, with its own listen line), for instance.
 	HTTP string
+	// WorkerConnections bounds the connections nginx keeps open at once
+	// (default 64); a fleet of clients that keep theirs alive needs one
+	// each.
+	WorkerConnections int
 }
 
 // Nginx is a running (or stopped) nginx owned by one test.
@@ -52,6 +56,9 @@ func StartNginx(t testing.TB, o NginxOptions) *Nginx {
 	if o.LogFormat == "" {
 		o.LogFormat = `$request_method $uri $status "$http_range"`
 	}
+	if o.WorkerConnections == 0 {
+		o.WorkerConnections = 64
+	}
 	listen := n.addr
 	if o.TLS {
 		listen += " ssl"
@@ -61,7 +68,7 @@ master_process off;
 user root;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log info;
-events { worker_connections 64; }
+events { worker_connections %[7]d; }
 http {
 	log_format peer '%[2]s';
 	access_log %[1]s/access.log peer;
@@ -78,7 +85,7 @@ http {
 	}
 	%[6]s
 }
-`, n.prefix, o.LogFormat, listen, o.Root, o.Server, o.HTTP)
+`, n.prefix, o.LogFormat, listen, o.Root, o.Server, o.HTTP, o.WorkerConnections)
 	if err := os.WriteFile(n.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
