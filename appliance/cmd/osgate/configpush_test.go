@@ -104,7 +104,7 @@ func readDir(t *testing.T, dir string) map[string]string {
 // and bridges, the cloud broker, nginx, the signatures, and the command.
 func TestFleetConfigPush(t *testing.T) {
 	dir := t.TempDir()
-	cloud, fleetFile := startRolloutCloud(t, dir)
+	cloud, fleetFile := startRolloutCloud(t)
 	keyFile := filepath.Join(dir, "config.key")
 	code, out, errOut := runCLI("config", "keygen", keyFile)
 	pub, ok := strings.CutPrefix(strings.TrimSpace(out), "public_key: ")
@@ -145,7 +145,7 @@ func TestFleetConfigPush(t *testing.T) {
   "rpc": {"listen": "off"},
   "connectors": [%s]
 }
-`, cloud.Addr(), connectors)
+`, cloud.Broker.Addr(), connectors)
 	}
 	write := func(name, text string) string {
 		t.Helper()

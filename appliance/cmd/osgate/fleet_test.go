@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance"
+	"github.com/osgate/osgate/appliance/apptest"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/fleet"
 	"github.com/osgate/osgate/internal/testpeer"
@@ -49,14 +49,14 @@ func (g *simGateway) stop(t *testing.T) {
 // managed broker on a free port bridged over TLS with a password to
 // cloud, cloud RPC with the operator key pub) and runs it until the test
 // ends or stop.
-func startSimGateway(t *testing.T, cloud *testpeer.Mosquitto, id, pub string, labels map[string]string) *simGateway {
+func startSimGateway(t *testing.T, cloud *apptest.Cloud, id string, labels map[string]string) *simGateway {
 	t.Helper()
 	dir := t.TempDir()
 	lj, _ := json.Marshal(labels)
 	doc := fmt.Sprintf(`{"gateway": {"id": %q, "state_dir": %q, "labels": %s},
-		"broker": {"listen": %q, "bridge": {"address": %q, "ca_file": %q, "username": "gateways", "password": "gw-secret", "keepalive": "5s"}},
-		"rpc": {"listen": "off", "operator_keys": [{"name": "ops", "public_key": %q, "scope": "admin"}]},
-		"connectors": []}`, id, filepath.Join(dir, "state"), lj, testpeer.Addr(testpeer.FreePort(t)), cloud.Addr(), cloud.CAFile(), pub)
+		"broker": {"listen": %q, "bridge": %s},
+		"rpc": {"listen": "off", "operator_keys": %s},
+		"connectors": []}`, id, filepath.Join(dir, "state"), lj, testpeer.Addr(testpeer.FreePort(t)), cloud.Bridge("5s"), cloud.OperatorKeys())
 	file := filepath.Join(dir, "osgate.json")
 	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
@@ -125,39 +125,8 @@ func ids(rows []fleetRow) string {
 func TestFleetSimulation(t *testing.T) {
 	t.Setenv("OSGATE_FLEET", "")
 	// The cloud broker holds the fleet user to docs/fleet.md's ACL.
-	dir := t.TempDir()
-	acl := filepath.Join(dir, "acl")
-	if err := os.WriteFile(acl, []byte(`user gateways
-topic readwrite #
-
-user operator
-topic read status/+
-topic read status/+/bridge
-topic write rpc/+/request/+
-topic read rpc/+/response/+
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cloud := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{TLS: true,
-		Users: map[string]string{"gateways": "gw-secret", "operator": "op-secret"}, Extra: "acl_file " + acl})
-	keyFile := filepath.Join(dir, "ops.key")
-	var out bytes.Buffer
-	if err := rpcCmd(context.Background(), []string{"keygen", keyFile}, &out); err != nil {
-		t.Fatal(err)
-	}
-	pub, ok := strings.CutPrefix(strings.TrimSpace(out.String()), "public_key: ")
-	if !ok {
-		t.Fatalf("rpc keygen printed %q", out.String())
-	}
-	pwFile := filepath.Join(dir, "broker-password")
-	if err := os.WriteFile(pwFile, []byte("op-secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	fleetFile := filepath.Join(dir, "fleet.json")
-	if err := os.WriteFile(fleetFile, []byte(fmt.Sprintf(`{"broker": %q, "ca_file": %q, "username": "operator", "password_file": %q,
-		"operator_key": %q, "signer": "ops"}`, cloud.URL(), cloud.CAFile(), pwFile, keyFile)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cloud := apptest.StartCloud(t, apptest.CloudOptions{})
+	fleetFile := cloud.FleetFile
 
 	labels := map[string]map[string]string{
 		"gw-1": {"site": "berlin", "hw": "pi4"},
@@ -168,7 +137,7 @@ topic read rpc/+/response/+
 	gws := map[string]*simGateway{}
 	start := time.Now()
 	for _, id := range []string{"gw-1", "gw-2", "gw-3", "gw-4"} {
-		gws[id] = startSimGateway(t, cloud, id, pub, labels[id])
+		gws[id] = startSimGateway(t, cloud, id, labels[id])
 	}
 
 	// fleet ls sees all four, online, with what their documents say

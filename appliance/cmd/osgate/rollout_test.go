@@ -12,54 +12,28 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/osgate/osgate/appliance/apptest"
 	"github.com/osgate/osgate/fleet"
 	"github.com/osgate/osgate/internal/testpeer"
 	"github.com/osgate/osgate/ota"
 )
 
-// mainEnv makes the test binary run osgate's main instead of the tests:
-// the rollout simulation runs each gateway as a process of its own (a
-// simulated device reboots by stopping its process).
-const mainEnv = "OSGATE_TEST_RUN_MAIN"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(mainEnv) == "1" {
-		main()
-	}
-	os.Exit(m.Run())
-}
-
 // procGateway is a gateway of the rollout simulation: `osgate run` as a
 // process on a simulated device (ota.SimDevice), restarted whenever it
 // exits, as gokrazy restarts a service and boots a rebooted device.
 type procGateway struct {
+	*apptest.Process
 	id, dir string
-	log     testpeer.Buffer
 	// args follow `run -c DIR/osgate.json`; env is added to the test's.
 	args, env []string
-
-	mu       sync.Mutex
-	cmd      *exec.Cmd
-	starts   int
-	stopping bool
-	done     chan struct{}
 }
 
 func (g *procGateway) device() string { return filepath.Join(g.dir, "device") }
 
-// Starts is how often the process started (1: it never rebooted).
-func (g *procGateway) Starts() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.starts
-}
-
-func startProcGateway(t *testing.T, cloud *testpeer.Mosquitto, id, otaURL, releasePub string) *procGateway {
+func startProcGateway(t *testing.T, cloud *apptest.Cloud, id, otaURL, releasePub string) *procGateway {
 	t.Helper()
 	g := newProcGateway(t, cloud, id, map[string]string{"ring": "test"}, "")
 	// The device is made with v1.0.0 in its root, as if flashed with it.
@@ -82,18 +56,18 @@ func startProcGateway(t *testing.T, cloud *testpeer.Mosquitto, id, otaURL, relea
 // of pulled documents that leave broker.listen out) bridged over TLS with
 // a password to cloud, and remote, a block for the configuration's
 // source ("" for none). start runs it.
-func newProcGateway(t *testing.T, cloud *testpeer.Mosquitto, id string, labels map[string]string, remote string) *procGateway {
+func newProcGateway(t *testing.T, cloud *apptest.Cloud, id string, labels map[string]string, remote string) *procGateway {
 	t.Helper()
-	g := &procGateway{id: id, dir: t.TempDir(), done: make(chan struct{})}
+	g := &procGateway{id: id, dir: t.TempDir()}
 	lj, _ := json.Marshal(labels)
 	listen := testpeer.Addr(testpeer.FreePort(t))
 	if remote != "" {
 		remote = `, "remote": ` + remote
 	}
 	doc := fmt.Sprintf(`{"gateway": {"id": %q, "state_dir": %q, "labels": %s},
-		"broker": {"listen": %q, "bridge": {"address": %q, "ca_file": %q, "username": "gateways", "password": "gw-secret", "keepalive": "5s"}},
+		"broker": {"listen": %q, "bridge": %s},
 		"rpc": {"listen": "off"}, "connectors": []%s}`,
-		id, filepath.Join(g.dir, "state"), lj, listen, cloud.Addr(), cloud.CAFile(), remote)
+		id, filepath.Join(g.dir, "state"), lj, listen, cloud.Bridge("5s"), remote)
 	if err := os.WriteFile(filepath.Join(g.dir, "osgate.json"), []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -101,68 +75,14 @@ func newProcGateway(t *testing.T, cloud *testpeer.Mosquitto, id string, labels m
 	return g
 }
 
-// start runs the gateway until the test ends.
+// start runs the gateway until the test ends, started again whenever it
+// exits.
 func (g *procGateway) start(t *testing.T) {
-	go g.supervise(t)
-	t.Cleanup(func() { g.stop(t) })
-}
-
-func (g *procGateway) supervise(t *testing.T) {
-	defer close(g.done)
-	for {
+	g.Process = apptest.StartProcess(t, g.id, func() *exec.Cmd {
 		cmd := exec.Command(os.Args[0], append([]string{"run", "-c", filepath.Join(g.dir, "osgate.json")}, g.args...)...)
 		cmd.Env = append(append(os.Environ(), mainEnv+"=1", "OSGATE_CONFIG="), g.env...)
-		cmd.Stdout, cmd.Stderr = &g.log, &g.log
-		g.mu.Lock()
-		if g.stopping {
-			g.mu.Unlock()
-			return
-		}
-		err := cmd.Start()
-		g.cmd = cmd
-		g.starts++
-		g.mu.Unlock()
-		if err != nil {
-			t.Errorf("gateway %s: %v", g.id, err)
-			return
-		}
-		err = cmd.Wait()
-		g.mu.Lock()
-		stopping := g.stopping
-		g.mu.Unlock()
-		if stopping {
-			return
-		}
-		fmt.Fprintf(&g.log, "=== %s: process ended (%v): starting it again, as gokrazy would\n", g.id, err)
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func (g *procGateway) stop(t *testing.T) {
-	g.mu.Lock()
-	g.stopping = true
-	if g.cmd != nil && g.cmd.Process != nil {
-		_ = g.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	g.mu.Unlock()
-	select {
-	case <-g.done:
-	case <-time.After(60 * time.Second):
-		g.mu.Lock()
-		_ = g.cmd.Process.Kill()
-		g.mu.Unlock()
-		t.Errorf("gateway %s did not stop within 60 s", g.id)
-	}
-	if t.Failed() {
-		t.Logf("gateway %s log (last 6000 bytes):\n%s", g.id, tailText(g.log.String(), 6000))
-	}
-}
-
-func tailText(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
+		return cmd
+	})
 }
 
 // otaRow is a line of `fleet ls -json` with the update agent's part.
@@ -210,29 +130,15 @@ func manifestVersion(t *testing.T, path string) string {
 
 // startRolloutCloud starts the cloud Mosquitto of a rollout simulation
 // (TLS, passwords; the operator may only read the status documents, as a
-// rollout needs) and writes the operator's fleet file into dir; the
-// rollout's driver judges a step every 200 ms without news.
-func startRolloutCloud(t *testing.T, dir string) (cloud *testpeer.Mosquitto, fleetFile string) {
+// rollout needs); the rollout's driver judges a step every 200 ms without
+// news.
+func startRolloutCloud(t *testing.T) (cloud *apptest.Cloud, fleetFile string) {
 	t.Helper()
 	t.Setenv("OSGATE_FLEET", "")
 	rolloutTick = 200 * time.Millisecond
 	t.Cleanup(func() { rolloutTick = 0 })
-	acl := filepath.Join(dir, "acl")
-	if err := os.WriteFile(acl, []byte("user gateways\ntopic readwrite #\n\nuser operator\ntopic read status/+\ntopic read status/+/bridge\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cloud = testpeer.StartMosquitto(t, testpeer.MosquittoOptions{TLS: true,
-		Users: map[string]string{"gateways": "gw-secret", "operator": "op-secret"}, Extra: "acl_file " + acl})
-	pwFile := filepath.Join(dir, "broker-password")
-	if err := os.WriteFile(pwFile, []byte("op-secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	fleetFile = filepath.Join(dir, "fleet.json")
-	if err := os.WriteFile(fleetFile, []byte(fmt.Sprintf(`{"broker": %q, "ca_file": %q, "username": "operator", "password_file": %q}`,
-		cloud.URL(), cloud.CAFile(), pwFile)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return cloud, fleetFile
+	cloud = apptest.StartCloud(t, apptest.CloudOptions{ReadOnlyOperator: true})
+	return cloud, cloud.FleetFile
 }
 
 // TestFleetRollout: four gateways, each `osgate run` in a process of its
@@ -263,7 +169,7 @@ func startRolloutCloud(t *testing.T, dir string) (cloud *testpeer.Mosquitto, fle
 // downloads and signature checks, and the rollout command.
 func TestFleetRollout(t *testing.T) {
 	dir := t.TempDir()
-	cloud, fleetFile := startRolloutCloud(t, dir)
+	cloud, fleetFile := startRolloutCloud(t)
 
 	// The releases, signed with a release key, as an operator builds them.
 	keyFile := filepath.Join(dir, "release.key")
