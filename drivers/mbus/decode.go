@@ -39,39 +39,91 @@ const ciOffset = 6
 // meter's application error (CI 0x70) is returned as an *ApplicationError,
 // a malformed frame as a *DecodeError naming the byte offset.
 func Decode(frame []byte) (*Telegram, error) {
-	if err := checkLongFrame(frame); err != nil {
+	var d Decoder
+	// The fields of a frame are gathered on the stack (outside d, which
+	// the telegram copies from) and copied once into its records.
+	var buf [48]Field
+	fields, err := d.decode(frame, buf[:0])
+	if err != nil {
 		return nil, err
 	}
-	t := &Telegram{Control: frame[4], Address: frame[5], CI: frame[ciOffset]}
-	tx := newText(len(frame))
-	end := len(frame) - 2 // checksum and stop byte
-	switch t.CI {
-	case ciError:
-		return nil, appError(frame[ciOffset+1 : end])
-	case ciVariable, ciVariableMSB:
-		off, err := decodeLongHeader(frame, ciOffset+1, end, &t.Header, tx)
-		if err != nil {
-			return nil, err
-		}
-		if err := decodeRecords(frame, off, end, t.CI == ciVariableMSB, t, tx); err != nil {
-			return nil, err
-		}
-	case ciVariableShrt:
-		off, err := decodeShortHeader(frame, ciOffset+1, end, &t.Header)
-		if err != nil {
-			return nil, err
-		}
-		if err := decodeRecords(frame, off, end, false, t, tx); err != nil {
-			return nil, err
-		}
-	case ciFixed, ciFixedMSB:
-		if err := decodeFixed(frame, ciOffset+1, end, t.CI == ciFixedMSB, t, tx); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, errAt(ciOffset, "CI field 0x%02X is not a meter response this decoder knows (0x70, 0x72, 0x73, 0x76, 0x77, 0x7A)", t.CI)
+	return d.telegram(fields), nil
+}
+
+// Decoder decodes frames into storage it keeps and reuses: after Decode,
+// its fields describe the frame until the next Decode overwrites them.
+// Fields keeps its array from frame to frame and values are not boxed in
+// interfaces, so decoding a frame costs one allocation, for the text of
+// its strings (identifier, manufacturer, dates, text values, quantities
+// with VIFE suffixes). Those strings stay valid after the next Decode:
+// each frame's text has a buffer of its own. The zero Decoder is ready;
+// it is not safe for concurrent use.
+type Decoder struct {
+	Header Header
+	Fields []Field
+
+	// Link-layer fields of the frame.
+	Control byte
+	Address byte
+	CI      byte
+	// More is set when the meter has more records to send (DIF 0x1F).
+	More bool
+
+	tx text
+}
+
+// Decode decodes one long frame as the package's Decode does, into d. After
+// an error, d holds what was decoded before it.
+func (d *Decoder) Decode(frame []byte) error {
+	var err error
+	d.Fields, err = d.decode(frame, d.Fields[:0])
+	return err
+}
+
+// decode decodes frame into d, appending its records to fields rather than
+// d.Fields.
+func (d *Decoder) decode(frame []byte, fields []Field) ([]Field, error) {
+	d.Header = Header{}
+	d.More = false
+	if err := checkLongFrame(frame); err != nil {
+		return fields, err
 	}
-	return t, nil
+	d.Control, d.Address, d.CI = frame[4], frame[5], frame[ciOffset]
+	d.tx.reset(len(frame))
+	tx := &d.tx
+	end := len(frame) - 2 // checksum and stop byte
+	switch d.CI {
+	case ciError:
+		return fields, appError(frame[ciOffset+1 : end])
+	case ciVariable, ciVariableMSB:
+		off, err := decodeLongHeader(frame, ciOffset+1, end, &d.Header, tx)
+		if err != nil {
+			return fields, err
+		}
+		return decodeRecords(frame, off, end, d.CI == ciVariableMSB, d, fields)
+	case ciVariableShrt:
+		off, err := decodeShortHeader(frame, ciOffset+1, end, &d.Header)
+		if err != nil {
+			return fields, err
+		}
+		return decodeRecords(frame, off, end, false, d, fields)
+	case ciFixed, ciFixedMSB:
+		return decodeFixed(frame, ciOffset+1, end, d.CI == ciFixedMSB, d, fields)
+	}
+	return fields, errAt(ciOffset, "CI field 0x%02X is not a meter response this decoder knows (0x70, 0x72, 0x73, 0x76, 0x77, 0x7A)", d.CI)
+}
+
+// Telegram returns the decoded frame as a Telegram of its own (records
+// with their values in interfaces), which later Decodes leave alone.
+func (d *Decoder) Telegram() *Telegram { return d.telegram(d.Fields) }
+
+func (d *Decoder) telegram(fields []Field) *Telegram {
+	t := &Telegram{Header: d.Header, Records: make([]Record, len(fields)),
+		Control: d.Control, Address: d.Address, CI: d.CI, More: d.More}
+	for i := range fields {
+		t.Records[i] = fields[i].Record()
+	}
+	return t
 }
 
 // checkLongFrame checks the EN 13757-2 envelope of a long frame.

@@ -47,17 +47,18 @@ func fixedUnit(c byte) valueInfo {
 	return num("Reserved", "", 0)
 }
 
-func decodeFixed(f []byte, off, end int, msbFirst bool, t *Telegram, tx *text) error {
+func decodeFixed(f []byte, off, end int, msbFirst bool, d *Decoder, fields []Field) ([]Field, error) {
+	tx := &d.tx
 	if end-off < fixedLen {
-		return errAt(end, "fixed data structure is truncated: needs %d bytes, %d left", fixedLen, end-off)
+		return fields, errAt(end, "fixed data structure is truncated: needs %d bytes, %d left", fixedLen, end-off)
 	}
 	if end-off > fixedLen {
-		return errAt(off+fixedLen, "%d bytes after the fixed data structure", end-off-fixedLen)
+		return fields, errAt(off+fixedLen, "%d bytes after the fixed data structure", end-off-fixedLen)
 	}
 	b := f[off : off+fixedLen]
 	status := b[5]
 	medium := b[6]>>6 | (b[7]>>6)<<2
-	t.Header = Header{
+	d.Header = Header{
 		ID:           bcdID(b[0:4], tx),
 		AccessNumber: int(b[4]),
 		Status:       int(status),
@@ -73,22 +74,20 @@ func decodeFixed(f []byte, off, end int, msbFirst bool, t *Telegram, tx *text) e
 	if status&fixedStatusStored != 0 {
 		storage1, storage2 = 1, 1
 	}
-	t.Records = []Record{
+	return append(fields,
 		fixedCounter(b[8:12], status, msbFirst, u1, storage1, off+8, tx),
-		fixedCounter(b[12:16], status, msbFirst, u2, storage2, off+12, tx),
-	}
-	return nil
+		fixedCounter(b[12:16], status, msbFirst, u2, storage2, off+12, tx)), nil
 }
 
-func fixedCounter(c []byte, status byte, msbFirst bool, u valueInfo, storage, off int, tx *text) Record {
+func fixedCounter(c []byte, status byte, msbFirst bool, u valueInfo, storage, off int, tx *text) Field {
 	var buf [4]byte
 	copy(buf[:], c)
 	if msbFirst {
 		buf[0], buf[1], buf[2], buf[3] = buf[3], buf[2], buf[1], buf[0]
 	}
-	r := Record{Function: FuncActual, Storage: storage, Quantity: u.quantity, Unit: u.unit, Offset: off}
+	r := Field{Function: FuncActual, Storage: storage, Quantity: u.quantity, Unit: u.unit, Offset: off}
 	if status&fixedStatusBinary != 0 {
-		r.Value = core.Scale(float64(binary.LittleEndian.Uint32(buf[:])), u.mult)
+		r.Value = number(core.Scale(float64(binary.LittleEndian.Uint32(buf[:])), u.mult))
 	} else {
 		r.Value = bcdValue(buf[:], false, u.mult, tx)
 	}

@@ -5,16 +5,11 @@ const maxExtensions = 10
 
 var functionNames = [4]string{FuncInstantaneous, FuncMaximum, FuncMinimum, FuncError}
 
-// decodeRecords decodes the data records in f[off:end] into t.Records.
+// decodeRecords appends the data records in f[off:end] to fields.
 // msbFirst is mode 2 (CI 0x76): multi-byte data fields are sent most
 // significant byte first.
-func decodeRecords(f []byte, off, end int, msbFirst bool, t *Telegram, tx *text) error {
-	// The records are collected here and copied into a slice of their
-	// number: one allocation for all of them (two for a frame of more
-	// than len(buf) records).
-	var buf [48]Record
-	rs := buf[:0]
-	defer func() { t.Records = append(make([]Record, 0, len(rs)), rs...) }()
+func decodeRecords(f []byte, off, end int, msbFirst bool, d *Decoder, fields []Field) ([]Field, error) {
+	tx := &d.tx
 	for off < end {
 		dif := f[off]
 		switch {
@@ -23,30 +18,29 @@ func decodeRecords(f []byte, off, end int, msbFirst bool, t *Telegram, tx *text)
 			continue
 		case dif == 0x0F || dif == 0x1F:
 			// Manufacturer specific data up to the end of the telegram.
-			r := Record{Function: FuncManufacturerSpecific, Offset: off, Value: tx.hexBytes(f[off+1 : end])}
+			r := Field{Function: FuncManufacturerSpecific, Offset: off, Value: textValue(tx.hexBytes(f[off+1 : end]))}
 			if dif == 0x1F {
 				r.Function = FuncMoreRecordsFollow
-				t.More = true
+				d.More = true
 			}
-			rs = append(rs, r)
-			return nil
+			return append(fields, r), nil
 		case dif&0x0F == 0x0F:
-			return errAt(off, "DIF 0x%02X is a reserved special function", dif)
+			return fields, errAt(off, "DIF 0x%02X is a reserved special function", dif)
 		}
-		r, next, err := decodeRecord(f, off, end, msbFirst, tx)
+		fields = append(fields, Field{})
+		next, err := decodeRecord(f, off, end, msbFirst, &fields[len(fields)-1], tx)
 		if err != nil {
-			return err
+			return fields[:len(fields)-1], err
 		}
-		rs = append(rs, r)
 		off = next
 	}
-	return nil
+	return fields, nil
 }
 
-// decodeRecord decodes the record whose DIF is at f[off] and returns the
-// offset after it.
-func decodeRecord(f []byte, off, end int, msbFirst bool, tx *text) (Record, int, error) {
-	r := Record{Offset: off}
+// decodeRecord decodes the record whose DIF is at f[off] into r and
+// returns the offset after it.
+func decodeRecord(f []byte, off, end int, msbFirst bool, r *Field, tx *text) (int, error) {
+	r.Offset = off
 	dif := f[off]
 	coding := dif & 0x0F
 	r.Function = functionNames[dif>>4&3]
@@ -56,10 +50,10 @@ func decodeRecord(f []byte, off, end int, msbFirst bool, tx *text) (Record, int,
 	off++
 	for n := 0; ext; n++ {
 		if off >= end {
-			return r, 0, errAt(off, "record at byte %d ends after its DIF/DIFEs", r.Offset)
+			return 0, errAt(off, "record at byte %d ends after its DIF/DIFEs", r.Offset)
 		}
 		if n == maxExtensions {
-			return r, 0, errAt(off, "record at byte %d has more than %d DIFEs", r.Offset, maxExtensions)
+			return 0, errAt(off, "record at byte %d has more than %d DIFEs", r.Offset, maxExtensions)
 		}
 		dife := f[off]
 		storage |= int64(dife&0x0F) << (1 + 4*n)
@@ -72,17 +66,16 @@ func decodeRecord(f []byte, off, end int, msbFirst bool, tx *text) (Record, int,
 
 	vi, next, err := decodeVIB(f, off, end, r.Offset, tx)
 	if err != nil {
-		return r, 0, err
+		return 0, err
 	}
 	off = next
 	r.Quantity, r.Unit = vi.quantity, vi.unit
 
-	v, next, err := decodeData(f, off, end, coding, msbFirst, &vi, r.Offset, tx)
+	next, err = decodeData(f, off, end, coding, msbFirst, &vi, r, tx)
 	if err != nil {
-		return r, 0, err
+		return 0, err
 	}
-	r.Value, r.Invalid = v.value, v.invalid
-	return r, next, nil
+	return next, nil
 }
 
 // decodeVIB decodes the VIF and its VIFEs at f[off].

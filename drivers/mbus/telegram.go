@@ -75,3 +75,63 @@ type Record struct {
 	// Offset is the byte offset of the record's DIF in the frame.
 	Offset int `json:"-"`
 }
+
+// ValueKind says what a Value holds.
+type ValueKind uint8
+
+const (
+	// ValueNone: the record has no data field (DIF data coding 0).
+	ValueNone ValueKind = iota
+	// ValueNumber: Num holds the value in the record's unit.
+	ValueNumber
+	// ValueText: Text holds a date ("2013-05-31", "2012-07-10T15:25:00Z"),
+	// plain text, raw bytes in hex ("0A 1B") or BCD digits that are not a
+	// number ("12E4").
+	ValueText
+)
+
+// Value is a record's value without an interface: a number or a text,
+// so that decoding it allocates nothing.
+type Value struct {
+	Kind ValueKind
+	Num  float64
+	Text string
+}
+
+// Any returns the value as Record.Value holds it: nil, a float64 or a
+// string.
+func (v Value) Any() any {
+	switch v.Kind {
+	case ValueNumber:
+		return v.Num
+	case ValueText:
+		return v.Text
+	}
+	return nil
+}
+
+func number(f float64) Value { return Value{Kind: ValueNumber, Num: f} }
+
+func textValue(s string) Value { return Value{Kind: ValueText, Text: s} }
+
+// Field is a data record as a Decoder holds it: a Record whose value is a
+// Value rather than an interface.
+type Field struct {
+	Function string
+	Storage  int
+	Tariff   int
+	Device   int
+	Quantity string
+	Unit     string
+	Value    Value
+	Invalid  bool
+	Offset   int
+}
+
+// Record returns the field as a Record (its value boxed in an interface).
+func (f *Field) Record() Record {
+	return Record{
+		Function: f.Function, Storage: f.Storage, Tariff: f.Tariff, Device: f.Device,
+		Quantity: f.Quantity, Unit: f.Unit, Value: f.Value.Any(), Invalid: f.Invalid, Offset: f.Offset,
+	}
+}

@@ -9,13 +9,20 @@ import "strings"
 // frame costs one allocation rather than one a string.
 type text struct{ b strings.Builder }
 
-// newText sizes the buffer for the text of a frame of n bytes: a few
-// characters a byte covers dates, hex and quantities with suffixes; more
-// only costs another allocation.
+// newText sizes the buffer for the text of a frame of n bytes.
 func newText(n int) *text {
 	t := &text{}
-	t.b.Grow(64 + 4*n)
+	t.reset(n)
 	return t
+}
+
+// reset starts a new buffer for the text of a frame of n bytes (the
+// strings handed out from the old one stay as they are). A few characters
+// a byte covers dates, hex and quantities with suffixes; more only costs
+// another allocation.
+func (t *text) reset(n int) {
+	t.b = strings.Builder{}
+	t.b.Grow(64 + 4*n)
 }
 
 // mark is where the next string starts.

@@ -14,23 +14,18 @@ var dataSize = [16]int{
 	0x8: 0, 0x9: 1, 0xA: 2, 0xB: 3, 0xC: 4, 0xD: -1, 0xE: 6, 0xF: 0,
 }
 
-type decoded struct {
-	value   any
-	invalid bool
-}
-
-// decodeData decodes the data field of coding at f[off] and returns the
-// offset after it.
-func decodeData(f []byte, off, end int, coding byte, msbFirst bool, vi *valueInfo, rec int, tx *text) (decoded, int, error) {
+// decodeData decodes the data field of coding at f[off] into r.Value
+// (and r.Invalid) and returns the offset after it.
+func decodeData(f []byte, off, end int, coding byte, msbFirst bool, vi *valueInfo, r *Field, tx *text) (int, error) {
 	size := dataSize[coding]
 	if size < 0 {
-		return decodeVariable(f, off, end, vi, rec, tx)
+		return decodeVariable(f, off, end, vi, r, tx)
 	}
 	if size > end-off {
-		return decoded{}, 0, errAt(end, "record at byte %d needs %d data bytes, only %d left", rec, size, end-off)
+		return 0, errAt(end, "record at byte %d needs %d data bytes, only %d left", r.Offset, size, end-off)
 	}
 	if size == 0 {
-		return decoded{}, off, nil
+		return off, nil
 	}
 	var buf [8]byte
 	b := buf[:size]
@@ -43,24 +38,24 @@ func decodeData(f []byte, off, end int, coding byte, msbFirst bool, vi *valueInf
 	off += size
 	switch coding {
 	case 0x1, 0x2, 0x3, 0x4, 0x6, 0x7:
-		if vi.kind != kindNumber {
-			if d, ok := decodeDate(b, tx); ok {
-				return d, off, nil
-			}
+		if vi.kind != kindNumber && decodeDate(b, r, tx) {
+			return off, nil
 		}
-		return decoded{value: core.Scale(float64(signedInt(b)), vi.mult)}, off, nil
+		r.Value = number(core.Scale(float64(signedInt(b)), vi.mult))
 	case 0x5:
-		return decoded{value: core.Scale(core.Float32(math.Float32frombits(binary.LittleEndian.Uint32(b))), vi.mult)}, off, nil
+		r.Value = number(core.Scale(core.Float32(math.Float32frombits(binary.LittleEndian.Uint32(b))), vi.mult))
 	default: // BCD, 0x9–0xC and 0xE
-		return decoded{value: bcdValue(b, false, vi.mult, tx)}, off, nil
+		r.Value = bcdValue(b, false, vi.mult, tx)
 	}
+	return off, nil
 }
 
 // decodeVariable decodes a variable-length data field (DIF coding 0xD): an
 // LVAR byte saying what follows, then the data.
-func decodeVariable(f []byte, off, end int, vi *valueInfo, rec int, tx *text) (decoded, int, error) {
+func decodeVariable(f []byte, off, end int, vi *valueInfo, r *Field, tx *text) (int, error) {
+	rec := r.Offset
 	if off >= end {
-		return decoded{}, 0, errAt(off, "record at byte %d ends before its LVAR byte", rec)
+		return 0, errAt(off, "record at byte %d ends before its LVAR byte", rec)
 	}
 	lvar := f[off]
 	off++
@@ -79,22 +74,24 @@ func decodeVariable(f []byte, off, end int, vi *valueInfo, rec int, tx *text) (d
 	case lvar == 0xF6:
 		n = 8
 	default:
-		return decoded{}, 0, errAt(off-1, "record at byte %d has reserved LVAR 0x%02X", rec, lvar)
+		return 0, errAt(off-1, "record at byte %d has reserved LVAR 0x%02X", rec, lvar)
 	}
 	if n > end-off {
-		return decoded{}, 0, errAt(end, "record at byte %d: LVAR 0x%02X needs %d data bytes, only %d left", rec, lvar, n, end-off)
+		return 0, errAt(end, "record at byte %d: LVAR 0x%02X needs %d data bytes, only %d left", rec, lvar, n, end-off)
 	}
 	b := f[off : off+n]
 	off += n
 	switch {
 	case lvar <= 0xBF:
-		return decoded{value: tx.reversed(b)}, off, nil
+		r.Value = textValue(tx.reversed(b))
 	case lvar <= 0xD9:
-		return decoded{value: bcdValue(b, lvar >= 0xD0, vi.mult, tx)}, off, nil
+		r.Value = bcdValue(b, lvar >= 0xD0, vi.mult, tx)
 	case n <= 8:
-		return decoded{value: core.Scale(float64(signedInt(b)), vi.mult)}, off, nil
+		r.Value = number(core.Scale(float64(signedInt(b)), vi.mult))
+	default:
+		r.Value = textValue(tx.hexReversed(b))
 	}
-	return decoded{value: tx.hexReversed(b)}, off, nil
+	return off, nil
 }
 
 // signedInt decodes a little-endian two's complement integer of 1–8 bytes.
@@ -110,7 +107,7 @@ func signedInt(b []byte) int64 {
 // bcdValue decodes packed BCD, least significant byte first. An F in the
 // most significant digit is a minus sign. A field with other non-decimal
 // digits is not a number: it is returned as its digits ("12E4").
-func bcdValue(b []byte, neg bool, mult float64, tx *text) any {
+func bcdValue(b []byte, neg bool, mult float64, tx *text) Value {
 	var v float64
 	for i := len(b) - 1; i >= 0; i-- {
 		hi, lo := b[i]>>4, b[i]&0x0F
@@ -118,14 +115,14 @@ func bcdValue(b []byte, neg bool, mult float64, tx *text) any {
 			neg, hi = true, 0
 		}
 		if hi > 9 || lo > 9 {
-			return tx.bcdDigits(b)
+			return textValue(tx.bcdDigits(b))
 		}
 		v = v*100 + float64(hi*10+lo)
 	}
 	if neg {
 		v = -v
 	}
-	return core.Scale(v, mult)
+	return number(core.Scale(v, mult))
 }
 
 func (t *text) bcdDigits(b []byte) string {
@@ -137,31 +134,33 @@ func (t *text) bcdDigits(b []byte) string {
 }
 
 // decodeDate decodes the date and time types of EN 13757-3 Annex A by the
-// size of the data field: G (2 bytes, date), J (3, time of day), F (4,
-// date and time to the minute), I (6, to the second).
-func decodeDate(b []byte, tx *text) (decoded, bool) {
+// size of the data field into r: G (2 bytes, date), J (3, time of day), F
+// (4, date and time to the minute), I (6, to the second). It says whether
+// the size is one of those.
+func decodeDate(b []byte, r *Field, tx *text) bool {
 	start := tx.mark()
 	switch len(b) {
 	case 2:
 		tx.date(dateFields(b[0], b[1], 0))
-		return decoded{value: tx.from(start)}, true
 	case 3:
 		tx.clock(int(b[2]&0x1F), int(b[1]&0x3F), int(b[0]&0x3F))
-		return decoded{value: tx.from(start)}, true
 	case 4:
 		tx.date(dateFields(b[2], b[3], b[1]>>5&3))
 		tx.b.WriteByte('T')
 		tx.clock(int(b[1]&0x1F), int(b[0]&0x3F), 0)
 		tx.b.WriteByte('Z')
-		return decoded{value: tx.from(start), invalid: b[0]&0x80 != 0}, true
+		r.Invalid = b[0]&0x80 != 0
 	case 6:
 		tx.date(dateFields(b[3], b[4], 0))
 		tx.b.WriteByte('T')
 		tx.clock(int(b[2]&0x1F), int(b[1]&0x3F), int(b[0]&0x3F))
 		tx.b.WriteByte('Z')
-		return decoded{value: tx.from(start), invalid: b[1]&0x80 != 0}, true
+		r.Invalid = b[1]&0x80 != 0
+	default:
+		return false
 	}
-	return decoded{}, false
+	r.Value = textValue(tx.from(start))
+	return true
 }
 
 // date writes year-month-day, "2013-05-31".
