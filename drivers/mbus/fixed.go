@@ -1,10 +1,6 @@
 package mbus
 
-import (
-	"encoding/binary"
-
-	"github.com/osgate/osgate/drivers/core"
-)
+import "encoding/binary"
 
 // The fixed data structure (CI 0x73, 0x77; EN 13757-3 annex on the fixed
 // structure, from EN 1434-3): ID(4) access(1) status(1) medium/unit(2)
@@ -87,7 +83,7 @@ func fixedCounter(c []byte, status byte, msbFirst bool, u valueInfo, storage, of
 	}
 	r := Field{Function: FuncActual, Storage: storage, Quantity: u.quantity, Unit: u.unit, Offset: off}
 	if status&fixedStatusBinary != 0 {
-		r.Value = number(core.Scale(float64(binary.LittleEndian.Uint32(buf[:])), u.mult))
+		r.Value = number(scale(float64(binary.LittleEndian.Uint32(buf[:])), u.mult))
 	} else {
 		r.Value = bcdValue(buf[:], false, u.mult, tx)
 	}

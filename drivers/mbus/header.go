@@ -71,7 +71,7 @@ func manufacturerName(v uint16, tx *text) string {
 }
 
 // mediumNames follows the EN 13757-3 table of device types (medium).
-var mediumNames = map[byte]string{
+var mediumNames = [0x38]string{
 	0x00: "Other",
 	0x01: "Oil",
 	0x02: "Electricity",
@@ -110,8 +110,8 @@ var mediumNames = map[byte]string{
 }
 
 func mediumName(m byte) string {
-	if s, ok := mediumNames[m]; ok {
-		return s
+	if int(m) < len(mediumNames) && mediumNames[m] != "" {
+		return mediumNames[m]
 	}
 	return fmt.Sprintf("Reserved (0x%02X)", m)
 }

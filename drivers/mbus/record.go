@@ -99,9 +99,9 @@ func decodeVIB(f []byte, off, end, rec int, tx *text) (valueInfo, int, error) {
 		e := f[off]
 		off++
 		if vif == 0xFB {
-			vi = fbVIF(e & 0x7F)
+			vi = fbVIFs[e&0x7F]
 		} else {
-			vi = fdVIF(e & 0x7F)
+			vi = fdVIFs[e&0x7F]
 		}
 		ext = e&0x80 != 0
 	case 0x7C:
@@ -118,7 +118,7 @@ func decodeVIB(f []byte, off, end, rec int, tx *text) (valueInfo, int, error) {
 		vi = valueInfo{quantity: tx.reversed(f[off : off+n]), unit: "-", mult: 1}
 		off += n
 	default:
-		vi = primaryVIF(vif & 0x7F)
+		vi = primaryVIFs[vif&0x7F]
 	}
 	manufacturer := vif == 0xFF
 	// VIFEs that qualify the quantity append to it in tx.

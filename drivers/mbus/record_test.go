@@ -3,7 +3,10 @@ package mbus
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"testing"
+
+	"github.com/osgate/osgate/drivers/core"
 )
 
 // header72 is a long header: ID 12345678, manufacturer TST, version 1,
@@ -160,5 +163,29 @@ func TestDecodeRejects(t *testing.T) {
 				t.Fatalf("got %v, want a DecodeError at byte %d", err, c.offset)
 			}
 		})
+	}
+}
+
+// scale finds the power of ten without a logarithm; it must give what
+// core.Scale gives for every factor the VIF tables and VIFEs produce, and
+// for factors near them.
+func TestScaleIsCoreScale(t *testing.T) {
+	var factors []float64
+	for e := -30; e <= 30; e++ {
+		m := pow10(e)
+		factors = append(factors, m, math.Nextafter(m, 0), math.Nextafter(m, math.Inf(1)), m*4.184, m*3600, m*0.028316846592)
+		for k := -6; k <= 3; k++ {
+			factors = append(factors, m*pow10(k))
+		}
+	}
+	factors = append(factors, 1, 60, 86400, 0, math.SmallestNonzeroFloat64, math.MaxFloat64, math.Inf(1), math.NaN(), -1, -0.001)
+	values := []float64{0, 1, -1, 7, 1234567, -230.1, 0.1, 123456789012, 1099511627777, 1 << 60, 3.4028234663852886e+38, 1.5e-7}
+	for _, m := range factors {
+		for _, v := range values {
+			got, want := scale(v, m), core.Scale(v, m)
+			if math.Float64bits(got) != math.Float64bits(want) && !(math.IsNaN(got) && math.IsNaN(want)) {
+				t.Errorf("scale(%v, %v) = %v, core.Scale gives %v", v, m, got, want)
+			}
+		}
 	}
 }

@@ -41,9 +41,9 @@ func decodeData(f []byte, off, end int, coding byte, msbFirst bool, vi *valueInf
 		if vi.kind != kindNumber && decodeDate(b, r, tx) {
 			return off, nil
 		}
-		r.Value = number(core.Scale(float64(signedInt(b)), vi.mult))
+		r.Value = number(scale(float64(signedInt(b)), vi.mult))
 	case 0x5:
-		r.Value = number(core.Scale(core.Float32(math.Float32frombits(binary.LittleEndian.Uint32(b))), vi.mult))
+		r.Value = number(scale(core.Float32(math.Float32frombits(binary.LittleEndian.Uint32(b))), vi.mult))
 	default: // BCD, 0x9–0xC and 0xE
 		r.Value = bcdValue(b, false, vi.mult, tx)
 	}
@@ -87,7 +87,7 @@ func decodeVariable(f []byte, off, end int, vi *valueInfo, r *Field, tx *text) (
 	case lvar <= 0xD9:
 		r.Value = bcdValue(b, lvar >= 0xD0, vi.mult, tx)
 	case n <= 8:
-		r.Value = number(core.Scale(float64(signedInt(b)), vi.mult))
+		r.Value = number(scale(float64(signedInt(b)), vi.mult))
 	default:
 		r.Value = textValue(tx.hexReversed(b))
 	}
@@ -122,7 +122,7 @@ func bcdValue(b []byte, neg bool, mult float64, tx *text) Value {
 	if neg {
 		v = -v
 	}
-	return number(core.Scale(v, mult))
+	return number(scale(v, mult))
 }
 
 func (t *text) bcdDigits(b []byte) string {

@@ -1,6 +1,10 @@
 package mbus
 
-import "github.com/osgate/osgate/drivers/core"
+import (
+	"math"
+
+	"github.com/osgate/osgate/drivers/core"
+)
 
 // What a value information block (VIF and VIFEs) says about a record's
 // value: its quantity, SI unit, the factor that turns the raw number into
@@ -25,6 +29,28 @@ const (
 // (core.Scale) and comes out as the decimal the meter sent.
 func pow10(e int) float64 { return core.Pow10(e) }
 
+// log10of2 bounds the decimal exponent of a float64 by its binary one.
+const log10of2 = 0.30102999566398119521
+
+// scale is core.Scale(v, m): v × m as a decimal shift when m is a power of
+// ten (pow10), else the product. It finds the power from m's binary
+// exponent instead of a logarithm: m = f × 2^b with f in [0.5, 1) puts
+// log10(m) in [(b-1)·log10(2), b·log10(2)), an interval narrower than 1,
+// so only its floor and the next integer can be the power.
+func scale(v, m float64) float64 {
+	if m == 1 {
+		return v // Shift by 0 is v itself
+	}
+	_, b := math.Frexp(m)
+	e := int(math.Floor(float64(b-1) * log10of2))
+	for _, c := range [2]int{e, e + 1} {
+		if c >= -22 && c <= 22 && core.Pow10(c) == m {
+			return core.Shift(v, c)
+		}
+	}
+	return v * m
+}
+
 // secondsPer turns the two-bit time unit nn of durations (s, min, h, d)
 // into seconds.
 var secondsPer = [4]float64{1, 60, 3600, 86400}
@@ -35,6 +61,20 @@ func num(quantity, unit string, exp int) valueInfo {
 
 func duration(quantity string, nn byte) valueInfo {
 	return valueInfo{quantity: quantity, unit: "s", mult: secondsPer[nn&3]}
+}
+
+// The VIF tables, computed once from the functions that define them.
+var (
+	primaryVIFs = vifTable(primaryVIF)
+	fbVIFs      = vifTable(fbVIF)
+	fdVIFs      = vifTable(fdVIF)
+)
+
+func vifTable(decode func(byte) valueInfo) (t [128]valueInfo) {
+	for v := range t {
+		t[v] = decode(byte(v))
+	}
+	return t
 }
 
 // primaryVIF decodes a VIF of the primary table, EN 13757-3 "primary VIF

@@ -2,7 +2,7 @@ package mbus
 
 // fdNames holds the plain entries (no unit, factor 1) of the first
 // extension table, VIF 0xFD, EN 13757-3 "main VIFE code extension table".
-var fdNames = map[byte]string{
+var fdNames = [0x80]string{
 	0x08: "Access Number (transmission count)",
 	0x09: "Medium",
 	0x0A: "Manufacturer",
@@ -87,7 +87,7 @@ func fdVIF(v byte) valueInfo {
 	case v == 0x70:
 		return valueInfo{quantity: "Date and time of battery change", unit: "-", mult: 1, kind: kindDateTime}
 	}
-	if s, ok := fdNames[v]; ok {
+	if s := fdNames[v&0x7F]; s != "" {
 		return num(s, "", 0)
 	}
 	return num("Reserved", "", 0)

@@ -2,7 +2,7 @@ package mbus
 
 // recordErrors are the VIFE codes 0x00–0x1F a meter sends to say a record's
 // value is not valid, EN 13757-3 "codes for record errors".
-var recordErrors = map[byte]string{
+var recordErrors = [0x20]string{
 	0x00: "no error",
 	0x01: "too many DIFEs",
 	0x02: "storage number not implemented",
@@ -25,7 +25,7 @@ var recordErrors = map[byte]string{
 
 // combinableNames are the orthogonal VIFEs, EN 13757-3 "combinable
 // (orthogonal) VIFE code extension table", that only qualify the quantity.
-var combinableNames = map[byte]string{
+var combinableNames = [0x80]string{
 	0x20: "per second",
 	0x21: "per minute",
 	0x22: "per hour",
@@ -89,7 +89,7 @@ func applyVIFE(e byte, vi *valueInfo, tx *text) (manufacturer bool) {
 		tx.b.WriteString(" (additive correction constant)")
 		return false
 	case e <= 0x1F:
-		if s, ok := recordErrors[e]; ok {
+		if s := recordErrors[e]; s != "" {
 			tx.b.WriteString(" (record error: ")
 			tx.b.WriteString(s)
 			tx.b.WriteByte(')')
@@ -101,7 +101,7 @@ func applyVIFE(e byte, vi *valueInfo, tx *text) (manufacturer bool) {
 		tx.b.WriteString(" (duration of limit exceed)")
 		return false
 	}
-	if s, ok := combinableNames[e]; ok {
+	if s := combinableNames[e&0x7F]; s != "" {
 		tx.b.WriteString(" (")
 		tx.b.WriteString(s)
 		tx.b.WriteByte(')')
