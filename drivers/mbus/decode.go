@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 )
 
 // DecodeError is a malformed frame: what is wrong and at which byte of the
@@ -41,23 +42,32 @@ const ciOffset = 6
 func Decode(frame []byte) (*Telegram, error) {
 	var d Decoder
 	// The fields of a frame are gathered on the stack (outside d, which
-	// the telegram copies from) and copied once into its records.
+	// the telegram copies from) and copied once into its records; its text
+	// is written to a buffer from a pool and copied once into a string.
 	var buf [48]Field
-	fields, err := d.decode(frame, buf[:0])
+	tx := textPool.Get().(*text)
+	fields, err := d.decode(frame, buf[:0], tx)
+	tx.b = tx.b[:0]
+	textPool.Put(tx)
 	if err != nil {
 		return nil, err
 	}
 	return d.telegram(fields), nil
 }
 
+// textPool holds the text buffers of Decode, which has no Decoder to keep
+// one in.
+var textPool = sync.Pool{New: func() any { return new(text) }}
+
 // Decoder decodes frames into storage it keeps and reuses: after Decode,
 // its fields describe the frame until the next Decode overwrites them.
-// Fields keeps its array from frame to frame and values are not boxed in
-// interfaces, so decoding a frame costs one allocation, for the text of
-// its strings (identifier, manufacturer, dates, text values, quantities
-// with VIFE suffixes). Those strings stay valid after the next Decode:
-// each frame's text has a buffer of its own. The zero Decoder is ready;
-// it is not safe for concurrent use.
+// Fields and the buffer the strings are written to keep their arrays from
+// frame to frame, and values are not boxed in interfaces, so decoding a
+// frame costs one allocation: one string of the frame's text (identifier,
+// manufacturer, dates, text values, quantities with VIFE suffixes), of
+// which the strings in the fields are parts. Those strings stay valid
+// after the next Decode. The zero Decoder is ready; it is not safe for
+// concurrent use.
 type Decoder struct {
 	Header Header
 	Fields []Field
@@ -75,22 +85,39 @@ type Decoder struct {
 // Decode decodes one long frame as the package's Decode does, into d. After
 // an error, d holds what was decoded before it.
 func (d *Decoder) Decode(frame []byte) error {
+	d.tx.b = d.tx.b[:0]
 	var err error
-	d.Fields, err = d.decode(frame, d.Fields[:0])
+	d.Fields, err = d.decode(frame, d.Fields[:0], &d.tx)
 	return err
 }
 
 // decode decodes frame into d, appending its records to fields rather than
-// d.Fields.
-func (d *Decoder) decode(frame []byte, fields []Field) ([]Field, error) {
+// d.Fields and writing its text to tx rather than d.tx.
+func (d *Decoder) decode(frame []byte, fields []Field, tx *text) ([]Field, error) {
 	d.Header = Header{}
 	d.More = false
 	if err := checkLongFrame(frame); err != nil {
 		return fields, err
 	}
 	d.Control, d.Address, d.CI = frame[4], frame[5], frame[ciOffset]
-	d.tx.reset(len(frame))
-	tx := &d.tx
+	fields, err := d.decodeData(frame, fields, tx)
+	// The strings of the fields (and of the header) are parts of one.
+	all := string(tx.b)
+	d.Header.ID, d.Header.Manufacturer = d.Header.id.in(all), d.Header.manufacturer.in(all)
+	for i := range fields {
+		f := &fields[i]
+		if f.qtext.ok {
+			f.Quantity = f.qtext.in(all)
+		}
+		if f.vtext.ok {
+			f.Value.Text = f.vtext.in(all)
+		}
+	}
+	return fields, err
+}
+
+// decodeData decodes the application layer after the link-layer fields.
+func (d *Decoder) decodeData(frame []byte, fields []Field, tx *text) ([]Field, error) {
 	end := len(frame) - 2 // checksum and stop byte
 	switch d.CI {
 	case ciError:
@@ -100,15 +127,15 @@ func (d *Decoder) decode(frame []byte, fields []Field) ([]Field, error) {
 		if err != nil {
 			return fields, err
 		}
-		return decodeRecords(frame, off, end, d.CI == ciVariableMSB, d, fields)
+		return decodeRecords(frame, off, end, d.CI == ciVariableMSB, d, fields, tx)
 	case ciVariableShrt:
 		off, err := decodeShortHeader(frame, ciOffset+1, end, &d.Header)
 		if err != nil {
 			return fields, err
 		}
-		return decodeRecords(frame, off, end, false, d, fields)
+		return decodeRecords(frame, off, end, false, d, fields, tx)
 	case ciFixed, ciFixedMSB:
-		return decodeFixed(frame, ciOffset+1, end, d.CI == ciFixedMSB, d, fields)
+		return decodeFixed(frame, ciOffset+1, end, d.CI == ciFixedMSB, d, fields, tx)
 	}
 	return fields, errAt(ciOffset, "CI field 0x%02X is not a meter response this decoder knows (0x70, 0x72, 0x73, 0x76, 0x77, 0x7A)", d.CI)
 }

@@ -43,8 +43,7 @@ func fixedUnit(c byte) valueInfo {
 	return num("Reserved", "", 0)
 }
 
-func decodeFixed(f []byte, off, end int, msbFirst bool, d *Decoder, fields []Field) ([]Field, error) {
-	tx := &d.tx
+func decodeFixed(f []byte, off, end int, msbFirst bool, d *Decoder, fields []Field, tx *text) ([]Field, error) {
 	if end-off < fixedLen {
 		return fields, errAt(end, "fixed data structure is truncated: needs %d bytes, %d left", fixedLen, end-off)
 	}
@@ -55,11 +54,11 @@ func decodeFixed(f []byte, off, end int, msbFirst bool, d *Decoder, fields []Fie
 	status := b[5]
 	medium := b[6]>>6 | (b[7]>>6)<<2
 	d.Header = Header{
-		ID:           bcdID(b[0:4], tx),
 		AccessNumber: int(b[4]),
 		Status:       int(status),
 		MediumCode:   int(medium),
 		Medium:       mediumName(medium),
+		id:           bcdID(b[0:4], tx),
 	}
 	u1, u2 := fixedUnit(b[6]&0x3F), fixedUnit(b[7]&0x3F)
 	storage2 := 0
@@ -85,7 +84,7 @@ func fixedCounter(c []byte, status byte, msbFirst bool, u valueInfo, storage, of
 	if status&fixedStatusBinary != 0 {
 		r.Value = number(scale(float64(binary.LittleEndian.Uint32(buf[:])), u.mult))
 	} else {
-		r.Value = bcdValue(buf[:], false, u.mult, tx)
+		bcdValue(buf[:], false, u.mult, &r, tx)
 	}
 	return r
 }

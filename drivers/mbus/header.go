@@ -17,9 +17,9 @@ func decodeLongHeader(f []byte, off, end int, h *Header, tx *text) (int, error) 
 		return 0, errAt(end, "header is truncated: the long header needs %d bytes, %d left", longHeaderLen, end-off)
 	}
 	b := f[off : off+longHeaderLen]
-	h.ID = bcdID(b[0:4], tx)
+	h.id = bcdID(b[0:4], tx)
 	h.manCode = binary.LittleEndian.Uint16(b[4:6])
-	h.Manufacturer = manufacturerName(h.manCode, tx)
+	h.manufacturer = manufacturerName(h.manCode, tx)
 	h.Version = int(b[6])
 	h.MediumCode = int(b[7])
 	h.Medium = mediumName(b[7])
@@ -46,7 +46,7 @@ func decodeShortHeader(f []byte, off, end int, h *Header) (int, error) {
 
 // bcdID renders 4 BCD bytes, least significant first, as 8 digits. Nibbles
 // above 9 are kept as hex digits (F is a wildcard in selections).
-func bcdID(b []byte, tx *text) string {
+func bcdID(b []byte, tx *text) span {
 	start := tx.mark()
 	for i := 3; i >= 0; i-- {
 		tx.hexByte(b[i])
@@ -56,7 +56,7 @@ func bcdID(b []byte, tx *text) string {
 
 // manufacturerName decodes the EN 13757-3 manufacturer code: three letters
 // of 5 bits each, 'A' = 1.
-func manufacturerName(v uint16, tx *text) string {
+func manufacturerName(v uint16, tx *text) span {
 	l := [3]byte{byte(v>>10&0x1F) + 64, byte(v>>5&0x1F) + 64, byte(v&0x1F) + 64}
 	start := tx.mark()
 	for _, c := range l {
@@ -66,7 +66,7 @@ func manufacturerName(v uint16, tx *text) string {
 			return tx.from(start)
 		}
 	}
-	tx.b.Write(l[:])
+	tx.b = append(tx.b, l[:]...)
 	return tx.from(start)
 }
 
@@ -109,9 +109,16 @@ var mediumNames = [0x38]string{
 	0x37: "Radio converter (meter side)",
 }
 
-func mediumName(m byte) string {
-	if int(m) < len(mediumNames) && mediumNames[m] != "" {
-		return mediumNames[m]
+// mediumText names every medium byte, the reserved ones "Reserved (0x3F)".
+var mediumText = func() (t [256]string) {
+	for m := range t {
+		if m < len(mediumNames) && mediumNames[m] != "" {
+			t[m] = mediumNames[m]
+		} else {
+			t[m] = fmt.Sprintf("Reserved (0x%02X)", m)
+		}
 	}
-	return fmt.Sprintf("Reserved (0x%02X)", m)
-}
+	return t
+}()
+
+func mediumName(m byte) string { return mediumText[m] }

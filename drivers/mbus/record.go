@@ -8,8 +8,7 @@ var functionNames = [4]string{FuncInstantaneous, FuncMaximum, FuncMinimum, FuncE
 // decodeRecords appends the data records in f[off:end] to fields.
 // msbFirst is mode 2 (CI 0x76): multi-byte data fields are sent most
 // significant byte first.
-func decodeRecords(f []byte, off, end int, msbFirst bool, d *Decoder, fields []Field) ([]Field, error) {
-	tx := &d.tx
+func decodeRecords(f []byte, off, end int, msbFirst bool, d *Decoder, fields []Field, tx *text) ([]Field, error) {
 	for off < end {
 		dif := f[off]
 		switch {
@@ -18,7 +17,7 @@ func decodeRecords(f []byte, off, end int, msbFirst bool, d *Decoder, fields []F
 			continue
 		case dif == 0x0F || dif == 0x1F:
 			// Manufacturer specific data up to the end of the telegram.
-			r := Field{Function: FuncManufacturerSpecific, Offset: off, Value: textValue(tx.hexBytes(f[off+1 : end]))}
+			r := Field{Function: FuncManufacturerSpecific, Offset: off, Value: Value{Kind: ValueText}, vtext: tx.hexBytes(f[off+1 : end])}
 			if dif == 0x1F {
 				r.Function = FuncMoreRecordsFollow
 				d.More = true
@@ -69,7 +68,7 @@ func decodeRecord(f []byte, off, end int, msbFirst bool, r *Field, tx *text) (in
 		return 0, err
 	}
 	off = next
-	r.Quantity, r.Unit = vi.quantity, vi.unit
+	r.Quantity, r.qtext, r.Unit = vi.quantity, vi.qtext, vi.unit
 
 	next, err = decodeData(f, off, end, coding, msbFirst, &vi, r, tx)
 	if err != nil {
@@ -115,7 +114,7 @@ func decodeVIB(f []byte, off, end, rec int, tx *text) (valueInfo, int, error) {
 		if n > end-off {
 			return vi, 0, errAt(off, "plain-text VIF of record at byte %d says %d characters, only %d bytes left", rec, n, end-off)
 		}
-		vi = valueInfo{quantity: tx.reversed(f[off : off+n]), unit: "-", mult: 1}
+		vi = valueInfo{qtext: tx.reversed(f[off : off+n]), unit: "-", mult: 1}
 		off += n
 	default:
 		vi = primaryVIFs[vif&0x7F]
@@ -136,22 +135,26 @@ func decodeVIB(f []byte, off, end, rec int, tx *text) (valueInfo, int, error) {
 		if !manufacturer {
 			if qstart < 0 {
 				qstart = tx.mark()
-				tx.b.WriteString(vi.quantity)
+				if vi.qtext.ok {
+					tx.b = append(tx.b, tx.b[vi.qtext.start:vi.qtext.end]...)
+				} else {
+					tx.writeString(vi.quantity)
+				}
 			}
 			manufacturer = applyVIFE(e&0x7F, &vi, tx)
 		}
 	}
 	if qstart >= 0 {
-		vi.quantity = tx.from(qstart)
+		vi.qtext = tx.from(qstart)
 	}
 	return vi, off, nil
 }
 
-// reversed turns characters sent last-first into a string.
-func (t *text) reversed(b []byte) string {
+// reversed writes characters sent last-first in the order read.
+func (t *text) reversed(b []byte) span {
 	start := t.mark()
 	for i := len(b) - 1; i >= 0; i-- {
-		t.b.WriteByte(b[i])
+		t.writeByte(b[i])
 	}
 	return t.from(start)
 }

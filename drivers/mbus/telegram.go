@@ -35,6 +35,8 @@ type Header struct {
 	Signature    int `json:"signature"`
 
 	manCode uint16 // the manufacturer field as sent
+
+	id, manufacturer span // ID and Manufacturer while the text is written
 }
 
 // SecondaryAddress is the header as a 16-hex-digit secondary address: ID,
@@ -112,8 +114,6 @@ func (v Value) Any() any {
 
 func number(f float64) Value { return Value{Kind: ValueNumber, Num: f} }
 
-func textValue(s string) Value { return Value{Kind: ValueText, Text: s} }
-
 // Field is a data record as a Decoder holds it: a Record whose value is a
 // Value rather than an interface.
 type Field struct {
@@ -126,6 +126,15 @@ type Field struct {
 	Value    Value
 	Invalid  bool
 	Offset   int
+
+	// Quantity and Value.Text while the frame's text is written.
+	qtext, vtext span
+}
+
+// setText makes the value the text at s.
+func (f *Field) setText(s span) {
+	f.Value = Value{Kind: ValueText}
+	f.vtext = s
 }
 
 // Record returns the field as a Record (its value boxed in an interface).

@@ -1,42 +1,37 @@
 package mbus
 
-import "strings"
-
 // text holds the strings of one decoded frame (identifier, manufacturer,
-// dates, text values, quantities with their VIFEs) in one buffer: each
-// string is a slice of the buffer, which later writes leave alone (a
-// strings.Builder never changes what it has handed out), so the text of a
-// frame costs one allocation rather than one a string.
-type text struct{ b strings.Builder }
+// dates, text values, quantities with their VIFEs) while it is decoded:
+// they are written to one buffer, which a Decoder reuses, and the decoded
+// fields note where theirs are (a span). When the frame is done the buffer
+// becomes one string and the fields get substrings of it: the text of a
+// frame costs one allocation of its size rather than one a string.
+type text struct{ b []byte }
 
-// newText sizes the buffer for the text of a frame of n bytes.
-func newText(n int) *text {
-	t := &text{}
-	t.reset(n)
-	return t
+// span is a string in a text: b[start:end]. The zero span is no string.
+type span struct {
+	start, end int
+	ok         bool
 }
 
-// reset starts a new buffer for the text of a frame of n bytes (the
-// strings handed out from the old one stay as they are). A few characters
-// a byte covers dates, hex and quantities with suffixes; more only costs
-// another allocation.
-func (t *text) reset(n int) {
-	t.b = strings.Builder{}
-	t.b.Grow(64 + 4*n)
-}
+// in returns the span's string from the text turned into a string.
+func (s span) in(all string) string { return all[s.start:s.end] }
 
 // mark is where the next string starts.
-func (t *text) mark() int { return t.b.Len() }
+func (t *text) mark() int { return len(t.b) }
 
 // from is what was written since start.
-func (t *text) from(start int) string { return t.b.String()[start:] }
+func (t *text) from(start int) span { return span{start: start, end: len(t.b), ok: true} }
+
+func (t *text) writeByte(c byte) { t.b = append(t.b, c) }
+
+func (t *text) writeString(s string) { t.b = append(t.b, s...) }
 
 const hexDigits = "0123456789ABCDEF"
 
 // hexByte writes x as two upper-case hex digits.
 func (t *text) hexByte(x byte) {
-	t.b.WriteByte(hexDigits[x>>4])
-	t.b.WriteByte(hexDigits[x&0x0F])
+	t.b = append(t.b, hexDigits[x>>4], hexDigits[x&0x0F])
 }
 
 // digits writes v in decimal with at least width digits (v ≥ 0).
@@ -49,5 +44,5 @@ func (t *text) digits(v, width int) {
 		v /= 10
 		width--
 	}
-	t.b.Write(buf[i:])
+	t.b = append(t.b, buf[i:]...)
 }

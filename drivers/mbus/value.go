@@ -45,7 +45,7 @@ func decodeData(f []byte, off, end int, coding byte, msbFirst bool, vi *valueInf
 	case 0x5:
 		r.Value = number(scale(core.Float32(math.Float32frombits(binary.LittleEndian.Uint32(b))), vi.mult))
 	default: // BCD, 0x9–0xC and 0xE
-		r.Value = bcdValue(b, false, vi.mult, tx)
+		bcdValue(b, false, vi.mult, r, tx)
 	}
 	return off, nil
 }
@@ -83,13 +83,13 @@ func decodeVariable(f []byte, off, end int, vi *valueInfo, r *Field, tx *text) (
 	off += n
 	switch {
 	case lvar <= 0xBF:
-		r.Value = textValue(tx.reversed(b))
+		r.setText(tx.reversed(b))
 	case lvar <= 0xD9:
-		r.Value = bcdValue(b, lvar >= 0xD0, vi.mult, tx)
+		bcdValue(b, lvar >= 0xD0, vi.mult, r, tx)
 	case n <= 8:
 		r.Value = number(scale(float64(signedInt(b)), vi.mult))
 	default:
-		r.Value = textValue(tx.hexReversed(b))
+		r.setText(tx.hexReversed(b))
 	}
 	return off, nil
 }
@@ -106,8 +106,9 @@ func signedInt(b []byte) int64 {
 
 // bcdValue decodes packed BCD, least significant byte first. An F in the
 // most significant digit is a minus sign. A field with other non-decimal
-// digits is not a number: it is returned as its digits ("12E4").
-func bcdValue(b []byte, neg bool, mult float64, tx *text) Value {
+// digits is not a number: its value is its digits ("12E4"). The value
+// goes to r.
+func bcdValue(b []byte, neg bool, mult float64, r *Field, tx *text) {
 	var v float64
 	for i := len(b) - 1; i >= 0; i-- {
 		hi, lo := b[i]>>4, b[i]&0x0F
@@ -115,17 +116,18 @@ func bcdValue(b []byte, neg bool, mult float64, tx *text) Value {
 			neg, hi = true, 0
 		}
 		if hi > 9 || lo > 9 {
-			return textValue(tx.bcdDigits(b))
+			r.setText(tx.bcdDigits(b))
+			return
 		}
 		v = v*100 + float64(hi*10+lo)
 	}
 	if neg {
 		v = -v
 	}
-	return number(scale(v, mult))
+	r.Value = number(scale(v, mult))
 }
 
-func (t *text) bcdDigits(b []byte) string {
+func (t *text) bcdDigits(b []byte) span {
 	start := t.mark()
 	for i := len(b) - 1; i >= 0; i-- {
 		t.hexByte(b[i])
@@ -146,38 +148,38 @@ func decodeDate(b []byte, r *Field, tx *text) bool {
 		tx.clock(int(b[2]&0x1F), int(b[1]&0x3F), int(b[0]&0x3F))
 	case 4:
 		tx.date(dateFields(b[2], b[3], b[1]>>5&3))
-		tx.b.WriteByte('T')
+		tx.writeByte('T')
 		tx.clock(int(b[1]&0x1F), int(b[0]&0x3F), 0)
-		tx.b.WriteByte('Z')
+		tx.writeByte('Z')
 		r.Invalid = b[0]&0x80 != 0
 	case 6:
 		tx.date(dateFields(b[3], b[4], 0))
-		tx.b.WriteByte('T')
+		tx.writeByte('T')
 		tx.clock(int(b[2]&0x1F), int(b[1]&0x3F), int(b[0]&0x3F))
-		tx.b.WriteByte('Z')
+		tx.writeByte('Z')
 		r.Invalid = b[1]&0x80 != 0
 	default:
 		return false
 	}
-	r.Value = textValue(tx.from(start))
+	r.setText(tx.from(start))
 	return true
 }
 
 // date writes year-month-day, "2013-05-31".
 func (t *text) date(year, month, day int) {
 	t.digits(year, 4)
-	t.b.WriteByte('-')
+	t.writeByte('-')
 	t.digits(month, 2)
-	t.b.WriteByte('-')
+	t.writeByte('-')
 	t.digits(day, 2)
 }
 
 // clock writes hours:minutes:seconds, "15:25:00".
 func (t *text) clock(h, m, s int) {
 	t.digits(h, 2)
-	t.b.WriteByte(':')
+	t.writeByte(':')
 	t.digits(m, 2)
-	t.b.WriteByte(':')
+	t.writeByte(':')
 	t.digits(s, 2)
 }
 
@@ -198,14 +200,17 @@ func dateFields(dy, my, hundreds byte) (year, month, day int) {
 }
 
 // hexBytes renders bytes in the order sent, "0A 1B 2C".
-func hexBytes(b []byte) string { return newText(len(b)).hexBytes(b) }
+func hexBytes(b []byte) string {
+	var t text
+	return t.hexBytes(b).in(string(t.b))
+}
 
 // hexBytes renders bytes in the order sent, "0A 1B 2C", into t.
-func (t *text) hexBytes(b []byte) string {
+func (t *text) hexBytes(b []byte) span {
 	start := t.mark()
 	for i, x := range b {
 		if i > 0 {
-			t.b.WriteByte(' ')
+			t.writeByte(' ')
 		}
 		t.hexByte(x)
 	}
@@ -214,11 +219,11 @@ func (t *text) hexBytes(b []byte) string {
 
 // hexReversed renders a long binary number most significant byte first,
 // "2C 1B 0A".
-func (t *text) hexReversed(b []byte) string {
+func (t *text) hexReversed(b []byte) span {
 	start := t.mark()
 	for i := len(b) - 1; i >= 0; i-- {
 		if i < len(b)-1 {
-			t.b.WriteByte(' ')
+			t.writeByte(' ')
 		}
 		t.hexByte(b[i])
 	}

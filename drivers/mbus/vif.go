@@ -11,6 +11,7 @@ import (
 // that unit, and whether the data is a number, a date or a time.
 type valueInfo struct {
 	quantity string
+	qtext    span // the quantity, when it is in the frame's text
 	unit     string
 	mult     float64
 	kind     valueKind

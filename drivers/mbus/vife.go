@@ -83,30 +83,30 @@ func applyVIFE(e byte, vi *valueInfo, tx *text) (manufacturer bool) {
 		vi.mult *= 1000
 		return false
 	case e == 0x7F:
-		tx.b.WriteString(" (manufacturer specific VIFE)")
+		tx.writeString(" (manufacturer specific VIFE)")
 		return true
 	case e >= 0x78 && e <= 0x7B:
-		tx.b.WriteString(" (additive correction constant)")
+		tx.writeString(" (additive correction constant)")
 		return false
 	case e <= 0x1F:
 		if s := recordErrors[e]; s != "" {
-			tx.b.WriteString(" (record error: ")
-			tx.b.WriteString(s)
-			tx.b.WriteByte(')')
+			tx.writeString(" (record error: ")
+			tx.writeString(s)
+			tx.writeByte(')')
 		} else {
-			tx.b.WriteString(" (record error: reserved)")
+			tx.writeString(" (record error: reserved)")
 		}
 		return false
 	case e >= 0x50 && e <= 0x6F:
-		tx.b.WriteString(" (duration of limit exceed)")
+		tx.writeString(" (duration of limit exceed)")
 		return false
 	}
 	if s := combinableNames[e&0x7F]; s != "" {
-		tx.b.WriteString(" (")
-		tx.b.WriteString(s)
-		tx.b.WriteByte(')')
+		tx.writeString(" (")
+		tx.writeString(s)
+		tx.writeByte(')')
 		return false
 	}
-	tx.b.WriteString(" (reserved VIFE)")
+	tx.writeString(" (reserved VIFE)")
 	return false
 }
