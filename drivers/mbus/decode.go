@@ -85,9 +85,22 @@ type Decoder struct {
 // Decode decodes one long frame as the package's Decode does, into d. After
 // an error, d holds what was decoded before it.
 func (d *Decoder) Decode(frame []byte) error {
+	return d.decodeAppend(frame, d.Fields[:0])
+}
+
+// DecodeMore decodes the next telegram of a readout (the meter's reply
+// after one with More set) as Decode does, except that its records are
+// appended to Fields: after the last telegram, Fields holds the records
+// of the whole readout. Header and the link-layer fields are the new
+// telegram's.
+func (d *Decoder) DecodeMore(frame []byte) error {
+	return d.decodeAppend(frame, d.Fields)
+}
+
+func (d *Decoder) decodeAppend(frame []byte, fields []Field) error {
 	d.tx.b = d.tx.b[:0]
 	var err error
-	d.Fields, err = d.decode(frame, d.Fields[:0], &d.tx)
+	d.Fields, err = d.decode(frame, fields, &d.tx)
 	return err
 }
 
@@ -100,11 +113,12 @@ func (d *Decoder) decode(frame []byte, fields []Field, tx *text) ([]Field, error
 		return fields, err
 	}
 	d.Control, d.Address, d.CI = frame[4], frame[5], frame[ciOffset]
+	first := len(fields)
 	fields, err := d.decodeData(frame, fields, tx)
-	// The strings of the fields (and of the header) are parts of one.
+	// The strings of the new fields (and of the header) are parts of one.
 	all := string(tx.b)
 	d.Header.ID, d.Header.Manufacturer = d.Header.id.in(all), d.Header.manufacturer.in(all)
-	for i := range fields {
+	for i := first; i < len(fields); i++ {
 		f := &fields[i]
 		if f.qtext.ok {
 			f.Quantity = f.qtext.in(all)
