@@ -307,37 +307,52 @@ func (b *Bus) selectSecondary(ctx context.Context, sec string, policy retry) err
 // while the meter says more records follow. The first request has FCB set,
 // as after SND_NKE.
 func (b *Bus) readout(ctx context.Context, a byte, maxTelegrams int) ([]*Telegram, error) {
-	fcb := true
 	var out []*Telegram
-	for len(out) < maxTelegrams {
+	var tg *Telegram
+	err := b.readoutTo(ctx, a, maxTelegrams, func(frame []byte, _ int) (byte, bool, error) {
+		var err error
+		if tg, err = Decode(frame); err != nil {
+			return 0, false, err
+		}
+		return tg.Address, tg.More, nil
+	}, func() { out = append(out, tg) })
+	return out, err
+}
+
+// readoutTo is readout with the telegrams given to decode, the n-th
+// (0-based) as it arrives (frame is only valid during the call), and to
+// keep once its address has been checked.
+func (b *Bus) readoutTo(ctx context.Context, a byte, maxTelegrams int, decode func(frame []byte, n int) (addr byte, more bool, err error), keep func()) error {
+	fcb := true
+	for n := 0; n < maxTelegrams; n++ {
 		c := byte(cReqUD2)
 		if fcb {
 			c |= fcbBit
 		}
 		r, err := b.request(ctx, shortFrame(c, a), retryAll)
 		if err != nil {
-			return out, fmt.Errorf("REQ_UD2 to %d (telegram %d): %w", a, len(out)+1, err)
+			return fmt.Errorf("REQ_UD2 to %d (telegram %d): %w", a, n+1, err)
 		}
 		if r.ack {
-			return out, fmt.Errorf("REQ_UD2 to %d: %w: an ACK instead of data", a, errUnexpected)
+			return fmt.Errorf("REQ_UD2 to %d: %w: an ACK instead of data", a, errUnexpected)
 		}
-		tg, err := Decode(append([]byte(nil), r.frame...))
+		from, more, err := decode(r.frame, n)
 		if err != nil {
-			return out, fmt.Errorf("REQ_UD2 to %d (telegram %d): %w", a, len(out)+1, err)
+			return fmt.Errorf("REQ_UD2 to %d (telegram %d): %w", a, n+1, err)
 		}
-		if a <= addrMaxPrimary && tg.Address != a {
-			return out, fmt.Errorf("REQ_UD2 to %d: %w: reply from address %d", a, errUnexpected, tg.Address)
+		if a <= addrMaxPrimary && from != a {
+			return fmt.Errorf("REQ_UD2 to %d: %w: reply from address %d", a, errUnexpected, from)
 		}
-		out = append(out, tg)
-		if !tg.More {
-			return out, nil
+		keep()
+		if !more {
+			return nil
 		}
 		fcb = !fcb
 	}
 	if maxTelegrams == b.cfg.MaxTelegrams {
 		b.log.Warn("mbus: meter still has more records after the telegram limit", "address", a, "max_telegrams", maxTelegrams)
 	}
-	return out, nil
+	return nil
 }
 
 // Read reads all telegrams of the meter at addr: SND_NKE and REQ_UD2 for a
@@ -346,30 +361,54 @@ func (b *Bus) readout(ctx context.Context, a byte, maxTelegrams int) ([]*Telegra
 // REQ_UD2 to address 253.
 func (b *Bus) Read(ctx context.Context, addr Address) ([]*Telegram, error) {
 	var out []*Telegram
-	err := b.with(ctx, func() error {
+	var tg *Telegram
+	err := b.read(ctx, addr, func(frame []byte, _ int) (byte, bool, error) {
 		var err error
+		if tg, err = Decode(frame); err != nil {
+			return 0, false, err
+		}
+		return tg.Address, tg.More, nil
+	}, func() { out = append(out, tg) })
+	return out, err
+}
+
+// ReadInto reads the meter at addr as Read does, decoding its telegrams
+// into d: afterwards d.Fields holds the records of all of them, and
+// d.Header the header of the last.
+func (b *Bus) ReadInto(ctx context.Context, addr Address, d *Decoder) error {
+	return b.read(ctx, addr, func(frame []byte, n int) (byte, bool, error) {
+		var err error
+		if n == 0 {
+			err = d.Decode(frame)
+		} else {
+			err = d.DecodeMore(frame)
+		}
+		return d.Address, d.More, err
+	}, func() {})
+}
+
+func (b *Bus) read(ctx context.Context, addr Address, decode func(frame []byte, n int) (byte, bool, error), keep func()) error {
+	err := b.with(ctx, func() error {
 		if addr.Secondary == "" {
 			a := byte(addr.Primary)
-			if err = b.sndNKE(ctx, a, retryAll); err != nil {
+			if err := b.sndNKE(ctx, a, retryAll); err != nil {
 				return err
 			}
-			out, err = b.readout(ctx, a, b.cfg.MaxTelegrams)
+			return b.readoutTo(ctx, a, b.cfg.MaxTelegrams, decode, keep)
+		}
+		if err := b.selectSecondary(ctx, addr.Secondary, retryAll); err != nil {
 			return err
 		}
-		if err = b.selectSecondary(ctx, addr.Secondary, retryAll); err != nil {
+		if err := b.sndNKE(ctx, addrSelected, retryAll); err != nil {
 			return err
 		}
-		if err = b.sndNKE(ctx, addrSelected, retryAll); err != nil {
+		if err := b.selectSecondary(ctx, addr.Secondary, retryAll); err != nil {
 			return err
 		}
-		if err = b.selectSecondary(ctx, addr.Secondary, retryAll); err != nil {
-			return err
-		}
-		out, err = b.readout(ctx, addrSelected, b.cfg.MaxTelegrams)
-		return err
+		return b.readoutTo(ctx, addrSelected, b.cfg.MaxTelegrams, decode, keep)
 	})
 	if err != nil {
-		return out, fmt.Errorf("mbus: read %s on %s: %w", addr, b.cfg.Path, err)
+		return fmt.Errorf("mbus: read %s on %s: %w", addr, b.cfg.Path, err)
 	}
-	return out, nil
+	return nil
 }

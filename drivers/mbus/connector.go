@@ -57,25 +57,25 @@ func (c *Connector) Poll(ctx context.Context, d *core.Device) ([]core.Reading, e
 	if !ok {
 		return nil, fmt.Errorf("mbus: device %q is not configured on connector %q", d.Name, c.name)
 	}
-	tgs, err := c.bus.Read(ctx, dev.addr)
-	if err != nil {
+	// The device's decoder keeps its storage from poll to poll; only the
+	// values of the channels become interfaces, in their readings.
+	dev.mu.Lock()
+	defer dev.mu.Unlock()
+	if err := c.bus.ReadInto(ctx, dev.addr, &dev.dec); err != nil {
 		c.log.Warn("mbus: poll failed", "device", d.Name, "address", dev.addr.String(), "err", err)
 		return nil, err
 	}
 	now := time.Now()
-	var records []Record
-	for _, tg := range tgs {
-		records = append(records, tg.Records...)
-	}
+	fields := dev.dec.Fields
 	out := make([]core.Reading, 0, len(dev.channels))
 	for _, sel := range dev.channels {
-		r, err := sel.pick(records)
+		f, err := sel.pick(fields)
 		if err != nil {
 			c.log.Debug("mbus: channel not in readout", "device", d.Name, "channel", sel.channel, "err", err)
 			out = append(out, core.BadReading(d.Name, sel.channel, now, err))
 			continue
 		}
-		out = append(out, reading(d.Name, sel.channel, r, now))
+		out = append(out, reading(d.Name, sel.channel, f, now))
 	}
 	return out, nil
 }
@@ -84,41 +84,42 @@ func (c *Connector) Poll(ctx context.Context, d *core.Device) ([]core.Reading, e
 var ErrNoRecord = errors.New("no such record in the meter's readout")
 
 // pick finds the channel's record: by index, or the first that matches.
-func (s selector) pick(records []Record) (Record, error) {
+func (s selector) pick(records []Field) (*Field, error) {
 	if s.record >= 0 {
 		if s.record < len(records) {
-			return records[s.record], nil
+			return &records[s.record], nil
 		}
-		return Record{}, fmt.Errorf("mbus: %s: %w (it has %d records)", s, ErrNoRecord, len(records))
+		return nil, fmt.Errorf("mbus: %s: %w (it has %d records)", s, ErrNoRecord, len(records))
 	}
-	for _, r := range records {
+	for i := range records {
+		r := &records[i]
 		if strings.EqualFold(r.Quantity, s.quantity) && r.Function == s.function &&
 			r.Storage == s.storage && r.Tariff == s.tariff && r.Device == s.subunit {
 			return r, nil
 		}
 	}
-	return Record{}, fmt.Errorf("mbus: %s: %w (it has %d records)", s, ErrNoRecord, len(records))
+	return nil, fmt.Errorf("mbus: %s: %w (it has %d records)", s, ErrNoRecord, len(records))
 }
 
 // ErrInvalidValue is a record the meter itself marks as invalid.
 var ErrInvalidValue = errors.New("the meter marks the value invalid")
 
-func reading(dev, ch string, r Record, now time.Time) core.Reading {
+func reading(dev, ch string, r *Field, now time.Time) core.Reading {
 	if r.Invalid {
 		return core.BadReading(dev, ch, now, fmt.Errorf("mbus: %s: %w", r.Quantity, ErrInvalidValue))
 	}
-	if r.Value == nil {
+	if r.Value.Kind == ValueNone {
 		return core.BadReading(dev, ch, now, fmt.Errorf("mbus: %s: the record carries no value", r.Quantity))
 	}
-	if s, ok := r.Value.(string); ok && r.Unit != "" && r.Unit != "-" {
+	if r.Value.Kind == ValueText && r.Unit != "" && r.Unit != "-" {
 		// A quantity with a unit whose BCD field holds non-decimal digits.
-		return core.BadReading(dev, ch, now, fmt.Errorf("mbus: %s: %w: BCD digits %s are not a number (meters send these in error states)", r.Quantity, ErrInvalidValue, s))
+		return core.BadReading(dev, ch, now, fmt.Errorf("mbus: %s: %w: BCD digits %s are not a number (meters send these in error states)", r.Quantity, ErrInvalidValue, r.Value.Text))
 	}
 	unit := r.Unit
 	if unit == "-" {
 		unit = ""
 	}
-	return core.Reading{Device: dev, Channel: ch, Value: r.Value, Unit: unit, Time: now, Quality: core.Good}
+	return core.Reading{Device: dev, Channel: ch, Value: r.Value.Any(), Unit: unit, Time: now, Quality: core.Good}
 }
 
 // Commands offers "scan" (find meters on the line) and "read" (one

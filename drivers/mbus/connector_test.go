@@ -223,3 +223,46 @@ func TestCLICommands(t *testing.T) {
 		t.Error("address 251 accepted")
 	}
 }
+
+// A meter that sends its records in two telegrams: channels pick records
+// from both, by quantity and by index counted over the readout, poll
+// after poll (the device's decoder is reused).
+func TestPollMultiTelegram(t *testing.T) {
+	t1 := writeFrame(t, "t1.hex", testTelegram("11223344", true, []byte{0x04, 0x03, 0x10, 0x27, 0x00, 0x00}, []byte{0x04, 0x6D, 0x32, 0x37, 0x1F, 0x15}))
+	t2 := writeFrame(t, "t2.hex", testTelegram("11223344", false, []byte{0x04, 0x13, 0x20, 0x4E, 0x00, 0x00}))
+	p := startSlave(t, "--slave", "7="+t1+","+t2)
+	meter := &core.Device{Name: "meter", Settings: json.RawMessage(`{"address": 7}`), Channels: []*core.Channel{
+		channel("energy", `{"quantity": "Energy"}`),
+		channel("clock", `{"quantity": "Time point (date & time)"}`),
+		channel("volume", `{"quantity": "Volume"}`),
+		channel("record_3", `{"record": 3}`),
+		channel("record_4", `{"record": 4}`),
+	}}
+	c, err := New(testConfig(`{"port": "`+p.Path+`", "baud": 9600, "parity": "none", "timeout": "1500ms"}`, meter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want := []any{10000.0, "2008-05-31T23:50:00Z", 20.0, 20.0, ErrNoRecord}
+	for round := 0; round < 3; round++ {
+		rs, err := c.(core.Poller).Poll(testCtx(t), meter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != len(want) {
+			t.Fatalf("round %d: %d readings, want %d", round, len(rs), len(want))
+		}
+		for i, w := range want {
+			r := rs[i]
+			if werr, isErr := w.(error); isErr {
+				if r.Quality != core.Bad || !errors.Is(r.Err, werr) || !strings.Contains(r.Err.Error(), "it has 4 records") {
+					t.Errorf("round %d: %s: want Bad with %v, got %+v", round, r.Channel, werr, r)
+				}
+				continue
+			}
+			if r.Quality != core.Good || r.Value != w {
+				t.Errorf("round %d: %s: got %v (%v), want %v", round, r.Channel, r.Value, r.Quality, w)
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/osgate/osgate/board"
@@ -105,6 +106,10 @@ type device struct {
 	name     string
 	addr     Address
 	channels []selector
+
+	// mu guards dec, which decodes the device's readouts.
+	mu  sync.Mutex
+	dec Decoder
 }
 
 // selector picks one record of a readout for a channel.
