@@ -82,9 +82,9 @@ func fixedCounter(c []byte, status byte, msbFirst bool, u valueInfo, storage, of
 	}
 	r := Field{Function: FuncActual, Storage: storage, Quantity: u.quantity, Unit: u.unit, Offset: off}
 	if status&fixedStatusBinary != 0 {
-		r.Value = number(scale(float64(binary.LittleEndian.Uint32(buf[:])), u.mult))
+		r.Value = number(u.scale(float64(binary.LittleEndian.Uint32(buf[:]))))
 	} else {
-		bcdValue(buf[:], false, u.mult, &r, tx)
+		bcdValue(buf[:], false, &u, &r, tx)
 	}
 	return r
 }

@@ -63,7 +63,8 @@ func decodeRecord(f []byte, off, end int, msbFirst bool, r *Field, tx *text) (in
 	}
 	r.Storage, r.Tariff, r.Device = int(storage), int(tariff), int(device)
 
-	vi, next, err := decodeVIB(f, off, end, r.Offset, tx)
+	var vi valueInfo
+	next, err := decodeVIB(f, off, end, r.Offset, &vi, tx)
 	if err != nil {
 		return 0, err
 	}
@@ -77,57 +78,56 @@ func decodeRecord(f []byte, off, end int, msbFirst bool, r *Field, tx *text) (in
 	return next, nil
 }
 
-// decodeVIB decodes the VIF and its VIFEs at f[off].
-func decodeVIB(f []byte, off, end, rec int, tx *text) (valueInfo, int, error) {
+// decodeVIB decodes the VIF and its VIFEs at f[off] into vi.
+func decodeVIB(f []byte, off, end, rec int, vi *valueInfo, tx *text) (int, error) {
 	if off >= end {
-		return valueInfo{}, 0, errAt(off, "record at byte %d ends before its VIF", rec)
+		return 0, errAt(off, "record at byte %d ends before its VIF", rec)
 	}
 	vif := f[off]
 	off++
 	ext := vif&0x80 != 0
-	var vi valueInfo
 	switch vif & 0x7F {
 	case 0x7B, 0x7D:
 		if !ext {
-			vi = num("Reserved", "", 0)
+			*vi = num("Reserved", "", 0)
 			break
 		}
 		if off >= end {
-			return vi, 0, errAt(off, "record at byte %d ends after VIF 0x%02X, before its extension", rec, vif)
+			return 0, errAt(off, "record at byte %d ends after VIF 0x%02X, before its extension", rec, vif)
 		}
 		e := f[off]
 		off++
 		if vif == 0xFB {
-			vi = fbVIFs[e&0x7F]
+			*vi = fbVIFs[e&0x7F]
 		} else {
-			vi = fdVIFs[e&0x7F]
+			*vi = fdVIFs[e&0x7F]
 		}
 		ext = e&0x80 != 0
 	case 0x7C:
 		// Plain-text unit: a length byte and that many ASCII characters,
 		// last character first.
 		if off >= end {
-			return vi, 0, errAt(off, "record at byte %d ends before the length of its plain-text VIF", rec)
+			return 0, errAt(off, "record at byte %d ends before the length of its plain-text VIF", rec)
 		}
 		n := int(f[off])
 		off++
 		if n > end-off {
-			return vi, 0, errAt(off, "plain-text VIF of record at byte %d says %d characters, only %d bytes left", rec, n, end-off)
+			return 0, errAt(off, "plain-text VIF of record at byte %d says %d characters, only %d bytes left", rec, n, end-off)
 		}
-		vi = valueInfo{qtext: tx.reversed(f[off : off+n]), unit: "-", mult: 1}
+		*vi = valueInfo{qtext: tx.reversed(f[off : off+n]), unit: "-", mult: 1}
 		off += n
 	default:
-		vi = primaryVIFs[vif&0x7F]
+		*vi = primaryVIFs[vif&0x7F]
 	}
 	manufacturer := vif == 0xFF
 	// VIFEs that qualify the quantity append to it in tx.
 	qstart := -1
 	for n := 0; ext; n++ {
 		if off >= end {
-			return vi, 0, errAt(off, "record at byte %d ends inside its VIFEs", rec)
+			return 0, errAt(off, "record at byte %d ends inside its VIFEs", rec)
 		}
 		if n == maxExtensions {
-			return vi, 0, errAt(off, "record at byte %d has more than %d VIFEs", rec, maxExtensions)
+			return 0, errAt(off, "record at byte %d has more than %d VIFEs", rec, maxExtensions)
 		}
 		e := f[off]
 		off++
@@ -141,13 +141,13 @@ func decodeVIB(f []byte, off, end, rec int, tx *text) (valueInfo, int, error) {
 					tx.writeString(vi.quantity)
 				}
 			}
-			manufacturer = applyVIFE(e&0x7F, &vi, tx)
+			manufacturer = applyVIFE(e&0x7F, vi, tx)
 		}
 	}
 	if qstart >= 0 {
 		vi.qtext = tx.from(qstart)
 	}
-	return vi, off, nil
+	return off, nil
 }
 
 // reversed writes characters sent last-first in the order read.

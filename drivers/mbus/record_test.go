@@ -188,4 +188,15 @@ func TestScaleIsCoreScale(t *testing.T) {
 			}
 		}
 	}
+	// The VIF tables know their power of ten in advance.
+	for _, table := range []*[128]valueInfo{&primaryVIFs, &fbVIFs, &fdVIFs} {
+		for i := range table {
+			vi := &table[i]
+			for _, v := range values {
+				if got, want := vi.scale(v), core.Scale(v, vi.mult); math.Float64bits(got) != math.Float64bits(want) {
+					t.Errorf("%s: scale(%v) = %v, core.Scale gives %v", vi.quantity, v, got, want)
+				}
+			}
+		}
+	}
 }

@@ -41,11 +41,11 @@ func decodeData(f []byte, off, end int, coding byte, msbFirst bool, vi *valueInf
 		if vi.kind != kindNumber && decodeDate(b, r, tx) {
 			return off, nil
 		}
-		r.Value = number(scale(float64(signedInt(b)), vi.mult))
+		r.Value = number(vi.scale(float64(signedInt(b))))
 	case 0x5:
-		r.Value = number(scale(core.Float32(math.Float32frombits(binary.LittleEndian.Uint32(b))), vi.mult))
+		r.Value = number(vi.scale(core.Float32(math.Float32frombits(binary.LittleEndian.Uint32(b)))))
 	default: // BCD, 0x9–0xC and 0xE
-		bcdValue(b, false, vi.mult, r, tx)
+		bcdValue(b, false, vi, r, tx)
 	}
 	return off, nil
 }
@@ -85,9 +85,9 @@ func decodeVariable(f []byte, off, end int, vi *valueInfo, r *Field, tx *text) (
 	case lvar <= 0xBF:
 		r.setText(tx.reversed(b))
 	case lvar <= 0xD9:
-		bcdValue(b, lvar >= 0xD0, vi.mult, r, tx)
+		bcdValue(b, lvar >= 0xD0, vi, r, tx)
 	case n <= 8:
-		r.Value = number(scale(float64(signedInt(b)), vi.mult))
+		r.Value = number(vi.scale(float64(signedInt(b))))
 	default:
 		r.setText(tx.hexReversed(b))
 	}
@@ -108,7 +108,7 @@ func signedInt(b []byte) int64 {
 // most significant digit is a minus sign. A field with other non-decimal
 // digits is not a number: its value is its digits ("12E4"). The value
 // goes to r.
-func bcdValue(b []byte, neg bool, mult float64, r *Field, tx *text) {
+func bcdValue(b []byte, neg bool, vi *valueInfo, r *Field, tx *text) {
 	var v float64
 	for i := len(b) - 1; i >= 0; i-- {
 		hi, lo := b[i]>>4, b[i]&0x0F
@@ -124,7 +124,7 @@ func bcdValue(b []byte, neg bool, mult float64, r *Field, tx *text) {
 	if neg {
 		v = -v
 	}
-	r.Value = number(scale(v, mult))
+	r.Value = number(vi.scale(v))
 }
 
 func (t *text) bcdDigits(b []byte) span {

@@ -12,6 +12,11 @@ import (
 type valueInfo struct {
 	quantity string
 	qtext    span // the quantity, when it is in the frame's text
+	// powKnown says that pow and exp tell whether mult is 10^exp (as
+	// core.Pow10Exponent finds), worked out once for the VIF tables.
+	powKnown bool
+	pow      bool
+	exp      int
 	unit     string
 	mult     float64
 	kind     valueKind
@@ -74,8 +79,21 @@ var (
 func vifTable(decode func(byte) valueInfo) (t [128]valueInfo) {
 	for v := range t {
 		t[v] = decode(byte(v))
+		t[v].exp, t[v].pow = core.Pow10Exponent(t[v].mult)
+		t[v].powKnown = true
 	}
 	return t
+}
+
+// scale is core.Scale(v, vi.mult).
+func (vi *valueInfo) scale(v float64) float64 {
+	switch {
+	case !vi.powKnown:
+		return scale(v, vi.mult)
+	case vi.pow:
+		return core.Shift(v, vi.exp)
+	}
+	return v * vi.mult
 }
 
 // primaryVIF decodes a VIF of the primary table, EN 13757-3 "primary VIF

@@ -78,9 +78,11 @@ func applyVIFE(e byte, vi *valueInfo, tx *text) (manufacturer bool) {
 	case e >= 0x70 && e <= 0x77:
 		// Multiplicative correction factor 10^(nnn-6).
 		vi.mult *= pow10(int(e&7) - 6)
+		vi.powKnown = false
 		return false
 	case e == 0x7D:
 		vi.mult *= 1000
+		vi.powKnown = false
 		return false
 	case e == 0x7F:
 		tx.writeString(" (manufacturer specific VIFE)")
