@@ -26,11 +26,12 @@ func decodeRecords(f []byte, off, end int, msbFirst bool, d *Decoder, fields []F
 		case dif&0x0F == 0x0F:
 			return fields, errAt(off, "DIF 0x%02X is a reserved special function", dif)
 		}
-		fields = append(fields, Field{})
-		next, err := decodeRecord(f, off, end, msbFirst, &fields[len(fields)-1], tx)
+		var r Field
+		next, err := decodeRecord(f, off, end, msbFirst, &r, tx)
 		if err != nil {
-			return fields[:len(fields)-1], err
+			return fields, err
 		}
+		fields = append(fields, r)
 		off = next
 	}
 	return fields, nil
