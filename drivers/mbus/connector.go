@@ -77,8 +77,15 @@ func (c *Connector) Poll(ctx context.Context, d *core.Device) ([]core.Reading, e
 		}
 		out = append(out, reading(d.Name, sel.channel, f, now))
 	}
+	if cap(dev.dec.Fields) > maxKeptFields {
+		dev.dec.Fields = nil // a long readout: do not keep its storage
+	}
 	return out, nil
 }
+
+// maxKeptFields bounds the records a device's decoder keeps storage for
+// between polls (about 150 bytes each); a meter sends a few dozen.
+const maxKeptFields = 256
 
 // ErrNoRecord is a channel whose record was not in the meter's readout.
 var ErrNoRecord = errors.New("no such record in the meter's readout")
