@@ -154,3 +154,25 @@ func FuzzDecoder(f *testing.F) {
 		}
 	})
 }
+
+// A warmed-up Decoder allocates one string a frame (its text) and nothing
+// else: no records, no boxed values, no buffers.
+func TestDecoderAllocations(t *testing.T) {
+	frames := goldenFrames(t, "frames")
+	var d Decoder
+	for name, f := range frames {
+		if err := d.Decode(f); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	for name, f := range frames {
+		n := testing.AllocsPerRun(20, func() {
+			if err := d.Decode(f); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n > 1 {
+			t.Errorf("%s: %v allocations a frame, want at most 1", name, n)
+		}
+	}
+}
