@@ -42,20 +42,32 @@ func ReadProc(pid int) (ProcStat, error) {
 		return ProcStat{}, fmt.Errorf("process %d: /proc stat times %q %q", pid, f[11], f[12])
 	}
 	st := ProcStat{CPU: time.Duration(utime+stime) * clockTick}
+	kb, err := StatusKB(pid, "VmRSS")
+	if err != nil {
+		return ProcStat{}, err
+	}
+	st.RSS = int64(kb) << 10
+	return st, nil
+}
+
+// StatusKB is a kB field of /proc/PID/status: VmRSS (resident now), VmHWM
+// (the peak since the start or ResetPeakRSS), RssAnon (the part that is
+// the program's own memory, not pages of its binary).
+func StatusKB(pid int, field string) (float64, error) {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return ProcStat{}, fmt.Errorf("process %d: %w", pid, err)
+		return 0, fmt.Errorf("process %d: %w", pid, err)
 	}
-	for _, l := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+	for l := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
 			if err != nil {
-				return ProcStat{}, fmt.Errorf("process %d: VmRSS %q", pid, v)
+				return 0, fmt.Errorf("process %d: %s %q", pid, field, v)
 			}
-			st.RSS = kb << 10
+			return kb, nil
 		}
 	}
-	return st, nil
+	return 0, fmt.Errorf("process %d: no %s in /proc/%d/status", pid, field, pid)
 }
 
 // statFields are the fields of a /proc/PID/stat line after the command
