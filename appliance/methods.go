@@ -254,7 +254,7 @@ func (g *Gateway) rpcRead(ctx context.Context, params json.RawMessage) (any, err
 	}
 	// A poll in which every channel failed still answers with its
 	// readings, each saying why it failed.
-	rs, err := d.poll(ctx, poller)
+	rs, err := d.poll(ctx, poller, nil)
 	if err != nil && len(rs) == 0 {
 		return nil, fmt.Errorf("read %s: %w", d.dev.Name, err)
 	}

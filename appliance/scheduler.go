@@ -29,6 +29,10 @@ type devRun struct {
 	dev    *core.Device
 	vals   *deviceValues
 	pollMu sync.Mutex // never two polls of one device at once
+	// buf is the scheduler's readings slice, reused from one poll to the
+	// next by a core.AppendPoller; only pollLoop uses it.
+	buf   []core.Reading
+	watch string // guarded by pollMu (watchName)
 
 	mu sync.Mutex
 	st devState
@@ -114,15 +118,24 @@ func (d *devRun) backoff() time.Duration {
 // in which every channel failed is a failed poll, like one that returned
 // an error: it is returned as the error (the readings too, for
 // device.read).
-func (d *devRun) poll(ctx context.Context, p core.Poller) ([]core.Reading, error) {
+//
+// buf, when not nil, is a slice of readings that an AppendPoller may fill
+// (the scheduler's, reused from one poll to the next).
+func (d *devRun) poll(ctx context.Context, p core.Poller, buf []core.Reading) ([]core.Reading, error) {
 	c := d.conn
 	d.pollMu.Lock()
 	defer d.pollMu.Unlock()
-	watch := "poll " + c.name + "/" + d.dev.Name
+	watch := d.watchName()
 	c.g.health.Watch(watch, d.dev.Timeout+pollGrace)
 	pctx, cancel := context.WithTimeout(ctx, d.dev.Timeout)
 	start := time.Now()
-	rs, err := p.Poll(pctx, d.dev)
+	var rs []core.Reading
+	var err error
+	if ap, ok := p.(core.AppendPoller); ok && buf != nil {
+		rs, err = ap.PollAppend(pctx, d.dev, buf[:0])
+	} else {
+		rs, err = p.Poll(pctx, d.dev)
+	}
 	cancel()
 	c.g.health.Unwatch(watch)
 	if ctx.Err() != nil && err != nil {
@@ -153,6 +166,15 @@ func (d *devRun) poll(ctx context.Context, p core.Poller) ([]core.Reading, error
 	return rs, nil
 }
 
+// watchName is the name of the device's polls in the health model's
+// watch list, made once.
+func (d *devRun) watchName() string {
+	if d.watch == "" {
+		d.watch = "poll " + d.conn.name + "/" + d.dev.Name
+	}
+	return d.watch
+}
+
 // record applies the outcome of a poll or a report to the device state,
 // announces a change and reports whether there was one.
 func (d *devRun) record(o outcome, now time.Time) bool {
@@ -175,7 +197,16 @@ func (d *devRun) failures() int {
 // fail; a failed poll (an error, or every channel bad) exports nothing:
 // the device's status message says it is offline.
 func (d *devRun) pollAndDeliver(ctx context.Context, p core.Poller) error {
-	rs, err := d.poll(ctx, p)
+	if d.buf == nil {
+		d.buf = []core.Reading{}
+	}
+	rs, err := d.poll(ctx, p, d.buf)
+	if cap(rs) > 0 {
+		// Nothing keeps rs once delivered (the clock hold, the
+		// technician's values and the export take copies): the next poll
+		// may fill it again.
+		d.buf = rs[:0]
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			d.vals.failed(rs, d.conn.g.clock.Now())

@@ -98,6 +98,17 @@ type Poller interface {
 	Poll(ctx context.Context, dev *Device) ([]Reading, error)
 }
 
+// AppendPoller is a Poller that can put a poll's readings into a slice the
+// core reuses from one poll of a device to the next, so that a device
+// polled many times a second with many channels does not cost a new slice
+// per poll. PollAppend is Poll, with the readings appended to buf (given
+// with length 0); it may return a new slice if buf is too small. The core
+// keeps no reading of buf once it has exported them.
+type AppendPoller interface {
+	Poller
+	PollAppend(ctx context.Context, dev *Device, buf []Reading) ([]Reading, error)
+}
+
 // Listener is a connector whose devices report on their own. Listen runs
 // until ctx ends or the transport fails; the core restarts it with back-off
 // when it returns. emit takes the readings that arrived together (one MQTT

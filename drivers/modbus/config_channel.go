@@ -98,6 +98,11 @@ type channel struct {
 	width    int // registers (or bits for coils/discrete inputs) read
 	length   int // string length in bytes
 	bit      uint8
+
+	// The last value decoded and the wire bytes it came from (see
+	// decode); guarded by the device's mu.
+	last     any
+	lastWire [8]byte
 }
 
 type channelSettings struct {

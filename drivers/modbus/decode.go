@@ -55,6 +55,28 @@ func decodeRegisters(ch *channel, wire []byte) (any, error) {
 	return nil, fmt.Errorf("decode: type %s is not a register type", ch.typ)
 }
 
+// decode is decodeRegisters keeping the channel's last value: registers
+// whose bytes are the same as at the last poll give the same value back
+// rather than a new one (a number in a Reading's Value is an allocation),
+// so a device whose values mostly stand still makes no garbage per reading.
+// Strings are decoded each time.
+func (ch *channel) decode(wire []byte) (any, error) {
+	n := 2 * ch.width
+	if ch.typ == typeString || n > len(ch.lastWire) || len(wire) < n {
+		return decodeRegisters(ch, wire)
+	}
+	wire = wire[:n]
+	if ch.last != nil && string(wire) == string(ch.lastWire[:n]) {
+		return ch.last, nil
+	}
+	v, err := decodeRegisters(ch, wire)
+	if err == nil {
+		copy(ch.lastWire[:], wire)
+		ch.last = v
+	}
+	return v, err
+}
+
 // decodeBit returns bit i of a coil/discrete-input response (LSB first).
 func decodeBit(wire []byte, i int) (bool, error) {
 	if i < 0 || i/8 >= len(wire) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	gridx "github.com/grid-x/modbus"
@@ -16,13 +17,21 @@ import (
 // decode error. It returns an error only when the transport cannot be
 // reached at all (connection refused, serial port missing).
 func (c *connector) Poll(ctx context.Context, dev *core.Device) ([]core.Reading, error) {
+	return c.PollAppend(ctx, dev, nil)
+}
+
+// PollAppend is Poll into buf (core.AppendPoller).
+func (c *connector) PollAppend(ctx context.Context, dev *core.Device, buf []core.Reading) ([]core.Reading, error) {
 	d, err := c.device(dev.Name)
 	if err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	p := &poll{c: c, d: d, ctx: ctx, now: time.Now(), out: make([]core.Reading, len(d.chans))}
+	// Every channel is in one of the device's blocks, so every reading of
+	// out is written by fill or fail before it is returned.
+	out := slices.Grow(buf[:0], len(d.chans))[:len(d.chans)]
+	p := &poll{c: c, d: d, ctx: ctx, now: time.Now(), out: out}
 	for _, b := range d.blocks {
 		if err := p.block(b); err != nil {
 			return nil, err
@@ -136,7 +145,7 @@ func (p *poll) fill(r request, data []byte, t time.Time) {
 		if ch.kind.isBit() {
 			v, err = decodeBit(data, off)
 		} else {
-			v, err = decodeRegisters(ch, data[min(2*off, len(data)):])
+			v, err = ch.decode(data[min(2*off, len(data)):])
 		}
 		if err != nil {
 			p.out[i] = core.BadReading(p.d.name, ch.name, t, fmt.Errorf("modbus: %s %d of unit %d: %w", ch.kind, ch.addr, p.d.unit, err))
