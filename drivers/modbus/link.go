@@ -202,15 +202,22 @@ func (l *link) transact(ctx context.Context, unit uint8, timeout time.Duration, 
 			return nil, fmt.Errorf("waiting for the frame delay: %w (%w)", errTimeout, ctx.Err())
 		}
 	}
-	left := timeout
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < left {
-		left = time.Until(dl)
+	left, own := timeout, true
+	if dl, ok := ctx.Deadline(); ok {
+		if until := time.Until(dl); until < left {
+			// The caller's deadline comes first: it bounds the request
+			// as it is, without a context (and a timer) of its own.
+			left, own = until, false
+		}
 	}
 	if left <= 0 {
 		return nil, fmt.Errorf("%w (deadline passed before the request was sent)", errTimeout)
 	}
-	ctx, cancel := context.WithTimeout(ctx, left)
-	defer cancel()
+	if own {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, left)
+		defer cancel()
+	}
 	l.setTimeout(left)
 	l.h.SetSlave(unit)
 	res, err := op(ctx, l.client)
