@@ -152,15 +152,16 @@ func (dv *deviceValues) observe(name string, r *core.Reading, o transform.Outcom
 			cv.dropped += ": " + clipText(o.Err.Error())
 		}
 	}
+	// The reading's Value is kept as it is, not boxed again.
 	switch v := r.Value.(type) {
 	case float64:
-		cv.value = v
+		cv.value = r.Value
 		dv.addTrend(cv, now, v)
 	case int64:
-		cv.value = v
+		cv.value = r.Value
 		dv.addTrend(cv, now, float64(v))
 	case bool:
-		cv.value = v
+		cv.value = r.Value
 		f := 0.0
 		if v {
 			f = 1
