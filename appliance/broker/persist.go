@@ -32,13 +32,14 @@ import (
 // a power cut), reads it back whole, and only then reports the save.
 
 const (
-	dbIDName          = "mosquitto.db.id" // in confDir: the database's identity
-	corruptKeep       = 3                 // damaged databases kept for inspection
-	ownSaveWait       = time.Second       // Persist without now: wait for an autosave
-	askedSaveWait     = 30 * time.Second  // Persist with now: wait for the save
-	savePoll          = 10 * time.Millisecond
-	summaryEvery      = 10       // read what a save holds at most every 10x the last read's time
-	bridgeLocalPrefix = "local." // Mosquitto's prefix of a bridge's local client id
+	dbIDName          = "mosquitto.db.id"      // in confDir: the database's identity
+	corruptKeep       = 3                      // damaged databases kept for inspection
+	ownSaveWait       = time.Second            // Persist without now: wait for an autosave
+	askedSaveWait     = 30 * time.Second       // Persist with now: wait for the save
+	savePoll          = 10 * time.Millisecond  // the first look for a save, doubling up to
+	maxSavePoll       = 160 * time.Millisecond // this (the export asks every 250 ms)
+	summaryEvery      = 10                     // read what a save holds at most every 10x the last read's time
+	bridgeLocalPrefix = "local."               // Mosquitto's prefix of a bridge's local client id
 )
 
 // bridgeClientID is the bridge's client id on the cloud broker.
@@ -210,14 +211,22 @@ func (b *Broker) Persist(ctx context.Context, gen uint64, clientID string, now b
 		wait = askedSaveWait
 	}
 	deadline := time.Now().Add(wait)
-	for !replaced(path, before) {
+	// A save asked for comes within milliseconds; an autosave whenever
+	// Mosquitto's timer says. Looking at the file more and more rarely
+	// finds the first soon and waits for the other without waking the
+	// gateway a hundred times a second.
+	poll := time.NewTimer(savePoll)
+	defer poll.Stop()
+	for every := savePoll; !replaced(path, before); {
 		select {
 		case <-p.done:
 			return export.Saved{}, export.ErrGone
 		case <-ctx.Done():
 			return export.Saved{}, ctx.Err()
-		case <-time.After(savePoll):
+		case <-poll.C:
 		}
+		every = min(2*every, maxSavePoll)
+		poll.Reset(every)
 		if time.Now().After(deadline) {
 			if !now {
 				return export.Saved{}, export.ErrNotSaved
