@@ -247,15 +247,22 @@ func (s *supervisor) run(ctx context.Context, cur source.Update[*config.Config],
 	}
 }
 
+// trialCheck is how often the health of a configuration on trial is
+// looked at.
+const trialCheck = 250 * time.Millisecond
+
 // watch runs while g does: it applies connector-only updates in place,
 // judges the configuration on trial, and returns a configuration that
 // needs a restart (back: the previous one, rolled back to), or nil when g
 // stopped (with its error).
 func (s *supervisor) watch(ctx context.Context, g *Gateway, cur *source.Update[*config.Config], done <-chan error, updates <-chan source.Update[*config.Config]) (next *source.Update[*config.Config], back bool, err error) {
 	trialStart, badSince := time.Now(), time.Time{}
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(trialCheck)
 	defer tick.Stop()
 	for {
+		if s.prev == nil {
+			tick.Stop() // nothing on trial: no need to wake up
+		}
 		select {
 		case <-ctx.Done():
 			return nil, false, <-done
@@ -277,6 +284,7 @@ func (s *supervisor) watch(ctx context.Context, g *Gateway, cur *source.Update[*
 			*cur = u
 			s.setPrev(&prev, g)
 			trialStart, badSince = time.Now(), time.Time{}
+			tick.Reset(trialCheck)
 		case <-tick.C:
 			if s.prev == nil {
 				continue
