@@ -24,11 +24,14 @@ import (
 //
 //	go test -run '^$' -bench 'Process(Gateway|Gridx)10Hz' -benchtime 10x ./drivers/modbus/
 //	go test -run '^$' -bench 'ProcessGateway10Hz' -benchtime 600x -timeout 30m ./drivers/modbus/
+//
+// OSGATE_BENCH_BINARY names an osgate binary to run instead of the one
+// built from this tree (another commit's, to compare in the same run).
 
 func BenchmarkProcessGateway10Hz(b *testing.B) {
 	p := startPeer(b, peerOpts{tcp: true})
 	br := testpeer.StartMosquitto(b, testpeer.MosquittoOptions{})
-	bin := testpeer.BuildMain(b, "../../appliance/cmd/osgate")
+	bin := testpeer.OsgateBinary(b, "../../appliance/cmd/osgate")
 	dir := b.TempDir()
 	rpc := testpeer.Addr(testpeer.FreePort(b))
 	var chans []string

@@ -32,6 +32,18 @@ func BuildMain(t testing.TB, dir string) string {
 	return bin
 }
 
+// OsgateBinary is the osgate binary a process benchmark runs: the one
+// $OSGATE_BENCH_BINARY names (another commit's, to compare with in the
+// same run), else one built from dir (the osgate main package, relative to
+// the calling test's package) by BuildMain.
+func OsgateBinary(t testing.TB, dir string) string {
+	t.Helper()
+	if bin := os.Getenv("OSGATE_BENCH_BINARY"); bin != "" {
+		return bin
+	}
+	return BuildMain(t, dir)
+}
+
 // StartProcess starts cmd, fails the test if it exits before the test
 // ends (with its output in the failure message), and stops it (SIGTERM,
 // then SIGKILL after 20 s) when the test ends. It returns the process id.

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/osgate/osgate/internal/testpeer"
+)
+
+// BenchmarkIdle runs the osgate binary, built as the image builds it, on
+// the embedded default configuration (its own managed Mosquitto, the
+// "system" connector polling the gateway every 10 s) with nothing else to
+// do, and reports what it costs: CPU as a percentage of one core over the
+// run, and its resident memory at the end (RSS), at its peak since it
+// started (peak-RSS) and the part that is its own memory rather than pages
+// of its binary (anon). Each op is one second; it starts measuring 5 s
+// after the gateway answers /healthz. The config file is the default with
+// the state directory and the RPC and broker ports moved, so that nothing
+// here uses the appliance's ports.
+//
+//	go test -run '^$' -bench Idle -benchtime 60x ./appliance/cmd/osgate/
+//
+// OSGATE_BENCH_BINARY names another osgate binary to run instead.
+func BenchmarkIdle(b *testing.B) {
+	bin := testpeer.OsgateBinary(b, ".")
+	dir := b.TempDir()
+	rpc := testpeer.Addr(testpeer.FreePort(b))
+	doc := `{"gateway":{"state_dir":"` + filepath.Join(dir, "state") + `"},"rpc":{"listen":"` + rpc + `"},
+		"connectors":[{"name":"system","type":"system","devices":[{"name":"gateway","interval":"10s"}]}]}`
+	cfg := filepath.Join(dir, "osgate.json")
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "-c", cfg, "-ota", filepath.Join(dir, "no-ota.json"))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "OSGATE_BROKER_LISTEN="+testpeer.Addr(testpeer.FreePort(b)))
+	pid := testpeer.StartProcess(b, cmd)
+	testpeer.WaitFor(b, time.Minute, "osgate answering /metrics", func() bool {
+		return testpeer.Scrape("http://" + rpc + "/metrics")["osgate_polls_total"] >= 1
+	})
+	time.Sleep(5 * time.Second)
+	anon := testpeer.PeakAnon(b, pid)
+	cpu0, start := testpeer.ProcCPU(b, pid), time.Now()
+	b.ResetTimer()
+	for b.Loop() {
+		time.Sleep(time.Second)
+	}
+	b.StopTimer()
+	cpu, secs := testpeer.ProcCPU(b, pid)-cpu0, time.Since(start).Seconds()
+	b.ReportMetric(100*cpu.Seconds()/secs, "%core")
+	b.ReportMetric(testpeer.ProcMB(b, pid, "VmRSS"), "RSS-MB")
+	b.ReportMetric(testpeer.ProcMB(b, pid, "VmHWM"), "peak-RSS-MB")
+	b.ReportMetric(anon(), "peak-anon-MB")
+}
