@@ -226,7 +226,7 @@ var funcs = template.FuncMap{
 		return "—"
 	},
 	"join":    strings.Join,
-	"version": func() string { return assetVersion },
+	"version": func() string { _, v := staticAssets(); return v },
 	"has": func(list []string, s string) bool {
 		for _, x := range list {
 			if x == s {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 )
 
 //go:embed templates/*.html
@@ -84,8 +85,10 @@ type stateCount struct {
 	N     int
 }
 
-// templates are the pages, each the layout with its content.
-var templates = parseTemplates()
+// templates are the pages, each the layout with its content, parsed when
+// the first page is shown (not at start: a gateway nobody looks at keeps
+// none of it in memory).
+var templates = sync.OnceValue(parseTemplates)
 
 func parseTemplates() map[string]*template.Template {
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/parts.html"))
@@ -113,7 +116,7 @@ func (h *handler) render(w http.ResponseWriter, page string, d pageData) {
 // error is a 500, never half a page.
 func (h *handler) exec(w io.Writer, page, name string, d any) {
 	var buf bytes.Buffer
-	if err := templates[page].ExecuteTemplate(&buf, name, d); err != nil {
+	if err := templates()[page].ExecuteTemplate(&buf, name, d); err != nil {
 		h.log.Error("ui: render", "page", page, "template", name, "err", err)
 		if rw, ok := w.(http.ResponseWriter); ok {
 			http.Error(rw, "the page could not be rendered (see the gateway's log)", http.StatusInternalServerError)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 )
 
 //go:embed static
@@ -22,10 +23,12 @@ type asset struct {
 	etag     string
 }
 
-// assets are the files of static/, each with its gzip form and a version
-// (the pages link them with ?v=VERSION, so a browser caches each for a
-// year and fetches a new one after an update).
-var assets, assetVersion = loadAssets()
+// staticAssets are the files of static/, each with its gzip form, and a
+// version (the pages link them with ?v=VERSION, so a browser caches each
+// for a year and fetches a new one after an update). They are made when
+// first asked for: compressing them at start cost a few MB of heap that
+// an idle gateway kept resident.
+var staticAssets = sync.OnceValues(loadAssets)
 
 func loadAssets() (map[string]*asset, string) {
 	out := map[string]*asset{}
@@ -57,6 +60,7 @@ func loadAssets() (map[string]*asset, string) {
 // serveStatic serves an embedded file; it needs no sign-in (the sign-in
 // page uses them) and holds nothing of the gateway.
 func serveStatic(w http.ResponseWriter, r *http.Request) {
+	assets, assetVersion := staticAssets()
 	a := assets[r.PathValue("file")]
 	if a == nil {
 		http.NotFound(w, r)

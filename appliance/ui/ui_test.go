@@ -422,6 +422,7 @@ func FuzzParseValue(f *testing.F) {
 // is embedded and well under the budget (300 KB with the pages).
 func TestAssetsSmall(t *testing.T) {
 	total := 0
+	assets, _ := staticAssets()
 	for name, a := range assets {
 		total += len(a.body)
 		if len(a.gz) == 0 {
