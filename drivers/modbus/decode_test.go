@@ -169,3 +169,45 @@ func TestEncodeRejects(t *testing.T) {
 		t.Errorf("a scaled value rounds to the register: % x %v", b, err)
 	}
 }
+
+// A channel's decode hands back its last value while its registers stay
+// the same, without a new allocation, and decodes anew when they change.
+func TestDecodeKeepsLastValue(t *testing.T) {
+	for _, c := range []struct {
+		typ        dataType
+		a, b       []byte
+		wantA, wnB any
+	}{
+		{typeUint16, []byte{0x12, 0x34}, []byte{0x12, 0x35}, int64(0x1234), int64(0x1235)},
+		{typeInt32, []byte{0xff, 0xff, 0xff, 0xfe}, []byte{0, 0, 1, 0}, int64(-2), int64(256)},
+		{typeFloat64, []byte{0x40, 0x09, 0x21, 0xfb, 0x54, 0x44, 0x2d, 0x18}, []byte{0x40, 0x09, 0x21, 0xfb, 0x54, 0x44, 0x2d, 0x19}, math.Pi, math.Nextafter(math.Pi, 4)},
+	} {
+		ch := &channel{typ: c.typ, width: c.typ.registers()}
+		for round, step := range []struct {
+			wire []byte
+			want any
+		}{{c.a, c.wantA}, {c.a, c.wantA}, {c.b, c.wnB}, {c.b, c.wnB}, {c.a, c.wantA}} {
+			got, err := ch.decode(append([]byte(nil), step.wire...))
+			if err != nil || got != step.want {
+				t.Errorf("%s round %d: decode % x = %v (%T), %v; want %v", c.typ, round, step.wire, got, got, err, step.want)
+			}
+		}
+		wire := append([]byte(nil), c.a...)
+		ch.decode(wire)
+		if n := testing.AllocsPerRun(100, func() { ch.decode(wire) }); n != 0 {
+			t.Errorf("%s: decode of unchanged registers allocates %.0f times, want 0", c.typ, n)
+		}
+	}
+	// Strings are decoded every time, and a short response is still an error.
+	s := &channel{typ: typeString, width: 2, length: 4}
+	for _, w := range []string{"ABCD", "ABCE"} {
+		if got, err := s.decode([]byte(w)); err != nil || got != w {
+			t.Errorf("string decode %q = %v, %v", w, got, err)
+		}
+	}
+	u := &channel{typ: typeUint32, width: 2}
+	u.decode([]byte{0, 0, 0, 1})
+	if _, err := u.decode([]byte{0, 0}); !errors.Is(err, errShort) {
+		t.Errorf("short response after a good one: %v, want errShort", err)
+	}
+}

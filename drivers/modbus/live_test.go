@@ -179,3 +179,52 @@ func TestLiveRTUOverTCP(t *testing.T) {
 	p := startPeer(t, peerOpts{rtuTCP: true})
 	testLive(t, fmt.Sprintf(`{"transport":"rtuovertcp","address":%q,"timeout":"1s"}`, p.rtuTCP))
 }
+
+// PollAppend, as the scheduler calls it, fills the slice it is given poll
+// after poll, and what it returns is the server's values of that poll
+// (values that stand still come back from the channel's last decode, those
+// that changed are decoded anew), with every reading written: a channel
+// that failed on this poll is bad, not the previous poll's good reading.
+func TestPollAppendReusesBuffer(t *testing.T) {
+	p := startPeer(t, peerOpts{tcp: true, tick: 50 * time.Millisecond})
+	live := liveDevice("live", 1)
+	c := newConn(t, fmt.Sprintf(`{"transport":"tcp","address":%q,"timeout":"5s"}`, p.tcp), live)
+	var ap core.AppendPoller = c
+	buf := make([]core.Reading, 0, 64)
+	ticks := map[int64]bool{}
+	for deadline := time.Now().Add(60 * time.Second); len(ticks) < 5; {
+		if time.Now().After(deadline) {
+			t.Fatalf("values did not change over 60s: ticks seen %v", ticks)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		rs, err := ap.PollAppend(ctx, live, buf[:0])
+		cancel()
+		if err != nil {
+			t.Fatalf("PollAppend: %v", err)
+		}
+		if len(rs) != len(live.Channels) || &rs[:1][0] != &buf[:1][0] {
+			t.Fatalf("PollAppend returned %d readings in another slice; want %d in the one given", len(rs), len(live.Channels))
+		}
+		m := map[string]core.Reading{}
+		for i, r := range rs {
+			if r.Channel != live.Channels[i].Name {
+				t.Fatalf("reading %d is %s, want %s", i, r.Channel, live.Channels[i].Name)
+			}
+			m[r.Channel] = r
+		}
+		ticks[checkLive(t, m, 3)] = true
+		buf = rs
+	}
+	// The server stops: every reading of the buffer says so.
+	p.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rs, err := ap.PollAppend(ctx, live, buf[:0])
+	if err == nil {
+		for _, r := range rs {
+			if r.Quality != core.Bad {
+				t.Fatalf("after the server stopped, %s is %s %v, want bad", r.Channel, r.Quality, r.Value)
+			}
+		}
+	}
+}
