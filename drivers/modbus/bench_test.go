@@ -19,7 +19,7 @@ import (
 // cpu-s/1000readings (CPU time of this process: the server's is the same
 // for both) to see what the driver costs on top of grid-x:
 //
-//	go test -run '^$' -bench 'Poll1000|GridxBaseline' -benchtime 200x ./drivers/modbus/
+//	go test -run '^$' -bench 'Poll1000|PollAppend1000|GridxBaseline' -benchtime 200x ./drivers/modbus/
 //
 // peak-RSS-MB is the test process's peak: for that figure, run each
 // benchmark in its own invocation (-bench '^BenchmarkPoll1000$').
@@ -42,6 +42,34 @@ func BenchmarkPoll1000(b *testing.B) {
 		if err != nil || rs[999].Value != int64((7*999+3)&0xFFFF) {
 			b.Fatalf("poll: %v %v", err, rs[999])
 		}
+	}
+	b.StopTimer()
+	b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/1000readings")
+	b.ReportMetric(peakRSSMB(), "peak-RSS-MB")
+}
+
+// BenchmarkPollAppend1000 is BenchmarkPoll1000 as the scheduler polls:
+// into the slice of the previous poll (core.AppendPoller).
+func BenchmarkPollAppend1000(b *testing.B) {
+	p := startPeer(b, peerOpts{tcp: true})
+	var chans []*core.Channel
+	for a := range 1000 {
+		chans = append(chans, ch(fmt.Sprintf("r%d", a), fmt.Sprintf(`{"register":"holding","address":%d}`, a)))
+	}
+	d := dev("bench", 2, chans...)
+	c := newConn(b, fmt.Sprintf(`{"transport":"tcp","address":%q,"timeout":"5s"}`, p.tcp), d)
+	ctx := context.Background()
+	pollOK(b, c, d) // connect
+	var buf []core.Reading
+	b.ReportAllocs()
+	cpu := cpuTime()
+	b.ResetTimer()
+	for b.Loop() {
+		rs, err := c.PollAppend(ctx, d, buf[:0])
+		if err != nil || rs[999].Value != int64((7*999+3)&0xFFFF) {
+			b.Fatalf("poll: %v %v", err, rs[999])
+		}
+		buf = rs
 	}
 	b.StopTimer()
 	b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/1000readings")
