@@ -1,6 +1,7 @@
 package mqttconn
 
 import (
+	"bufio"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -15,13 +16,15 @@ import (
 // blocks (back-pressure on paho's writer).
 const coalesceLimit = 256 << 10
 
-// Coalesce makes the client of o write to the broker through a
-// connection that gathers packets: Write only queues them, and one
-// goroutine writes everything queued so far in one write(2) whenever it is
-// free again. Under load many PUBLISH packets share a system call (and
-// the broker reads them in one); an idle client's packet is written at
-// once. Only tcp:// and ssl:// brokers are dialled this way; others keep
-// paho's own connection.
+// Coalesce makes the client of o talk to the broker through a connection
+// that gathers packets: Write only queues them, and one goroutine writes
+// everything queued so far in one write(2) whenever it is free again.
+// Under load many PUBLISH packets share a system call (and the broker
+// reads them in one); an idle client's packet is written at once. Reads
+// are buffered: paho reads a packet's fixed header a byte at a time, so
+// without a buffer every PUBACK costs three read(2) calls; with one, a
+// read takes every acknowledgement that has arrived. Only tcp:// and
+// ssl:// brokers are dialled this way; others keep paho's own connection.
 //
 // A packet paho has handed to Write may be lost with the connection, as
 // one in the socket's buffer may: QoS 1 messages stay with their sender
@@ -65,9 +68,14 @@ func CoalesceURL(u string) bool {
 	return false
 }
 
-// coalescing is a net.Conn whose writes are queued and written by flush.
+// readBuffer is how much a coalescing connection reads at a time.
+const readBuffer = 16 << 10
+
+// coalescing is a net.Conn whose writes are queued and written by flush,
+// and whose reads are buffered (br: only paho's reader goroutine reads).
 type coalescing struct {
 	net.Conn
+	br      *bufio.Reader
 	timeout time.Duration // per write(2) of the flusher
 
 	mu      sync.Mutex
@@ -81,11 +89,14 @@ type coalescing struct {
 }
 
 func newCoalescing(c net.Conn, timeout time.Duration) *coalescing {
-	w := &coalescing{Conn: c, timeout: timeout, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &coalescing{Conn: c, br: bufio.NewReaderSize(c, readBuffer), timeout: timeout, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	w.cond = sync.NewCond(&w.mu)
 	go w.flush() // owned: ends on Close or a write error
 	return w
 }
+
+// Read reads from the buffer, refilling it with one read(2) when empty.
+func (w *coalescing) Read(p []byte) (int, error) { return w.br.Read(p) }
 
 func (w *coalescing) Write(p []byte) (int, error) {
 	w.mu.Lock()

@@ -2,11 +2,15 @@ package mqttconn
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
+
+	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
 // tcpPair is a connected pair of loopback TCP sockets.
@@ -80,5 +84,56 @@ func TestCoalescingWriteError(t *testing.T) {
 			t.Fatal("writes to a reset connection still succeed after 10 s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// countingConn counts the reads that reach the socket.
+type countingConn struct {
+	net.Conn
+	reads int
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	c.reads++
+	return c.Conn.Read(p)
+}
+
+// TestCoalescingBufferedReads: paho reads a packet's header a byte at a
+// time; acknowledgements that arrived together are read from the socket
+// in a few reads, not three each, and every packet arrives intact.
+func TestCoalescingBufferedReads(t *testing.T) {
+	client, server := tcpPair(t)
+	cc := &countingConn{Conn: client}
+	w := newCoalescing(cc, 10*time.Second)
+	defer w.Close()
+	const n = 1000
+	var burst bytes.Buffer
+	for i := range n {
+		ack := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
+		ack.MessageID = uint16(i + 1)
+		if err := ack.Write(&burst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := server.Write(burst.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	w.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for i := range n {
+		p, err := packets.ReadPacket(w)
+		if err != nil {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+		if ack, ok := p.(*packets.PubackPacket); !ok || ack.MessageID != uint16(i+1) {
+			t.Fatalf("packet %d: %v, want PUBACK %d", i, p, i+1)
+		}
+	}
+	if cc.reads > n/10 {
+		t.Errorf("%d acknowledgements took %d reads from the socket, want at most %d", n, cc.reads, n/10)
+	}
+	// The read deadline still reaches the socket.
+	w.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := packets.ReadPacket(w); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read past the deadline: %v, want a timeout", err)
 	}
 }
