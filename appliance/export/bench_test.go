@@ -19,7 +19,7 @@ var benchPayload = []byte(`{"ts":"2026-11-24T13:41:00.123Z","values":{"voltage_l
 // QoS 1, from parallel publishers (as the pipeline does), counted when the
 // broker has acknowledged every one.
 func BenchmarkSinkPublish(b *testing.B) {
-	br := testpeer.StartMosquitto(b, testpeer.MosquittoOptions{})
+	br := testpeer.StartMosquitto(b, testpeer.MosquittoOptions{Extra: quietBroker})
 	s, err := New(Options{URL: br.URL(), ClientID: "osgate-bench", QoS: 1, StoreDir: b.TempDir(),
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -61,7 +61,7 @@ func BenchmarkPahoBaseline(b *testing.B) { benchPaho(b, mqtt.NewMemoryStore()) }
 func BenchmarkPahoFileStore(b *testing.B) { benchPaho(b, mqtt.NewFileStore(b.TempDir())) }
 
 func benchPaho(b *testing.B, store mqtt.Store) {
-	br := testpeer.StartMosquitto(b, testpeer.MosquittoOptions{})
+	br := testpeer.StartMosquitto(b, testpeer.MosquittoOptions{Extra: quietBroker})
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(br.URL()).SetClientID("paho-bench").
 		SetCleanSession(false).SetStore(store))
 	if tok := c.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
@@ -93,3 +93,8 @@ func benchPaho(b *testing.B, store mqtt.Store) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// quietBroker turns the test broker's per-message debug log off (it keeps
+// errors and warnings): the test process copies everything the broker
+// logs, which would count in the benchmark's CPU and load the machine.
+const quietBroker = "log_type none\nlog_type error\nlog_type warning"

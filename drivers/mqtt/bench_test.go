@@ -28,7 +28,7 @@ import (
 const benchPayload = `{"ts":"2026-11-24T13:41:00.123Z","voltage":[230.1,229.9],"energy":{"total":1234.5}}`
 
 func BenchmarkForward(b *testing.B) {
-	broker := testpeer.StartMosquitto(b, testpeer.MosquittoOptions{})
+	broker := testpeer.StartMosquitto(b, testpeer.MosquittoOptions{Extra: quietBroker})
 	settings := fmt.Sprintf(`{"brokers":[{"url":%q,"tls":false}],"mappings":%s}`, broker.URL(), testMappings)
 	c := newConnector(b, "bench", settings, nil)
 	var readings atomic.Int64
@@ -57,7 +57,7 @@ func BenchmarkForward(b *testing.B) {
 }
 
 func BenchmarkBaselinePaho(b *testing.B) {
-	broker := testpeer.StartMosquitto(b, testpeer.MosquittoOptions{})
+	broker := testpeer.StartMosquitto(b, testpeer.MosquittoOptions{Extra: quietBroker})
 	var msgs, probes atomic.Int64
 	done := make(chan struct{})
 	want := int64(b.N)
@@ -127,3 +127,8 @@ func waitUntil(b *testing.B, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// quietBroker turns the test broker's per-message debug log off (it keeps
+// errors and warnings): the test process copies everything the broker
+// logs, which would count in the benchmark's CPU and load the machine.
+const quietBroker = "log_type none\nlog_type error\nlog_type warning"
