@@ -152,7 +152,8 @@ func (dv *deviceValues) observe(name string, r *core.Reading, o transform.Outcom
 			cv.dropped += ": " + clipText(o.Err.Error())
 		}
 	}
-	// The reading's Value is kept as it is, not boxed again.
+	// A number keeps the reading's own box: boxing it again would cost an
+	// allocation per reading.
 	switch v := r.Value.(type) {
 	case float64:
 		cv.value = r.Value
