@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -112,6 +113,19 @@ type Sink struct {
 	// were handed to the client, queue[head:] wait.
 	queue []entry
 	head  int
+	// pending are the publish calls waiting for the next write to the
+	// spool, writing is set while one runs (without s.mu), written is
+	// signalled when it ended, and unwritten counts the calls of both.
+	pending   []*pubReq
+	writing   bool
+	written   *sync.Cond
+	unwritten int
+	commit    struct { // scratch of the commit running
+		recs    []record
+		entries []entry
+		ends    []int
+		spare   []*pubReq // the last batch, for the next pending
+	}
 	// ackedSeq: every seq below it was acknowledged by the broker process
 	// windowGen since the last rewind (and it is at least spool.durable).
 	ackedSeq    uint64
@@ -194,6 +208,7 @@ func New(opts Options) (*Sink, error) {
 		lost:     make(chan struct{}, 1),
 		ckpt:     make(chan struct{}, 1),
 	}
+	s.written = sync.NewCond(&s.mu)
 	s.report()
 	return s, nil
 }
@@ -236,10 +251,16 @@ func (s *Sink) Publish(ctx context.Context, topic string, payload []byte) error 
 	return s.publish(ctx, topic, payload)
 }
 
-// publish spools one message under its spooled topic (see target).
+// publish spools one message under its spooled topic (see target). The
+// messages published while a write to the spool runs wait for it and then
+// go to the spool together in the next write (group commit); each call
+// returns once its own record is written.
 func (s *Sink) publish(ctx context.Context, topic string, payload []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if err := checkSize(topic, payload); err != nil {
+		return fmt.Errorf("export: publish to %s: %w", strings.TrimPrefix(topic, retainMark), err)
 	}
 	s.mu.Lock()
 	for !s.closed && s.held() >= s.opts.QueueLimit {
@@ -261,19 +282,85 @@ func (s *Sink) publish(ctx context.Context, topic string, payload []byte) error 
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	e, err := s.spool.append(topic, payload)
-	if err == nil {
-		s.queue = append(s.queue, e)
+	req := &pubReq{rec: record{topic: topic, payload: payload}}
+	s.pending = append(s.pending, req)
+	s.unwritten++
+	for !req.done {
+		if s.writing {
+			s.written.Wait()
+			continue
+		}
+		s.commitLocked()
 	}
 	s.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("export: publish to %s: %w", strings.TrimPrefix(topic, retainMark), err)
+	if req.err != nil {
+		return fmt.Errorf("export: publish to %s: %w", strings.TrimPrefix(topic, retainMark), req.err)
 	}
 	select {
 	case s.more <- struct{}{}:
 	default:
 	}
 	return nil
+}
+
+// writeSegment writes a batch of records to the spool (tests slow it).
+var writeSegment = (*os.File).Write
+
+// pubReq is one publish call waiting for its record to be written.
+type pubReq struct {
+	rec  record
+	done bool
+	err  error
+}
+
+// commitLocked writes every pending message to the spool in one write,
+// with s.mu held (released during the write), and queues those written.
+// One commit runs at a time (s.writing); the callers whose messages it
+// wrote are woken.
+func (s *Sink) commitLocked() {
+	batch := s.pending
+	s.pending = s.commit.spare[:0]
+	s.writing = true
+	var f *os.File
+	var first uint64
+	err := ErrClosed
+	if !s.closed {
+		f, first, err = s.spool.prepare()
+	}
+	k, n := 0, 0
+	if err == nil {
+		// Only the one commit running uses the scratch slices.
+		c := &s.commit
+		c.recs = c.recs[:0]
+		for _, r := range batch {
+			c.recs = append(c.recs, r.rec)
+		}
+		s.mu.Unlock()
+		// The callers wait for this write: their payloads are not
+		// reused before it ends.
+		var buf []byte
+		buf, c.entries, c.ends = encodeBatch(first, c.recs, c.entries[:0], c.ends[:0])
+		n, err = writeSegment(f, buf)
+		s.mu.Lock()
+		k = s.spool.finish(n, c.ends, err)
+		s.queue = append(s.queue, c.entries[:k]...)
+		clear(c.recs)
+		clear(c.entries)
+		if err != nil {
+			err = fmt.Errorf("write spool segment: %w", err)
+		}
+	}
+	for i, r := range batch {
+		r.done = true
+		if i >= k {
+			r.err = err
+		}
+	}
+	s.unwritten -= len(batch)
+	clear(batch)
+	s.commit.spare = batch[:0]
+	s.writing = false
+	s.written.Broadcast()
 }
 
 // Queued is how many accepted messages are not safe in the broker yet:
@@ -293,8 +380,8 @@ func (s *Sink) Unconfirmed() int {
 	return int(s.ackedSeq - s.spool.durable)
 }
 
-// held is Queued with s.mu held.
-func (s *Sink) held() int { return int(s.spool.next - s.spool.durable) }
+// held is Queued with s.mu held: also the messages being written.
+func (s *Sink) held() int { return int(s.spool.next-s.spool.durable) + s.unwritten }
 
 // Connected reports whether the MQTT connection is up.
 func (s *Sink) Connected() bool { return s.connected.Load() }
@@ -426,5 +513,8 @@ func (s *Sink) close() error {
 	s.closed = true
 	close(s.freed)
 	s.freed = make(chan struct{})
+	for s.writing {
+		s.written.Wait() // the records being written are accepted
+	}
 	return s.spool.close()
 }

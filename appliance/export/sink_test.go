@@ -4,17 +4,21 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/osgate/osgate/appliance/health"
+	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/testpeer"
 )
@@ -317,4 +321,178 @@ func TestSinkStopAndResume(t *testing.T) {
 	publishSeq(t, s2, "telemetry/gw/resume", 100, 110)
 	waitAll(t, sub, seqKeys(0, 110), 60*time.Second)
 	waitFor(t, "the queue to empty", 30*time.Second, func() bool { return s2.Queued() == 0 })
+}
+
+// TestPublishGroupCommit: messages published while a write to the spool
+// runs share the next write(2); each call returns only once its own record
+// is in the segment file; every message is in the spool, each publisher's
+// in its order, and a restart reads them all. The writes are slowed down
+// (as on a slow SD card) so that publishers do meet.
+func TestPublishGroupCommit(t *testing.T) {
+	var writes atomic.Int64
+	orig := writeSegment
+	writeSegment = func(f *os.File, b []byte) (int, error) {
+		writes.Add(1)
+		time.Sleep(200 * time.Microsecond)
+		return orig(f, b)
+	}
+	t.Cleanup(func() { writeSegment = orig })
+	dir := t.TempDir()
+	s, err := New(Options{URL: "tcp://127.0.0.1:1", ClientID: "group", StoreDir: dir, QoS: 1, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const publishers, each = 8, 100
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Go(func() {
+			for i := range each {
+				payload := fmt.Sprintf("p%d-%d;", p, i)
+				if err := s.Publish(context.Background(), fmt.Sprintf("t/%d", p), []byte(payload)); err != nil {
+					t.Errorf("publish: %v", err)
+					return
+				}
+				segs, _ := filepath.Glob(filepath.Join(dir, "spool", "*.spool"))
+				found := false
+				for _, seg := range segs {
+					data, _ := os.ReadFile(seg)
+					found = found || strings.Contains(string(data), payload)
+				}
+				if !found {
+					t.Errorf("Publish of %s returned before its record was written", payload)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if q := s.Queued(); q != publishers*each {
+		t.Errorf("queued %d, want %d", q, publishers*each)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d messages in %d writes", publishers*each, writes.Load())
+	if w := writes.Load(); w > publishers*each/2 {
+		t.Errorf("%d messages published at the same time took %d writes, want at most %d", publishers*each, w, publishers*each/2)
+	}
+	sp, pending, err := openSpool(filepath.Join(dir, "spool"), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	if len(pending) != publishers*each {
+		t.Fatalf("reopened spool holds %d messages, want %d", len(pending), publishers*each)
+	}
+	next := map[string]int{}
+	for i, e := range pending {
+		if e.seq != uint64(i) {
+			t.Fatalf("message %d has seq %d", i, e.seq)
+		}
+		p := strings.TrimPrefix(e.topic, "t/")
+		if want := fmt.Sprintf("p%s-%d;", p, next[p]); string(e.payload) != want {
+			t.Fatalf("%s: message %q, want %q (out of order)", e.topic, e.payload, want)
+		}
+		next[p]++
+	}
+}
+
+// TestPublishGroupCommitShortWrite: a write of several records that fails
+// part way (the disk filled up) accepts the records written whole, refuses
+// the rest with an error, and later messages go to a new segment: a
+// restart finds every accepted message and no other, none reported lost.
+func TestPublishGroupCommitShortWrite(t *testing.T) {
+	var calls atomic.Int64
+	release := make(chan struct{})
+	orig := writeSegment
+	writeSegment = func(f *os.File, b []byte) (int, error) {
+		switch calls.Add(1) {
+		case 1: // hold the first write until the others wait for the next
+			<-release
+		case 2: // the batch of the others: the first record and half of the second
+			first := recordHead + int(binary.BigEndian.Uint32(b[4:]))
+			if first >= len(b) {
+				t.Errorf("the second write holds one record, want several")
+				return orig(f, b)
+			}
+			n, _ := orig(f, b[:first+first/2]) // the records are of one size
+			return n, syscall.ENOSPC
+		}
+		return orig(f, b)
+	}
+	t.Cleanup(func() { writeSegment = orig })
+	dir := t.TempDir()
+	s, err := New(Options{URL: "tcp://127.0.0.1:1", ClientID: "short", StoreDir: dir, QoS: 1, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := counterValue(t, metrics.SpoolLostMessages)
+	first := make(chan error, 1)
+	go func() { first <- s.Publish(context.Background(), "t/a", []byte("first")) }()
+	for calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	const others = 4
+	results := make(chan string, others)
+	for i := range others {
+		go func() {
+			p := fmt.Sprintf("other-%d", i)
+			if err := s.Publish(context.Background(), "t/b", []byte(p)); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Errorf("publish %s: %v, want ENOSPC", p, err)
+				}
+				p = ""
+			}
+			results <- p
+		}()
+	}
+	for {
+		s.mu.Lock()
+		n := len(s.pending)
+		s.mu.Unlock()
+		if n == others {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("first publish: %v", err)
+	}
+	want := []string{"first"}
+	accepted := 0
+	for range others {
+		if p := <-results; p != "" {
+			want = append(want, p)
+			accepted++
+		}
+	}
+	if accepted != 1 {
+		t.Errorf("%d of the short batch's messages accepted, want 1 (the one written whole)", accepted)
+	}
+	if err := s.Publish(context.Background(), "t/c", []byte("after")); err != nil {
+		t.Fatalf("publish after the failed write: %v", err)
+	}
+	want = append(want, "after")
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	sp, pending, err := openSpool(filepath.Join(dir, "spool"), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	var got []string
+	for i, e := range pending {
+		if e.seq != uint64(i) {
+			t.Errorf("message %d has seq %d", i, e.seq)
+		}
+		got = append(got, string(e.payload))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after a restart the spool holds %q, want %q", got, want)
+	}
+	if d := counterValue(t, metrics.SpoolLostMessages) - lost; d != 0 {
+		t.Errorf("%v messages reported lost, want none", d)
+	}
 }

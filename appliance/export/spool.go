@@ -56,7 +56,8 @@ import (
 // checksum makes the spool send everything it holds again (duplicates,
 // never losses).
 //
-// Durability: records are written with one write(2) each, so a killed
+// Durability: Publish returns once its record is written (the records
+// that arrive while one write(2) runs share the next one), so a killed
 // process loses nothing that Publish accepted. The segment is fsynced every
 // second and when it is closed; a power loss can lose up to the last
 // second of accepted messages. The state file is written at most every
@@ -336,42 +337,111 @@ func (s *spool) roll() error {
 	return nil
 }
 
-// append writes one record and returns it as an entry whose payload
-// shares the record's memory.
-func (s *spool) append(topic string, payload []byte) (entry, error) {
+// record is one message to be written: its spooled topic and payload.
+type record struct {
+	topic   string
+	payload []byte
+}
+
+// checkSize reports whether a record of topic and payload fits.
+func checkSize(topic string, payload []byte) error {
+	if n := bodyHead + len(topic) + len(payload); n > maxRecord {
+		return fmt.Errorf("message of %d bytes exceeds %d", n, maxRecord)
+	}
+	return nil
+}
+
+// A batch of records (the messages that arrived while the previous batch
+// was being written) goes to the segment in one write(2): prepare, with
+// the sink's lock held, rolls the segment if needed and names the first
+// seq; encodeBatch and the write run without the lock; finish, with it
+// held again, accepts the records that were written whole. Only one batch
+// is written at a time (the sink's group commit), so nothing else moves
+// next or the segment meanwhile.
+
+// prepare returns the segment to write the next batch to and the seq of
+// its first record.
+func (s *spool) prepare() (*os.File, uint64, error) {
 	if s.seg == nil {
-		return entry{}, errors.New("spool closed")
+		return nil, 0, errors.New("spool closed")
 	}
 	if s.broken || s.segSize >= segmentLimit {
 		if err := s.roll(); err != nil {
-			return entry{}, err
+			return nil, 0, err
 		}
 	}
-	bodyLen := bodyHead + len(topic) + len(payload)
-	if bodyLen > maxRecord {
-		return entry{}, fmt.Errorf("message of %d bytes exceeds %d", bodyLen, maxRecord)
+	return s.seg, s.next, nil
+}
+
+// encodeBatch encodes recs (each within checkSize) as consecutive records
+// from seq first on into one new buffer. It returns the buffer, and
+// appended to entries and ends an entry per record whose payload shares
+// the buffer's memory and where each record ends in the buffer.
+func encodeBatch(first uint64, recs []record, entries []entry, ends []int) ([]byte, []entry, []int) {
+	size := 0
+	for _, r := range recs {
+		size += recordHead + bodyHead + len(r.topic) + len(r.payload)
 	}
-	rec := make([]byte, recordHead+bodyLen)
-	copy(rec, recordMagic)
-	binary.BigEndian.PutUint32(rec[4:], uint32(bodyLen))
-	body := rec[recordHead:]
-	binary.BigEndian.PutUint64(body, s.next)
-	binary.BigEndian.PutUint16(body[8:], uint16(len(topic)))
-	copy(body[bodyHead:], topic)
-	copy(body[bodyHead+len(topic):], payload)
-	crc := crc32.Update(crc32.Checksum(rec[4:8], crcTable), crcTable, body)
-	binary.BigEndian.PutUint32(rec[8:], crc)
-	if _, err := s.seg.Write(rec); err != nil {
-		// A torn record is skipped by the reader; roll so that nothing is
-		// appended behind it in this segment.
+	buf := make([]byte, size)
+	off := 0
+	for i, r := range recs {
+		bodyLen := bodyHead + len(r.topic) + len(r.payload)
+		rec := buf[off : off+recordHead+bodyLen : off+recordHead+bodyLen]
+		copy(rec, recordMagic)
+		binary.BigEndian.PutUint32(rec[4:], uint32(bodyLen))
+		body := rec[recordHead:]
+		seq := first + uint64(i)
+		binary.BigEndian.PutUint64(body, seq)
+		binary.BigEndian.PutUint16(body[8:], uint16(len(r.topic)))
+		copy(body[bodyHead:], r.topic)
+		copy(body[bodyHead+len(r.topic):], r.payload)
+		crc := crc32.Update(crc32.Checksum(rec[4:8], crcTable), crcTable, body)
+		binary.BigEndian.PutUint32(rec[8:], crc)
+		entries = append(entries, entry{seq: seq, topic: r.topic, payload: body[bodyHead+len(r.topic):]})
+		off += len(rec)
+		ends = append(ends, off)
+	}
+	return buf, entries, ends
+}
+
+// finish records that n bytes of a batch whose records end at ends were
+// written (err: the write failed there) and returns how many records were
+// written whole: those are accepted. A record cut short is skipped by the
+// reader; after a failed write the next batch goes to a new segment, so
+// nothing is appended behind it.
+func (s *spool) finish(n int, ends []int, err error) int {
+	k := len(ends)
+	if err != nil {
 		s.broken = true
+		k = 0
+		for k < len(ends) && ends[k] <= n {
+			k++
+		}
+	}
+	s.segSize += int64(n)
+	if n > 0 {
+		s.dirty = true
+	}
+	s.next += uint64(k)
+	return k
+}
+
+// append writes one record and returns it as an entry whose payload
+// shares the record's memory.
+func (s *spool) append(topic string, payload []byte) (entry, error) {
+	if err := checkSize(topic, payload); err != nil {
+		return entry{}, err
+	}
+	f, first, err := s.prepare()
+	if err != nil {
+		return entry{}, err
+	}
+	buf, entries, ends := encodeBatch(first, []record{{topic, payload}}, nil, nil)
+	n, err := f.Write(buf)
+	if s.finish(n, ends, err) == 0 {
 		return entry{}, fmt.Errorf("write spool segment: %w", err)
 	}
-	s.segSize += int64(len(rec))
-	s.dirty = true
-	e := entry{seq: s.next, topic: topic, payload: body[bodyHead+len(topic):]}
-	s.next++
-	return e, nil
+	return entries[0], nil
 }
 
 // setDurable records that every seq below upto is safe beyond the gateway
