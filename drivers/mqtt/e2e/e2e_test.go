@@ -7,6 +7,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -209,6 +210,13 @@ func BenchmarkBaselineBridge(b *testing.B) {
 	run(b, field.URL(), local.URL(), 1)
 }
 
+// rate paces the field publisher of the benchmarks (messages a second; 0
+// publishes as fast as it can), to see the cost per message at the rates
+// a gateway meets:
+//
+//	go test -run '^$' -bench . -benchtime 5000x ./drivers/mqtt/e2e -args -rate 1000
+var rate = flag.Int("rate", 0, "field messages a second in the benchmarks (0: as fast as possible)")
+
 // run publishes b.N messages on field and waits for perMsg*b.N export
 // messages on local.
 func run(b *testing.B, field, local string, perMsg int) {
@@ -246,6 +254,11 @@ func run(b *testing.B, field, local string, perMsg int) {
 	start := time.Now()
 	b.ResetTimer()
 	for i := range b.N {
+		if *rate > 0 {
+			if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(*rate))); d > 0 {
+				time.Sleep(d)
+			}
+		}
 		pub.Publish(fmt.Sprintf("site/s/meter/m%d/state", i%100), 1, false, `{"u":[230.1,229.9],"e":1234.5}`)
 	}
 	select {
