@@ -51,7 +51,9 @@ type Options struct {
 	// should the broker lose its saved state (default QueueLimit).
 	ReplayLimit int
 	// InFlight bounds the messages handed to the MQTT client and not yet
-	// acknowledged (default 64).
+	// acknowledged (default 512). A wide window lets many messages share
+	// each write to the broker and each read of its acknowledgements;
+	// the payloads are the spool's own, not copies.
 	InFlight int
 	// RetryMax is the longest pause between connection attempts
 	// (default 5s). With Broker set, the sink also tries at once when the
@@ -174,7 +176,7 @@ func New(opts Options) (*Sink, error) {
 		opts.ReplayLimit = opts.QueueLimit
 	}
 	if opts.InFlight <= 0 {
-		opts.InFlight = 64
+		opts.InFlight = 512
 	}
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = 5 * time.Second
