@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osgate/osgate/appliance/export"
-	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/testpeer"
@@ -389,49 +385,5 @@ func TestStatusFollowsConfigChanges(t *testing.T) {
 		if m.Topic == "status/gw-test/devices/x-2" {
 			t.Errorf("removed device's status still retained: %s", m.Payload)
 		}
-	}
-}
-
-// TestStatusTurnsOkWithTheBroker: a gateway that starts while its export
-// broker is down says so in its document (degraded, kept in its spool);
-// when the broker is back, the document that says ok follows at once, not
-// at the next heartbeat (an hour here).
-func TestStatusTurnsOkWithTheBroker(t *testing.T) {
-	br := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
-	br.Stop()
-	rpcAddr := testpeer.Addr(testpeer.FreePort(t))
-	doc := fmt.Sprintf(`{"gateway": {"id": "gw-late", "state_dir": %q, "status_interval": "1h"},
-		"broker": {"managed": false, "url": %q}, "rpc": {"listen": %q}, "connectors": []}`,
-		t.TempDir(), br.URL(), rpcAddr)
-	cfg, err := config.Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-	})
-	testpeer.WaitFor(t, 30*time.Second, "the gateway degraded by its absent broker", func() bool {
-		return g.Health().Report().Status != health.OK
-	})
-	time.Sleep(2 * time.Second) // the degraded document is made and queued
-	br.Start()
-	sub := testpeer.Subscribe(t, br.URL(), testpeer.SubscriberOptions{ClientID: "t-late", Filter: "status/gw-late"})
-	var last string
-	if _, ok := sub.WaitMessage(20*time.Second, func(m testpeer.Message) bool {
-		var d export.GatewayStatus
-		last = string(m.Payload)
-		return json.Unmarshal(m.Payload, &d) == nil && d.State == "online" && d.Health != nil && d.Health.Status == "ok"
-	}); !ok {
-		t.Fatalf("no ok status document within 20 s of the broker's return; last: %s", last)
 	}
 }

@@ -49,16 +49,7 @@ func newCfgFleet(t *testing.T, dir string, pub ed25519.PublicKey, gws map[string
 		f.gws[id] = g
 		f.publish(g)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			f.step()
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	stepUntilCleanup(t, f.step)
 	return f
 }
 

@@ -207,16 +207,7 @@ func newSimFleet(t *testing.T, channel, version string, gws map[string]string) *
 		f.publish(g)
 		f.w.receive(nil, message{topic: "status/" + id + "/bridge", payload: []byte("1")})
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			f.step()
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	stepUntilCleanup(t, f.step)
 	return f
 }
 
@@ -641,4 +632,19 @@ func drive2(r *Rollout) (string, error) {
 	defer cancel()
 	err := r.Drive(ctx)
 	return out.String(), err
+}
+
+// stepUntilCleanup runs step every 10 ms, as a simulated fleet moves on,
+// until the test ends.
+func stepUntilCleanup(t *testing.T, step func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			step()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
 }

@@ -307,17 +307,27 @@ func (b *Bus) selectSecondary(ctx context.Context, sec string, policy retry) err
 // while the meter says more records follow. The first request has FCB set,
 // as after SND_NKE.
 func (b *Bus) readout(ctx context.Context, a byte, maxTelegrams int) ([]*Telegram, error) {
-	var out []*Telegram
-	var tg *Telegram
-	err := b.readoutTo(ctx, a, maxTelegrams, func(frame []byte, _ int) (byte, bool, error) {
-		var err error
-		if tg, err = Decode(frame); err != nil {
-			return 0, false, err
-		}
-		return tg.Address, tg.More, nil
-	}, func() { out = append(out, tg) })
-	return out, err
+	var c collector
+	err := b.readoutTo(ctx, a, maxTelegrams, c.decode, c.keep)
+	return c.out, err
 }
+
+// collector decodes each telegram of a readout with Decode and keeps those
+// whose address was checked.
+type collector struct {
+	out []*Telegram
+	tg  *Telegram // decoded, not yet kept
+}
+
+func (c *collector) decode(frame []byte, _ int) (byte, bool, error) {
+	var err error
+	if c.tg, err = Decode(frame); err != nil {
+		return 0, false, err
+	}
+	return c.tg.Address, c.tg.More, nil
+}
+
+func (c *collector) keep() { c.out = append(c.out, c.tg) }
 
 // readoutTo is readout with the telegrams given to decode, the n-th
 // (0-based) as it arrives (frame is only valid during the call), and to
@@ -360,16 +370,9 @@ func (b *Bus) readoutTo(ctx context.Context, a byte, maxTelegrams int, decode fu
 // meter (which resets its FCB and ends the selection), select again and
 // REQ_UD2 to address 253.
 func (b *Bus) Read(ctx context.Context, addr Address) ([]*Telegram, error) {
-	var out []*Telegram
-	var tg *Telegram
-	err := b.read(ctx, addr, func(frame []byte, _ int) (byte, bool, error) {
-		var err error
-		if tg, err = Decode(frame); err != nil {
-			return 0, false, err
-		}
-		return tg.Address, tg.More, nil
-	}, func() { out = append(out, tg) })
-	return out, err
+	var c collector
+	err := b.read(ctx, addr, c.decode, c.keep)
+	return c.out, err
 }
 
 // ReadInto reads the meter at addr as Read does, decoding its telegrams

@@ -52,14 +52,9 @@ func BenchmarkProcessGateway10Hz(b *testing.B) {
 		return testpeer.Scrape(metrics)["osgate_readings_out_total"] >= 1000
 	})
 	testpeer.ResetPeakRSS(b, pid)
-	anon := testpeer.PeakAnon(b, pid)
-	cpu0, m0 := testpeer.ProcCPU(b, pid), testpeer.Scrape(metrics)
-	b.ResetTimer()
-	for b.Loop() {
-		time.Sleep(time.Second)
-	}
-	b.StopTimer()
-	cpu, m1 := testpeer.ProcCPU(b, pid)-cpu0, testpeer.Scrape(metrics)
+	m0 := testpeer.Scrape(metrics)
+	cpu, _ := testpeer.ProcessRounds(b, pid)
+	m1 := testpeer.Scrape(metrics)
 	d := func(name string) float64 { return m1[name] - m0[name] }
 	readings := d("osgate_readings_out_total")
 	b.ReportMetric(cpu.Seconds()*1000/readings, "cpu-s/1000readings")
@@ -68,8 +63,6 @@ func BenchmarkProcessGateway10Hz(b *testing.B) {
 	b.ReportMetric(d("osgate_poll_errors_total"), "failed-polls")
 	b.ReportMetric(d("osgate_polls_missed_total"), "missed-polls")
 	b.ReportMetric(d("osgate_polls_late_total"), "late-polls")
-	b.ReportMetric(testpeer.ProcMB(b, pid, "VmHWM"), "peak-RSS-MB")
-	b.ReportMetric(anon(), "peak-anon-MB")
 }
 
 func BenchmarkProcessGridx10Hz(b *testing.B) {
@@ -78,16 +71,7 @@ func BenchmarkProcessGridx10Hz(b *testing.B) {
 	pid := testpeer.StartProcess(b, exec.Command(bin, "-addr", p.tcp, "-unit", "2", "-n", "1000", "-every", "100ms"))
 	time.Sleep(time.Second) // connected and polling; it exits at a failed read
 	testpeer.ResetPeakRSS(b, pid)
-	anon := testpeer.PeakAnon(b, pid)
-	cpu0, start := testpeer.ProcCPU(b, pid), time.Now()
-	b.ResetTimer()
-	for b.Loop() {
-		time.Sleep(time.Second)
-	}
-	b.StopTimer()
-	cpu := testpeer.ProcCPU(b, pid) - cpu0
-	readings := 1000 * 10 * time.Since(start).Seconds()
+	cpu, wall := testpeer.ProcessRounds(b, pid)
+	readings := 1000 * 10 * wall.Seconds()
 	b.ReportMetric(cpu.Seconds()*1000/readings, "cpu-s/1000readings")
-	b.ReportMetric(testpeer.ProcMB(b, pid, "VmHWM"), "peak-RSS-MB")
-	b.ReportMetric(anon(), "peak-anon-MB")
 }

@@ -23,7 +23,11 @@ import (
 // (no cgo), into a temporary directory, and returns the binary's path.
 func BuildMain(t testing.TB, dir string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), filepath.Base(dir))
+	abs, err := filepath.Abs(dir) // "." names the calling test's package
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), filepath.Base(abs))
 	cmd := exec.Command("go", "build", "-o", bin, dir)
 	cmd.Env = append(os.Environ(), "GOFLAGS=", "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -165,4 +169,24 @@ func Scrape(url string) map[string]float64 {
 		}
 	}
 	return m
+}
+
+// ProcessRounds runs the benchmark's loop as one-second rounds while
+// process pid runs, and returns the CPU time the process used meanwhile
+// and how long the rounds took. It reports peak-anon-MB, the peak of the
+// process's own memory over the rounds (PeakAnon), and peak-RSS-MB, its
+// VmHWM at the end.
+func ProcessRounds(b *testing.B, pid int) (cpu, wall time.Duration) {
+	b.Helper()
+	anon := PeakAnon(b, pid)
+	cpu0, start := ProcCPU(b, pid), time.Now()
+	b.ResetTimer()
+	for b.Loop() {
+		time.Sleep(time.Second)
+	}
+	b.StopTimer()
+	cpu, wall = ProcCPU(b, pid)-cpu0, time.Since(start)
+	b.ReportMetric(ProcMB(b, pid, "VmHWM"), "peak-RSS-MB")
+	b.ReportMetric(anon(), "peak-anon-MB")
+	return cpu, wall
 }

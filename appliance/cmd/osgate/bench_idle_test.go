@@ -42,16 +42,7 @@ func BenchmarkIdle(b *testing.B) {
 		return testpeer.Scrape("http://" + rpc + "/metrics")["osgate_polls_total"] >= 1
 	})
 	time.Sleep(5 * time.Second)
-	anon := testpeer.PeakAnon(b, pid)
-	cpu0, start := testpeer.ProcCPU(b, pid), time.Now()
-	b.ResetTimer()
-	for b.Loop() {
-		time.Sleep(time.Second)
-	}
-	b.StopTimer()
-	cpu, secs := testpeer.ProcCPU(b, pid)-cpu0, time.Since(start).Seconds()
-	b.ReportMetric(100*cpu.Seconds()/secs, "%core")
+	cpu, wall := testpeer.ProcessRounds(b, pid)
+	b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "%core")
 	b.ReportMetric(testpeer.ProcMB(b, pid, "VmRSS"), "RSS-MB")
-	b.ReportMetric(testpeer.ProcMB(b, pid, "VmHWM"), "peak-RSS-MB")
-	b.ReportMetric(anon(), "peak-anon-MB")
 }
