@@ -13,7 +13,7 @@ import (
 	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/drivers/transform"
 	"github.com/osgate/osgate/internal/lru"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/osgate/osgate/internal/prom"
 )
 
 // connRun is one running connector: the driver instance, its devices and
@@ -47,9 +47,9 @@ const maxTopics = 4096
 
 // connMetrics are a connector's metric children, looked up once.
 type connMetrics struct {
-	in, out, chanErrs, suppressed, polls, pollErrors, listenerRestarts prometheus.Counter
-	pollsLate, pollsMissed                                             prometheus.Counter
-	dropRange, dropTransform, dropTooLarge, dropDisk                   prometheus.Counter
+	in, out, chanErrs, suppressed, polls, pollErrors, listenerRestarts *prom.Counter
+	pollsLate, pollsMissed                                             *prom.Counter
+	dropRange, dropTransform, dropTooLarge, dropDisk                   *prom.Counter
 }
 
 func newConnMetrics(name string) connMetrics {
@@ -78,8 +78,8 @@ func (s connStats) Dropped(reason string, n int) {
 	metrics.ReadingsDropped.WithLabelValues(s.name, reason).Add(float64(n))
 }
 
-func (s connStats) Cache(name string) lru.Metrics   { return metrics.Bounded(name, s.name) }
-func (s connStats) Register(c prometheus.Collector) { metrics.Register(c) }
+func (s connStats) Cache(name string) lru.Metrics { return metrics.Bounded(name, s.name) }
+func (s connStats) Register(c prom.Collector)     { metrics.Register(c) }
 
 // newConnRun builds connector i of cfg: the driver instance (no I/O yet)
 // and the transform chains of its channels.

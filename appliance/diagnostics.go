@@ -10,8 +10,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-
 	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/config"
@@ -251,17 +249,7 @@ func (g *Gateway) rpcDiagnostics(ctx context.Context, _ json.RawMessage) (any, e
 // writeMetrics writes what /metrics serves now, in Prometheus's text
 // format.
 func writeMetrics(buf *bytes.Buffer) error {
-	mfs, err := metrics.Registry.Gather()
-	enc := expfmt.NewEncoder(buf, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range mfs {
-		if e := enc.Encode(mf); e != nil && err == nil {
-			err = e
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("gather metrics: %w", err)
-	}
-	return nil
+	return metrics.Registry.WriteText(buf)
 }
 
 // methodDocsMore describe the methods of this file for rpc.discover.

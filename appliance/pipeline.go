@@ -10,7 +10,7 @@ import (
 	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/drivers/transform"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/osgate/osgate/internal/prom"
 )
 
 // deliver walks one batch of readings of one device down the data path:
@@ -219,7 +219,7 @@ func (c *connRun) publish(ctx context.Context, device string, rs []core.Reading)
 }
 
 // sendMetrics are the counters of one connector that send moves.
-type sendMetrics struct{ out, tooLarge prometheus.Counter }
+type sendMetrics struct{ out, tooLarge *prom.Counter }
 
 // send encodes one device's readings to one message and hands it to the
 // export sink. A message over the managed broker's size limit, which the

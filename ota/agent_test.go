@@ -167,21 +167,13 @@ func (r *rig) run() *Agent {
 // is the value of its one label ("" for none).
 func metricValue(t *testing.T, name, label string) float64 {
 	t.Helper()
-	fams, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
+	var v float64
+	if label == "" {
+		v, _ = metrics.Registry.Value(name)
+	} else {
+		v, _ = metrics.Registry.Value(name, label)
 	}
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if label == "" || len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return v
 }
 
 func serve(t *testing.T) (dir string, s *server) {

@@ -15,8 +15,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/osgate/osgate/internal/prom"
 
 	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/appliance/metrics"
@@ -208,13 +207,9 @@ func waitKeys(t *testing.T, sub *testpeer.Subscriber, from, to int, within time.
 	}
 }
 
-func counterValue(t testing.TB, c prometheus.Counter) float64 {
+func counterValue(t testing.TB, c *prom.Counter) float64 {
 	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
+	return c.Value()
 }
 
 // TestBridgeTLSAndPassword: the bridge's TLS and credential lines work

@@ -17,9 +17,8 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/appliance/metrics"
+	"github.com/osgate/osgate/internal/prom"
 	"github.com/osgate/osgate/internal/testpeer"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // fakeSystem stands in for the kernel's clock: a test must not set the
@@ -544,11 +543,7 @@ func readSaved(t *testing.T, dir string) saved {
 	return s
 }
 
-func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
+func gaugeValue(t *testing.T, g *prom.Gauge) float64 {
 	t.Helper()
-	var m dto.Metric
-	if err := g.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetGauge().GetValue()
+	return g.Value()
 }

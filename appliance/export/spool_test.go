@@ -13,8 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/osgate/osgate/internal/prom"
 
 	"github.com/osgate/osgate/appliance/metrics"
 )
@@ -50,13 +49,9 @@ func mustOpen(t testing.TB, dir string) (*spool, []entry) {
 	return s, pending
 }
 
-func counterValue(t testing.TB, c prometheus.Counter) float64 {
+func counterValue(t testing.TB, c *prom.Counter) float64 {
 	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
+	return c.Value()
 }
 
 func TestSpoolReplaysUnacked(t *testing.T) {

@@ -5,14 +5,11 @@ package metrics
 
 import (
 	"github.com/osgate/osgate/internal/lru"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"errors"
+	"github.com/osgate/osgate/internal/prom"
 )
 
 // Registry is what /metrics serves.
-var Registry = prometheus.NewRegistry()
+var Registry = prom.NewRegistry()
 
 var (
 	// ReadingsIn counts readings produced by connectors.
@@ -111,40 +108,30 @@ func Bounded(cache, connector string) lru.Metrics {
 // core.Stats). The same collector registered again is no error; another
 // one under a name already taken is a bug in the binary, and panics like
 // the registrations above.
-func Register(c prometheus.Collector) {
-	if err := Registry.Register(c); err != nil {
-		var dup prometheus.AlreadyRegisteredError
-		if errors.As(err, &dup) && dup.ExistingCollector == c {
-			return
-		}
-		panic(err)
-	}
-}
+func Register(c prom.Collector) { Registry.MustRegister(c) }
 
-func init() {
-	Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-}
+func init() { prom.RegisterRuntime(Registry) }
 
-func counter(name, help string, labels ...string) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+func counter(name, help string, labels ...string) *prom.CounterVec {
+	c := prom.NewCounterVec(name, help, labels...)
 	Registry.MustRegister(c)
 	return c
 }
 
-func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+func gaugeVec(name, help string, labels ...string) *prom.GaugeVec {
+	g := prom.NewGaugeVec(name, help, labels...)
 	Registry.MustRegister(g)
 	return g
 }
 
-func gauge(name, help string) prometheus.Gauge {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+func gauge(name, help string) *prom.Gauge {
+	g := prom.NewGauge(name, help)
 	Registry.MustRegister(g)
 	return g
 }
 
-func counter0(name, help string) prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+func counter0(name, help string) *prom.Counter {
+	c := prom.NewCounter(name, help)
 	Registry.MustRegister(c)
 	return c
 }

@@ -15,8 +15,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/osgate/osgate/internal/prom"
 
 	"github.com/osgate/osgate/appliance/rpc"
 	"github.com/osgate/osgate/internal/apikey"
@@ -361,11 +360,7 @@ func wantError(t testing.TB, r response, code int, what string) {
 
 func soon() time.Time { return time.Now().Add(10 * time.Minute) }
 
-func counterValue(t testing.TB, c prometheus.Counter) float64 {
+func counterValue(t testing.TB, c *prom.Counter) float64 {
 	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
+	return c.Value()
 }

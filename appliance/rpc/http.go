@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/metrics"
 	"github.com/osgate/osgate/internal/apikey"
@@ -59,7 +57,7 @@ func (s *Server) routes() *http.ServeMux {
 	if s.health != nil {
 		mux.HandleFunc("GET /healthz", s.serveHealth)
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", metrics.Registry.Handler())
 	return mux
 }
 

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/osgate/osgate/internal/prom"
 )
 
 // Options configure a Source. T is what the validate function makes of a
@@ -40,7 +40,7 @@ type Options[T any] struct {
 	Logger *slog.Logger
 	// Metrics is the registry /metrics serves; the source puts
 	// osgate_config_fetches_total on it. Nil: not served.
-	Metrics prometheus.Registerer
+	Metrics *prom.Registry
 }
 
 // Update is a validated document for the gateway to apply.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/osgate/osgate/internal/sign"
 	"github.com/osgate/osgate/internal/tlsconf"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // testConfig stands in for config.Config: a document is valid when it is
@@ -436,11 +435,7 @@ func TestNothingUsable(t *testing.T) {
 
 // fetches reads the fetch counter of one outcome.
 func fetches(outcome string) float64 {
-	var m dto.Metric
-	if err := configFetches.WithLabelValues(outcome).Write(&m); err != nil {
-		panic(err)
-	}
-	return m.GetCounter().GetValue()
+	return configFetches.WithLabelValues(outcome).Value()
 }
 
 func TestFleetOutageWhileRunning(t *testing.T) {

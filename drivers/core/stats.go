@@ -2,7 +2,7 @@ package core
 
 import (
 	"github.com/osgate/osgate/internal/lru"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/osgate/osgate/internal/prom"
 )
 
 // Stats is how a driver counts what only it sees. The gateway gives each
@@ -22,7 +22,7 @@ type Stats interface {
 	// names and labels of its own (a connector label included). The same
 	// collector registered again, by another connector of the type or
 	// after a restart, is no error.
-	Register(c prometheus.Collector)
+	Register(c prom.Collector)
 }
 
 // StatsOf returns cfg.Stats, or a Stats that counts nothing when it is nil:
@@ -37,6 +37,6 @@ func StatsOf(cfg ConnectorConfig) Stats {
 // NoStats counts nothing.
 type NoStats struct{}
 
-func (NoStats) Dropped(string, int)           {}
-func (NoStats) Cache(string) lru.Metrics      { return lru.Metrics{} }
-func (NoStats) Register(prometheus.Collector) {}
+func (NoStats) Dropped(string, int)      {}
+func (NoStats) Cache(string) lru.Metrics { return lru.Metrics{} }
+func (NoStats) Register(prom.Collector)  {}

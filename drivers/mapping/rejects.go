@@ -8,17 +8,15 @@ import (
 
 	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/lograte"
+	"github.com/osgate/osgate/internal/prom"
 	"github.com/osgate/osgate/internal/redact"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // rejected counts messages a listener could not turn into readings; the
 // gateway serves it once a connector registers it (NewRejects).
-var rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Name: "osgate_messages_rejected_total",
-	Help: "Messages a listener connector could not turn into readings, by reason: unmatched (no mapping), payload (does not parse or fit), empty (no values), unconfigured (device or channel not configured), too_large (payload over max_payload or max_body, or more readings than max_channels); HTTP ingest also auth (API key refused).",
-}, []string{"connector", "reason"})
+var rejected = prom.NewCounterVec("osgate_messages_rejected_total",
+	"Messages a listener connector could not turn into readings, by reason: unmatched (no mapping), payload (does not parse or fit), empty (no values), unconfigured (device or channel not configured), too_large (payload over max_payload or max_body, or more readings than max_channels); HTTP ingest also auth (API key refused).",
+	"connector", "reason")
 
 // Reasons a message is rejected.
 const (
@@ -106,9 +104,5 @@ func clipErr(err error) string { return redact.Clip(err.Error(), 512) }
 // Rejected is the count of a connector's rejected messages for reason (for
 // tests and diagnostics).
 func Rejected(connector, reason string) float64 {
-	var m dto.Metric
-	if err := rejected.WithLabelValues(connector, reason).Write(&m); err != nil {
-		return 0
-	}
-	return m.GetCounter().GetValue()
+	return rejected.WithLabelValues(connector, reason).Value()
 }

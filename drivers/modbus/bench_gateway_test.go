@@ -11,8 +11,7 @@ import (
 	"time"
 
 	gridx "github.com/grid-x/modbus"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/osgate/osgate/internal/prom"
 
 	"github.com/osgate/osgate/appliance"
 	"github.com/osgate/osgate/appliance/metrics"
@@ -127,11 +126,7 @@ func resetPeakRSS() {
 	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }
 
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	c.Write(&m)
-	return m.GetCounter().GetValue()
-}
+func counterValue(c *prom.Counter) float64 { return c.Value() }
 
 // vmHWM is the peak resident set size since resetPeakRSS, in MB.
 func vmHWM() float64 {

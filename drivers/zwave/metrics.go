@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/internal/lograte"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/osgate/osgate/internal/prom"
 )
 
 // framesDropped counts frames from nodes the driver could not use, by
@@ -15,10 +15,9 @@ import (
 // not be used), "malformed", "no_keys" (a secure frame before any key was
 // made), "s2" (other S2 protocol faults) and "reply_queue" (an answer
 // owed to a node that found the queue full).
-var framesDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Name: "osgate_zwave_frames_dropped_total",
-	Help: "Z-Wave frames from nodes that could not be used (decryption failures, replays, bad CRC, ...), by reason.",
-}, []string{"connector", "reason"})
+var framesDropped = prom.NewCounterVec("osgate_zwave_frames_dropped_total",
+	"Z-Wave frames from nodes that could not be used (decryption failures, replays, bad CRC, ...), by reason.",
+	"connector", "reason")
 
 // The gateway serves framesDropped once a connector registers it
 // (core.Stats.Register, in New).

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/scope"
 	"github.com/osgate/osgate/internal/testpeer"
@@ -37,11 +35,7 @@ func newLoggedConnector(t *testing.T, tty, stateDir string, w io.Writer, devs ..
 
 // dropped reads osgate_zwave_frames_dropped_total of connector "zw".
 func dropped(reason string) float64 {
-	var m dto.Metric
-	if err := framesDropped.WithLabelValues("zw", reason).Write(&m); err != nil {
-		panic(err)
-	}
-	return m.GetCounter().GetValue()
+	return framesDropped.WithLabelValues("zw", reason).Value()
 }
 
 // mockDSK reads the DSK of a pending node from the mock's log.
