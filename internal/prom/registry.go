@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // ContentType is the media type of the text exposition format.
@@ -19,6 +20,9 @@ type Registry struct {
 	mu    sync.RWMutex
 	byNam map[string]Collector
 	names []string // sorted
+	// last is the size of the last text written: the next scrape's
+	// buffer starts at it.
+	last atomic.Int64
 }
 
 // NewRegistry returns an empty registry.
@@ -96,7 +100,8 @@ func (r *Registry) WriteText(w io.Writer) error {
 // Handler serves the registry (the /metrics endpoint).
 func (r *Registry) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		b := r.AppendText(make([]byte, 0, 16<<10))
+		b := r.AppendText(make([]byte, 0, r.last.Load()+1024))
+		r.last.Store(int64(len(b)))
 		w.Header().Set("Content-Type", ContentType)
 		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		w.Write(b)
