@@ -182,7 +182,12 @@ func TestMetricsEndpoint(t *testing.T) {
 		`osgate_rpc_requests_total{method="add",outcome="ok"}`,
 		"osgate_export_queue_depth",
 		"osgate_rpc_auth_failures_total",
-		"go_goroutines",
+		"# HELP osgate_rpc_requests_total JSON-RPC requests by method and outcome.\n# TYPE osgate_rpc_requests_total counter\n",
+		"\ngo_goroutines ",
+		"\ngo_memstats_heap_inuse_bytes ",
+		"\nprocess_resident_memory_bytes ",
+		"\nprocess_cpu_seconds_total ",
+		"\nprocess_start_time_seconds ",
 	} {
 		if !bytes.Contains(rep.body, []byte(want)) {
 			t.Errorf("/metrics lacks %s", want)
