@@ -47,10 +47,13 @@ type devRun struct {
 // exponentially with jitter and starts a new grid after the back-off.
 //
 // A poll that runs past the next one's time makes that one late: it runs
-// at once if it is at most half an interval overdue, else it is missed
-// (skipped, not bunched up). Both are counted: osgate_polls_late_total for
-// polls that started more than a tenth of the interval after they were
-// due, osgate_polls_missed_total for polls skipped.
+// at once, as long as it can still start before its own successor is due.
+// A poll a whole interval or more overdue is missed: of the polls whose
+// time passed meanwhile only the latest runs, at once, and the earlier
+// ones are skipped (never bunched up: at most one poll catches up). Both
+// are counted: osgate_polls_late_total for polls that started more than a
+// tenth of the interval after they were due, osgate_polls_missed_total
+// for polls skipped.
 func (d *devRun) pollLoop(ctx context.Context, p core.Poller) {
 	interval := d.dev.Interval
 	due := time.Now().Add(backoff.Random(min(interval, 2*time.Second)))
@@ -84,23 +87,19 @@ func (d *devRun) pollLoop(ctx context.Context, p core.Poller) {
 }
 
 // nextDue is when the poll after the one due at prev is due, given that
-// the poll ended at now, and how many polls are missed in between: the
-// next poll on the grid prev + k·interval that is at most half an interval
-// overdue.
+// the poll ended at now, and how many polls are missed in between. Polls
+// are due on the grid prev + k·interval. If the next one's time has not
+// passed it is due then; otherwise the latest time on the grid that has
+// passed is due at once (less than an interval overdue, it starts before
+// its successor is due) and the polls due before it, each a whole interval
+// or more overdue, are missed.
 func nextDue(prev time.Time, interval time.Duration, now time.Time) (time.Time, int64) {
 	next := prev.Add(interval)
-	behind := now.Sub(next)
-	if behind <= interval/2 {
+	if !now.After(next) {
 		return next, 0
 	}
-	// Polls due at next, next+interval, ... up to now have passed; the
-	// last of them is run if it is not more than half an interval overdue.
-	passed := int64(behind/interval) + 1
-	last := next.Add(time.Duration(passed-1) * interval)
-	if now.Sub(last) <= interval/2 {
-		return last, passed - 1
-	}
-	return last.Add(interval), passed
+	missed := int64(now.Sub(next) / interval)
+	return next.Add(time.Duration(missed) * interval), missed
 }
 
 // backoff is the wait after the current run of failures.

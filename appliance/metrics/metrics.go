@@ -32,8 +32,9 @@ var (
 	// or the gateway was too busy to start it on time.
 	PollsLate = counter("osgate_polls_late_total", "Polls started more than a tenth of the device's interval after they were due.", "connector")
 	// PollsMissed counts polls skipped because the previous poll of the
-	// device ran more than half an interval past their time.
-	PollsMissed = counter("osgate_polls_missed_total", "Polls skipped because the previous poll of the device ran past their time.", "connector")
+	// device ran a whole interval or more past their time (a poll less
+	// overdue runs late instead).
+	PollsMissed = counter("osgate_polls_missed_total", "Polls skipped because the previous poll of the device ran a whole interval or more past their time.", "connector")
 	// ChannelErrors counts channel readings with quality bad.
 	ChannelErrors = counter("osgate_channel_errors_total", "Channel readings with quality bad.", "connector")
 	// ListenerRestarts counts restarts of listeners that returned.

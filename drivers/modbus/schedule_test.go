@@ -50,7 +50,10 @@ func (p *timingProxy) requests() []time.Time {
 // latency with every poll (which loses a poll every few seconds at 10 Hz).
 // Then the local broker stops for a while with the export queue limited
 // to three messages: the poll that cannot hand its readings on waits, the
-// polls due meanwhile are missed, and /metrics counts them.
+// polls due meanwhile (a whole interval or more overdue) are missed and
+// /metrics counts them, and only one poll catches up when it returns (no
+// burst of the polls that were due): every time on the grid is a poll or a
+// missed poll, once.
 func TestPollSchedule10Hz(t *testing.T) {
 	peer := startPeer(t, peerOpts{tcp: true})
 	proxy := startTimingProxy(t, peer.tcp)
@@ -132,11 +135,24 @@ func TestPollSchedule10Hz(t *testing.T) {
 
 	// The broker away for 1.5 s: three messages wait, the poll after them
 	// waits for room, and the polls due meanwhile are missed.
-	missed0 := metric("osgate_polls_missed_total")
+	missed0, errs0, from, t1 := metric("osgate_polls_missed_total"), metric("osgate_poll_errors_total"), len(proxy.requests()), time.Now()
 	br.Stop()
 	time.Sleep(1500 * time.Millisecond)
 	br.Start()
 	waitFor(t, 30*time.Second, "polls missed while the broker was away", func() bool {
 		return metric("osgate_polls_missed_total")-missed0 >= 5
 	})
+	time.Sleep(time.Second) // back on the grid
+	polls := len(proxy.requests()) - from
+	missed, errs := metric("osgate_polls_missed_total")-missed0, metric("osgate_poll_errors_total")-errs0
+	slots := float64(time.Since(t1) / (100 * time.Millisecond))
+	t.Logf("broker away: %d polls and %v missed in %v slots", polls, missed, slots)
+	if float64(polls)+missed > slots+2 {
+		t.Errorf("broker away: %d polls and %v missed in %v slots of 100 ms: polls that were due ran in a burst", polls, missed, slots)
+	}
+	// A failed poll starts a new grid after its back-off, whose waiting
+	// is neither; without one, every slot is a poll or a missed poll.
+	if errs == 0 && float64(polls)+missed < slots-2 {
+		t.Errorf("broker away: %d polls and %v missed in %v slots of 100 ms: polls neither ran nor were counted missed", polls, missed, slots)
+	}
 }
