@@ -125,6 +125,7 @@ func (g *Gateway) newConnRun(cfg *config.Config, i int) (*connRun, error) {
 				c.reads[dev.Name] = map[string]*transform.Chain{}
 			}
 			c.chains[dev.Name][dev.Channels[k].Name] = chain
+			d.chains = append(d.chains, chain)
 			c.reads[dev.Name][dev.Channels[k].Name] = read
 		}
 	}

@@ -26,9 +26,20 @@ func (c *connRun) deliver(ctx context.Context, device string, rs []core.Reading)
 	synced := clk.Synced()
 	c.m.in.Add(float64(len(rs)))
 	chains := c.chains[device]
-	var vals *deviceValues // what the technician's pages show: configured devices only
+	// A configured device: its channels' transforms in config order, and
+	// what the technician's pages show (configured devices only). A driver
+	// that reports the configured channels in their order (the Modbus
+	// driver does) finds each one's at its place; others by name.
+	var (
+		byPlace []*transform.Chain
+		places  []*core.Channel
+		vals    *deviceValues
+		at      slot
+	)
 	if d := c.byName[device]; d != nil {
-		vals = d.vals
+		byPlace, places, vals = d.chains, d.dev.Channels, d.vals
+		at = trendSlot(now)
+		vals.mu.Lock()
 	}
 	out := rs[:0]
 	for i := range rs {
@@ -44,17 +55,26 @@ func (c *connRun) deliver(ctx context.Context, device string, rs []core.Reading)
 			c.m.chanErrs.Inc()
 		}
 		name := r.Channel
+		var ch *transform.Chain
+		if i < len(places) && i < len(byPlace) && places[i].Name == name {
+			ch = byPlace[i]
+		} else {
+			ch = chains[name]
+		}
 		var o transform.Outcome
-		if ch := chains[name]; ch != nil {
+		if ch != nil {
 			o = c.apply(ch, &r, now)
 		}
 		if vals != nil {
-			vals.observe(name, &r, o, now)
+			vals.record(vals.channel(i, name), &r, o, now, at)
 		}
 		if o.Verdict != transform.Keep {
 			continue
 		}
 		out = append(out, r)
+	}
+	if vals != nil {
+		vals.mu.Unlock()
 	}
 	if len(out) == 0 {
 		return nil

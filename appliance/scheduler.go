@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/osgate/osgate/drivers/core"
+	"github.com/osgate/osgate/drivers/transform"
 	"github.com/osgate/osgate/internal/backoff"
 )
 
@@ -25,9 +26,12 @@ const pollGrace = 30 * time.Second
 
 // devRun is one configured device of a running connector.
 type devRun struct {
-	conn   *connRun
-	dev    *core.Device
-	vals   *deviceValues
+	conn *connRun
+	dev  *core.Device
+	vals *deviceValues
+	// chains are the transforms of the device's channels, in the order of
+	// dev.Channels (nil: none), as in connRun.chains.
+	chains []*transform.Chain
 	pollMu sync.Mutex // never two polls of one device at once
 	// buf is the scheduler's readings slice, reused from one poll to the
 	// next by a core.AppendPoller; only pollLoop uses it.

@@ -66,18 +66,20 @@ type trend struct {
 	v    [trendLen]float64
 	n    int
 	next int
+	step int64 // the trend step of the newest point
 }
 
-func (tr *trend) add(now time.Time, v float64) {
-	ms := now.UnixMilli()
-	if tr.n > 0 {
-		last := (tr.next + trendLen - 1) % trendLen
-		if tr.t[last]/trendStep.Milliseconds() == ms/trendStep.Milliseconds() {
-			tr.t[last], tr.v[last] = ms, v
-			return
+func (tr *trend) add(at slot, v float64) {
+	if tr.n > 0 && tr.step == at.step {
+		last := tr.next - 1
+		if last < 0 {
+			last = trendLen - 1
 		}
+		tr.t[last], tr.v[last] = at.ms, v
+		return
 	}
-	tr.t[tr.next], tr.v[tr.next] = ms, v
+	tr.step = at.step
+	tr.t[tr.next], tr.v[tr.next] = at.ms, v
 	tr.next = (tr.next + 1) % trendLen
 	tr.n = min(tr.n+1, trendLen)
 }
@@ -122,15 +124,44 @@ func newDeviceValues(dev config.Device, chans []*core.Channel) *deviceValues {
 func (dv *deviceValues) observe(name string, r *core.Reading, o transform.Outcome, now time.Time) {
 	dv.mu.Lock()
 	defer dv.mu.Unlock()
+	dv.record(dv.channel(-1, name), r, o, now, trendSlot(now))
+}
+
+// channel is the state of channel name, the i-th reading of its batch (-1:
+// not known), or nil once the device has as many channels that are not in
+// its configuration as are kept. A driver that reports its configured
+// channels in their order (as the Modbus driver does) finds each at its
+// place, without a map lookup. dv.mu must be held.
+func (dv *deviceValues) channel(i int, name string) *chanValue {
+	if i >= 0 && i < len(dv.chans) && dv.chans[i].name == name {
+		return dv.chans[i]
+	}
 	cv := dv.byName[name]
 	if cv == nil {
 		if dv.extra >= maxExtraChannels {
-			return
+			return nil
 		}
 		dv.extra++
 		cv = &chanValue{name: name}
 		dv.chans = append(dv.chans, cv)
 		dv.byName[name] = cv
+	}
+	return cv
+}
+
+// slot is a time in unix milliseconds and the trend step it falls in.
+type slot struct{ ms, step int64 }
+
+// trendSlot is now's slot, worked out once per batch of readings.
+func trendSlot(now time.Time) slot {
+	ms := now.UnixMilli()
+	return slot{ms, ms / trendStep.Milliseconds()}
+}
+
+// record applies one reading to cv (nil: not kept). dv.mu must be held.
+func (dv *deviceValues) record(cv *chanValue, r *core.Reading, o transform.Outcome, now time.Time, at slot) {
+	if cv == nil {
+		return
 	}
 	cv.seen, cv.at, cv.quality = now, r.Time, r.Quality
 	if !cv.fixed && r.Unit != "" {
@@ -157,17 +188,17 @@ func (dv *deviceValues) observe(name string, r *core.Reading, o transform.Outcom
 	switch v := r.Value.(type) {
 	case float64:
 		cv.value = r.Value
-		dv.addTrend(cv, now, v)
+		addTrend(cv, at, v)
 	case int64:
 		cv.value = r.Value
-		dv.addTrend(cv, now, float64(v))
+		addTrend(cv, at, float64(v))
 	case bool:
 		cv.value = r.Value
 		f := 0.0
 		if v {
 			f = 1
 		}
-		dv.addTrend(cv, now, f)
+		addTrend(cv, at, f)
 	case string:
 		cv.value = clipText(v)
 	default:
@@ -175,11 +206,11 @@ func (dv *deviceValues) observe(name string, r *core.Reading, o transform.Outcom
 	}
 }
 
-func (dv *deviceValues) addTrend(cv *chanValue, now time.Time, v float64) {
+func addTrend(cv *chanValue, at slot, v float64) {
 	if cv.trend == nil {
 		cv.trend = new(trend)
 	}
-	cv.trend.add(now, v)
+	cv.trend.add(at, v)
 }
 
 // failed records the readings of a poll that failed as a whole (every

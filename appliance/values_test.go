@@ -1,12 +1,17 @@
 package appliance
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/osgate/osgate/appliance/export"
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/drivers/transform"
+	"github.com/osgate/osgate/internal/testpeer"
 )
 
 // TestObserveNoAllocation: recording a channel's last number for the
@@ -32,5 +37,56 @@ func TestObserveNoAllocation(t *testing.T) {
 	}
 	if v := dv.byName["i"].value; v != int64(1234567) {
 		t.Errorf("last value %v, want 1234567", v)
+	}
+}
+
+// TestDeliverFindsChannels: the pipeline finds a configured channel's
+// transforms and last value at its place in the batch when the driver
+// reports the configured channels in their order, and by name when it
+// does not (another order, channels left out, channels not configured):
+// each reading gets its own channel's transform either way.
+func TestDeliverFindsChannels(t *testing.T) {
+	// Every configured channel's value is dropped by its range (max -1):
+	// what each reading became shows in the values kept. The channel that
+	// is not configured is exported.
+	br := testpeer.StartMosquitto(t, testpeer.MosquittoOptions{})
+	cfg, err := config.Parse([]byte(`{"gateway":{"id":"gw-t","state_dir":"` + t.TempDir() + `"},"broker":{"managed":false,"url":"` + br.URL() + `"},"rpc":{"listen":"off"},
+		"connectors":[{"name":"c1","type":"test-counter","devices":[{"name":"m","channels":[
+		{"name":"a","scale":2,"max":-1},{"name":"b","scale":3,"max":-1},{"name":"c","scale":5,"max":-1}]}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := export.New(g.exportOptions(cfg, br.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.sink = sink
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sink.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	c := g.conns["c1"]
+	for _, order := range [][]string{{"a", "b", "c"}, {"c", "b", "a"}, {"b", "a", "x", "c"}, {"x", "a"}, {"c"}, {"a", "b", "c"}} {
+		var rs []core.Reading
+		for k, name := range order {
+			rs = append(rs, core.Reading{Channel: name, Value: int64(10 + k), Time: time.Now(), Quality: core.Good})
+		}
+		if err := c.deliver(ctx, "m", rs); err != nil {
+			t.Fatal(err)
+		}
+		vals := map[string]any{}
+		for _, cv := range c.byName["m"].vals.snapshot(0) {
+			vals[cv.Channel] = cv.Value
+		}
+		scale := map[string]float64{"a": 2, "b": 3, "c": 5, "x": 1}
+		for k, name := range order {
+			if got, want := fmt.Sprint(vals[name]), fmt.Sprint(scale[name]*float64(10+k)); got != want {
+				t.Errorf("batch %v: %s is %s, want %s", order, name, got, want)
+			}
+		}
 	}
 }

@@ -30,10 +30,15 @@ const tsLayout = "2006-01-02T15:04:05.000Z"
 // unique within one call (a repeated name appears twice in each object).
 func Encode(dst []byte, readings []core.Reading) []byte {
 	var newest time.Time
+	var units, notGood, bad bool // whether each section has anything
 	for i := range readings {
-		if t := readings[i].Time; t.After(newest) {
-			newest = t
+		r := &readings[i]
+		if r.Time.After(newest) {
+			newest = r.Time
 		}
+		units = units || r.Unit != ""
+		notGood = notGood || r.Quality != core.Good
+		bad = bad || r.Quality == core.Bad
 	}
 	dst = append(dst, `{"ts":"`...)
 	dst = newest.UTC().AppendFormat(dst, tsLayout)
@@ -52,12 +57,19 @@ func Encode(dst []byte, readings []core.Reading) []byte {
 		}
 	}
 	dst = append(dst, '}')
-	dst = appendSection(dst, `,"units":{`, readings, func(r *core.Reading) (string, bool) {
-		return r.Unit, r.Unit != ""
-	})
-	dst = appendSection(dst, `,"quality":{`, readings, func(r *core.Reading) (string, bool) {
-		return r.Quality.String(), r.Quality != core.Good
-	})
+	if units {
+		dst = appendSection(dst, `,"units":{`, readings, func(r *core.Reading) (string, bool) {
+			return r.Unit, r.Unit != ""
+		})
+	}
+	if notGood {
+		dst = appendSection(dst, `,"quality":{`, readings, func(r *core.Reading) (string, bool) {
+			return r.Quality.String(), r.Quality != core.Good
+		})
+	}
+	if !bad {
+		return append(dst, '}')
+	}
 	dst = appendSection(dst, `,"errors":{`, readings, func(r *core.Reading) (string, bool) {
 		if r.Quality != core.Bad {
 			return "", false
@@ -148,6 +160,15 @@ func appendFloat(dst []byte, f float64, bits int) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// plain marks the bytes a JSON string carries as they are: printable
+// ASCII other than '"' and '\\'.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string. Control characters are escaped,
 // invalid UTF-8 becomes U+FFFD, and U+2028/U+2029 are escaped so the
 // payload is also safe inside JavaScript.
@@ -156,11 +177,11 @@ func appendString(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if plain[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch c {
 			case '"', '\\':

@@ -3,6 +3,7 @@ package export
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -166,6 +167,21 @@ func BenchmarkEncode(b *testing.B) {
 		{Channel: "power", Value: int64(8450), Unit: "W", Time: t0},
 		{Channel: "relay", Value: true, Time: t0},
 		core.BadReading("m", "energy", t0, errors.New("timeout")),
+	}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = Encode(buf[:0], rs)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkEncodePoll1000 is one poll of the Modbus benchmarks: 1,000
+// registers, each an int64 without a unit, all good.
+func BenchmarkEncodePoll1000(b *testing.B) {
+	rs := make([]core.Reading, 1000)
+	for i := range rs {
+		rs[i] = core.Reading{Device: "plc", Channel: fmt.Sprintf("r%d", i), Value: int64(i * 37), Time: t0, Quality: core.Good}
 	}
 	var buf []byte
 	b.ReportAllocs()
