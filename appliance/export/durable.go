@@ -75,13 +75,27 @@ var ErrGone = errors.New("export: the broker process stopped")
 
 // persistLoop confirms, save by save, that the broker has stored what it
 // acknowledged, and trims the replay tail to what the bridge still holds.
+// It checks flushEvery apart while something waits for a save (the broker
+// acknowledged it) or is kept for a replay, and sleeps while nothing does
+// until the broker acknowledges a message (acked wakes it).
 func (s *Sink) persistLoop(ctx context.Context) {
-	tick := time.NewTicker(flushEvery)
-	defer tick.Stop()
+	pause := time.NewTimer(flushEvery)
+	defer pause.Stop()
 	var lastErr time.Time
 	for {
+		s.mu.Lock()
+		waiting := s.ackedSeq > s.spool.durable || s.spool.kept < s.spool.durable
+		s.mu.Unlock()
+		if !waiting {
+			select {
+			case <-s.unsaved:
+			case <-ctx.Done():
+				return
+			}
+		}
+		pause.Reset(flushEvery)
 		select {
-		case <-tick.C:
+		case <-pause.C:
 		case <-ctx.Done():
 			return
 		}

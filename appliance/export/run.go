@@ -13,7 +13,7 @@ import (
 )
 
 const (
-	flushEvery = 250 * time.Millisecond // state file, health, metrics, broker saves
+	flushEvery = 250 * time.Millisecond // state file, health, metrics after a change; between broker-save checks
 	syncEvery  = time.Second            // fsync of the spool segment
 	retryFirst = 100 * time.Millisecond // first pause between connection attempts
 )
@@ -155,30 +155,47 @@ func (s *Sink) gen() uint64 {
 }
 
 // sendLoop hands waiting messages to the client while it is connected,
-// keeping at most InFlight unacknowledged (handed's capacity).
+// keeping at most InFlight unacknowledged (handed's capacity). It takes
+// as many waiting messages at once as the window has room for.
 func (s *Sink) sendLoop(ctx context.Context, client mqtt.Client, handed chan<- inflight) {
+	var batch []entry
 	for {
 		select {
 		case <-s.whenUp():
 		case <-ctx.Done():
 			return
 		}
-		e, round, ok := s.take(ctx)
+		var round uint64
+		var ok bool
+		batch, round, ok = s.take(ctx, batch[:0], cap(handed)-len(handed))
 		if !ok {
 			return
 		}
-		m := inflight{e: e, round: round, epoch: s.epoch.Load(), gen: s.gen()}
-		m.tok = s.send(client, e)
-		select {
-		case handed <- m:
-		case <-ctx.Done():
-			return
+		// A broker process recorded before the message is handed can
+		// only be older than the one that acknowledges it: then await
+		// sends the message again.
+		gen := s.gen()
+		for _, e := range batch {
+			m := inflight{e: e, round: round, epoch: s.epoch.Load(), gen: gen}
+			m.tok = s.send(client, e)
+			select {
+			case handed <- m:
+			case <-ctx.Done():
+				return
+			}
 		}
+		clear(batch)
 	}
 }
 
+// ackBatch bounds how many acknowledgements ackLoop gathers before it
+// records them.
+const ackBatch = 256
+
 // ackLoop waits for each handed message's token, in order, resends what
-// failed, and records what the broker acknowledged.
+// failed, and records what the broker acknowledged: the tokens that are
+// complete when it looks are recorded together, under one lock, before
+// it waits for the next.
 //
 // A token that succeeds counts only if the connection it was handed to is
 // still the current one: when paho.mqtt.golang reconnects it resends its
@@ -192,16 +209,31 @@ func (s *Sink) sendLoop(ctx context.Context, client mqtt.Client, handed chan<- i
 // handed: then that process acknowledged it, and a save it makes later
 // holds it (see checkpoint).
 func (s *Sink) ackLoop(ctx context.Context, client mqtt.Client, handed <-chan inflight) {
+	var acks []ack
+	record := func() {
+		if len(acks) > 0 {
+			s.acked(acks)
+			metrics.ExportMessages.Add(float64(len(acks)))
+			acks = acks[:0]
+		}
+	}
 	for {
 		var m inflight
 		select {
 		case m = <-handed:
-		case <-ctx.Done():
-			return
+		default:
+			record() // nothing more handed: before waiting
+			select {
+			case m = <-handed:
+			case <-ctx.Done():
+				return
+			}
 		}
-		if s.await(ctx, client, &m) {
-			s.acked(m.e, m.round, m.gen)
-			metrics.ExportMessages.Inc()
+		if len(acks) >= ackBatch {
+			record()
+		}
+		if s.await(ctx, client, &m, record) {
+			acks = append(acks, ack{seq: m.e.seq, round: m.round, gen: m.gen})
 		}
 		if ctx.Err() != nil {
 			return
@@ -211,18 +243,25 @@ func (s *Sink) ackLoop(ctx context.Context, client mqtt.Client, handed <-chan in
 
 // await waits until m is acknowledged on the current connection by the
 // current broker process, publishing it again as needed. It returns false
-// if ctx ended or a rewind put m back in the queue.
-func (s *Sink) await(ctx context.Context, client mqtt.Client, m *inflight) bool {
+// if ctx ended or a rewind put m back in the queue. It calls idle before
+// it waits.
+func (s *Sink) await(ctx context.Context, client mqtt.Client, m *inflight, idle func()) bool {
 	for {
 		select {
 		case <-m.tok.Done():
-		case <-ctx.Done():
-			return false
+		default:
+			idle()
+			select {
+			case <-m.tok.Done():
+			case <-ctx.Done():
+				return false
+			}
 		}
 		err := m.tok.Error()
 		if err == nil && s.epoch.Load() == m.epoch && s.gen() == m.gen {
 			return true
 		}
+		idle()
 		if err != nil {
 			metrics.ExportErrors.Inc()
 			if !errors.Is(err, mqtt.ErrNotConnected) {
@@ -252,35 +291,60 @@ func (s *Sink) rewound(round uint64) bool {
 }
 
 // flushLoop saves the spool's state, prunes the spool, fsyncs it and
-// reports health and metrics, until ctx ends. It also reconciles the
-// connection state with the client's: paho runs its handlers in goroutines
-// of their own, so a late "connection lost" could otherwise overwrite a
-// newer "connected".
+// reports health and metrics, until ctx ends. It runs flushEvery after
+// something changed (noteLocked), and again when the segment's fsync is
+// due; while nothing changes it sleeps. It also reconciles the connection
+// state with the client's after every change: paho runs its handlers in
+// goroutines of their own, so a late "connection lost" could otherwise
+// overwrite a newer "connected".
 func (s *Sink) flushLoop(ctx context.Context, client mqtt.Client) {
-	tick := time.NewTicker(flushEvery)
-	defer tick.Stop()
-	lastSync := time.Now()
+	timer := time.NewTimer(flushEvery)
+	timer.Stop()
+	defer timer.Stop()
+	var due time.Time // when the timer fires; zero while it is not armed
+	arm := func(d time.Duration) {
+		if due.IsZero() || time.Until(due) > d {
+			timer.Reset(d)
+			due = time.Now().Add(d)
+		}
+	}
+	var lastSync time.Time
 	for {
+		var fire <-chan time.Time
+		if !due.IsZero() {
+			fire = timer.C
+		}
 		select {
-		case <-tick.C:
+		case <-s.flush:
+			arm(flushEvery)
+			continue
+		case <-fire:
+			due = time.Time{}
 		case <-ctx.Done():
 			return
 		}
 		s.mu.Lock()
+		s.flushDue = false
 		if s.spool.saveState() {
 			s.spool.prune()
 		}
 		var f interface{ Sync() error }
-		if time.Since(lastSync) >= syncEvery {
-			if seg := s.spool.syncTarget(); seg != nil {
+		var syncIn time.Duration
+		if s.spool.dirty {
+			if wait := syncEvery - time.Since(lastSync); wait > 0 {
+				syncIn = wait // fsync at most once a second
+			} else if seg := s.spool.syncTarget(); seg != nil {
 				f = seg
+				lastSync = time.Now()
 			}
-			lastSync = time.Now()
 		}
 		s.mu.Unlock()
 		if f != nil {
 			// A segment closed meanwhile was fsynced when it was closed.
 			_ = f.Sync()
+		}
+		if syncIn > 0 {
+			arm(syncIn)
 		}
 		if up := client.IsConnectionOpen(); up != s.Connected() {
 			s.setConnected(up)

@@ -141,6 +141,16 @@ type Sink struct {
 	closed     bool
 	trimLogged time.Time
 
+	// flushDue is set when the spool's state, its unsynced data or the
+	// reported figures changed and flushLoop has not run since; setting
+	// it wakes flushLoop (flush, capacity 1), which does nothing while it
+	// stays unset.
+	flushDue bool
+	flush    chan struct{}
+	// unsaved wakes persistLoop when the broker acknowledged a message
+	// while none waited for its save (capacity 1).
+	unsaved chan struct{}
+
 	more      chan struct{} // a message was queued (capacity 1)
 	up        chan struct{} // closed while connected
 	lost      chan struct{} // the connection was lost (capacity 1)
@@ -206,6 +216,8 @@ func New(opts Options) (*Sink, error) {
 		ackedSeq: sp.durable,
 		freed:    make(chan struct{}),
 		more:     make(chan struct{}, 1),
+		flush:    make(chan struct{}, 1),
+		unsaved:  make(chan struct{}, 1),
 		up:       make(chan struct{}),
 		lost:     make(chan struct{}, 1),
 		ckpt:     make(chan struct{}, 1),
@@ -363,6 +375,20 @@ func (s *Sink) commitLocked() {
 	s.commit.spare = batch[:0]
 	s.writing = false
 	s.written.Broadcast()
+	s.noteLocked()
+}
+
+// noteLocked wakes flushLoop, unless it is due already: something it
+// saves, fsyncs or reports changed. Called with s.mu held.
+func (s *Sink) noteLocked() {
+	if s.flushDue {
+		return
+	}
+	s.flushDue = true
+	select {
+	case s.flush <- struct{}{}:
+	default:
+	}
 }
 
 // Queued is how many accepted messages are not safe in the broker yet:
@@ -388,48 +414,72 @@ func (s *Sink) held() int { return int(s.spool.next-s.spool.durable) + s.unwritt
 // Connected reports whether the MQTT connection is up.
 func (s *Sink) Connected() bool { return s.connected.Load() }
 
-// take returns the next waiting message and the round it was taken in,
-// blocking until there is one.
-func (s *Sink) take(ctx context.Context) (entry, uint64, bool) {
+// take appends to batch up to limit waiting messages (at least one) and
+// returns them with the round they were taken in, blocking until there
+// is one.
+func (s *Sink) take(ctx context.Context, batch []entry, limit int) ([]entry, uint64, bool) {
 	for {
 		s.mu.Lock()
 		if s.head < len(s.queue) {
-			e := s.queue[s.head]
-			s.head++
+			n := min(len(s.queue)-s.head, max(limit, 1))
+			batch = append(batch, s.queue[s.head:s.head+n]...)
+			s.head += n
 			r := s.round
 			s.mu.Unlock()
-			return e, r, true
+			return batch, r, true
 		}
 		s.mu.Unlock()
 		select {
 		case <-s.more:
 		case <-ctx.Done():
-			return entry{}, 0, false
+			return batch, 0, false
 		}
 	}
 }
 
-// acked records that broker process gen acknowledged e, handed in round.
-// An acknowledgement from another process than the one that acknowledged
-// the messages still waiting for its save means that process stopped:
-// those are sent again.
-func (s *Sink) acked(e entry, round, gen uint64) {
+// ack is one message the broker acknowledged: handed in round while
+// broker process gen ran.
+type ack struct {
+	seq   uint64
+	round uint64
+	gen   uint64
+}
+
+// acked records that the broker acknowledged acks, in the order they
+// were handed. An acknowledgement from another process than the one that
+// acknowledged the messages still waiting for its save means that
+// process stopped: those are sent again.
+func (s *Sink) acked(acks []ack) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if round != s.round {
-		return // sent again from the queue after a rewind
-	}
-	if s.ackedSeq > s.spool.durable && s.windowGen != gen {
-		s.rewindLocked(s.spool.durable, "the broker restarted before it saved the messages it had acknowledged")
-		return
+	opened := s.ackedSeq == s.spool.durable
+	for _, a := range acks {
+		if a.round != s.round {
+			continue // sent again from the queue after a rewind
+		}
+		if s.ackedSeq > s.spool.durable && s.windowGen != a.gen {
+			s.rewindLocked(s.spool.durable, "the broker restarted before it saved the messages it had acknowledged")
+			continue
+		}
+		if s.ackedSeq == s.spool.durable {
+			s.windowSince = time.Now()
+		}
+		s.windowGen = a.gen
+		s.ackedSeq = max(s.ackedSeq, a.seq+1)
 	}
 	if s.ackedSeq == s.spool.durable {
-		s.windowSince = time.Now()
+		return
 	}
-	s.windowGen = gen
-	s.ackedSeq = max(s.ackedSeq, e.seq+1)
 	if s.opts.Broker == nil {
 		s.confirmLocked(s.ackedSeq, s.ackedSeq)
+		return
+	}
+	s.noteLocked()
+	if opened {
+		select {
+		case s.unsaved <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -447,6 +497,7 @@ func (s *Sink) confirmLocked(upto, kept uint64) {
 	s.spool.setDurable(upto, kept)
 	s.windowSince = time.Now()
 	s.trimTailLocked()
+	s.noteLocked()
 	if s.waiters > 0 && s.held() < s.opts.QueueLimit {
 		close(s.freed)
 		s.freed = make(chan struct{})
@@ -473,6 +524,7 @@ func (s *Sink) rewindLocked(from uint64, why string) {
 	s.head = 0
 	s.ackedSeq = s.spool.durable
 	s.windowGen = 0
+	s.noteLocked()
 	if resend > 0 {
 		metrics.ExportResent.Add(float64(resend))
 		s.log.Warn("export: sending messages again: "+why, "messages", resend, "from_seq", from)
@@ -493,6 +545,7 @@ func (s *Sink) setConnected(up bool) {
 		} else {
 			s.up = make(chan struct{})
 		}
+		s.noteLocked() // flushLoop checks the client's state again
 	}
 	s.mu.Unlock()
 	s.report()
