@@ -41,13 +41,20 @@ func (s *Sink) Run(ctx context.Context) error {
 	handed := make(chan inflight, s.opts.InFlight)
 	var wg sync.WaitGroup
 	wg.Go(func() { s.flushLoop(work, client) })
+	direct := mqttconn.CoalesceURL(s.opts.URL)
 	wg.Go(func() {
 		if s.connect(work, client) {
 			wg.Go(func() { s.reconnectLoop(work, client) })
-			s.sendLoop(work, client, handed)
+			if direct {
+				s.sendDirect(work)
+			} else {
+				s.sendLoop(work, client, handed)
+			}
 		}
 	})
-	wg.Go(func() { s.ackLoop(work, client, handed) })
+	if !direct {
+		wg.Go(func() { s.ackLoop(work, client, handed) })
+	}
 	if s.opts.Broker != nil {
 		wg.Go(func() { s.persistLoop(work) })
 	}
@@ -101,8 +108,9 @@ func (s *Sink) clientOptions() *mqtt.ClientOptions {
 		o.SetTLSConfig(s.opts.TLS)
 	}
 	if mqttconn.CoalesceURL(s.opts.URL) {
-		// Many messages a second share a write(2) to the broker.
-		mqttconn.Coalesce(o)
+		// Many messages a second share a write(2) to the broker, and
+		// the sink writes them itself (direct.go).
+		mqttconn.CoalesceDirect(o, wireEvents{s})
 	}
 	if w := s.opts.Will; w != nil {
 		o.SetBinaryWill(w.Topic, w.Payload, s.opts.QoS, true)

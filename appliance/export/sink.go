@@ -17,6 +17,7 @@ import (
 
 	"github.com/osgate/osgate/appliance/health"
 	"github.com/osgate/osgate/appliance/metrics"
+	"github.com/osgate/osgate/internal/mqttconn"
 )
 
 // Options configure a Sink.
@@ -151,7 +152,17 @@ type Sink struct {
 	// while none waited for its save (capacity 1).
 	unsaved chan struct{}
 
-	more      chan struct{} // a message was queued (capacity 1)
+	// wire is the connection to the broker the sink writes on itself
+	// (tcp:// and ssl://, see direct.go), nil while there is none;
+	// wireUp is closed while there is one. flights are the messages
+	// written on it and not yet acknowledged, in order; sentTo is the
+	// seq below which every message was written at least once.
+	wire    *mqttconn.Conn
+	wireUp  chan struct{}
+	flights []flight
+	sentTo  uint64
+
+	more      chan struct{} // a message was queued, or sendDirect has something to do (capacity 1)
 	up        chan struct{} // closed while connected
 	lost      chan struct{} // the connection was lost (capacity 1)
 	ckpt      chan struct{} // held by the one checkpoint running (capacity 1)
@@ -160,6 +171,9 @@ type Sink struct {
 	epoch     atomic.Uint64 // counts connection losses and reconnects
 	connects  atomic.Uint64 // connections made
 }
+
+// qos2InFlight bounds the window at QoS 2 (see New).
+const qos2InFlight = 16
 
 // New opens the spool under opts.StoreDir and returns a Sink holding
 // whatever the last run left unacknowledged. Run sends it.
@@ -187,6 +201,12 @@ func New(opts Options) (*Sink, error) {
 	}
 	if opts.InFlight <= 0 {
 		opts.InFlight = 512
+	}
+	if opts.QoS == 2 {
+		// Mosquitto takes at most max_inflight_messages (20 by default)
+		// QoS 2 messages of a client at a time and drops the others,
+		// although it answers them with a PUBREC like the rest.
+		opts.InFlight = min(opts.InFlight, qos2InFlight)
 	}
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = 5 * time.Second
@@ -217,6 +237,7 @@ func New(opts Options) (*Sink, error) {
 		freed:    make(chan struct{}),
 		more:     make(chan struct{}, 1),
 		flush:    make(chan struct{}, 1),
+		wireUp:   make(chan struct{}),
 		unsaved:  make(chan struct{}, 1),
 		up:       make(chan struct{}),
 		lost:     make(chan struct{}, 1),
@@ -452,6 +473,11 @@ type ack struct {
 func (s *Sink) acked(acks []ack) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ackedLocked(acks)
+}
+
+// ackedLocked is acked with s.mu held.
+func (s *Sink) ackedLocked(acks []ack) {
 	opened := s.ackedSeq == s.spool.durable
 	for _, a := range acks {
 		if a.round != s.round {
@@ -522,6 +548,8 @@ func (s *Sink) rewindLocked(from uint64, why string) {
 	}
 	s.round++
 	s.head = 0
+	clear(s.flights)
+	s.flights = s.flights[:0]
 	s.ackedSeq = s.spool.durable
 	s.windowGen = 0
 	s.noteLocked()

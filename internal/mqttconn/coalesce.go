@@ -32,6 +32,17 @@ const coalesceLimit = 256 << 10
 // affected. Close writes what is queued (a DISCONNECT, so the broker does
 // not publish the will) before it closes the connection.
 func Coalesce(o *mqtt.ClientOptions) *mqtt.ClientOptions {
+	return CoalesceDirect(o, nil)
+}
+
+// CoalesceDirect is Coalesce for a client whose owner also publishes on
+// the connection itself (Conn.Write, whole packets, once the broker
+// accepted the connection) instead of through paho: h is told when the
+// broker accepts each connection, the acknowledgements it sends
+// (PUBACK, PUBREC, PUBCOMP, taken out of what paho reads: paho must not
+// publish on such a client), and when the connection ends. Nil h is
+// Coalesce.
+func CoalesceDirect(o *mqtt.ClientOptions, h Direct) *mqtt.ClientOptions {
 	return o.SetCustomOpenConnectionFn(func(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, error) {
 		d := &net.Dialer{Timeout: opts.ConnectTimeout}
 		var c net.Conn
@@ -51,7 +62,9 @@ func Coalesce(o *mqtt.ClientOptions) *mqtt.ClientOptions {
 		if wt <= 0 {
 			wt = 10 * time.Second
 		}
-		return newCoalescing(c, wt), nil
+		w := newCoalescing(c, wt)
+		w.h = h
+		return w, nil
 	})
 }
 
@@ -71,11 +84,15 @@ func CoalesceURL(u string) bool {
 // readBuffer is how much a coalescing connection reads at a time.
 const readBuffer = 16 << 10
 
-// coalescing is a net.Conn whose writes are queued and written by flush,
-// and whose reads are buffered (br: only paho's reader goroutine reads).
-type coalescing struct {
+// Conn is a net.Conn whose writes are queued and written by flush, and
+// whose reads are buffered (br: only paho's reader goroutine reads).
+type Conn struct {
 	net.Conn
 	br      *bufio.Reader
+	h       Direct // nil: reads pass through
+	dm      demux  // with h: splits the acknowledgements off
+	out     []byte // with h: read, not yet returned to paho
+	ended   sync.Once
 	timeout time.Duration // per write(2) of the flusher
 
 	mu      sync.Mutex
@@ -88,17 +105,51 @@ type coalescing struct {
 	done    chan struct{}
 }
 
-func newCoalescing(c net.Conn, timeout time.Duration) *coalescing {
-	w := &coalescing{Conn: c, br: bufio.NewReaderSize(c, readBuffer), timeout: timeout, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newCoalescing(c net.Conn, timeout time.Duration) *Conn {
+	w := &Conn{Conn: c, br: bufio.NewReaderSize(c, readBuffer), timeout: timeout, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	w.cond = sync.NewCond(&w.mu)
 	go w.flush() // owned: ends on Close or a write error
 	return w
 }
 
 // Read reads from the buffer, refilling it with one read(2) when empty.
-func (w *coalescing) Read(p []byte) (int, error) { return w.br.Read(p) }
+// With a Direct handler, the acknowledgements are taken out and handed
+// to it, all those of one read(2) together.
+func (w *Conn) Read(p []byte) (int, error) {
+	if w.h == nil {
+		return w.br.Read(p)
+	}
+	for len(w.out) == 0 {
+		in, err := w.br.Peek(1)
+		if err != nil {
+			w.end()
+			return 0, err
+		}
+		in, _ = w.br.Peek(w.br.Buffered())
+		var acks []Ack
+		var opened bool
+		w.out, acks, opened = w.dm.feed(w.out[:0], in)
+		w.br.Discard(len(in))
+		if opened {
+			w.h.Opened(w)
+		}
+		if len(acks) > 0 {
+			w.h.Acked(w, acks)
+		}
+	}
+	n := copy(p, w.out)
+	w.out = w.out[n:]
+	return n, nil
+}
 
-func (w *coalescing) Write(p []byte) (int, error) {
+// end tells the Direct handler, once, that the connection ended.
+func (w *Conn) end() {
+	if w.h != nil {
+		w.ended.Do(func() { w.h.Closed(w) })
+	}
+}
+
+func (w *Conn) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	for w.err == nil && !w.closing && len(w.queue) >= coalesceLimit {
 		w.cond.Wait()
@@ -123,7 +174,7 @@ func (w *coalescing) Write(p []byte) (int, error) {
 
 // flush writes what is queued, in one write each time, until Close or an
 // error.
-func (w *coalescing) flush() {
+func (w *Conn) flush() {
 	defer close(w.done)
 	for {
 		w.mu.Lock()
@@ -154,6 +205,7 @@ func (w *coalescing) flush() {
 			w.cond.Broadcast()
 			w.mu.Unlock()
 			w.Conn.Close() // paho's reader sees the connection end
+			w.end()
 			return
 		}
 		w.cond.Broadcast()
@@ -163,14 +215,14 @@ func (w *coalescing) flush() {
 
 // SetWriteDeadline is ignored: Write does not wait for the network, and
 // the flusher gives each of its writes the client's write timeout.
-func (w *coalescing) SetWriteDeadline(time.Time) error { return nil }
+func (w *Conn) SetWriteDeadline(time.Time) error { return nil }
 
 // SetDeadline sets the read deadline only (see SetWriteDeadline).
-func (w *coalescing) SetDeadline(t time.Time) error { return w.Conn.SetReadDeadline(t) }
+func (w *Conn) SetDeadline(t time.Time) error { return w.Conn.SetReadDeadline(t) }
 
 // Close writes what is queued (within the write timeout) and closes the
 // connection.
-func (w *coalescing) Close() error {
+func (w *Conn) Close() error {
 	w.mu.Lock()
 	w.closing = true
 	w.cond.Broadcast()
@@ -183,5 +235,7 @@ func (w *coalescing) Close() error {
 	case <-w.done:
 	case <-time.After(w.timeout):
 	}
-	return w.Conn.Close()
+	err := w.Conn.Close()
+	w.end()
+	return err
 }
