@@ -120,12 +120,11 @@ func (w *Conn) Read(p []byte) (int, error) {
 		return w.br.Read(p)
 	}
 	for len(w.out) == 0 {
-		in, err := w.br.Peek(1)
-		if err != nil {
+		if _, err := w.br.Peek(1); err != nil { // one read(2) when empty
 			w.end()
 			return 0, err
 		}
-		in, _ = w.br.Peek(w.br.Buffered())
+		in, _ := w.br.Peek(w.br.Buffered())
 		var acks []Ack
 		var opened bool
 		w.out, acks, opened = w.dm.feed(w.out[:0], in)
