@@ -1,3 +1,9 @@
+// The runtime sets GOMAXPROCS from the CPUs and the container's CPU limit
+// at start and does not look again every second (updatemaxprocs=0): an
+// idle gateway should sleep, and neither changes on the appliance.
+// GODEBUG=updatemaxprocs=1 in the environment brings the looks back.
+//go:debug updatemaxprocs=0
+
 // Command osgate is the gateway: `osgate run` runs it, the other commands
 // validate configs, call its JSON-RPC service and talk to field buses.
 package main
