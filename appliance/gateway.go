@@ -297,11 +297,21 @@ func (g *Gateway) closeConns() {
 // releaseHeld exports the readings held for the clock once a time source
 // has answered, or the hold's time is up, or the hold is full: in order,
 // re-stamped (see restamp), then lets new readings go straight to the
-// export again.
+// export again. While readings are held it looks every second (and makes
+// them durable); while none are, it sleeps until the first is.
 func (g *Gateway) releaseHeld(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
+		if !g.hold.active() {
+			t.Stop()
+			select {
+			case <-ctx.Done():
+				return
+			case <-g.hold.opened:
+			}
+			t.Reset(time.Second)
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -168,11 +168,14 @@ type hold struct {
 	done           int64    // bytes released
 	pending        int      // messages not released
 	dirty          bool     // appended since the last fsync
+	// opened is told (capacity 1) when the first message is held: the
+	// releasing loop sleeps while nothing is.
+	opened chan struct{}
 }
 
 // openHold opens the hold in dir, counting what a previous run left.
 func openHold(dir string, log *slog.Logger) (*hold, error) {
-	h := &hold{path: filepath.Join(dir, holdFile), donePath: filepath.Join(dir, holdDoneFile)}
+	h := &hold{path: filepath.Join(dir, holdFile), donePath: filepath.Join(dir, holdDoneFile), opened: make(chan struct{}, 1)}
 	fi, err := os.Stat(h.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		os.Remove(h.donePath)
@@ -306,6 +309,10 @@ func (h *hold) add(m heldMessage) error {
 			return fmt.Errorf("clock hold: %w", err)
 		}
 		h.size, h.done = 0, 0
+		select {
+		case h.opened <- struct{}{}:
+		default:
+		}
 	}
 	n, err := h.f.Write(line)
 	if err != nil {

@@ -305,6 +305,9 @@ func (c *Clock) Run(ctx context.Context) {
 	defer c.save()
 	saveT := time.NewTicker(saveEvery)
 	defer saveT.Stop()
+	if c.statePath == "" {
+		saveT.Stop() // nothing to save: no need to wake up for it
+	}
 	next := time.NewTimer(0)
 	defer next.Stop()
 	retry := retryMin
