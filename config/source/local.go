@@ -29,6 +29,18 @@ func (l *localFile) read() (doc []byte, version string, err error) {
 	return doc, l.version, nil
 }
 
+// reread is changed without the stat first, for when the system said
+// the file changed: a rewrite within the file system's time granularity
+// can keep its size and modification time.
+func (l *localFile) reread() ([]byte, error) {
+	old := l.version
+	doc, v, err := l.read()
+	if err != nil || v == old {
+		return nil, err
+	}
+	return doc, nil
+}
+
 // changed returns the document when the file's content differs from the
 // last one read, or nil. A file that cannot be read is an error each time.
 func (l *localFile) changed() ([]byte, error) {

@@ -83,9 +83,14 @@ func (s *Source[T]) poll(ctx context.Context) (Update[T], bool) {
 	return Update[T]{}, false
 }
 
-// checkLocal delivers the local file when it changed and is valid.
-func (s *Source[T]) checkLocal() (Update[T], bool) {
-	doc, err := s.local.changed()
+// checkLocal delivers the local file when it changed and is valid;
+// noticed: the system said it did (reread).
+func (s *Source[T]) checkLocal(noticed bool) (Update[T], bool) {
+	read := s.local.changed
+	if noticed {
+		read = s.local.reread
+	}
+	doc, err := read()
 	if err != nil {
 		s.fail(err)
 		return Update[T]{}, false

@@ -34,7 +34,11 @@ type Options[T any] struct {
 	// accept what a pulled document must not set (config.ParsePulled).
 	ValidatePulled func(doc []byte) (T, error)
 	// LocalPoll is how often the local file is checked for changes while
-	// it is the running configuration (default 2s).
+	// it is the running configuration (default 2s), where the system does
+	// not say when it changes. On Linux it does (inotify): the file is
+	// checked when it changed, and every minute (or LocalPoll, if longer)
+	// in case a change went unnoticed (a file bind-mounted into a
+	// container and replaced outside it).
 	LocalPoll time.Duration
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
@@ -69,8 +73,10 @@ type Source[T any] struct {
 	failures    int
 	nextPull    time.Time
 	nextLocal   time.Time
-	etagVersion string // version whose validators the fetcher holds
-	etagRefusal error  // why that version was refused; nil if accepted
+	etagVersion string     // version whose validators the fetcher holds
+	etagRefusal error      // why that version was refused; nil if accepted
+	watch       *fileWatch // of the local file; nil: none (yet, or possible)
+	watchTried  bool
 
 	mu       sync.Mutex
 	st       Status
@@ -78,6 +84,9 @@ type Source[T any] struct {
 	previous runningDoc
 	bad      map[string]BadVersion
 	stored   entry // what the cache holds as current (without Doc)
+
+	// changed is told of each change of Status (OnChange).
+	changed func()
 }
 
 type runningDoc struct {
@@ -161,6 +170,10 @@ func (s *Source[T]) openCache() {
 
 // Close closes the cache. Next must not be running.
 func (s *Source[T]) Close() error {
+	if s.watch != nil {
+		s.watch.close()
+		s.watch = nil
+	}
 	if s.cache == nil {
 		return nil
 	}
@@ -188,16 +201,41 @@ func (s *Source[T]) Next(ctx context.Context) (Update[T], error) {
 	}
 	for {
 		at := s.nextLocal
-		pullDue := s.fetch != nil && (!s.watchLocal() || s.nextPull.Before(at))
+		local := s.watchLocal()
+		var changed <-chan struct{}
+		if local {
+			if w := s.watchFile(); w != nil {
+				changed = w.changes
+			}
+		}
+		pullDue := s.fetch != nil && (!local || s.nextPull.Before(at))
 		if pullDue {
 			at = s.nextPull
 		}
 		t := time.NewTimer(time.Until(at))
+		noticed := false
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			var zero Update[T]
 			return zero, ctx.Err()
+		case <-changed:
+			t.Stop()
+			// Let the writer finish (a write and its close are two
+			// notices), then look once.
+			settle := time.NewTimer(localSettle)
+			select {
+			case <-ctx.Done():
+				settle.Stop()
+				var zero Update[T]
+				return zero, ctx.Err()
+			case <-settle.C:
+			}
+			select {
+			case <-changed:
+			default:
+			}
+			pullDue, noticed = false, true
 		case <-t.C:
 		}
 		if pullDue {
@@ -208,11 +246,43 @@ func (s *Source[T]) Next(ctx context.Context) (Update[T], error) {
 			}
 			continue
 		}
-		s.nextLocal = time.Now().Add(s.opts.LocalPoll)
-		if u, ok := s.checkLocal(); ok {
+		s.nextLocal = time.Now().Add(s.localEvery())
+		if u, ok := s.checkLocal(noticed); ok {
 			return u, nil
 		}
 	}
+}
+
+// localSettle is how long after a notice of change the local file is
+// read; localSafety how often it is looked at anyway while changes are
+// noticed.
+const (
+	localSettle = 100 * time.Millisecond
+	localSafety = time.Minute
+)
+
+// watchFile is the watch of the local file, started at the first call;
+// nil where changes are not noticed (the source then looks every
+// LocalPoll).
+func (s *Source[T]) watchFile() *fileWatch {
+	if !s.watchTried {
+		s.watchTried = true
+		w, err := watchFile(s.opts.LocalPath)
+		if err != nil {
+			s.log.Debug("config: changes of the local file are looked for every "+s.opts.LocalPoll.String(), "reason", err)
+			return nil
+		}
+		s.watch = w // the next look is still LocalPoll after the start: a change before the watch began is not missed
+	}
+	return s.watch
+}
+
+// localEvery is how often the local file is looked at without a notice.
+func (s *Source[T]) localEvery() time.Duration {
+	if s.watch != nil {
+		return max(s.opts.LocalPoll, localSafety)
+	}
+	return s.opts.LocalPoll
 }
 
 // watchLocal says whether the local file is the running configuration.
