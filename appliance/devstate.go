@@ -136,6 +136,15 @@ func (s *devState) silent(interval time.Duration, started, now time.Time) (chang
 	return c, true
 }
 
+// silentAt is when silent will find the device silent if it does not
+// report before; false when it cannot (it is offline or disabled).
+func (s *devState) silentAt(interval time.Duration, started time.Time) (time.Time, bool) {
+	if s.state == health.DeviceOffline || s.state == health.DeviceDisabled {
+		return time.Time{}, false
+	}
+	return maxTime(s.lastOK, started).Add(interval + time.Millisecond), true // past it: silent's "after"
+}
+
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a

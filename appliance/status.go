@@ -30,8 +30,10 @@ var bootID = func() string {
 	return hex.EncodeToString(b)
 }()
 
-// silenceCheck is how often devices that report on their own are checked
-// for silence past their interval.
+// silenceCheck is the least time between two looks at what changes with
+// time alone (devices that report on their own falling silent past their
+// interval, the health model's judgement), so that a busy gateway does not
+// look all the time; an idle one looks only when something is due.
 const silenceCheck = time.Second
 
 // stopAnnounce bounds how long a stopping gateway waits to spool its
@@ -64,6 +66,9 @@ type deviceBook struct {
 	// "0") and when it came; bridgeKnown once one came.
 	bridgeKnown, bridgeUp bool
 	bridgeSince           time.Time
+	// recheck: the gateway's document may have changed (statusChanged);
+	// run compares it with the one published.
+	recheck bool
 }
 
 // disabledDevice is a device of a disabled connector, for devices.list.
@@ -232,10 +237,22 @@ func (b *deviceBook) poke() {
 const stampLayout = "2006-01-02T15:04:05.000Z"
 
 // run publishes queued status messages and checks listeners' devices for
-// silence until ctx ends.
+// silence until ctx ends. It wakes up for what it is told (queued
+// messages, statusChanged, the health model's Changes) and for what falls
+// due with time (a device's silence, the health model's Next, the
+// heartbeat), and sleeps otherwise.
 func (b *deviceBook) run(ctx context.Context) {
-	tick := time.NewTicker(silenceCheck)
-	defer tick.Stop()
+	look := time.NewTimer(0) // the first look: at once
+	defer look.Stop()
+	var due, looked time.Time // of the look timer (zero: stopped); the last look
+	arm := func(at time.Time) {
+		if at.IsZero() || !due.IsZero() && !at.Before(due) {
+			return
+		}
+		due = at
+		look.Reset(time.Until(at)) // a fire not yet received is dropped (Go 1.23 timers)
+	}
+	due = time.Now()
 	b.g.mu.Lock()
 	every := b.g.cfg.Gateway.StatusInterval
 	b.g.mu.Unlock()
@@ -263,9 +280,25 @@ func (b *deviceBook) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-b.wake:
-		case <-tick.C:
-			b.checkSilence(time.Now())
-			b.checkChange()
+			b.mu.Lock()
+			recheck := b.recheck
+			b.recheck = false
+			b.mu.Unlock()
+			if recheck {
+				b.checkChange()
+			}
+		case <-b.g.health.Changes():
+			arm(maxTime(time.Now(), looked.Add(silenceCheck)))
+		case <-look.C:
+			due = time.Time{}
+			looked = time.Now()
+			next := b.checkSilence(looked)
+			if at := b.checkChange(); !at.IsZero() && (next.IsZero() || at.Before(next)) {
+				next = at
+			}
+			if !next.IsZero() {
+				arm(maxTime(next, looked.Add(silenceCheck)))
+			}
 		case <-heartbeat.C:
 			b.mu.Lock()
 			b.announce = true
@@ -278,24 +311,31 @@ func (b *deviceBook) run(ctx context.Context) {
 // did not go through config.Parse (tests).
 const defaultStatusInterval = 5 * time.Minute
 
-// statusChanged has the gateway's document published now if it changed,
-// rather than at the next check.
+// statusChanged has the gateway's document published now if it changed:
+// what goes into it besides the health model (the configuration, its
+// trial, the update agent) says so when it changes. It does not block.
 func (g *Gateway) statusChanged() {
 	if g.devices != nil {
-		g.devices.checkChange()
+		g.devices.mu.Lock()
+		g.devices.recheck = true
+		g.devices.mu.Unlock()
 		g.devices.poke()
 	}
 }
 
 // checkChange queues the gateway's document when something in it changed
 // since it was published: health, configuration, update state (docKey).
-func (b *deviceBook) checkChange() {
-	key := docKey(b.gatewayDoc("online", time.Now()))
+// It returns when the health model's judgement may next change with time
+// alone (zero: not by time alone).
+func (b *deviceBook) checkChange() time.Time {
+	d, next := b.gatewayDocNext("online", time.Now())
+	key := docKey(d)
 	b.mu.Lock()
 	if key != b.published {
 		b.announce = true
 	}
 	b.mu.Unlock()
+	return next
 }
 
 // flush publishes what is queued: the gateway's document first, then the
@@ -341,6 +381,13 @@ func (b *deviceBook) requeue(announce bool, pending map[string][]byte) {
 // gatewayDoc is the gateway's document now, in state ("online", or
 // "offline" at a clean stop).
 func (b *deviceBook) gatewayDoc(state string, now time.Time) export.GatewayStatus {
+	d, _ := b.gatewayDocNext(state, now)
+	return d
+}
+
+// gatewayDocNext is gatewayDoc, and when its health part may next change
+// with time alone (health.Report.Next).
+func (b *deviceBook) gatewayDocNext(state string, now time.Time) (export.GatewayStatus, time.Time) {
 	g := b.g
 	r := g.health.Report()
 	counts := map[string]int{}
@@ -389,7 +436,7 @@ func (b *deviceBook) gatewayDoc(state string, now time.Time) export.GatewayStatu
 		n := g.export.Spooled()
 		d.Spool = &n
 	}
-	return d
+	return d, r.Next
 }
 
 // Bounds of the status document: reasons are clipped, and only the last
@@ -463,8 +510,9 @@ func (b *deviceBook) stop(reason string) {
 }
 
 // checkSilence marks offline the devices of listening connectors (that
-// are not polled) that have been silent past their interval.
-func (b *deviceBook) checkSilence(now time.Time) {
+// are not polled) that have been silent past their interval, and returns
+// when the next one will be, if it stays silent (zero: none can).
+func (b *deviceBook) checkSilence(now time.Time) (next time.Time) {
 	b.g.mu.Lock()
 	var conns []*connRun
 	for _, name := range b.g.order {
@@ -479,12 +527,17 @@ func (b *deviceBook) checkSilence(now time.Time) {
 			d.mu.Lock()
 			ch, changed := d.st.silent(d.dev.Interval, c.started, now)
 			st := d.st
+			at, can := d.st.silentAt(d.dev.Interval, c.started)
 			d.mu.Unlock()
 			if changed {
 				b.update(d, st, ch, true)
 			}
+			if can && (next.IsZero() || at.Before(next)) {
+				next = at
+			}
 		}
 	}
+	return next
 }
 
 // setDisabled makes the devices of cfg's disabled connectors "disabled",

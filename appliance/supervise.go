@@ -59,8 +59,18 @@ type Supervisor struct {
 }
 
 // SetOTA makes the update agent's state (status) part of the status
-// document of every gateway it runs (call it before Run).
+// document of every gateway it runs (call it before Run). The agent calls
+// StatusChanged when its state changes.
 func (sv *Supervisor) SetOTA(status func() *export.OTAStatus) { sv.ota = status }
+
+// StatusChanged tells the running gateway that what SetOTA gives (or
+// the configuration source's status) changed, so that its status document
+// follows at once. It does not block.
+func (sv *Supervisor) StatusChanged() {
+	if g := sv.current.Load(); g != nil {
+		g.statusChanged()
+	}
+}
 
 // SetClock makes c the clock of every gateway it runs (call it before
 // Run); without one they trust the operating system's clock.
@@ -95,6 +105,9 @@ func (sv *Supervisor) Health() health.Report {
 // ends (see Supervise).
 func (sv *Supervisor) Run(ctx context.Context) error {
 	src, log := sv.src, sv.log
+	if n, ok := src.(interface{ OnChange(func()) }); ok {
+		n.OnChange(sv.StatusChanged) // its errors and versions are in the status document
+	}
 	cur, err := src.Next(ctx)
 	if err != nil {
 		return err
@@ -277,6 +290,7 @@ func (s *supervisor) watch(ctx context.Context, g *Gateway, cur *source.Update[*
 				reason := s.scrub(err.Error())
 				s.log.Error("config refused: it does not start", "version", short(u.Version), "err", reason)
 				s.src.MarkBad(u.Version, reason)
+				g.statusChanged() // its bad versions
 				continue
 			}
 			s.log.Info("config applied in place", "version", short(u.Version), "origin", u.Origin)

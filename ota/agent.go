@@ -83,6 +83,8 @@ type Agent struct {
 	st     state
 	status Status
 	etag   string
+	// changed is told of each change of Status (OnChange).
+	changed func()
 }
 
 // Status is what ota.status returns.
@@ -232,6 +234,19 @@ func (a *Agent) setStatus(state, text string, progress int) {
 	a.mu.Lock()
 	a.status.State, a.status.Text, a.status.Progress = state, text, progress
 	a.mu.Unlock()
+	a.tell()
+}
+
+// OnChange has f called (without blocking: it must not call back into
+// the agent while it runs) whenever what Status returns changed, so that
+// a status document can follow it without asking all the time. Call it
+// before Run.
+func (a *Agent) OnChange(f func()) { a.changed = f }
+
+func (a *Agent) tell() {
+	if a.changed != nil {
+		a.changed()
+	}
 }
 
 func lastState(last string) string {

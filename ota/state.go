@@ -76,6 +76,7 @@ func (a *Agent) save(st state) error {
 	a.mu.Lock()
 	a.st = st
 	a.mu.Unlock()
+	a.tell()
 	a.hook("state " + st.Phase)
 	return nil
 }

@@ -78,6 +78,9 @@ type Model struct {
 	connectors map[string]*connState
 	devices    map[string]Device // configured devices only: bounded by the config
 	beats      map[string]*beat
+	// changed is told (capacity 1) when the judgement may have changed
+	// by something the model was told (see Changes).
+	changed chan struct{}
 }
 
 type exportState struct {
@@ -99,6 +102,8 @@ type connState struct {
 type beat struct {
 	max  time.Duration
 	last time.Time
+	// stale: a report found it stale and told (Changes); a beat clears it.
+	stale bool
 }
 
 // New returns a Model; exportGrace is how long export may be disconnected
@@ -111,6 +116,24 @@ func New(exportGrace time.Duration) *Model {
 		connectors: map[string]*connState{},
 		devices:    map[string]Device{},
 		beats:      map[string]*beat{},
+		changed:    make(chan struct{}, 1),
+	}
+}
+
+// Changes is told when a report may judge differently because of what
+// the model was told: a connector, device, the export, the disk or the
+// broker changed state. A report's Next says when it may change with time
+// alone. Routine news that changes nothing (another success of a healthy
+// connector, a heartbeat of a live loop, new free-space figures on the same
+// side of the threshold) says nothing, so that a reader who waits on both
+// sleeps while the gateway is steady.
+func (m *Model) Changes() <-chan struct{} { return m.changed }
+
+// tell says the judgement may have changed (m.mu held or not).
+func (m *Model) tell() {
+	select {
+	case m.changed <- struct{}{}:
+	default:
 	}
 }
 
@@ -126,6 +149,10 @@ func (m *Model) SetClock(now func() time.Time) {
 func (m *Model) Export(connected bool, queued, limit int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	full := func(e exportState) bool { return e.limit > 0 && e.queued >= e.limit }
+	if !m.export.known || m.export.connected != connected || full(m.export) != full(exportState{queued: queued, limit: limit}) {
+		m.tell()
+	}
 	if !m.export.known || m.export.connected != connected {
 		m.export.since = m.now()
 	}
@@ -142,6 +169,9 @@ func (m *Model) Export(connected bool, queued, limit int) {
 func (m *Model) Disk(dir string, free, warn uint64, full bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if d := m.disk; d == nil || d.Dir != dir || d.Full != full || (d.FreeBytes < d.WarnBytes) != (free < warn) {
+		m.tell()
+	}
 	m.disk = &DiskReport{Dir: dir, FreeBytes: free, WarnBytes: warn, Full: full}
 }
 
@@ -150,6 +180,9 @@ func (m *Model) Disk(dir string, free, warn uint64, full bool) {
 func (m *Model) Broker(err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if (m.broker == nil) != (err == nil) || err != nil && m.broker.Error() != err.Error() {
+		m.tell()
+	}
 	m.broker = err
 }
 
@@ -161,6 +194,7 @@ func (m *Model) AddConnector(name string, interval time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.connectors[name] = &connState{interval: interval, added: m.now()}
+	m.tell()
 }
 
 // RemoveConnector stops tracking a connector.
@@ -168,6 +202,7 @@ func (m *Model) RemoveConnector(name string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.connectors, name)
+	m.tell()
 }
 
 // Success records that a connector delivered readings.
@@ -175,7 +210,13 @@ func (m *Model) Success(name string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if c := m.connectors[name]; c != nil {
-		c.lastOK = m.now()
+		now := m.now()
+		// News only when it was failing, or had not succeeded yet, or
+		// was stale (its OK ran out with time).
+		if c.lastOK.IsZero() || c.errAt.After(c.lastOK) || c.interval > 0 && now.Sub(c.lastOK) > staleAfter*c.interval {
+			m.tell()
+		}
+		c.lastOK = now
 	}
 }
 
@@ -185,6 +226,9 @@ func (m *Model) Failure(name string, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if c := m.connectors[name]; c != nil {
+		if !c.errAt.After(c.lastOK) || c.lastErr == nil || err == nil || c.lastErr.Error() != err.Error() {
+			m.tell() // it was not failing, or fails otherwise now
+		}
 		c.lastErr = err
 		c.errAt = m.now()
 	}
@@ -194,6 +238,9 @@ func (m *Model) Failure(name string, err error) {
 func (m *Model) SetDevice(name string, d Device) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if old, ok := m.devices[name]; !ok || old != d {
+		m.tell()
+	}
 	m.devices[name] = d
 }
 
@@ -202,6 +249,7 @@ func (m *Model) RemoveDevice(name string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.devices, name)
+	m.tell()
 }
 
 // Watch registers a heartbeat that must beat at least every max.
@@ -223,7 +271,11 @@ func (m *Model) Beat(name string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if b := m.beats[name]; b != nil {
-		b.last = m.now()
+		now := m.now()
+		if b.stale || now.Sub(b.last) > b.max {
+			m.tell() // it was stuck
+		}
+		b.last, b.stale = now, false
 	}
 }
 
@@ -241,6 +293,10 @@ type Report struct {
 	// Devices counts the configured devices by state; only states that
 	// some device is in appear.
 	Devices map[DeviceState]int `json:"devices"`
+	// Next is when this judgement may next change with time alone, with
+	// nothing told to the model meanwhile (a connector or a loop going
+	// stale, the export's grace running out); zero: not by time alone.
+	Next time.Time `json:"-"`
 }
 
 // TrialFailure says why a configuration or a release on trial should be
@@ -316,6 +372,14 @@ func (m *Model) Report() Report {
 			r.Status = s
 		}
 	}
+	// until notes a time at which the judgement changes by itself: just
+	// past at, where "more than" holds.
+	until := func(at time.Time) {
+		at = at.Add(time.Millisecond)
+		if r.Next.IsZero() || at.Before(r.Next) {
+			r.Next = at
+		}
+	}
 	names := make([]string, 0, len(m.beats))
 	for n := range m.beats {
 		names = append(names, n)
@@ -326,10 +390,21 @@ func (m *Model) Report() Report {
 		if age := now.Sub(b.last); age > b.max {
 			r.Live = false
 			worse(Unhealthy, fmt.Sprintf("%s made no progress for %s", n, age.Round(100*time.Millisecond)))
+			if !b.stale {
+				// A loop watched after the last report went stale:
+				// whoever waits on Changes did not know its deadline.
+				b.stale = true
+				m.tell()
+			}
+		} else {
+			until(b.last.Add(b.max))
 		}
 	}
 	if why := testKnob(); why != "" {
 		worse(Unhealthy, why)
+	}
+	if knobLook > 0 {
+		until(now.Add(knobLook))
 	}
 	if m.broker != nil {
 		r.Broker = m.broker.Error()
@@ -346,9 +421,12 @@ func (m *Model) Report() Report {
 			worse(Unhealthy, fmt.Sprintf("export broker unreachable for %s", now.Sub(e.since).Round(time.Second)))
 		case !e.connected:
 			worse(Degraded, fmt.Sprintf("export broker unreachable, %d messages queued", e.queued))
+			until(e.since.Add(m.exportDown))
 		}
 	} else if now.Sub(m.started) > m.exportDown {
 		worse(Unhealthy, "export never connected")
+	} else {
+		until(m.started.Add(m.exportDown))
 	}
 	if d := m.disk; d != nil {
 		r.Disk = new(DiskReport)
@@ -376,6 +454,12 @@ func (m *Model) Report() Report {
 			fresh := !c.lastOK.IsZero() && now.Sub(c.lastOK) <= stale
 			starting := c.lastOK.IsZero() && c.errAt.IsZero() && now.Sub(c.added) <= stale
 			cr.OK = fresh || starting
+			switch {
+			case fresh:
+				until(c.lastOK.Add(stale))
+			case starting:
+				until(c.added.Add(stale))
+			}
 		}
 		if !c.lastOK.IsZero() {
 			cr.LastOK = c.lastOK.UTC().Format(time.RFC3339Nano)

@@ -2,7 +2,10 @@
 
 package health
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // testUnhealthy is the reason every Model reports itself unhealthy, set by
 // SetTestUnhealthy: a test-only knob, in binaries built with the tag
@@ -26,3 +29,7 @@ func testKnob() string {
 	}
 	return ""
 }
+
+// knobLook: the knob tells no Model when it is set, so a report is to be
+// made again within a second (Report.Next) to notice it.
+const knobLook = time.Second

@@ -18,6 +18,7 @@ func (s *Source[T]) deliver(u Update[T], etag string) Update[T] {
 		s.st.LastError, s.st.LastErrorAt = "", time.Time{}
 	}
 	s.mu.Unlock()
+	s.tell()
 	s.log.Info("config: new document", "source", u.Origin, "version", short(u.Version), "etag", etag)
 	return u
 }
@@ -25,9 +26,10 @@ func (s *Source[T]) deliver(u Update[T], etag string) Update[T] {
 // confirm records that the fleet server still serves the running document.
 func (s *Source[T]) confirm(etag string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.running.origin, s.running.etag = Remote, etag
 	s.st.LastError, s.st.LastErrorAt = "", time.Time{}
+	s.mu.Unlock()
+	s.tell()
 }
 
 // record accounts for one pull.
@@ -36,6 +38,7 @@ func (s *Source[T]) record(outcome string, err error) {
 	s.mu.Lock()
 	s.st.LastFetch, s.st.LastOutcome = time.Now().UTC(), outcome
 	s.mu.Unlock()
+	s.tell()
 	if outcome == "error" {
 		s.failures++
 	} else {
@@ -50,8 +53,21 @@ func (s *Source[T]) record(outcome string, err error) {
 func (s *Source[T]) fail(err error) {
 	s.log.Warn(err.Error(), "running", s.Status().Source)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.st.LastError, s.st.LastErrorAt = err.Error(), time.Now().UTC()
+	s.mu.Unlock()
+	s.tell()
+}
+
+// OnChange has f called (without blocking: it must not wait for the
+// source) whenever what Status returns changed, except by MarkBad (its
+// caller knows), so that a status document can follow it without asking
+// all the time. Call it before Next.
+func (s *Source[T]) OnChange(f func()) { s.changed = f }
+
+func (s *Source[T]) tell() {
+	if s.changed != nil {
+		s.changed()
+	}
 }
 
 func (s *Source[T]) isBad(version string) (BadVersion, bool) {
@@ -74,6 +90,8 @@ func (s *Source[T]) MarkBad(version, reason string) error {
 	}
 	s.stored = entry{} // the cache's current may change below
 	s.mu.Unlock()
+	// No OnChange here: the caller rolls back and says so itself once
+	// the running document is the previous one again.
 	s.log.Warn("config: version marked bad", "version", short(version), "reason", reason)
 	if s.cache == nil {
 		return nil

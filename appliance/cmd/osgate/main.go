@@ -285,6 +285,7 @@ func startOTA(ctx context.Context, path, gatewayID, stateDir string, sv *applian
 	}
 	sv.AddMethods(agent.Methods())
 	sv.SetOTA(func() *export.OTAStatus { return otaDocument(agent.Status()) })
+	agent.OnChange(sv.StatusChanged)
 	go agent.Run(ctx) // returns when ctx ends
 	return nil
 }
