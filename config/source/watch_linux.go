@@ -45,7 +45,7 @@ func watchFile(path string) (*fileWatch, error) {
 
 // read turns the kernel's events into changes until the watch is closed.
 func (w *fileWatch) read() {
-	buf := make([]byte, 16<<10)
+	buf := make([]byte, 4<<10) // an event is at most 16 bytes and a name of up to 255
 	name := filepath.Base(w.path)
 	for {
 		n, err := w.f.Read(buf)
