@@ -18,7 +18,8 @@ func (s *Source[T]) deliver(u Update[T], etag string) Update[T] {
 		s.st.LastError, s.st.LastErrorAt = "", time.Time{}
 	}
 	s.mu.Unlock()
-	s.tell()
+	// No OnChange: Next returns u, and the status names it as running
+	// before the caller runs it; the caller says when it does.
 	s.log.Info("config: new document", "source", u.Origin, "version", short(u.Version), "etag", etag)
 	return u
 }
@@ -38,7 +39,6 @@ func (s *Source[T]) record(outcome string, err error) {
 	s.mu.Lock()
 	s.st.LastFetch, s.st.LastOutcome = time.Now().UTC(), outcome
 	s.mu.Unlock()
-	s.tell()
 	if outcome == "error" {
 		s.failures++
 	} else {
@@ -59,9 +59,11 @@ func (s *Source[T]) fail(err error) {
 }
 
 // OnChange has f called (without blocking: it must not wait for the
-// source) whenever what Status returns changed, except by MarkBad (its
-// caller knows), so that a status document can follow it without asking
-// all the time. Call it before Next.
+// source) when the last error of Status changed while the running
+// document stays, so that a status document can follow it without asking
+// all the time. A new document (Next returns it) and MarkBad say nothing:
+// the caller knows, and says so once it runs the document. Call it before
+// Next.
 func (s *Source[T]) OnChange(f func()) { s.changed = f }
 
 func (s *Source[T]) tell() {
