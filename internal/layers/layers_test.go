@@ -57,6 +57,7 @@ var driverPlumbing = []string{
 	"internal/backoff",
 	"internal/lograte",
 	"internal/lru",
+	"internal/prom", // a driver's own counters (M-Bus rejects, Z-Wave), served on /metrics
 	"internal/redact",
 	"internal/scope", // what a driver command needs of the caller's key
 	"internal/strict",
