@@ -157,6 +157,7 @@ func runCmd(ctx context.Context, args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 	tuneMemory(log)
+	tuneProcs(log)
 	sim, err := simDevice(log)
 	if err != nil {
 		return err
