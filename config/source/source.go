@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/osgate/osgate/internal/fswatch"
 	"github.com/osgate/osgate/internal/prom"
 )
 
@@ -73,9 +74,9 @@ type Source[T any] struct {
 	failures    int
 	nextPull    time.Time
 	nextLocal   time.Time
-	etagVersion string     // version whose validators the fetcher holds
-	etagRefusal error      // why that version was refused; nil if accepted
-	watch       *fileWatch // of the local file; nil: none (yet, or possible)
+	etagVersion string         // version whose validators the fetcher holds
+	etagRefusal error          // why that version was refused; nil if accepted
+	watch       *fswatch.Watch // of the local file; nil: none (yet, or possible)
 	watchTried  bool
 
 	mu       sync.Mutex
@@ -171,7 +172,7 @@ func (s *Source[T]) openCache() {
 // Close closes the cache. Next must not be running.
 func (s *Source[T]) Close() error {
 	if s.watch != nil {
-		s.watch.close()
+		s.watch.Close()
 		s.watch = nil
 	}
 	if s.cache == nil {
@@ -205,7 +206,7 @@ func (s *Source[T]) Next(ctx context.Context) (Update[T], error) {
 		var changed <-chan struct{}
 		if local {
 			if w := s.watchFile(); w != nil {
-				changed = w.changes
+				changed = w.C()
 			}
 		}
 		pullDue := s.fetch != nil && (!local || s.nextPull.Before(at))
@@ -264,10 +265,10 @@ const (
 // watchFile is the watch of the local file, started at the first call;
 // nil where changes are not noticed (the source then looks every
 // LocalPoll).
-func (s *Source[T]) watchFile() *fileWatch {
+func (s *Source[T]) watchFile() *fswatch.Watch {
 	if !s.watchTried {
 		s.watchTried = true
-		w, err := watchFile(s.opts.LocalPath)
+		w, err := fswatch.File(s.opts.LocalPath)
 		if err != nil {
 			s.log.Debug("config: changes of the local file are looked for every "+s.opts.LocalPoll.String(), "reason", err)
 			return nil

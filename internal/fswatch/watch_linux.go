@@ -1,4 +1,4 @@
-package source
+package fswatch
 
 import (
 	"encoding/binary"
@@ -9,14 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fileWatch tells when the local file may have changed, from the kernel's
-// inotify: a write to it finished (through a symlink too), or a file was
-// renamed onto its name, created or removed there. It watches the file's
-// directory, since editors and config tools replace the file by renaming
-// another onto it, and the file itself.
-type fileWatch struct {
+// Watch tells when the file at a path may have changed: a write to it
+// finished (through a symlink too), or a file was renamed onto its name,
+// created or removed there.
+type Watch struct {
 	f       *os.File
-	fd      int // f's, for adding watches (f.Fd would make reads block)
 	path    string
 	changes chan struct{} // capacity 1
 }
@@ -26,9 +23,10 @@ const (
 	fileEvents = unix.IN_CLOSE_WRITE | unix.IN_ATTRIB
 )
 
-// watchFile starts watching path; the error says why it cannot (the
-// source then looks at the file every LocalPoll instead).
-func watchFile(path string) (*fileWatch, error) {
+// File starts watching path, whose directory must exist (the file need
+// not); the error says why it cannot, and the caller then looks at the
+// file on a timer only.
+func File(path string) (*Watch, error) {
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("inotify: %w", err)
@@ -38,13 +36,19 @@ func watchFile(path string) (*fileWatch, error) {
 		return nil, fmt.Errorf("inotify: watch %s: %w", filepath.Dir(path), err)
 	}
 	unix.InotifyAddWatch(fd, path, fileEvents) // may not exist yet: the directory's events say when it does
-	w := &fileWatch{f: os.NewFile(uintptr(fd), "inotify"), fd: fd, path: path, changes: make(chan struct{}, 1)}
+	w := &Watch{f: os.NewFile(uintptr(fd), "inotify"), path: path, changes: make(chan struct{}, 1)}
 	go w.read()
 	return w, nil
 }
 
-// read turns the kernel's events into changes until the watch is closed.
-func (w *fileWatch) read() {
+// C delivers a notice after a change; one notice waits there at most.
+func (w *Watch) C() <-chan struct{} { return w.changes }
+
+// Close ends the watch and frees its file descriptor; C is not closed.
+func (w *Watch) Close() error { return w.f.Close() }
+
+// read turns the kernel's events into notices until the watch is closed.
+func (w *Watch) read() {
 	buf := make([]byte, 4<<10) // an event is at most 16 bytes and a name of up to 255
 	name := filepath.Base(w.path)
 	for {
@@ -65,13 +69,21 @@ func (w *fileWatch) read() {
 			off = start + nlen
 		}
 		if hit {
-			// Follow a file replaced by a rename, or one created since.
-			unix.InotifyAddWatch(w.fd, w.path, fileEvents)
+			w.follow()
 			select {
 			case w.changes <- struct{}{}:
 			default:
 			}
 		}
+	}
+}
+
+// follow watches the file at path again: one replaced by a rename, or
+// created since. It holds the descriptor while it does, so a Close at the
+// same time cannot hand the number to another file first.
+func (w *Watch) follow() {
+	if rc, err := w.f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { unix.InotifyAddWatch(int(fd), w.path, fileEvents) })
 	}
 }
 
@@ -83,5 +95,3 @@ func trimNUL(b []byte) []byte {
 	}
 	return b
 }
-
-func (w *fileWatch) close() { w.f.Close() }

@@ -1,0 +1,154 @@
+package fswatch
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// notice waits for the watch's next notice, failing after 10 s.
+func notice(t *testing.T, w *Watch, what string) {
+	t.Helper()
+	select {
+	case <-w.C():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no notice within 10s", what)
+	}
+}
+
+// quiet says no notice is waiting, after the kernel had time to deliver one.
+func quiet(t *testing.T, w *Watch, what string) {
+	t.Helper()
+	select {
+	case <-w.C():
+		t.Fatalf("%s: a notice for another file", what)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// TestFileNotices: a notice comes for each way a file is changed or
+// replaced (written in place, another renamed onto it as Mosquitto saves
+// mosquitto.db, created, removed, written through a symlink, and the
+// target of a symlink written), and none for other files of the directory.
+func TestFileNotices(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mosquitto.db")
+	w, err := File(path) // the file does not exist yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+
+	// Another file's writes and renames say nothing of this one.
+	if err := os.WriteFile(filepath.Join(dir, "other"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "other"), filepath.Join(dir, "other2")); err != nil {
+		t.Fatal(err)
+	}
+	quiet(t, w, "another file")
+
+	// Created.
+	if err := os.WriteFile(path, []byte("1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notice(t, w, "created")
+	drain(w)
+
+	// Mosquitto's save: written under another name, then renamed onto it.
+	if err := os.WriteFile(path+".new", []byte("2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	quiet(t, w, "the .new file written")
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	notice(t, w, "renamed onto")
+	drain(w)
+
+	// Written in place, after it was replaced by a rename.
+	if err := os.WriteFile(path, []byte("3"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notice(t, w, "written in place")
+	drain(w)
+
+	// Removed.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	notice(t, w, "removed")
+	drain(w)
+
+	// A symlink to a file elsewhere, and that file written.
+	elsewhere := filepath.Join(t.TempDir(), "real")
+	if err := os.WriteFile(elsewhere, []byte("4"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, path); err != nil {
+		t.Fatal(err)
+	}
+	notice(t, w, "symlink created")
+	drain(w)
+	if err := os.WriteFile(elsewhere, []byte("5"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notice(t, w, "the symlink's target written")
+}
+
+// drain takes a notice that waits from events of the same change that
+// arrived apart.
+func drain(w *Watch) {
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-w.C():
+	default:
+	}
+}
+
+// TestFileMissingDir: without the directory there is nothing to watch.
+func TestFileMissingDir(t *testing.T) {
+	if _, err := File(filepath.Join(t.TempDir(), "gone", "f")); err == nil {
+		t.Fatal("File of a path in a missing directory: no error")
+	}
+}
+
+// TestCloseFreesDescriptor: Close ends the watch and gives its inotify
+// descriptor back; a hundred watches opened and closed leave none.
+func TestCloseFreesDescriptor(t *testing.T) {
+	dir := t.TempDir()
+	before := descriptors(t)
+	for range 100 {
+		w, err := File(filepath.Join(dir, "f"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := descriptors(t); n != before+1 {
+			t.Fatalf("%d inotify descriptors with one watch open, %d before", n, before)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := descriptors(t); n != before {
+		t.Fatalf("%d inotify descriptors after the watches closed, %d before", n, before)
+	}
+}
+
+// descriptors counts this process's open inotify descriptors.
+func descriptors(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && strings.Contains(l, "inotify") {
+			n++
+		}
+	}
+	return n
+}
