@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/osgate/osgate/appliance/health"
@@ -17,6 +18,7 @@ import (
 	"github.com/osgate/osgate/config"
 	"github.com/osgate/osgate/internal/atomicfile"
 	"github.com/osgate/osgate/internal/backoff"
+	"github.com/osgate/osgate/internal/fswatch"
 )
 
 const (
@@ -61,6 +63,9 @@ type Broker struct {
 	gen       uint64        // counts starts of the process
 	dbID      uint64        // identity of the saved state (see prepareDB)
 	nextStart chan struct{} // closed when the next process listens
+
+	saves *fswatch.Watch // of mosquitto.db while Run runs; nil: no notices
+	looks atomic.Int64   // how often Persist looked at mosquitto.db
 
 	// When Persist last read what a save holds, and how long that took
 	// (used by the one caller of Persist, the export's checkpoint).
@@ -148,6 +153,8 @@ func (b *Broker) Run(ctx context.Context) error {
 		return err
 	}
 	bin, _ := findBinary(b.cfg.Binary)
+	b.watchSaves()
+	defer b.unwatchSaves()
 	failures := 0
 	for {
 		r := b.runOnce(ctx, bin)
@@ -310,6 +317,35 @@ func checkPortFree(host string, port int) error {
 	}
 	l.Close()
 	return nil
+}
+
+// watchSaves starts the watch of mosquitto.db that tells Persist when
+// Mosquitto saved; without one Persist looks on a timer.
+func (b *Broker) watchSaves() {
+	var w *fswatch.Watch
+	err := os.MkdirAll(b.dir, 0o700)
+	if err == nil {
+		w, err = fswatch.File(b.dbPath())
+	}
+	if err != nil {
+		b.log.Debug("broker: no notice of Mosquitto's saves; the export looks for them on a timer", "reason", err)
+		return
+	}
+	b.mu.Lock()
+	b.saves = w
+	b.mu.Unlock()
+}
+
+// unwatchSaves ends the watch; a Persist still waiting on it falls back
+// to its timer.
+func (b *Broker) unwatchSaves() {
+	b.mu.Lock()
+	w := b.saves
+	b.saves = nil
+	b.mu.Unlock()
+	if w != nil {
+		w.Close()
+	}
 }
 
 func (b *Broker) setProc(p *process) {

@@ -30,14 +30,21 @@ import (
 // fsyncs it and renames it over mosquitto.db; Persist sees the file's
 // inode change, fsyncs the file and the directory (so the rename survives
 // a power cut), reads it back whole, and only then reports the save.
+//
+// Persist looks at the file when the kernel says a file was renamed onto
+// its name (inotify, one watch of the state directory for as long as Run
+// runs), and once a second anyway in case a notice was lost. Where there
+// are no notices it looks 10 ms after the call, then at doubling
+// intervals up to 160 ms.
 
 const (
 	dbIDName          = "mosquitto.db.id"      // in confDir: the database's identity
 	corruptKeep       = 3                      // damaged databases kept for inspection
 	ownSaveWait       = time.Second            // Persist without now: wait for an autosave
 	askedSaveWait     = 30 * time.Second       // Persist with now: wait for the save
-	savePoll          = 10 * time.Millisecond  // the first look for a save, doubling up to
-	maxSavePoll       = 160 * time.Millisecond // this (the export asks every 250 ms)
+	saveLook          = time.Second            // a look for a save without a notice of one
+	savePoll          = 10 * time.Millisecond  // without notices: the first look for a save, doubling up to
+	maxSavePoll       = 160 * time.Millisecond // this
 	summaryEvery      = 10                     // read what a save holds at most every 10x the last read's time
 	bridgeLocalPrefix = "local."               // Mosquitto's prefix of a bridge's local client id
 )
@@ -191,12 +198,13 @@ func (b *Broker) PID() int { return b.pid() }
 
 // Persist waits for a save of mosquitto.db by process gen that began after
 // the call, makes it durable and reads it back (export.Broker). With now
-// it sends SIGUSR1 (save now) and waits up to 30 s; without, it waits up
+// it sends SIGUSR1 (save now, again every second until one comes) and
+// waits up to 30 s; without, it waits up
 // to a second for a save Mosquitto makes on its own (autosave_interval)
 // and returns export.ErrNotSaved if none came.
 func (b *Broker) Persist(ctx context.Context, gen uint64, clientID string, now bool) (export.Saved, error) {
 	b.mu.Lock()
-	p, running := b.proc, b.gen
+	p, running, w := b.proc, b.gen, b.saves
 	b.mu.Unlock()
 	if p == nil || running != gen {
 		return export.Saved{}, export.ErrGone
@@ -204,34 +212,52 @@ func (b *Broker) Persist(ctx context.Context, gen uint64, clientID string, now b
 	path := b.dbPath()
 	before, _ := os.Stat(path)
 	wait := ownSaveWait
+	var asked time.Time
 	if now {
 		if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 			return export.Saved{}, export.ErrGone
 		}
-		wait = askedSaveWait
+		wait, asked = askedSaveWait, time.Now()
+	}
+	// A save asked for comes within milliseconds; an autosave whenever
+	// Mosquitto's timer says. The kernel's notice of the rename onto
+	// mosquitto.db says when to look, and the look decides; without
+	// notices the file is looked at more and more rarely, which finds the
+	// first soon and waits for the other without waking the gateway a
+	// hundred times a second.
+	var notice <-chan struct{}
+	every, most := savePoll, maxSavePoll
+	if w != nil {
+		notice = w.C()
+		every, most = saveLook, saveLook
 	}
 	deadline := time.Now().Add(wait)
-	// A save asked for comes within milliseconds; an autosave whenever
-	// Mosquitto's timer says. Looking at the file more and more rarely
-	// finds the first soon and waits for the other without waking the
-	// gateway a hundred times a second.
-	poll := time.NewTimer(savePoll)
-	defer poll.Stop()
-	for every := savePoll; !replaced(path, before); {
+	timer := time.NewTimer(min(every, wait))
+	defer timer.Stop()
+	for !b.replaced(path, before) {
+		if !time.Now().Before(deadline) {
+			if !now {
+				return export.Saved{}, export.ErrNotSaved
+			}
+			return export.Saved{}, fmt.Errorf("broker: mosquitto did not save %s within %s of SIGUSR1 (disk full? see its log)", path, wait)
+		}
 		select {
 		case <-p.done:
 			return export.Saved{}, export.ErrGone
 		case <-ctx.Done():
 			return export.Saved{}, ctx.Err()
-		case <-poll.C:
-		}
-		every = min(2*every, maxSavePoll)
-		poll.Reset(every)
-		if time.Now().After(deadline) {
-			if !now {
-				return export.Saved{}, export.ErrNotSaved
+		case <-notice:
+		case <-timer.C:
+			every = min(2*every, most)
+			timer.Reset(min(every, time.Until(deadline)))
+			if now && time.Since(asked) >= saveLook {
+				// A SIGUSR1 that arrives while Mosquitto finishes the
+				// save before can go unanswered (seen under load, right
+				// after a save): ask again; a save more costs only its
+				// write.
+				_ = p.cmd.Process.Signal(syscall.SIGUSR1)
+				asked = time.Now()
 			}
-			return export.Saved{}, fmt.Errorf("broker: mosquitto did not save %s within %s of SIGUSR1 (disk full? see its log)", path, wait)
 		}
 	}
 	data, err := readSynced(path)
@@ -277,7 +303,8 @@ func (b *Broker) Persist(ctx context.Context, gen uint64, clientID string, now b
 // (nil: there was none). Mosquitto replaces mosquitto.db by a rename, so
 // every save makes it another file (inode), even one of the same size and
 // time.
-func replaced(path string, before os.FileInfo) bool {
+func (b *Broker) replaced(path string, before os.FileInfo) bool {
+	b.looks.Add(1)
 	now, err := os.Stat(path)
 	if err != nil {
 		return false
