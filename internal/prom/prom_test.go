@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -263,6 +264,9 @@ func TestRegister(t *testing.T) {
 }
 
 func TestHandlerAndRuntime(t *testing.T) {
+	// A test process this short may not have used one clock tick of CPU
+	// yet (process_cpu_seconds_total would rightly read 0): use some first.
+	spinUntilTick(t)
 	r := NewRegistry()
 	RegisterRuntime(r)
 	srv := httptest.NewServer(r.Handler())
@@ -312,6 +316,27 @@ func TestHandlerAndRuntime(t *testing.T) {
 			t.Errorf("%s: %v (present %v); /proc/self/stat %q", name, v, have, st)
 		}
 	}
+}
+
+// spinUntilTick burns CPU until /proc/self/stat counts at least one tick
+// of it, so a CPU figure of the process must be above zero.
+func spinUntilTick(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	x := 0
+	for time.Now().Before(deadline) {
+		for i := range 1_000_000 {
+			x += i
+		}
+		b, err := os.ReadFile("/proc/self/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, ok := parseStat(b); ok && st.utime+st.stime > 0 {
+			return
+		}
+	}
+	t.Fatalf("no CPU tick counted in 10 s of spinning (%d)", x)
 }
 
 func TestParseStat(t *testing.T) {
