@@ -3,9 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +18,7 @@ import (
 // for is seen at once. One inotify watch serves every call while Run runs,
 // and is gone when Run returns.
 func TestPersistWaitsForNotice(t *testing.T) {
-	base := inotifyDescriptors(t)
+	base := testpeer.InotifyFDs(t)
 	cfg := config.Broker{Listen: testpeer.Addr(testpeer.FreePort(t)), AutosaveInterval: time.Hour,
 		Binary: testpeer.LookPath(t, "mosquitto", "mosquitto")}
 	b := New(cfg, "gw-test", t.TempDir(), testLogger(t))
@@ -36,7 +33,7 @@ func TestPersistWaitsForNotice(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("broker not ready within 60s")
 	}
-	if n := inotifyDescriptors(t); n != base+1 {
+	if n := testpeer.InotifyFDs(t); n != base+1 {
 		t.Fatalf("%d inotify descriptors while the broker runs, %d before: want one more", n, base)
 	}
 
@@ -64,7 +61,7 @@ func TestPersistWaitsForNotice(t *testing.T) {
 			t.Fatalf("Persist looked at mosquitto.db %d times for a save asked for, want at most 4", n)
 		}
 	}
-	if n := inotifyDescriptors(t); n != base+1 {
+	if n := testpeer.InotifyFDs(t); n != base+1 {
 		t.Fatalf("%d inotify descriptors after 23 calls of Persist, %d before the broker ran: want one more", n, base)
 	}
 
@@ -77,23 +74,7 @@ func TestPersistWaitsForNotice(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("Run did not return within 60s of its context ending")
 	}
-	if n := inotifyDescriptors(t); n != base {
+	if n := testpeer.InotifyFDs(t); n != base {
 		t.Fatalf("%d inotify descriptors after Run returned, %d before it ran", n, base)
 	}
-}
-
-// inotifyDescriptors counts this process's open inotify descriptors.
-func inotifyDescriptors(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range ents {
-		if l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && strings.Contains(l, "inotify") {
-			n++
-		}
-	}
-	return n
 }

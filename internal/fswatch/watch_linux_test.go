@@ -3,9 +3,10 @@ package fswatch
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/osgate/osgate/internal/testpeer"
 )
 
 // notice waits for the watch's next notice, failing after 10 s.
@@ -119,36 +120,20 @@ func TestFileMissingDir(t *testing.T) {
 // descriptor back; a hundred watches opened and closed leave none.
 func TestCloseFreesDescriptor(t *testing.T) {
 	dir := t.TempDir()
-	before := descriptors(t)
+	before := testpeer.InotifyFDs(t)
 	for range 100 {
 		w, err := File(filepath.Join(dir, "f"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := descriptors(t); n != before+1 {
+		if n := testpeer.InotifyFDs(t); n != before+1 {
 			t.Fatalf("%d inotify descriptors with one watch open, %d before", n, before)
 		}
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := descriptors(t); n != before {
+	if n := testpeer.InotifyFDs(t); n != before {
 		t.Fatalf("%d inotify descriptors after the watches closed, %d before", n, before)
 	}
-}
-
-// descriptors counts this process's open inotify descriptors.
-func descriptors(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range ents {
-		if l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && strings.Contains(l, "inotify") {
-			n++
-		}
-	}
-	return n
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -124,4 +125,21 @@ func (n *Nginx) Pid() int {
 		return 0
 	}
 	return n.cmd.Process.Pid
+}
+
+// InotifyFDs counts this process's open inotify descriptors, for tests
+// that a watch is opened once and closed again.
+func InotifyFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && strings.Contains(l, "inotify") {
+			n++
+		}
+	}
+	return n
 }
