@@ -124,12 +124,17 @@ func (v *vm) serviceLog(service string) string {
 	return b.String()
 }
 
-// alive fails the test when qemu has exited.
+// alive fails the test when qemu has exited or the guest's kernel has
+// panicked (which, without a watchdog to reset the machine, would
+// otherwise only show as a deadline passing).
 func (v *vm) alive() {
 	select {
 	case <-v.exited:
 		v.t.Fatalf("qemu exited: %v\nlast serial output:\n%s", v.cmd.ProcessState, tail(v.serial.String(), 3000))
 	default:
+	}
+	if out := v.serial.String(); strings.Contains(out, "Kernel panic - not syncing") {
+		v.t.Fatalf("the guest's kernel panicked:\n%s", tail(out, 6000))
 	}
 }
 
