@@ -158,6 +158,7 @@ func runCmd(ctx context.Context, args []string) error {
 	slog.SetDefault(log)
 	tuneMemory(log)
 	tuneProcs(log)
+	go releaseExePages(ctx, log, exePagesFirst, exePagesEvery)
 	sim, err := simDevice(log)
 	if err != nil {
 		return err

@@ -1,0 +1,116 @@
+package exepages
+
+import (
+	"strings"
+	"testing"
+)
+
+// One block of smaps, with the lines Release reads and a few it skips.
+func block(rng, perms, path string, rssKB, anonKB int) string {
+	s := rng + " " + perms + " 00000000 fe:00 10175104"
+	if path != "" {
+		s += "                           " + path
+	}
+	return s + "\nSize:               100 kB\nKernelPageSize:        4 kB\n" +
+		"Rss:                " + itoa(rssKB) + " kB\nPss:                " + itoa(rssKB) + " kB\n" +
+		"Anonymous:          " + itoa(anonKB) + " kB\nTHPeligible:           0\nVmFlags: rd ex mr mw me\n"
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+func TestReadOnlyMappings(t *testing.T) {
+	const exe = "/usr/local/bin/osgate"
+	smaps := block("00400000-00acc000", "r-xp", exe, 6192, 0) + // text
+		block("00acc000-01233000", "r--p", exe, 6428, 0) + // rodata
+		block("01233000-012a0000", "rw-p", exe, 384, 120) + // data: written to
+		block("012a0000-032ed000", "rw-p", "", 156, 156) + // bss
+		block("01300000-01301000", "r--p", exe, 4, 4) + // relocated by a loader: has its own page
+		block("7f6be3b80000-7f6be3e00000", "rw-p", "", 584, 584) +
+		block("7ffd1a5f0000-7ffd1a5f2000", "r-xp", "[vdso]", 8, 0) +
+		block("7f00000000-7f00001000", "r--p", "/usr/local/bin/osgate-old", 4, 0) +
+		block("7f10000000-7f10001000", "r--s", exe, 4, 0) // shared: not ours to drop
+	got, err := readOnlyMappings(strings.NewReader(smaps), exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []mapping{{0x400000, 0xacc000, 6192 << 10}, {0xacc000, 0x1233000, 6428 << 10}}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("mapping %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+
+	// A path with spaces, and the kernel's mark for a replaced file, which
+	// /proc/self/exe carries too.
+	const odd = "/opt/my gate/osgate (deleted)"
+	got, err = readOnlyMappings(strings.NewReader(block("1000-3000", "r-xp", odd, 8, 0)), odd)
+	if err != nil || len(got) != 1 || got[0] != (mapping{0x1000, 0x3000, 8 << 10}) {
+		t.Fatalf("path with spaces: %+v %v", got, err)
+	}
+}
+
+func TestReadOnlyMappingsRefusesWhatItCannotJudge(t *testing.T) {
+	const exe = "/osgate"
+	for name, smaps := range map[string]string{
+		"no Anonymous line": "1000-2000 r-xp 00000000 fe:00 1 /osgate\nRss: 4 kB\n",
+		"no Rss line":       "1000-2000 r-xp 00000000 fe:00 1 /osgate\nAnonymous: 0 kB\n",
+		"Rss not a number":  "1000-2000 r-xp 00000000 fe:00 1 /osgate\nRss: x kB\nAnonymous: 0 kB\n",
+		"Anonymous bad":     "1000-2000 r-xp 00000000 fe:00 1 /osgate\nRss: 4 kB\nAnonymous: -- kB\n",
+	} {
+		if got, err := readOnlyMappings(strings.NewReader(smaps), exe); err == nil {
+			t.Errorf("%s: no error, got %+v", name, got)
+		}
+	}
+	// Too many mappings of the file: a bound, not a list without end.
+	var b strings.Builder
+	for i := range maxMappings + 1 {
+		b.WriteString(block(itoaHex(0x1000+i*0x2000)+"-"+itoaHex(0x2000+i*0x2000), "r--p", exe, 4, 0))
+	}
+	if _, err := readOnlyMappings(strings.NewReader(b.String()), exe); err == nil {
+		t.Errorf("%d mappings: no error", maxMappings+1)
+	}
+}
+
+func itoaHex(n int) string {
+	const digits = "0123456789abcdef"
+	var b []byte
+	for ; n > 0; n /= 16 {
+		b = append([]byte{digits[n%16]}, b...)
+	}
+	return string(b)
+}
+
+func FuzzReadOnlyMappings(f *testing.F) {
+	const exe = "/osgate"
+	f.Add(block("00400000-00acc000", "r-xp", exe, 6192, 0) + block("00acc000-01233000", "r--p", exe, 6428, 0))
+	f.Add(block("1000-3000", "rw-p", exe, 8, 8))
+	f.Add("1000-2000 r-xp 00000000 fe:00 1 /osgate\nRss: 4 kB\n")
+	f.Add("2000-1000 r-xp 0 0 0 /osgate\n")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, smaps string) {
+		got, err := readOnlyMappings(strings.NewReader(smaps), exe)
+		if err != nil {
+			return
+		}
+		if len(got) > maxMappings {
+			t.Fatalf("%d mappings, bound %d", len(got), maxMappings)
+		}
+		for _, m := range got {
+			if m.end <= m.start || m.rss < 0 {
+				t.Fatalf("mapping %+v", m)
+			}
+		}
+	})
+}

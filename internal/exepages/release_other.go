@@ -1,0 +1,6 @@
+//go:build !linux
+
+package exepages
+
+// Release does nothing here: Linux only.
+func Release() (Result, error) { return Result{}, nil }
