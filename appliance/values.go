@@ -53,52 +53,75 @@ type chanValue struct {
 	quality core.Quality
 	at      time.Time // the reading's time
 	seen    time.Time // when the gateway had it
+	tip     point     // the trend's newest point, of the step now filling
 	dropped string    // why the last value was not exported (range, transform), if it was not
 	err     string
 	errAt   time.Time
 	errors  uint64 // bad readings since the connector started
-	trend   *trend
+	trend   *trend // the trend's points of the steps before tip's
 }
 
-// trend is a ring of numeric values, one per trendStep.
+// point is one trend point: a time in unix ms, the value, and the trend
+// step it falls in (step 0: no point).
+type point struct {
+	ms, step int64
+	v        float64
+}
+
+// trend is a ring of numeric values, one per trendStep, of the steps
+// before the channel's tip. A poll ten times a second changes the tip
+// only, in the channel's own record; the ring (2 KB a channel, apart from
+// it in memory) takes a point once per step.
 type trend struct {
-	t    [trendLen]int64 // unix ms
-	v    [trendLen]float64
+	t    [trendLen - 1]int64 // unix ms
+	v    [trendLen - 1]float64
 	n    int
 	next int
-	step int64 // the trend step of the newest point
 }
 
-func (tr *trend) add(at slot, v float64) {
-	if tr.n > 0 && tr.step == at.step {
-		last := tr.next - 1
-		if last < 0 {
-			last = trendLen - 1
+// addTrend makes v at at the channel's newest trend point: the last value
+// of its step. The tip of an earlier step goes into the ring first.
+func addTrend(cv *chanValue, at slot, v float64) {
+	if cv.tip.step != 0 && cv.tip.step != at.step {
+		if cv.trend == nil {
+			cv.trend = new(trend)
 		}
-		tr.t[last], tr.v[last] = at.ms, v
-		return
+		cv.trend.push(cv.tip)
 	}
-	tr.step = at.step
-	tr.t[tr.next], tr.v[tr.next] = at.ms, v
-	tr.next = (tr.next + 1) % trendLen
-	tr.n = min(tr.n+1, trendLen)
+	cv.tip = point{ms: at.ms, step: at.step, v: v}
 }
 
-// points returns at most max points (max <= 0: none), oldest first, thinned
-// evenly when there are more; the newest is always among them.
-func (tr *trend) points(max int) [][2]float64 {
-	if tr == nil || max <= 0 || tr.n == 0 {
+func (tr *trend) push(p point) {
+	tr.t[tr.next], tr.v[tr.next] = p.ms, p.v
+	tr.next = (tr.next + 1) % len(tr.t)
+	tr.n = min(tr.n+1, len(tr.t))
+}
+
+// trendPoints returns at most max points of cv's trend (max <= 0: none),
+// oldest first, thinned evenly when there are more; the newest is always
+// among them.
+func (cv *chanValue) trendPoints(max int) [][2]float64 {
+	if max <= 0 || cv.tip.step == 0 {
 		return nil
 	}
-	k := min(max, tr.n)
+	tr := cv.trend
+	if tr == nil {
+		tr = &trend{}
+	}
+	n := tr.n + 1 // the ring's and the tip
+	k := min(max, n)
 	out := make([][2]float64, 0, k)
-	first := (tr.next + trendLen - tr.n) % trendLen
+	first := (tr.next + len(tr.t) - tr.n) % len(tr.t)
 	for j := range k {
-		i := tr.n - 1 // the newest
+		i := n - 1 // the newest
 		if k > 1 {
-			i = j * (tr.n - 1) / (k - 1) // evenly from the oldest
+			i = j * (n - 1) / (k - 1) // evenly from the oldest
 		}
-		at := (first + i) % trendLen
+		if i == tr.n {
+			out = append(out, [2]float64{float64(cv.tip.ms), cv.tip.v})
+			continue
+		}
+		at := (first + i) % len(tr.t)
 		out = append(out, [2]float64{float64(tr.t[at]), tr.v[at]})
 	}
 	return out
@@ -206,13 +229,6 @@ func (dv *deviceValues) record(cv *chanValue, r *core.Reading, o transform.Outco
 	}
 }
 
-func addTrend(cv *chanValue, at slot, v float64) {
-	if cv.trend == nil {
-		cv.trend = new(trend)
-	}
-	cv.trend.add(at, v)
-}
-
 // failed records the readings of a poll that failed as a whole (every
 // channel bad): they are not exported, but each channel's error is.
 func (dv *deviceValues) failed(rs []core.Reading, now time.Time) {
@@ -275,7 +291,7 @@ func (dv *deviceValues) snapshot(points int) []channelValue {
 	for _, cv := range dv.chans {
 		v := channelValue{Channel: cv.name, Exported: cv.exported, Unit: cv.unit, Writable: cv.writable,
 			Value: cv.value, Dropped: cv.dropped, Error: cv.err, ErrorAt: stamp(cv.errAt), Errors: cv.errors,
-			Trend: cv.trend.points(points), Time: stamp(cv.at), Seen: stamp(cv.seen)}
+			Trend: cv.trendPoints(points), Time: stamp(cv.at), Seen: stamp(cv.seen)}
 		if !cv.seen.IsZero() {
 			v.Quality = cv.quality.String()
 		}

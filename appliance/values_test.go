@@ -90,3 +90,81 @@ func TestDeliverFindsChannels(t *testing.T) {
 		}
 	}
 }
+
+// TestTrendLastValuePerStep: the trend keeps the last value of each
+// 5-second step, the newest trendLen steps, oldest first, and thins them
+// evenly keeping the newest; checked against a plain list over readings
+// at uneven times (several a step, steps without one), through a
+// connector restart (inherit).
+func TestTrendLastValuePerStep(t *testing.T) {
+	dv := newDeviceValues(config.Device{}, []*core.Channel{{Name: "x"}})
+	keep := transform.Outcome{Verdict: transform.Keep}
+	if got := dv.snapshot(10)[0].Trend; got != nil {
+		t.Fatalf("trend before any reading: %v", got)
+	}
+	base := time.UnixMilli(1_800_000_000_000)
+	var want [][2]float64 // the reference: last value of each step
+	lastStep := int64(-1)
+	at := base
+	for i := range 400 {
+		// 3 readings in most steps, now and then a gap of two steps.
+		at = at.Add(1700 * time.Millisecond)
+		if i%37 == 0 {
+			at = at.Add(2 * trendStep)
+		}
+		v := float64(i) * 1.5
+		r := core.Reading{Channel: "x", Value: v, Time: at, Quality: core.Good}
+		dv.observe("x", &r, keep, at)
+		ms := at.UnixMilli()
+		step := ms / trendStep.Milliseconds()
+		if step == lastStep {
+			want[len(want)-1] = [2]float64{float64(ms), v}
+		} else {
+			want = append(want, [2]float64{float64(ms), v})
+			lastStep = step
+		}
+		if len(want) > trendLen {
+			want = want[len(want)-trendLen:]
+		}
+		if i%13 != 0 && i != 399 {
+			continue
+		}
+		if got := dv.snapshot(trendLen)[0].Trend; !equalPoints(got, want) {
+			t.Fatalf("after reading %d: trend has %d points, want %d\ngot  %v\nwant %v", i, len(got), len(want), tail(got), tail(want))
+		}
+	}
+	// Thinned: evenly from the oldest, the newest always kept.
+	for _, k := range []int{1, 2, 7, 119} {
+		got := dv.snapshot(k)[0].Trend
+		if len(got) != k || got[len(got)-1] != want[len(want)-1] || (k > 1 && got[0] != want[0]) {
+			t.Fatalf("%d points: %v", k, got)
+		}
+	}
+	// A restarted connector's run takes the trend over, and the two no
+	// longer share it.
+	next := newDeviceValues(config.Device{}, []*core.Channel{{Name: "x"}})
+	next.inherit(dv)
+	if got := next.snapshot(trendLen)[0].Trend; !equalPoints(got, want) {
+		t.Fatalf("inherited trend: %v", tail(got))
+	}
+	at = at.Add(time.Minute)
+	r := core.Reading{Channel: "x", Value: -1.0, Time: at, Quality: core.Good}
+	next.observe("x", &r, keep, at)
+	if got := dv.snapshot(trendLen)[0].Trend; !equalPoints(got, want) {
+		t.Fatalf("the old run's trend changed with the new run's reading: %v", tail(got))
+	}
+}
+
+func equalPoints(a, b [][2]float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func tail(p [][2]float64) [][2]float64 { return p[max(0, len(p)-4):] }
