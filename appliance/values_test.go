@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -129,7 +130,7 @@ func TestTrendLastValuePerStep(t *testing.T) {
 		if i%13 != 0 && i != 399 {
 			continue
 		}
-		if got := dv.snapshot(trendLen)[0].Trend; !equalPoints(got, want) {
+		if got := dv.snapshot(trendLen)[0].Trend; !slices.Equal(got, want) {
 			t.Fatalf("after reading %d: trend has %d points, want %d\ngot  %v\nwant %v", i, len(got), len(want), tail(got), tail(want))
 		}
 	}
@@ -144,27 +145,15 @@ func TestTrendLastValuePerStep(t *testing.T) {
 	// longer share it.
 	next := newDeviceValues(config.Device{}, []*core.Channel{{Name: "x"}})
 	next.inherit(dv)
-	if got := next.snapshot(trendLen)[0].Trend; !equalPoints(got, want) {
+	if got := next.snapshot(trendLen)[0].Trend; !slices.Equal(got, want) {
 		t.Fatalf("inherited trend: %v", tail(got))
 	}
 	at = at.Add(time.Minute)
 	r := core.Reading{Channel: "x", Value: -1.0, Time: at, Quality: core.Good}
 	next.observe("x", &r, keep, at)
-	if got := dv.snapshot(trendLen)[0].Trend; !equalPoints(got, want) {
+	if got := dv.snapshot(trendLen)[0].Trend; !slices.Equal(got, want) {
 		t.Fatalf("the old run's trend changed with the new run's reading: %v", tail(got))
 	}
-}
-
-func equalPoints(a, b [][2]float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func tail(p [][2]float64) [][2]float64 { return p[max(0, len(p)-4):] }
