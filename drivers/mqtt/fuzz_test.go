@@ -8,6 +8,7 @@ import (
 
 	"github.com/osgate/osgate/drivers/core"
 	"github.com/osgate/osgate/internal/lru"
+	"github.com/osgate/osgate/internal/mqttwire"
 )
 
 // FuzzSettings: any settings document gives a connector or an error, never
@@ -50,7 +51,7 @@ func publishPacket(qos byte, id uint16, topic string, payload []byte) []byte {
 		body = append(body, byte(id>>8), byte(id))
 	}
 	body = append(body, payload...)
-	return append(encodeLength([]byte{packetPublish<<4 | qos<<1}, len(body)), body...)
+	return append(mqttwire.AppendLength([]byte{packetPublish<<4 | qos<<1}, len(body)), body...)
 }
 
 // FuzzLimitConn: any byte stream from a broker is passed on, cut short, or

@@ -11,6 +11,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/osgate/osgate/internal/lru"
+	"github.com/osgate/osgate/internal/mqttwire"
 )
 
 // paho reads every packet whole into memory, however large the broker
@@ -126,18 +127,19 @@ func (c *limitConn) header() error {
 	}
 	head := []byte{first}
 	remaining := 0
-	for i := 0; ; i++ {
+	for {
 		b, err := c.br.ReadByte()
 		if err != nil {
 			return unexpected(err)
 		}
 		head = append(head, b)
-		remaining |= int(b&0x7f) << (7 * i)
-		if b&0x80 == 0 {
-			break
-		}
-		if i == 3 {
+		n, _, done, err := mqttwire.Length(head[1:])
+		if err != nil {
 			return errors.New("mqtt: malformed packet from the broker: remaining length over 4 bytes")
+		}
+		if done {
+			remaining = n
+			break
 		}
 	}
 	switch {
@@ -179,23 +181,9 @@ func (c *limitConn) header() error {
 		k.id = uint16(vh[varLen-2])<<8 | uint16(vh[varLen-1])
 	}
 	c.truncated.Add(k, payload)
-	c.pending = append(encodeLength([]byte{first}, varLen), vh...)
+	c.pending = append(mqttwire.AppendLength([]byte{first}, varLen), vh...)
 	c.skip = payload
 	return nil
-}
-
-func encodeLength(dst []byte, n int) []byte {
-	for {
-		b := byte(n & 0x7f)
-		n >>= 7
-		if n > 0 {
-			b |= 0x80
-		}
-		dst = append(dst, b)
-		if n == 0 {
-			return dst
-		}
-	}
 }
 
 func unexpected(err error) error {

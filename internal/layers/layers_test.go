@@ -57,7 +57,8 @@ var driverPlumbing = []string{
 	"internal/backoff",
 	"internal/lograte",
 	"internal/lru",
-	"internal/prom", // a driver's own counters (M-Bus rejects, Z-Wave), served on /metrics
+	"internal/mqttwire", // the MQTT connector bounds what a field broker sends
+	"internal/prom",     // a driver's own counters (M-Bus rejects, Z-Wave), served on /metrics
 	"internal/redact",
 	"internal/scope", // what a driver command needs of the caller's key
 	"internal/strict",

@@ -1,5 +1,7 @@
 package mqttconn
 
+import "github.com/osgate/osgate/internal/mqttwire"
+
 // Direct is told what happens on the connections CoalesceDirect dials.
 // Its methods are called from paho's goroutines (the reader's, or the
 // one that closes the connection) and must not block.
@@ -64,9 +66,12 @@ func (d *demux) feed(out, in []byte) ([]byte, []Ack, bool) {
 			d.part[d.n] = in[0]
 			d.n++
 			in = in[1:]
-			if headerDone(d.part[:d.n]) {
+			if d.n < 2 {
+				continue
+			}
+			if _, _, done, err := mqttwire.Length(d.part[1:d.n]); done {
 				d.hl = d.n
-			} else if d.n == len(d.part) { // a fifth length byte: malformed
+			} else if err != nil { // no last length byte in four: malformed
 				out = append(out, d.part[:d.n]...)
 				d.n, d.raw = 0, true
 				break
@@ -76,7 +81,7 @@ func (d *demux) feed(out, in []byte) ([]byte, []Ack, bool) {
 			continue // wait for more (or pass the rest through)
 		}
 		hl := d.hl
-		rl := remaining(d.part[1:hl])
+		rl, _, _, _ := mqttwire.Length(d.part[1:hl])
 		kind := d.part[0] >> 4
 		small := rl == 2 && hl+2 <= len(d.part) && (kind == Puback || kind == Pubrec || kind == Pubcomp || kind == 2)
 		if !small {
@@ -106,22 +111,6 @@ func (d *demux) feed(out, in []byte) ([]byte, []Ack, bool) {
 	return out, acks, opened
 }
 
-// headerDone reports whether h (a type byte and length bytes) is a
-// complete fixed header.
-func headerDone(h []byte) bool {
-	return len(h) >= 2 && h[len(h)-1]&0x80 == 0
-}
-
-// remaining decodes a fixed header's remaining length (at most 4 bytes).
-func remaining(b []byte) int {
-	n, shift := 0, 0
-	for _, c := range b {
-		n |= int(c&0x7f) << shift
-		shift += 7
-	}
-	return n
-}
-
 // AppendPublish appends a PUBLISH packet to b: QoS 0 packets carry no
 // identifier; dup marks a message sent before.
 func AppendPublish(b []byte, topic string, payload []byte, qos byte, retain, dup bool, id uint16) []byte {
@@ -136,18 +125,7 @@ func AppendPublish(b []byte, topic string, payload []byte, qos byte, retain, dup
 	if qos > 0 {
 		rl += 2
 	}
-	b = append(b, flags)
-	for {
-		c := byte(rl & 0x7f)
-		rl >>= 7
-		if rl > 0 {
-			c |= 0x80
-		}
-		b = append(b, c)
-		if rl == 0 {
-			break
-		}
-	}
+	b = mqttwire.AppendLength(append(b, flags), rl)
 	b = append(b, byte(len(topic)>>8), byte(len(topic)))
 	b = append(b, topic...)
 	if qos > 0 {
