@@ -46,28 +46,41 @@ func runBroker(t *testing.T, cfg config.Broker) *Broker {
 // Broker before it runs.
 func runBrokerIn(t *testing.T, cfg config.Broker, stateDir string, tune func(*Broker)) *Broker {
 	t.Helper()
+	b, _ := startBroker(t, cfg, stateDir, tune)
+	return b
+}
+
+// startBroker is runBrokerIn for a test that stops the broker itself
+// before it ends: stop ends Run and returns once it has; the test's
+// cleanup calls it too, and only the first call does anything.
+func startBroker(t *testing.T, cfg config.Broker, stateDir string, tune func(*Broker)) (b *Broker, stop func()) {
+	t.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = testpeer.Addr(testpeer.FreePort(t))
 	}
 	cfg.Binary = testpeer.LookPath(t, "mosquitto", "mosquitto")
-	b := New(cfg, "gw-test", stateDir, testLogger(t))
+	b = New(cfg, "gw-test", stateDir, testLogger(t))
 	if tune != nil {
 		tune(b)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Errorf("Run did not return within 60s of its context ending")
 			}
-		case <-time.After(60 * time.Second):
-			t.Errorf("Run did not return within 60s of its context ending")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case <-b.Ready():
 	case err := <-done:
@@ -75,7 +88,7 @@ func runBrokerIn(t *testing.T, cfg config.Broker, stateDir string, tune func(*Br
 	case <-time.After(60 * time.Second):
 		t.Fatal("broker not ready within 60s")
 	}
-	return b
+	return b, stop
 }
 
 func TestPortTaken(t *testing.T) {

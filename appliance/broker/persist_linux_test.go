@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -19,20 +18,8 @@ import (
 // and is gone when Run returns.
 func TestPersistWaitsForNotice(t *testing.T) {
 	base := testpeer.InotifyFDs(t)
-	cfg := config.Broker{Listen: testpeer.Addr(testpeer.FreePort(t)), AutosaveInterval: time.Hour,
-		Binary: testpeer.LookPath(t, "mosquitto", "mosquitto")}
-	b := New(cfg, "gw-test", t.TempDir(), testLogger(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	select {
-	case <-b.Ready():
-	case err := <-done:
-		t.Fatalf("broker did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("broker not ready within 60s")
-	}
+	b, stop := startBroker(t, config.Broker{AutosaveInterval: time.Hour}, t.TempDir(), nil)
+	ctx := t.Context()
 	if n := testpeer.InotifyFDs(t); n != base+1 {
 		t.Fatalf("%d inotify descriptors while the broker runs, %d before: want one more", n, base)
 	}
@@ -65,15 +52,7 @@ func TestPersistWaitsForNotice(t *testing.T) {
 		t.Fatalf("%d inotify descriptors after 23 calls of Persist, %d before the broker ran: want one more", n, base)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("Run did not return within 60s of its context ending")
-	}
+	stop()
 	if n := testpeer.InotifyFDs(t); n != base {
 		t.Fatalf("%d inotify descriptors after Run returned, %d before it ran", n, base)
 	}

@@ -59,13 +59,9 @@ func readOnlyMappings(smaps io.Reader, exe string) ([]mapping, error) {
 		if len(f) == 0 {
 			continue
 		}
-		if header(f[0]) {
+		if start, end, ok := addresses(f[0]); ok {
 			if err := flush(); err != nil {
 				return nil, err
-			}
-			start, end, ok := addresses(f[0])
-			if !ok {
-				return nil, fmt.Errorf("smaps: bad address range %q", f[0])
 			}
 			// start-end perms offset dev inode path
 			inExe = len(f) >= 6 && strings.Join(f[5:], " ") == exe &&
@@ -100,12 +96,7 @@ func readOnlyMappings(smaps io.Reader, exe string) ([]mapping, error) {
 	return out, nil
 }
 
-// header tells whether a first field starts a mapping ("start-end").
-func header(s string) bool {
-	_, _, ok := addresses(s)
-	return ok
-}
-
+// addresses parses a first field that starts a mapping ("start-end").
 func addresses(s string) (start, end uintptr, ok bool) {
 	a, b, found := strings.Cut(s, "-")
 	if !found {
