@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -130,11 +131,28 @@ func (v *vm) serviceLog(service string) string {
 func (v *vm) alive() {
 	select {
 	case <-v.exited:
-		v.t.Fatalf("qemu exited: %v\nlast serial output:\n%s", v.cmd.ProcessState, tail(v.serial.String(), 3000))
+		// The reason comes last: CI shows the end of a failure.
+		v.t.Fatalf("last serial output:\n%s\nqemu exited (%v) while the test ran: %s",
+			tail(v.serial.String(), 3000), v.cmd.ProcessState, exitWhy(v.cmd.ProcessState))
 	default:
 	}
 	if out := v.serial.String(); strings.Contains(out, "Kernel panic - not syncing") {
-		v.t.Fatalf("the guest's kernel panicked:\n%s", tail(out, 6000))
+		v.t.Fatalf("%s\nthe guest's kernel panicked (its console above)", tail(out, 6000))
+	}
+}
+
+// exitWhy says what an unexpected exit of qemu points to.
+func exitWhy(st *os.ProcessState) string {
+	ws, ok := st.Sys().(syscall.WaitStatus)
+	switch {
+	case ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL:
+		return "killed by SIGKILL from outside the test (the OOM killer, or a process cleaning up qemus); the guest's console shows no fault"
+	case ok && ws.Signaled():
+		return fmt.Sprintf("killed by %v", ws.Signal())
+	case st.ExitCode() == 0:
+		return "the guest powered off"
+	default:
+		return "qemu failed; its own message is at the end of the output above"
 	}
 }
 
@@ -152,7 +170,7 @@ func (v *vm) eventually(what string, within time.Duration, cond func() error) {
 		}
 		time.Sleep(time.Second)
 	}
-	v.t.Fatalf("%s: not within %s: %v\nosgated's log:\n%s", what, within, err, tail(v.serviceLog("/user/osgated"), 6000))
+	v.t.Fatalf("osgated's log:\n%s\n%s: not within %s: %v", tail(v.serviceLog("/user/osgated"), 6000), what, within, err)
 }
 
 func freePort(t *testing.T) int {
