@@ -110,3 +110,40 @@ func FuzzParsePulled(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLocalParts: what ParsePulled keeps of the bootstrap file (localParts)
+// decides every pulled document as the whole bootstrap tree would: the
+// same refusals, or the same merged configuration.
+func FuzzLocalParts(f *testing.F) {
+	pulled := []string{
+		minimal, `{}`, `{"gateway": {"id": "gw-1", "state_dir": "/var/lib/osgate"}}`,
+		`{"connectors": [{"name": "field", "type": "test-config-any", "settings": {"brokers": [{"url": "ssl://b:8883", "ca_file": "/etc/osgate/bms-ca.pem"}]}}]}`,
+		`{"connectors": [{"name": "field", "type": "test-config-any", "settings": {"brokers": [{"ca_file": "/other.pem"}]}}]}`,
+		`{"connectors": [{"name": "bus", "type": "test-config-any", "settings": {"port": "/opt/x"}, "devices": [{"name": "d", "key_file": "/k"}]}]}`,
+		`{"broker": {"bridge": {"address": "cloud:8883", "ca_file": "/etc/osgate/cloud-ca.pem"}}, "rpc": {"cert_file": "/etc/osgate/rpc.pem"}}`,
+	}
+	boots := []string{
+		bootDoc, `{}`, `null`, `{"connectors": [null, {"name": 2}, {"name": "bus", "settings": {"port": "/opt/x"}, "devices": [{"name": "a"}, {"name": "d", "key_file": "/k"}]}]}`,
+		`{"connectors": [{"name": "field", "settings": {"brokers": [{"ca_file": ""}, {"ca_file": "/a"}]}}, {"name": "field", "settings": {"port": "/dev/ttyS0"}}]}`,
+	}
+	for _, b := range boots {
+		for _, p := range pulled {
+			f.Add([]byte(b), []byte(p))
+		}
+	}
+	f.Fuzz(func(t *testing.T, boot, doc []byte) {
+		tree, err := decodeTree(boot)
+		if err != nil {
+			return
+		}
+		kept := localParts(tree)
+		c1, err1 := parsePulled(tree, doc)
+		c2, err2 := parsePulled(kept, doc)
+		if (err1 == nil) != (err2 == nil) || err1 != nil && err1.Error() != err2.Error() {
+			t.Fatalf("with the whole bootstrap: %v\nwith its local parts %v: %v", err1, kept, err2)
+		}
+		if !reflect.DeepEqual(c1, c2) {
+			t.Fatalf("with the whole bootstrap: %+v\nwith its local parts %v: %+v", c1, kept, c2)
+		}
+	})
+}

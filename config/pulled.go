@@ -66,39 +66,123 @@ var corePaths = [][]string{
 // ParsePulled returns the Parse of pulled documents for a gateway whose
 // local bootstrap file is local (its bytes, as read at start).
 func ParsePulled(local []byte) func(doc []byte) (*Config, error) {
-	boot, _ := decodeTree(local) // a local file that does not parse cannot have booted
-	return func(doc []byte) (*Config, error) {
-		pulled, err := decodeTree(doc)
-		if err != nil {
-			return Parse(doc) // the decoder says what is wrong, with its position
+	tree, _ := decodeTree(local) // a local file that does not parse cannot have booted
+	boot := localParts(tree)
+	return func(doc []byte) (*Config, error) { return parsePulled(boot, doc) }
+}
+
+// parsePulled parses a pulled document for the bootstrap file boot (its
+// tree, or its localParts).
+func parsePulled(boot map[string]any, doc []byte) (*Config, error) {
+	pulled, err := decodeTree(doc)
+	if err != nil {
+		return Parse(doc) // the decoder says what is wrong, with its position
+	}
+	if es := localOnly(pulled, boot); len(es) > 0 {
+		es.Sort()
+		return nil, es
+	}
+	for _, p := range corePaths {
+		v, ok := lookup(boot, p)
+		if !ok || p[0] == "remote" {
+			continue
 		}
-		if es := localOnly(pulled, boot); len(es) > 0 {
-			es.Sort()
-			return nil, es
-		}
-		for _, p := range corePaths {
-			v, ok := lookup(boot, p)
-			if !ok || p[0] == "remote" {
+		if len(p) > 1 && p[1] == "bridge" {
+			if _, has := lookup(pulled, p[:2]); !has {
 				continue
 			}
-			if len(p) > 1 && p[1] == "bridge" {
-				if _, has := lookup(pulled, p[:2]); !has {
-					continue
-				}
-			}
-			if len(p) > 1 && p[1] == "binary" {
-				if m, _ := lookup(pulled, []string{"broker", "managed"}); m == false {
-					continue
-				}
-			}
-			set(pulled, p, v)
 		}
-		merged, err := json.Marshal(pulled)
-		if err != nil {
-			return nil, err
+		if len(p) > 1 && p[1] == "binary" {
+			if m, _ := lookup(pulled, []string{"broker", "managed"}); m == false {
+				continue
+			}
 		}
-		return Parse(merged)
+		set(pulled, p, v)
 	}
+	merged, err := json.Marshal(pulled)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(merged)
+}
+
+// localParts is what ParsePulled keeps of the bootstrap file for as long as
+// the gateway runs: the values of its local-only keys at their paths (the
+// core keys, and each named connector's file keys and device ports), not the
+// whole tree, which for a plant's file of a thousand channels is half a
+// megabyte. localOnly and the merge look up nothing else.
+func localParts(boot map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, p := range corePaths {
+		if v, ok := lookup(boot, p); ok {
+			set(out, p, v)
+		}
+	}
+	bc, ok := boot["connectors"].([]any)
+	if !ok {
+		return out
+	}
+	conns := []any{}
+	for _, c := range bc {
+		m, ok := c.(map[string]any)
+		if !ok {
+			continue
+		}
+		name, ok := m["name"].(string)
+		if !ok {
+			continue
+		}
+		kept, _ := localLeaves(m).(map[string]any)
+		if kept == nil {
+			kept = map[string]any{}
+		}
+		kept["name"] = name
+		conns = append(conns, kept)
+	}
+	out["connectors"] = conns
+	return out
+}
+
+// localLeaves is v with only its local-only keys (localKey) and the objects
+// and arrays on their way, or nil if it has none. Arrays keep their length
+// so that "[i]" paths still lead to the same element.
+func localLeaves(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		var out map[string]any
+		for k, el := range x {
+			kept := el
+			if !localKey(k, el) {
+				kept = localLeaves(el)
+			}
+			if kept == nil {
+				continue
+			}
+			if out == nil {
+				out = map[string]any{}
+			}
+			out[k] = kept
+		}
+		if out == nil {
+			return nil
+		}
+		return out
+	case []any:
+		var out []any
+		for i, el := range x {
+			if kept := localLeaves(el); kept != nil {
+				if out == nil {
+					out = make([]any, len(x))
+				}
+				out[i] = kept
+			}
+		}
+		if out == nil {
+			return nil
+		}
+		return out
+	}
+	return nil
 }
 
 // localOnly reports the local-only keys pulled sets to something other

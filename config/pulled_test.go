@@ -1,6 +1,8 @@
 package config
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -108,5 +110,26 @@ func TestPulledTakesLocalOnlyKeysFromBootstrap(t *testing.T) {
 	// A pulled document that is not JSON is reported as Parse does.
 	if _, err := parse([]byte(`{"gateway": `)); err == nil || !strings.Contains(err.Error(), "invalid JSON") {
 		t.Errorf("broken document: %v", err)
+	}
+}
+
+// TestLocalPartsKeepLittle: of a bootstrap file with a thousand channels,
+// ParsePulled keeps the local-only values and the connectors' names, not
+// the channels (half a megabyte held for as long as the gateway runs).
+func TestLocalPartsKeepLittle(t *testing.T) {
+	var chans []string
+	for i := range 1000 {
+		chans = append(chans, fmt.Sprintf(`{"name": "r%d", "address": %d, "type": "uint16"}`, i, i))
+	}
+	boot, err := decodeTree([]byte(`{"gateway": {"state_dir": "/var/lib/osgate"}, "connectors": [
+	  {"name": "plc", "type": "modbus", "settings": {"port": "/opt/odd", "ca_file": ""},
+	   "devices": [{"name": "a", "channels": [` + strings.Join(chans, ",") + `]}, {"name": "b", "key_file": "/k"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(localParts(boot))
+	want := `{"connectors":[{"devices":[null,{"key_file":"/k"}],"name":"plc","settings":{"port":"/opt/odd"}}],"gateway":{"state_dir":"/var/lib/osgate"}}`
+	if string(got) != want {
+		t.Errorf("localParts kept\n%s\nwant\n%s", got, want)
 	}
 }
