@@ -58,73 +58,7 @@ type chanValue struct {
 	err     string
 	errAt   time.Time
 	errors  uint64 // bad readings since the connector started
-	trend   *trend // the trend's points of the steps before tip's
-}
-
-// point is one trend point: a time in unix ms, the value, and the trend
-// step it falls in (step 0: no point).
-type point struct {
-	ms, step int64
-	v        float64
-}
-
-// trend is a ring of numeric values, one per trendStep, of the steps
-// before the channel's tip. A poll ten times a second changes the tip
-// only, in the channel's own record; the ring (2 KB a channel, apart from
-// it in memory) takes a point once per step.
-type trend struct {
-	t    [trendLen - 1]int64 // unix ms
-	v    [trendLen - 1]float64
-	n    int
-	next int
-}
-
-// addTrend makes v at at the channel's newest trend point: the last value
-// of its step. The tip of an earlier step goes into the ring first.
-func addTrend(cv *chanValue, at slot, v float64) {
-	if cv.tip.step != 0 && cv.tip.step != at.step {
-		if cv.trend == nil {
-			cv.trend = new(trend)
-		}
-		cv.trend.push(cv.tip)
-	}
-	cv.tip = point{ms: at.ms, step: at.step, v: v}
-}
-
-func (tr *trend) push(p point) {
-	tr.t[tr.next], tr.v[tr.next] = p.ms, p.v
-	tr.next = (tr.next + 1) % len(tr.t)
-	tr.n = min(tr.n+1, len(tr.t))
-}
-
-// trendPoints returns at most max points of cv's trend (max <= 0: none),
-// oldest first, thinned evenly when there are more; the newest is always
-// among them.
-func (cv *chanValue) trendPoints(max int) [][2]float64 {
-	if max <= 0 || cv.tip.step == 0 {
-		return nil
-	}
-	tr := cv.trend
-	if tr == nil {
-		tr = &trend{}
-	}
-	n := tr.n + 1 // the ring's and the tip
-	k := min(max, n)
-	out := make([][2]float64, 0, k)
-	first := (tr.next + len(tr.t) - tr.n) % len(tr.t)
-	for j := range k {
-		i := n - 1 // the newest
-		if k > 1 {
-			i = j * (n - 1) / (k - 1) // evenly from the oldest
-		}
-		if i == tr.n {
-			out = append(out, [2]float64{float64(cv.tip.ms), cv.tip.v})
-			continue
-		}
-		at := (first + i) % len(tr.t)
-		out = append(out, [2]float64{float64(tr.t[at]), tr.v[at]})
-	}
-	return out
+	trend   trend  // the trend's points of the steps before tip's
 }
 
 // newDeviceValues prepares the channels of a configured device.
@@ -254,10 +188,7 @@ func (dv *deviceValues) inherit(old *deviceValues) {
 			if keep.fixed {
 				cv.unit = keep.unit
 			}
-			if ocv.trend != nil {
-				tr := *ocv.trend
-				cv.trend = &tr
-			}
+			cv.trend = ocv.trend.clone()
 		}
 	}
 }

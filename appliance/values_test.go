@@ -157,3 +157,66 @@ func TestTrendLastValuePerStep(t *testing.T) {
 }
 
 func tail(p [][2]float64) [][2]float64 { return p[max(0, len(p)-4):] }
+
+// TestTrendKeepsValuesAndTimesWhole: the trend keeps float32 values in
+// half the room, and widens to float64 when a value is not one exactly;
+// no value or time is rounded, and a point 24.8 days or more from the
+// ring's center (a slow channel, a clock set far back or ahead) drops only
+// the points as far from it. The reference is a plain list.
+func TestTrendKeepsValuesAndTimesWhole(t *testing.T) {
+	dv := newDeviceValues(config.Device{}, []*core.Channel{{Name: "x"}})
+	keep := transform.Outcome{Verdict: transform.Keep}
+	at := time.UnixMilli(1_800_000_000_123)
+	var ring [][2]float64 // the reference's points before the tip
+	var tip [2]float64
+	center, have := int64(0), false
+	const far = 1<<31 - 1 // ms
+	push := func(p [2]float64) {
+		ms := int64(p[0])
+		if !have || ms-center > far || center-ms > far+1 {
+			center, have = ms, true
+			ring = slices.DeleteFunc(ring, func(q [2]float64) bool {
+				d := int64(q[0]) - ms
+				return d > far || -d > far+1
+			})
+		}
+		ring = append(ring, p)
+		if len(ring) > trendLen-1 {
+			ring = ring[1:]
+		}
+	}
+	for i := range 600 {
+		switch {
+		case i == 200 || i == 300:
+			at = at.Add(20 * 24 * time.Hour) // a slow channel
+		case i == 400:
+			at = at.Add(-30 * 24 * time.Hour) // the clock set back
+		case i == 500:
+			at = at.Add(90 * 24 * time.Hour)
+		default:
+			at = at.Add(5*time.Second + time.Duration(i%7)*time.Millisecond)
+		}
+		v := float64(i) * 1.5 // exact in float32
+		if i >= 250 {
+			v = float64(i) * 0.1 // not
+		}
+		if i == 120 {
+			v = 1 << 40 // large, and exact
+		}
+		r := core.Reading{Channel: "x", Value: v, Time: at, Quality: core.Good}
+		dv.observe("x", &r, keep, at)
+		if i > 0 {
+			push(tip)
+		}
+		tip = [2]float64{float64(at.UnixMilli()), v}
+		want := append(slices.Clone(ring), tip)
+		if got := dv.snapshot(trendLen)[0].Trend; !slices.Equal(got, want) {
+			t.Fatalf("after reading %d: trend has %d points, want %d\ngot  %v\nwant %v", i, len(got), len(want), tail(got), tail(want))
+		}
+		// 25.1, read at 251, is the first value that is not a float32;
+		// the ring takes it when the next step begins.
+		if wide := dv.chans[0].trend.f64 != nil; wide != (i >= 252) {
+			t.Fatalf("after reading %d: float64 values %v", i, wide)
+		}
+	}
+}
