@@ -6,7 +6,10 @@
 //
 // It watches the file's directory, since editors, config tools and
 // Mosquitto replace a file by renaming another onto its name, and the file
-// itself, so that a write through a symlink is seen too:
+// itself, so that a write through a symlink is seen too. When the
+// directory itself is replaced (another renamed onto its path) or removed
+// and made again, the watch moves to the directory at the path, with a
+// notice:
 //
 //	w, err := fswatch.File("/perm/osgate.json")
 //	if err != nil {

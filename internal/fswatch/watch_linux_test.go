@@ -137,3 +137,70 @@ func TestCloseFreesDescriptor(t *testing.T) {
 		t.Fatalf("%d inotify descriptors after the watches closed, %d before", n, before)
 	}
 }
+
+// TestDirectoryReplaced: the watch follows the file's directory when it
+// is replaced (another renamed onto its path, as a config tool deploys a
+// directory) or removed and made again, with a notice for each; a change
+// of the file in the new directory gives a notice too, and one in the old
+// directory, moved elsewhere, none.
+func TestDirectoryReplaced(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "osgate")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "osgate.json")
+	if err := os.WriteFile(path, []byte("1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, err := File(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+
+	// A new directory renamed onto the old one's path (the old moved aside).
+	next := filepath.Join(root, "osgate.next")
+	if err := os.Mkdir(next, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(next, "osgate.json"), []byte("2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	drain(w)
+	old := filepath.Join(root, "osgate.old")
+	if err := os.Rename(dir, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, dir); err != nil {
+		t.Fatal(err)
+	}
+	notice(t, w, "the directory replaced")
+	drain(w)
+	if err := os.WriteFile(filepath.Join(old, "osgate.json"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	quiet(t, w, "the old directory's file written")
+	if err := os.WriteFile(path, []byte("3"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notice(t, w, "written in the new directory")
+	drain(w)
+
+	// Removed, and made again a while later.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	notice(t, w, "the directory removed")
+	drain(w)
+	time.Sleep(1500 * time.Millisecond)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	notice(t, w, "the directory made again")
+	drain(w)
+	if err := os.WriteFile(path, []byte("4"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notice(t, w, "written in the directory made again")
+}
