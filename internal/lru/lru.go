@@ -43,7 +43,10 @@ type node[K comparable, V any] struct {
 // New returns a Cache holding at most capacity entries (at least 1).
 func New[K comparable, V any](capacity int, m Metrics) *Cache[K, V] {
 	capacity = max(capacity, 1)
-	c := &Cache[K, V]{cap: capacity, m: make(map[K]*node[K, V], min(capacity, 1024)), metrics: m}
+	// The map grows with what is put: most caches stay far below their
+	// bound (a connector's export topics, a gateway's log keys), and a
+	// map made for 1,024 entries is 54 kB held from the start.
+	c := &Cache[K, V]{cap: capacity, m: make(map[K]*node[K, V]), metrics: m}
 	c.head.prev, c.head.next = &c.head, &c.head
 	return c
 }
