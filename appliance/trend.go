@@ -2,11 +2,10 @@ package appliance
 
 import "math"
 
-// point is one trend point: a time in unix ms, the value, and the trend
-// step it falls in (step 0: no point).
+// point is one trend point: its slot (step 0: no point) and the value.
 type point struct {
-	ms, step int64
-	v        float64
+	slot
+	v float64
 }
 
 // addTrend makes v at at the channel's newest trend point: the last value
@@ -17,7 +16,7 @@ func addTrend(cv *chanValue, at slot, v float64) {
 	if cv.tip.step != 0 && cv.tip.step != at.step {
 		cv.trend.push(cv.tip)
 	}
-	cv.tip = point{ms: at.ms, step: at.step, v: v}
+	cv.tip = point{at, v}
 }
 
 // trend is a channel's points of the steps before its tip, the
@@ -40,9 +39,11 @@ func (tr *trend) push(p point) {
 		tr.f32.push(p.ms, float32(p.v))
 		return
 	}
-	if tr.f64 == nil {
-		tr.f64 = widen(tr.f32, p.ms)
-		tr.f32 = nil
+	switch {
+	case tr.f32 != nil:
+		tr.f64, tr.f32 = widen(tr.f32), nil
+	case tr.f64 == nil:
+		tr.f64 = &ring[float64]{center: p.ms}
 	}
 	tr.f64.push(p.ms, p.v)
 }
@@ -121,14 +122,9 @@ func (r *ring[T]) recenter(ms int64) {
 	}
 }
 
-// widen is r (nil: none) with float64 values, centered where a point at
-// ms fits if r has no points.
-func widen(r *ring[float32], ms int64) *ring[float64] {
-	w := &ring[float64]{center: ms}
-	if r == nil {
-		return w
-	}
-	w.center, w.dt, w.n, w.next = r.center, r.dt, r.n, r.next
+// widen is r with float64 values.
+func widen(r *ring[float32]) *ring[float64] {
+	w := &ring[float64]{center: r.center, dt: r.dt, n: r.n, next: r.next}
 	for i, v := range r.v {
 		w.v[i] = float64(v)
 	}

@@ -44,10 +44,9 @@ func TestReadPrimary(t *testing.T) {
 	if len(tgs) != 1 || tgs[0].Header.ID != "26718590" || tgs[0].Address != 5 || len(tgs[0].Records) != 14 {
 		t.Fatalf("got %d telegrams: %+v", len(tgs), tgs)
 	}
-	want := func(log string) bool {
+	if log, ok := p.logWhen(func(log string) bool {
 		return countLines(log, "-> 10 40 05 45 16") == 1 && countLines(log, "-> 10 7B 05 80 16") == 1
-	}
-	if log := p.logWhen(want); !want(log) {
+	}); !ok {
 		t.Errorf("want one SND_NKE and one REQ_UD2 with FCB set:\n%s", log)
 	}
 }
@@ -92,10 +91,10 @@ func TestReadMultiTelegramTogglesFCB(t *testing.T) {
 			t.Errorf("round %d: volume %v, want 20 m^3", round, v)
 		}
 	}
-	log := p.logWhen(func(log string) bool {
+	log, ok := p.logWhen(func(log string) bool {
 		return countLines(log, "-> 10 7B 07") == 2 && countLines(log, "-> 10 5B 07") == 2
 	})
-	if countLines(log, "-> 10 7B 07") != 2 || countLines(log, "-> 10 5B 07") != 2 {
+	if !ok {
 		t.Errorf("want REQ_UD2 with FCB 1 then 0 in each round:\n%s", log)
 	}
 	if strings.Contains(log, "repeat last telegram") {
@@ -113,10 +112,9 @@ func TestChecksumErrorRepeatsWithSameFCB(t *testing.T) {
 	if len(tgs) != 1 || tgs[0].Header.ID != "26718590" {
 		t.Fatalf("got %+v", tgs)
 	}
-	want := func(log string) bool {
+	if log, ok := p.logWhen(func(log string) bool {
 		return strings.Contains(log, "damaged on purpose") && countLines(log, "-> 10 7B 05") == 2 && strings.Contains(log, "FCB not toggled")
-	}
-	if log := p.logWhen(want); !want(log) {
+	}); !ok {
 		t.Errorf("want the damaged reply, then the same REQ_UD2 (FCB 1) again, answered as a repeat:\n%s", log)
 	}
 }
@@ -132,10 +130,9 @@ func TestChecksumErrorOnPacedLine(t *testing.T) {
 	if _, err := b.Read(testCtx(t), Address{Primary: 5}); err != nil {
 		t.Fatal(err)
 	}
-	want := func(log string) bool {
+	if log, ok := p.logWhen(func(log string) bool {
 		return countLines(log, "-> 10 7B 05") == 2 && strings.Contains(log, "FCB not toggled")
-	}
-	if log := p.logWhen(want); !want(log) {
+	}); !ok {
 		t.Errorf("want one repeat of REQ_UD2 with the same FCB:\n%s", log)
 	}
 }
@@ -147,10 +144,9 @@ func TestNoiseBeforeReply(t *testing.T) {
 	if _, err := b.Read(testCtx(t), Address{Primary: 5}); err != nil {
 		t.Fatal(err)
 	}
-	want := func(log string) bool {
+	if log, ok := p.logWhen(func(log string) bool {
 		return countLines(log, "-> 10 7B 05") == 1 && strings.Contains(log, "noise on purpose")
-	}
-	if log := p.logWhen(want); !want(log) {
+	}); !ok {
 		t.Errorf("want one REQ_UD2, answered after noise:\n%s", log)
 	}
 }
@@ -163,8 +159,8 @@ func TestReadNoReply(t *testing.T) {
 	if !errors.Is(err, ErrNoReply) || !strings.Contains(err.Error(), "SND_NKE to 9") {
 		t.Fatalf("got %v, want no reply from 9", err)
 	}
-	if n := countLines(p.logWhen(func(log string) bool { return countLines(log, "-> 10 40 09") == 2 }), "-> 10 40 09"); n != 2 {
-		t.Errorf("want the SND_NKE sent twice (one retry), slave saw %d", n)
+	if log, ok := p.logWhen(func(log string) bool { return countLines(log, "-> 10 40 09") == 2 }); !ok {
+		t.Errorf("want the SND_NKE sent twice (one retry), slave saw %d", countLines(log, "-> 10 40 09"))
 	}
 	// The line still works after a silent meter.
 	if _, err := testBus(t, p).Read(testCtx(t), Address{Primary: 5}); err != nil {

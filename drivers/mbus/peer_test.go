@@ -30,16 +30,19 @@ type slavePeer struct {
 	Log  *syncBuffer
 }
 
-// logWhen returns the slave's log once ok holds for it, or as it is
-// after 5 s. The slave writes each line before it answers, but the line
-// reaches Log through a pipe and a copying goroutine, so it may come
-// after the answer did.
-func (p *slavePeer) logWhen(ok func(log string) bool) string {
+// logWhen returns the slave's log once ok holds for it (true), or as it
+// is after 5 s (false). The slave writes each line before it answers, but
+// the line reaches Log through a pipe and a copying goroutine, so it may
+// come after the answer did.
+func (p *slavePeer) logWhen(ok func(log string) bool) (string, bool) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		log := p.Log.String()
-		if ok(log) || time.Now().After(deadline) {
-			return log
+		if ok(log) {
+			return log, true
+		}
+		if time.Now().After(deadline) {
+			return log, false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -1,6 +1,8 @@
 package exepages
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -12,19 +14,8 @@ func block(rng, perms, path string, rssKB, anonKB int) string {
 		s += "                           " + path
 	}
 	return s + "\nSize:               100 kB\nKernelPageSize:        4 kB\n" +
-		"Rss:                " + itoa(rssKB) + " kB\nPss:                " + itoa(rssKB) + " kB\n" +
-		"Anonymous:          " + itoa(anonKB) + " kB\nTHPeligible:           0\nVmFlags: rd ex mr mw me\n"
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
+		"Rss:                " + strconv.Itoa(rssKB) + " kB\nPss:                " + strconv.Itoa(rssKB) + " kB\n" +
+		"Anonymous:          " + strconv.Itoa(anonKB) + " kB\nTHPeligible:           0\nVmFlags: rd ex mr mw me\n"
 }
 
 func TestReadOnlyMappings(t *testing.T) {
@@ -76,20 +67,11 @@ func TestReadOnlyMappingsRefusesWhatItCannotJudge(t *testing.T) {
 	// Too many mappings of the file: a bound, not a list without end.
 	var b strings.Builder
 	for i := range maxMappings + 1 {
-		b.WriteString(block(itoaHex(0x1000+i*0x2000)+"-"+itoaHex(0x2000+i*0x2000), "r--p", exe, 4, 0))
+		b.WriteString(block(fmt.Sprintf("%x-%x", 0x1000+i*0x2000, 0x2000+i*0x2000), "r--p", exe, 4, 0))
 	}
 	if _, err := readOnlyMappings(strings.NewReader(b.String()), exe); err == nil {
 		t.Errorf("%d mappings: no error", maxMappings+1)
 	}
-}
-
-func itoaHex(n int) string {
-	const digits = "0123456789abcdef"
-	var b []byte
-	for ; n > 0; n /= 16 {
-		b = append([]byte{digits[n%16]}, b...)
-	}
-	return string(b)
 }
 
 func FuzzReadOnlyMappings(f *testing.F) {
