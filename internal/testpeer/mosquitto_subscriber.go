@@ -88,6 +88,7 @@ func Subscribe(t testing.TB, url string, opts SubscriberOptions) *Subscriber {
 		o.SetTLSConfig(&tls.Config{RootCAs: pool})
 	}
 	o.SetOnConnectHandler(func(c mqtt.Client) {
+		time.Sleep(onConnectPause)
 		tok := c.Subscribe(opts.Filter, 1, s.receive)
 		go func() {
 			tok.Wait()
@@ -98,6 +99,10 @@ func Subscribe(t testing.TB, url string, opts SubscriberOptions) *Subscriber {
 		}()
 	})
 	s.client = mqtt.NewClient(o)
+	// The broker sends what the session queued right after CONNACK,
+	// before OnConnect has subscribed again: the route must be there
+	// already, or paho leaves those messages unseen and unacknowledged.
+	s.client.AddRoute(opts.Filter, s.receive)
 	s.client.Connect()
 	select {
 	case err := <-subscribed:
@@ -111,6 +116,10 @@ func Subscribe(t testing.TB, url string, opts SubscriberOptions) *Subscriber {
 	t.Cleanup(s.Close)
 	return s
 }
+
+// onConnectPause delays the subscription of each connection, as a loaded
+// machine may (set by this package's tests only).
+var onConnectPause time.Duration
 
 func (s *Subscriber) receive(_ mqtt.Client, m mqtt.Message) {
 	k := s.key(m.Topic(), m.Payload())
