@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"sync"
@@ -98,3 +99,19 @@ func benchPaho(b *testing.B, store mqtt.Store) {
 // errors and warnings): the test process copies everything the broker
 // logs, which would count in the benchmark's CPU and load the machine.
 const quietBroker = "log_type none\nlog_type error\nlog_type warning"
+
+// BenchmarkSpoolAppend: one record of a typical device message (a
+// 200-byte payload) per op written to the spool, as Publish does for a
+// message that arrives alone: the cost of keeping it, without the broker.
+func BenchmarkSpoolAppend(b *testing.B) {
+	s, _ := mustOpen(b, b.TempDir())
+	defer s.close()
+	payload := bytes.Repeat([]byte("v"), 200)
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.append("telemetry/gw-bench/meter-1", payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -339,7 +338,7 @@ func (s *Sink) publish(ctx context.Context, topic string, payload []byte) error 
 }
 
 // writeSegment writes a batch of records to the spool (tests slow it).
-var writeSegment = (*os.File).Write
+var writeSegment = (*segFile).write
 
 // pubReq is one publish call waiting for its record to be written.
 type pubReq struct {
@@ -356,7 +355,7 @@ func (s *Sink) commitLocked() {
 	batch := s.pending
 	s.pending = s.commit.spare[:0]
 	s.writing = true
-	var f *os.File
+	var f *segFile
 	var first uint64
 	err := ErrClosed
 	if !s.closed {
