@@ -100,18 +100,26 @@ func benchPaho(b *testing.B, store mqtt.Store) {
 // logs, which would count in the benchmark's CPU and load the machine.
 const quietBroker = "log_type none\nlog_type error\nlog_type warning"
 
-// BenchmarkSpoolAppend: one record of a typical device message (a
-// 200-byte payload) per op written to the spool, as Publish does for a
-// message that arrives alone: the cost of keeping it, without the broker.
+// BenchmarkSpoolAppend: one record per op written to the spool, as
+// Publish does for a message that arrives alone: the cost of keeping it,
+// without the broker. "message" is a device message of a few channels
+// (200 bytes), "poll" one of a poll of 1,000 registers (24 kB).
 func BenchmarkSpoolAppend(b *testing.B) {
-	s, _ := mustOpen(b, b.TempDir())
-	defer s.close()
-	payload := bytes.Repeat([]byte("v"), 200)
-	b.SetBytes(int64(len(payload)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.append("telemetry/gw-bench/meter-1", payload); err != nil {
-			b.Fatal(err)
-		}
+	for _, c := range []struct {
+		name string
+		size int
+	}{{"message", 200}, {"poll", 24 << 10}} {
+		b.Run(c.name, func(b *testing.B) {
+			s, _ := mustOpen(b, b.TempDir())
+			defer s.close()
+			payload := bytes.Repeat([]byte("v"), c.size)
+			b.SetBytes(int64(len(payload)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.append("telemetry/gw-bench/meter-1", payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

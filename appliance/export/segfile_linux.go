@@ -1,6 +1,7 @@
 package export
 
 import (
+	"os"
 	"runtime/debug"
 	"syscall"
 )
@@ -15,15 +16,21 @@ const canMap = true
 // chunks cost more a message.
 const mapChunk = 256 << 10
 
-// mapNext extends the file by a chunk past the mapped one (a hole: no
-// space is taken before a page is written) and maps that chunk. On any
-// failure it turns the segment to write(2) and returns false.
+var pageSize = os.Getpagesize()
+
+// mapNext maps the chunk of the file that begins at the page of size,
+// extending the file to the chunk's end first (a hole: no space is taken
+// before a page is written). On any failure it turns the segment to
+// pwrite(2) and returns false.
 func (w *segFile) mapNext() bool {
-	at := w.mAt + int64(len(w.m))
 	w.unmap()
-	if w.f.Truncate(at+mapChunk) != nil {
-		w.toDirect()
-		return false
+	at := w.size &^ int64(pageSize-1)
+	if at+mapChunk > w.end {
+		if w.f.Truncate(at+mapChunk) != nil {
+			w.toDirect()
+			return false
+		}
+		w.end = at + mapChunk
 	}
 	m, err := syscall.Mmap(int(w.f.Fd()), at, mapChunk, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
 	if err != nil {
@@ -37,8 +44,8 @@ func (w *segFile) mapNext() bool {
 // copyIn copies what of b fits into the mapped chunk. The file system
 // takes the space for a page when it is first written; on a full disk it
 // cannot, and the copy faults (SIGBUS), as an I/O error reading a page
-// back would. That is never a crash: the segment turns to write(2) from
-// the last whole copy on, and write(2) then reports the error itself
+// back would. That is never a crash: the segment turns to pwrite(2) from
+// the last whole copy on, and pwrite(2) then reports the error itself
 // (ENOSPC, EIO), which the gateway tells apart (a full disk).
 func (w *segFile) copyIn(b []byte) (k int) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
