@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -338,7 +339,7 @@ func (s *Sink) publish(ctx context.Context, topic string, payload []byte) error 
 }
 
 // writeSegment writes a batch of records to the spool (tests slow it).
-var writeSegment = (*segFile).write
+var writeSegment = (*os.File).Write
 
 // pubReq is one publish call waiting for its record to be written.
 type pubReq struct {
@@ -355,7 +356,7 @@ func (s *Sink) commitLocked() {
 	batch := s.pending
 	s.pending = s.commit.spare[:0]
 	s.writing = true
-	var f *segFile
+	var f *os.File
 	var first uint64
 	err := ErrClosed
 	if !s.closed {

@@ -331,7 +331,7 @@ func TestSinkStopAndResume(t *testing.T) {
 func TestPublishGroupCommit(t *testing.T) {
 	var writes atomic.Int64
 	orig := writeSegment
-	writeSegment = func(f *segFile, b []byte) (int, error) {
+	writeSegment = func(f *os.File, b []byte) (int, error) {
 		writes.Add(1)
 		time.Sleep(200 * time.Microsecond)
 		return orig(f, b)
@@ -405,7 +405,7 @@ func TestPublishGroupCommitShortWrite(t *testing.T) {
 	var calls atomic.Int64
 	release := make(chan struct{})
 	orig := writeSegment
-	writeSegment = func(f *segFile, b []byte) (int, error) {
+	writeSegment = func(f *os.File, b []byte) (int, error) {
 		switch calls.Add(1) {
 		case 1: // hold the first write until the others wait for the next
 			<-release

@@ -38,9 +38,8 @@ import (
 // checksum, and the reader searches for the next magic that begins a valid
 // record with a higher seq, so every intact record after the damage is
 // still read. What was skipped is counted from the seqs that are missing,
-// logged with the segment and offset, and added to the metrics. No record
-// or damaged byte is ever cut off: a new run always writes into a new
-// segment (only the zeros a segment was grown by are cut when it closes).
+// logged with the segment and offset, and added to the metrics. Nothing is
+// ever truncated: a new run always writes into a new segment.
 //
 // Version 1 segments (*.seg, written by earlier osgate versions) are
 // len u32 | crc32c(body) u32 | body without a magic; they are read (with a
@@ -58,10 +57,8 @@ import (
 // never losses).
 //
 // Durability: Publish returns once its record is written (the records
-// that arrive while one write runs share the next one; see segFile for
-// how), so a killed process loses nothing that Publish accepted. Zeros
-// after a segment's last record are the part grown ahead and not yet
-// written when the process stopped: the segment's end, not damage. The segment is fsynced every
+// that arrive while one write(2) runs share the next one), so a killed
+// process loses nothing that Publish accepted. The segment is fsynced every
 // second and when it is closed; a power loss can lose up to the last
 // second of accepted messages. The state file is written at most every
 // flush tick and not fsynced: losing an update only resends (duplicates
@@ -103,8 +100,9 @@ type spool struct {
 	dir string
 	log *slog.Logger
 
-	seg      *segFile
+	seg      *os.File
 	segFirst uint64
+	segSize  int64
 	broken   bool      // a write failed: roll before the next append
 	segs     []segment // every segment on disk, ascending
 	next     uint64    // seq of the next record
@@ -314,21 +312,27 @@ func (s *spool) segPath(sg segment) string {
 // roll closes the current segment (fsynced) and starts one at s.next.
 func (s *spool) roll() error {
 	if s.seg != nil {
-		if err := s.seg.close(); err != nil {
-			s.log.Warn("export spool: close segment", "error", err)
+		if err := s.seg.Sync(); err != nil {
+			s.log.Warn("export spool: fsync segment", "error", err)
 		}
+		s.seg.Close()
 		s.seg = nil
 	}
 	sg := segment{first: s.next}
 	path := s.segPath(sg)
-	w, err := openSegFile(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("create spool segment %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("stat spool segment %s: %w", path, err)
 	}
 	if !slices.Contains(s.segs, sg) {
 		s.segs = append(s.segs, sg)
 	}
-	s.seg, s.segFirst, s.broken = w, s.next, false
+	s.seg, s.segFirst, s.segSize, s.broken = f, s.next, st.Size(), false
 	syncDir(s.dir)
 	return nil
 }
@@ -357,11 +361,11 @@ func checkSize(topic string, payload []byte) error {
 
 // prepare returns the segment to write the next batch to and the seq of
 // its first record.
-func (s *spool) prepare() (*segFile, uint64, error) {
+func (s *spool) prepare() (*os.File, uint64, error) {
 	if s.seg == nil {
 		return nil, 0, errors.New("spool closed")
 	}
-	if s.broken || s.seg.size >= segmentLimit {
+	if s.broken || s.segSize >= segmentLimit {
 		if err := s.roll(); err != nil {
 			return nil, 0, err
 		}
@@ -414,6 +418,7 @@ func (s *spool) finish(n int, ends []int, err error) int {
 			k++
 		}
 	}
+	s.segSize += int64(n)
 	if n > 0 {
 		s.dirty = true
 	}
@@ -432,7 +437,7 @@ func (s *spool) append(topic string, payload []byte) (entry, error) {
 		return entry{}, err
 	}
 	buf, entries, ends := encodeBatch(first, []record{{topic, payload}}, nil, nil)
-	n, err := writeSegment(f, buf)
+	n, err := f.Write(buf)
 	if s.finish(n, ends, err) == 0 {
 		return entry{}, fmt.Errorf("write spool segment: %w", err)
 	}
@@ -540,11 +545,11 @@ func (s *spool) readRange(segs []segment, from, to uint64, fn func(entry) bool) 
 // syncTarget returns the segment to fsync if anything was written since
 // the last call; the caller fsyncs it without holding the sink's lock.
 func (s *spool) syncTarget() *os.File {
-	if !s.dirty || s.seg == nil {
+	if !s.dirty {
 		return nil
 	}
 	s.dirty = false
-	return s.seg.f // its fsync covers what was written through the mapping
+	return s.seg
 }
 
 // close fsyncs and closes the spool; appends fail afterwards.
@@ -553,9 +558,10 @@ func (s *spool) close() error {
 	s.prune()
 	var err error
 	if s.seg != nil {
-		if e := s.seg.close(); e != nil {
-			err = fmt.Errorf("close spool segment: %w", e)
+		if e := s.seg.Sync(); e != nil {
+			err = fmt.Errorf("fsync spool segment: %w", e)
 		}
+		s.seg.Close()
 		s.seg = nil
 	}
 	if s.ackFile != nil {
@@ -572,7 +578,7 @@ func (s *spool) close() error {
 // abandon closes the files of a spool that failed to open.
 func (s *spool) abandon() {
 	if s.seg != nil {
-		s.seg.close()
+		s.seg.Close()
 	}
 	if s.ackFile != nil {
 		s.ackFile.Close()
@@ -598,12 +604,7 @@ func readRecords(data []byte, sg segment, fn func(entry) bool) damage {
 		}
 		next, n := r.resync(off+1, fn)
 		if next < 0 {
-			// Zeros after the last record are the part of the segment
-			// grown ahead and not yet written (see segFile), not damage.
-			d.tail = len(bytes.TrimRight(data[off:], "\x00"))
-			if d.tail == 0 {
-				break
-			}
+			d.tail = len(data) - off
 			if d.tail >= r.head() {
 				if d.regions == 0 {
 					d.first = off

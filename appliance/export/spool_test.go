@@ -289,8 +289,8 @@ func buildImage(t testing.TB, n int, segLimit int64) spoolImage {
 	for i := range n {
 		topic := fmt.Sprintf("telemetry/gw/dev-%d", i%7)
 		payload := bytes.Repeat([]byte{byte('a' + i%26)}, 1+(i*37)%90)
-		off := s.seg.size
-		if s.broken || s.seg.size >= segmentLimit {
+		off := s.segSize
+		if s.broken || s.segSize >= segmentLimit {
 			off = 0
 		}
 		e, err := s.append(topic, payload)
@@ -299,7 +299,7 @@ func buildImage(t testing.TB, n int, segLimit int64) spoolImage {
 		}
 		name := filepath.Base(s.segPath(segment{first: s.segFirst}))
 		img.recs = append(img.recs, imageRec{e: entry{seq: e.seq, topic: topic, payload: payload}, file: name,
-			start: int(off), end: int(s.seg.size)})
+			start: int(off), end: int(s.segSize)})
 	}
 	s.close()
 	for _, sg := range s.segs {
