@@ -36,7 +36,12 @@ type vm struct {
 func startVM(t *testing.T, img, password string) *vm {
 	t.Helper()
 	return startQemu(t, "qemu-system-x86_64", "qemu-system-x86", password, func(fwd string) []string {
-		return []string{"-M", "q35", "-accel", "tcg", "-smp", "2", "-m", "1024",
+		// Two vCPUs on one translating thread (thread=single): with a
+		// thread each, a guest kernel that patches its own code while the
+		// other vCPU runs (static keys, at every boot) was seen to oops
+		// on a breakpoint the patch had already removed, right after
+		// gokrazy's kexec reboot; real CPUs, and one thread, serialize it.
+		return []string{"-M", "q35", "-accel", "tcg,thread=single", "-smp", "2", "-m", "1024",
 			"-drive", "file=" + img + ",format=raw,if=virtio",
 			// gokrazy's init pets this watchdog; a hung kernel or init resets.
 			"-device", "i6300esb", "-watchdog-action", "reset",
