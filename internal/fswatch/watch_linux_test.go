@@ -19,6 +19,14 @@ func notice(t *testing.T, w *Watch, what string) {
 	}
 }
 
+// writeFile writes data to path, failing the test if it cannot.
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // quiet says no notice is waiting, after the kernel had time to deliver one.
 func quiet(t *testing.T, w *Watch, what string) {
 	t.Helper()
@@ -43,25 +51,19 @@ func TestFileNotices(t *testing.T) {
 	defer w.Close()
 
 	// Another file's writes and renames say nothing of this one.
-	if err := os.WriteFile(filepath.Join(dir, "other"), []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(dir, "other"), "x")
 	if err := os.Rename(filepath.Join(dir, "other"), filepath.Join(dir, "other2")); err != nil {
 		t.Fatal(err)
 	}
 	quiet(t, w, "another file")
 
 	// Created.
-	if err := os.WriteFile(path, []byte("1"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, "1")
 	notice(t, w, "created")
 	drain(w)
 
 	// Mosquitto's save: written under another name, then renamed onto it.
-	if err := os.WriteFile(path+".new", []byte("2"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path+".new", "2")
 	quiet(t, w, "the .new file written")
 	if err := os.Rename(path+".new", path); err != nil {
 		t.Fatal(err)
@@ -70,9 +72,7 @@ func TestFileNotices(t *testing.T) {
 	drain(w)
 
 	// Written in place, after it was replaced by a rename.
-	if err := os.WriteFile(path, []byte("3"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, "3")
 	notice(t, w, "written in place")
 	drain(w)
 
@@ -85,17 +85,13 @@ func TestFileNotices(t *testing.T) {
 
 	// A symlink to a file elsewhere, and that file written.
 	elsewhere := filepath.Join(t.TempDir(), "real")
-	if err := os.WriteFile(elsewhere, []byte("4"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, elsewhere, "4")
 	if err := os.Symlink(elsewhere, path); err != nil {
 		t.Fatal(err)
 	}
 	notice(t, w, "symlink created")
 	drain(w)
-	if err := os.WriteFile(elsewhere, []byte("5"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, elsewhere, "5")
 	notice(t, w, "the symlink's target written")
 }
 
@@ -150,9 +146,7 @@ func TestDirectoryReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "osgate.json")
-	if err := os.WriteFile(path, []byte("1"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, "1")
 	w, err := File(path)
 	if err != nil {
 		t.Fatal(err)
@@ -164,9 +158,7 @@ func TestDirectoryReplaced(t *testing.T) {
 	if err := os.Mkdir(next, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(next, "osgate.json"), []byte("2"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(next, "osgate.json"), "2")
 	drain(w)
 	old := filepath.Join(root, "osgate.old")
 	if err := os.Rename(dir, old); err != nil {
@@ -177,13 +169,9 @@ func TestDirectoryReplaced(t *testing.T) {
 	}
 	notice(t, w, "the directory replaced")
 	drain(w)
-	if err := os.WriteFile(filepath.Join(old, "osgate.json"), []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(old, "osgate.json"), "x")
 	quiet(t, w, "the old directory's file written")
-	if err := os.WriteFile(path, []byte("3"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, "3")
 	notice(t, w, "written in the new directory")
 	drain(w)
 
@@ -199,8 +187,6 @@ func TestDirectoryReplaced(t *testing.T) {
 	}
 	notice(t, w, "the directory made again")
 	drain(w)
-	if err := os.WriteFile(path, []byte("4"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, "4")
 	notice(t, w, "written in the directory made again")
 }

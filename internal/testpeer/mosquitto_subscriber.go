@@ -89,7 +89,7 @@ func Subscribe(t testing.TB, url string, opts SubscriberOptions) *Subscriber {
 	}
 	o.SetOnConnectHandler(func(c mqtt.Client) {
 		time.Sleep(onConnectPause)
-		tok := c.Subscribe(opts.Filter, 1, s.receive)
+		tok := c.Subscribe(opts.Filter, 1, nil) // the route is added before Connect
 		go func() {
 			tok.Wait()
 			select {
