@@ -55,6 +55,14 @@ func OsgateBinary(t testing.TB, dir string) string {
 // then SIGKILL after 20 s) when the test ends. It returns the process id.
 func StartProcess(t testing.TB, cmd *exec.Cmd) int {
 	t.Helper()
+	pid, _ := StartProcessOutput(t, cmd)
+	return pid
+}
+
+// StartProcessOutput is StartProcess that also returns what the process
+// writes (stdout and stderr), as it comes.
+func StartProcessOutput(t testing.TB, cmd *exec.Cmd) (int, *Buffer) {
+	t.Helper()
 	out := &Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -77,7 +85,7 @@ func StartProcess(t testing.TB, cmd *exec.Cmd) int {
 			<-exited
 		}
 	})
-	return cmd.Process.Pid
+	return cmd.Process.Pid, out
 }
 
 // ProcCPU is the CPU time process pid has used so far: the sum of its

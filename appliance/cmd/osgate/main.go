@@ -81,6 +81,9 @@ Usage:
 `
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "run" {
+		startedWith = setTimerSlack() // may start osgate again in its place
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
@@ -158,6 +161,11 @@ func runCmd(ctx context.Context, args []string) error {
 	slog.SetDefault(log)
 	tuneMemory(log)
 	tuneProcs(log)
+	if startedWith.err != nil {
+		log.Warn("timer slack not set (osgate runs, with more wake-ups)", startedWith.logArgs()...)
+	} else {
+		log.Debug("timer slack", startedWith.logArgs()...)
+	}
 	go releaseExePages(ctx, log, exePagesFirst, exePagesEvery)
 	sim, err := simDevice(log)
 	if err != nil {
