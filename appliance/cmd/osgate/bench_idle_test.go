@@ -26,17 +26,7 @@ import (
 // OSGATE_BENCH_BINARY names another osgate binary to run instead.
 func BenchmarkIdle(b *testing.B) {
 	bin := testpeer.OsgateBinary(b, ".")
-	dir := b.TempDir()
-	rpc := testpeer.Addr(testpeer.FreePort(b))
-	doc := `{"gateway":{"state_dir":"` + filepath.Join(dir, "state") + `"},"rpc":{"listen":"` + rpc + `"},
-		"connectors":[{"name":"system","type":"system","devices":[{"name":"gateway","interval":"10s"}]}]}`
-	cfg := filepath.Join(dir, "osgate.json")
-	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, "run", "-c", cfg, "-ota", filepath.Join(dir, "no-ota.json"))
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "OSGATE_BROKER_LISTEN="+testpeer.Addr(testpeer.FreePort(b)))
+	cmd, rpc := defaultLikeRun(b, bin)
 	pid := testpeer.StartProcess(b, cmd)
 	testpeer.WaitFor(b, time.Minute, "osgate answering /metrics", func() bool {
 		return testpeer.Scrape("http://" + rpc + "/metrics")["osgate_polls_total"] >= 1
@@ -45,4 +35,24 @@ func BenchmarkIdle(b *testing.B) {
 	cpu, wall := testpeer.ProcessRounds(b, pid)
 	b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "%core")
 	b.ReportMetric(testpeer.ProcMB(b, pid, "VmRSS"), "RSS-MB")
+}
+
+// defaultLikeRun is the command that runs bin as `osgate run` on the
+// embedded default configuration with the state directory and the RPC and
+// broker ports moved, so that nothing uses the appliance's ports; rpc is
+// the RPC service's address. Extra arguments go before -c.
+func defaultLikeRun(t testing.TB, bin string, args ...string) (cmd *exec.Cmd, rpc string) {
+	t.Helper()
+	dir := t.TempDir()
+	rpc = testpeer.Addr(testpeer.FreePort(t))
+	doc := `{"gateway":{"state_dir":"` + filepath.Join(dir, "state") + `"},"rpc":{"listen":"` + rpc + `"},
+		"connectors":[{"name":"system","type":"system","devices":[{"name":"gateway","interval":"10s"}]}]}`
+	cfg := filepath.Join(dir, "osgate.json")
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(bin, append(append([]string{"run"}, args...), "-c", cfg, "-ota", filepath.Join(dir, "no-ota.json"))...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "OSGATE_BROKER_LISTEN="+testpeer.Addr(testpeer.FreePort(t)))
+	return cmd, rpc
 }

@@ -4,8 +4,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,17 +58,10 @@ func TestRunSetsTimerSlack(t *testing.T) {
 		t.Fatalf("this test runs with the gateway's slack (%v) already: it would show nothing", inherited)
 	}
 	run := func(t *testing.T, env string) (int, *testpeer.Buffer, string) {
-		dir := t.TempDir()
-		rpc := testpeer.Addr(testpeer.FreePort(t))
-		doc := `{"gateway":{"state_dir":"` + filepath.Join(dir, "state") + `"},"rpc":{"listen":"` + rpc + `"},
-			"connectors":[{"name":"system","type":"system","devices":[{"name":"gateway","interval":"10s"}]}]}`
-		cfg := filepath.Join(dir, "osgate.json")
-		if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
-			t.Fatal(err)
+		cmd, rpc := defaultLikeRun(t, bin, "-d")
+		if env != "" {
+			cmd.Env = append(cmd.Env, env)
 		}
-		cmd := exec.Command(bin, "run", "-d", "-c", cfg, "-ota", filepath.Join(dir, "no-ota.json"))
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "OSGATE_BROKER_LISTEN="+testpeer.Addr(testpeer.FreePort(t)), env)
 		pid, out := testpeer.StartProcessOutput(t, cmd)
 		testpeer.WaitFor(t, time.Minute, "osgate answering /metrics", func() bool {
 			return testpeer.Scrape("http://" + rpc + "/metrics")["osgate_polls_total"] >= 1
