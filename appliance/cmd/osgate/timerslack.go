@@ -12,13 +12,13 @@ import (
 // PR_SET_TIMERSLACK). Go's system monitor thread sleeps 20 µs at a time
 // whenever a goroutine has just made a system call, and a poll is a
 // string of them (a Modbus request and its answer, a spool write, a
-// publish): with Linux's default slack of 50 µs it wakes some forty
-// times in every poll of 1,000 registers, and those wake-ups were a
-// third of what the gateway's CPU did on top of a bare polling loop.
-// With a slack of one millisecond it wakes a few times. Nothing the
-// gateway times is that fine: a poll's interval and timeout, a Modbus
-// frame delay or an MQTT keep-alive may end up to a millisecond later,
-// never earlier; wake-ups for data that arrives are not delayed.
+// publish): with Linux's default slack of 50 µs it wakes some
+// twenty-five times in every poll of 1,000 registers, and those wake-ups
+// were about a third of the gateway's CPU. With a slack of one
+// millisecond they coalesce (docs/benchmarks.md, "Timer slack").
+// Nothing the gateway times is that fine: a poll's interval and timeout,
+// a Modbus frame delay or an MQTT keep-alive may end up to a millisecond
+// later, never earlier; wake-ups for data that arrives are not delayed.
 //
 // Threads take their slack from the thread that made them, and the
 // runtime's first threads exist before main runs, so osgate sets the
