@@ -39,13 +39,14 @@ const (
 
 // parseTimerSlack reads the setting; 0 means leave the slack as it is.
 func parseTimerSlack(s string) (time.Duration, error) {
-	switch strings.TrimSpace(s) {
+	v := strings.TrimSpace(s)
+	switch v {
 	case "":
 		return defaultTimerSlack, nil
 	case "off":
 		return 0, nil
 	}
-	d, err := time.ParseDuration(strings.TrimSpace(s))
+	d, err := time.ParseDuration(v)
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("%s=%q: not a duration (e.g. 1ms, 50us) or off", timerSlackEnv, s)
@@ -59,9 +60,8 @@ func parseTimerSlack(s string) (time.Duration, error) {
 // is set up.
 type timerSlack struct {
 	env   string        // OSGATE_TIMER_SLACK as given
-	want  time.Duration // 0: left as it is
 	have  time.Duration // the slack this process runs with
-	err   error         // why want is not what runs
+	err   error         // why the slack asked for is not what runs
 	fresh bool          // this process is the one started again with the slack
 }
 

@@ -32,11 +32,12 @@ func setTimerSlack() timerSlack {
 		t.err = err
 		return t
 	}
-	if t.want, t.err = parseTimerSlack(t.env); t.err != nil || t.want == 0 || t.have == t.want {
+	var want time.Duration
+	if want, t.err = parseTimerSlack(t.env); t.err != nil || want == 0 || t.have == want {
 		return t
 	}
 	if t.fresh {
-		t.err = fmt.Errorf("started again with a timer slack of %v, it runs with %v", t.want, t.have)
+		t.err = fmt.Errorf("started again with a timer slack of %v, it runs with %v", want, t.have)
 		return t
 	}
 	exe, err := os.Executable()
@@ -44,7 +45,7 @@ func setTimerSlack() timerSlack {
 		t.err = fmt.Errorf("find the program to start it again with the slack: %w", err)
 		return t
 	}
-	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(t.want.Nanoseconds()), 0, 0, 0); err != nil {
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(want.Nanoseconds()), 0, 0, 0); err != nil {
 		t.err = fmt.Errorf("set the timer slack: %w", err)
 		return t
 	}

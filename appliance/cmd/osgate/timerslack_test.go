@@ -92,7 +92,7 @@ func TestRunSetsTimerSlack(t *testing.T) {
 			t.Logf("not root: the threads' slack in /proc is not readable; the log line is the check")
 			return
 		}
-		procs := append([]int{pid}, childrenOf(t, pid)...)
+		procs := append([]int{pid}, testpeer.Children()[pid]...)
 		if len(procs) < 2 {
 			t.Fatalf("no Mosquitto under the gateway (pid %d)", pid)
 		}
@@ -128,30 +128,4 @@ func TestRunSetsTimerSlack(t *testing.T) {
 			}
 		}
 	})
-}
-
-// childrenOf lists the processes whose parent is pid.
-func childrenOf(t *testing.T, pid int) []int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var kids []int
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			kids = append(kids, p)
-		}
-	}
-	return kids
 }
