@@ -97,10 +97,7 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 		}
 	})
-	// The publishers outrun the broker: what they handed over beyond what
-	// it acknowledged meanwhile waits in the spool (up to the queue limit,
-	// where they wait too). The run has two parts: while they publish,
-	// and the backlog's drain after.
+	// The publishing ends here; the backlog's drain follows.
 	published, backlog := b.Elapsed(), sink.Queued()
 	for sink.Queued() > 0 {
 		time.Sleep(time.Millisecond)

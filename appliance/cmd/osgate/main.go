@@ -82,6 +82,8 @@ Usage:
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "run" {
+		// Here, not in runCmd: tests run runCmd inside their own process,
+		// which must not start itself again.
 		startedWith = setTimerSlack() // may start osgate again in its place
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -27,13 +27,11 @@ func setTimerSlack() timerSlack {
 	}
 	runtime.LockOSThread() // prctl and exec on one thread
 	defer runtime.UnlockOSThread()
-	var err error
-	if t.have, err = threadSlack(); err != nil {
-		t.err = err
+	if t.have, t.err = threadSlack(); t.err != nil {
 		return t
 	}
-	var want time.Duration
-	if want, t.err = parseTimerSlack(t.env); t.err != nil || want == 0 || t.have == want {
+	want, err := parseTimerSlack(t.env)
+	if t.err = err; err != nil || want == 0 || t.have == want {
 		return t
 	}
 	if t.fresh {
