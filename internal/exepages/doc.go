@@ -12,15 +12,30 @@
 // page cache) a 15 MB binary ends up about 13 MB resident, although a
 // running gateway maps again only 5 to 9 MB of it (idle, polling).
 //
-// Release unmaps the resident pages of the executable's read-only
-// mappings (madvise MADV_DONTNEED). The pages stay in the page cache, so
-// the code that is still used is mapped again at the cost of a minor fault
-// (about a microsecond, and fault-around maps the neighbours with it), and
-// what is not used leaves the resident set. Nothing is lost: these
-// mappings are private, read-only and backed by the file, so a page
-// dropped is the same page when read again; a mapping with any page of
-// its own (anonymous, e.g. one written by a dynamic loader's relocation)
-// is never touched.
+// Release with PageOut pages the executable's read-only mappings out
+// (madvise MADV_PAGEOUT): their pages leave the process and, where no
+// other process maps them, the page cache too. It first marks the
+// mappings MADV_RANDOM, so that a page read again is read alone, without
+// the kernel's read-ahead of its neighbours; fault-around then finds no
+// neighbours in the cache to map. The code still in use is read again
+// from the file (a major fault each page, once), and only what the
+// running gateway touches comes back. Unmapping alone (MADV_DONTNEED:
+// Unmap, and what PageOut does on a kernel before 5.4) leaves every page
+// in the cache, and fault-around maps 16 pages around each one touched.
+// After one PageOut, what is cached is what was read since, so an Unmap
+// then gives back what rare work mapped without making the code in use
+// wait for the disk.
+//
+// Nothing is lost: these mappings are private, read-only and backed by
+// the file, so a page dropped is the same page when read again; a mapping
+// with any page of its own (anonymous, e.g. one written by a dynamic
+// loader's relocation) is never touched.
+//
+// On squashfs (the appliance image's root) PageOut unmaps only, as Unmap:
+// squashfs reads a whole compressed block to read one page of it and
+// caches all the block's pages, so a page read again brings its
+// neighbours back and paging out gains nothing there. The same on tmpfs
+// and ramfs, where the file itself is in memory.
 //
 // Linux only; elsewhere Release does nothing.
 package exepages

@@ -8,10 +8,27 @@ import (
 	"strings"
 )
 
+// Mode is how Release gives the pages back.
+type Mode int
+
+const (
+	// PageOut pages them out: they leave the page cache too, and a page
+	// used again is read again from the file, alone. Once, when the
+	// start is over.
+	PageOut Mode = iota
+	// Unmap unmaps them only: they stay in the page cache, and a page
+	// used again is mapped again at a minor fault. Now and then after a
+	// PageOut, for what rare work mapped since.
+	Unmap
+)
+
 // Result is what one Release did, in bytes of the executable's read-only
-// mappings that were resident before and after.
+// mappings that were resident before and after, and whether the pages
+// were paged out (PageOut where it works: not on squashfs, nor on a
+// kernel before 5.4) or only unmapped.
 type Result struct {
 	Before, After int64
+	PagedOut      bool
 }
 
 // mapping is one mapping of the executable that Release may drop.

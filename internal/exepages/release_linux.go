@@ -3,15 +3,19 @@
 package exepages
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Release drops the resident pages of the executable's read-only
-// mappings from this process (see the package comment). It returns the resident bytes of those
-// mappings before and right after.
-func Release() (Result, error) {
+// mappings from this process and, with PageOut and where no other
+// process maps them, from the page cache (see the package comment). It
+// returns the resident bytes of those mappings before and right after.
+func Release(mode Mode) (Result, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return Result{}, err
@@ -20,12 +24,27 @@ func Release() (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	var r Result
+	if mode == PageOut && !pageOutGains(exe) {
+		mode = Unmap
+	}
+	if mode == PageOut {
+		// Pages written and not yet on disk (a binary installed moments
+		// ago) cannot be paged out: write them first. A file that cannot
+		// be synced (a read-only filesystem: none are dirty there) is
+		// paged out as it is.
+		if f, err := os.Open(exe); err == nil {
+			_ = f.Sync()
+			f.Close()
+		}
+	}
+	r := Result{PagedOut: mode == PageOut}
 	for _, m := range ms {
 		r.Before += m.rss
-		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, m.start, m.end-m.start, syscall.MADV_DONTNEED); errno != 0 {
-			return r, fmt.Errorf("madvise %x-%x: %w", m.start, m.end, errno)
+		out, err := release(m, mode)
+		if err != nil {
+			return r, err
 		}
+		r.PagedOut = r.PagedOut && out
 	}
 	after, err := mappings(exe)
 	if err != nil {
@@ -35,6 +54,54 @@ func Release() (Result, error) {
 		r.After += m.rss
 	}
 	return r, nil
+}
+
+// release gives m's pages back, and says whether they were paged out.
+// PageOut marks m for page-at-a-time reads (MADV_RANDOM: no read-ahead
+// of neighbours when a page is read again) and pages it out
+// (MADV_PAGEOUT); a kernel without MADV_PAGEOUT (before Linux 5.4) says
+// EINVAL, and there the pages are unmapped as with Unmap (MADV_DONTNEED)
+// and stay in the page cache.
+func release(m mapping, mode Mode) (bool, error) {
+	if mode == PageOut {
+		if err := madvise(m, unix.MADV_RANDOM, "MADV_RANDOM"); err != nil {
+			return false, err
+		}
+		err := madvise(m, unix.MADV_PAGEOUT, "MADV_PAGEOUT")
+		if !errors.Is(err, syscall.EINVAL) {
+			return err == nil, err
+		}
+	}
+	return false, madvise(m, unix.MADV_DONTNEED, "MADV_DONTNEED")
+}
+
+func madvise(m mapping, advice uintptr, name string) error {
+	if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, m.start, m.end-m.start, advice); errno != 0 {
+		return fmt.Errorf("madvise %s %x-%x: %w", name, m.start, m.end, errno)
+	}
+	return nil
+}
+
+// pageOutGains says whether paging out exe's pages can take them out of
+// memory: not on squashfs (the appliance image's root) nor on tmpfs or
+// ramfs. Squashfs reads a whole compressed block (gokrazy's: 128 KB) to
+// read one page of it and puts every page of the block in the page
+// cache, so a page read again after a page-out brings its neighbours back
+// and fault-around maps them: paging out would only cost decompressing
+// every block in use again (measured: the same peak RSS at 10 Hz Modbus
+// as with Unmap, docs/benchmarks.md). A file in memory has no page cache
+// to leave (without swap its pages stay; with swap they would be written
+// out to be read back).
+func pageOutGains(exe string) bool {
+	var st unix.Statfs_t
+	if unix.Statfs(exe, &st) != nil {
+		return true
+	}
+	switch uint32(st.Type) { // int32 on 32-bit ARM, int64 on amd64 and arm64
+	case unix.SQUASHFS_MAGIC, unix.TMPFS_MAGIC, unix.RAMFS_MAGIC:
+		return false
+	}
+	return true
 }
 
 func mappings(exe string) ([]mapping, error) {

@@ -3,4 +3,4 @@
 package exepages
 
 // Release does nothing here: Linux only.
-func Release() (Result, error) { return Result{}, nil }
+func Release(Mode) (Result, error) { return Result{}, nil }

@@ -6,12 +6,21 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/osgate/osgate/internal/exepages"
 )
 
-// releaseExePages gives back the binary's pages after the first delay and
-// then again every period, and says so at debug level with what was
-// resident before and after; it stops with its context.
+// releaseExePages gives back the binary's pages after the first delay,
+// paging them out, and then again every period, unmapping them, and says
+// so at debug level with what was resident before and after; it stops
+// with its context.
 func TestReleaseExePages(t *testing.T) {
+	// What a page-out does for this test binary (where it is on disk, it
+	// pages out; on squashfs or tmpfs it only unmaps).
+	probe, err := exepages.Release(exepages.PageOut)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec := &records{}
 	log := slog.New(rec)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -34,7 +43,11 @@ func TestReleaseExePages(t *testing.T) {
 	if len(rs) < 2 {
 		t.Fatalf("%d releases logged in 10 s, want 2 (after 10 ms, then every 50 ms): %v", len(rs), rs)
 	}
-	for _, r := range rs {
+	for i, r := range rs {
+		// The first release pages out, the later ones unmap.
+		if paged, ok := r.flags["paged_out"]; !ok || paged != (i == 0 && probe.PagedOut) {
+			t.Fatalf("release %d: paged_out %v (logged: %t), want %t", i+1, paged, ok, i == 0 && probe.PagedOut)
+		}
 		if r.msg != "binary pages given back" {
 			t.Fatalf("logged %q (%v), want the pages given back", r.msg, r.attrs)
 		}
@@ -48,6 +61,7 @@ func TestReleaseExePages(t *testing.T) {
 type record struct {
 	msg   string
 	attrs map[string]int64
+	flags map[string]bool
 }
 
 // records is a slog handler that keeps what is logged.
@@ -60,11 +74,14 @@ func (h *records) Enabled(context.Context, slog.Level) bool { return true }
 func (h *records) WithAttrs([]slog.Attr) slog.Handler       { return h }
 func (h *records) WithGroup(string) slog.Handler            { return h }
 func (h *records) Handle(_ context.Context, r slog.Record) error {
-	rec := record{msg: r.Message, attrs: map[string]int64{}}
+	rec := record{msg: r.Message, attrs: map[string]int64{}, flags: map[string]bool{}}
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Value.Kind() == slog.KindInt64 {
+		switch a.Value.Kind() {
+		case slog.KindInt64:
 			rec.attrs[a.Key] = a.Value.Int64()
-		} else {
+		case slog.KindBool:
+			rec.flags[a.Key] = a.Value.Bool()
+		default:
 			rec.msg += " " + a.String()
 		}
 		return true
