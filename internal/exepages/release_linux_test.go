@@ -11,7 +11,8 @@ import (
 	"unsafe"
 )
 
-// table is read-only data of this test binary, in its rodata mapping.
+// table is data this test binary builds at start, on the heap (rodata
+// below is a constant, in the binary's read-only mapping).
 var table = strings.Repeat("osgate gives back the pages it does not use. ", 50000)
 
 // TestRelease drops this test binary's own resident pages and checks that
