@@ -24,18 +24,8 @@ func Release(mode Mode) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if mode == PageOut && !pageOutGains(exe) {
-		mode = Unmap
-	}
 	if mode == PageOut {
-		// Pages written and not yet on disk (a binary installed moments
-		// ago) cannot be paged out: write them first. A file that cannot
-		// be synced (a read-only filesystem: none are dirty there) is
-		// paged out as it is.
-		if f, err := os.Open(exe); err == nil {
-			_ = f.Sync()
-			f.Close()
-		}
+		mode = prepare(exe)
 	}
 	r := Result{PagedOut: mode == PageOut}
 	for _, m := range ms {
@@ -82,21 +72,36 @@ func madvise(m mapping, advice uintptr, name string) error {
 	return nil
 }
 
-// pageOutGains says whether paging out exe's pages can take them out of
-// memory: not on squashfs (the appliance image's root) nor on tmpfs or
-// ramfs. Squashfs reads a whole compressed block (gokrazy's: 128 KB) to
-// read one page of it and puts every page of the block in the page
-// cache, so a page read again after a page-out brings its neighbours back
-// and fault-around maps them: paging out would only cost decompressing
-// every block in use again (measured: the same peak RSS at 10 Hz Modbus
-// as with Unmap, docs/benchmarks.md). A file in memory has no page cache
-// to leave (without swap its pages stay; with swap they would be written
-// out to be read back).
-func pageOutGains(exe string) bool {
-	var st unix.Statfs_t
-	if unix.Statfs(exe, &st) != nil {
-		return true
+// prepare readies exe for a page-out and says how to release it:
+// PageOut, or Unmap where paging out gains nothing (pageOutGains). Pages
+// written and not yet on disk (a binary installed moments ago) cannot be
+// paged out, so they are written first; a file that cannot be synced (a
+// read-only filesystem: none are dirty there) is paged out as it is.
+func prepare(exe string) Mode {
+	f, err := os.Open(exe)
+	if err != nil {
+		return PageOut // madvise does not need the file open
 	}
+	defer f.Close()
+	var st unix.Statfs_t
+	if unix.Fstatfs(int(f.Fd()), &st) == nil && !pageOutGains(st) {
+		return Unmap
+	}
+	_ = f.Sync()
+	return PageOut
+}
+
+// pageOutGains says whether paging out the pages of a file on st's
+// filesystem can take them out of memory: not on squashfs (the appliance
+// image's root) nor on tmpfs or ramfs. Squashfs reads a whole compressed
+// block (gokrazy's: 128 KB) to read one page of it and puts every page of
+// the block in the page cache, so a page read again after a page-out
+// brings its neighbours back and fault-around maps them: paging out would
+// only cost decompressing every block in use again (measured: the same
+// peak RSS at 10 Hz Modbus as with Unmap, docs/benchmarks.md). A file in
+// memory has no page cache to leave (without swap its pages stay; with
+// swap they would be written out to be read back).
+func pageOutGains(st unix.Statfs_t) bool {
 	switch uint32(st.Type) { // int32 on 32-bit ARM, int64 on amd64 and arm64
 	case unix.SQUASHFS_MAGIC, unix.TMPFS_MAGIC, unix.RAMFS_MAGIC:
 		return false
