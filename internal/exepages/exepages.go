@@ -8,27 +8,22 @@ import (
 	"strings"
 )
 
-// Mode is how Release gives the pages back.
-type Mode int
-
+// Bits of a /proc/PID/pagemap entry (the kernel's
+// Documentation/admin-guide/mm/pagemap.rst).
 const (
-	// PageOut pages them out: they leave the page cache too, and a page
-	// used again is read again from the file, alone. Once, when the
-	// start is over.
-	PageOut Mode = iota
-	// Unmap unmaps them only: they stay in the page cache, and a page
-	// used again is mapped again at a minor fault. Now and then after a
-	// PageOut, for what rare work mapped since.
-	Unmap
+	pagePresent = 1 << 63 // the page is mapped in the process
+	pageSwapped = 1 << 62 // the process's own copy, swapped out
+	pageFile    = 1 << 61 // a page of the file (else the process's own copy)
 )
 
-// Result is what one Release did, in bytes of the executable's read-only
-// mappings that were resident before and after, and whether the pages
-// were paged out (PageOut where it works: not on squashfs, nor on a
-// kernel before 5.4) or only unmapped.
+// Result is what one Release did: the resident bytes of the executable's
+// read-only mappings before and right after, and whether this release
+// split them into mappings of a page each (the first release does,
+// where the kernel lets it; SplitErr says why not).
 type Result struct {
 	Before, After int64
-	PagedOut      bool
+	Split         bool
+	SplitErr      error
 }
 
 // mapping is one mapping of the executable that Release may drop.
@@ -37,13 +32,15 @@ type mapping struct {
 	rss        int64 // resident bytes
 }
 
-// maxMappings bounds what is read from smaps; a Go executable has three
-// or four mappings of its file.
+// maxMappings bounds what is returned from smaps; a Go executable has
+// three or four mappings of its file, and adjacent ones are joined.
 const maxMappings = 64
 
 // readOnlyMappings reads smaps (the format of /proc/self/smaps) and
 // returns the mappings of the file exe that are neither writable nor hold
 // an anonymous page: the ones whose every resident page is the file's.
+// Adjacent ones are returned as one (code and read-only data, or the
+// pages of mappings a Release split).
 func readOnlyMappings(smaps io.Reader, exe string) ([]mapping, error) {
 	var (
 		out     []mapping
@@ -59,6 +56,13 @@ func readOnlyMappings(smaps io.Reader, exe string) ([]mapping, error) {
 				return fmt.Errorf("smaps: the mapping %x-%x has no Rss or Anonymous line", cur.start, cur.end)
 			}
 			if anon == 0 {
+				if n := len(out); n > 0 && out[n-1].end == cur.start {
+					// The next page or part of the binary (one
+					// Release split the mappings into pages).
+					out[n-1].end = cur.end
+					out[n-1].rss += cur.rss
+					return nil
+				}
 				if len(out) == maxMappings {
 					return fmt.Errorf("smaps: more than %d mappings of %s", maxMappings, exe)
 				}
@@ -125,4 +129,38 @@ func addresses(s string) (start, end uintptr, ok bool) {
 		return 0, 0, false
 	}
 	return uintptr(x), uintptr(y), true
+}
+
+// span is a range of addresses, [start, end).
+type span struct{ start, end uintptr }
+
+// droppable reads the pagemap entries of the pages of a mapping starting
+// at start, one entry a page of size ps. It returns how many of them are
+// resident and the spans that may be dropped: every page but those the
+// process holds a copy of its own (present and not the file's: written
+// since, e.g. a debugger's breakpoint, or such a copy swapped out),
+// which a drop would lose. Pages not resident are dropped with their
+// neighbours (a no-op for them), so a mapping without such a copy is one
+// span.
+func droppable(entries []uint64, start, ps uintptr) (spans []span, resident int) {
+	from := start
+	for i, e := range entries {
+		if e&pagePresent != 0 {
+			resident++
+			if e&pageFile != 0 {
+				continue
+			}
+		} else if e&pageSwapped == 0 {
+			continue
+		}
+		at := start + uintptr(i)*ps
+		if at > from {
+			spans = append(spans, span{from, at})
+		}
+		from = at + ps
+	}
+	if end := start + uintptr(len(entries))*ps; end > from {
+		spans = append(spans, span{from, end})
+	}
+	return spans, resident
 }

@@ -33,7 +33,8 @@ func TestReadOnlyMappings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []mapping{{0x400000, 0xacc000, 6192 << 10}, {0xacc000, 0x1233000, 6428 << 10}}
+	// Code and read-only data are adjacent: one span to release.
+	want := []mapping{{0x400000, 0x1233000, (6192 + 6428) << 10}}
 	if len(got) != len(want) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
@@ -41,6 +42,20 @@ func TestReadOnlyMappings(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("mapping %d: got %+v, want %+v", i, got[i], want[i])
 		}
+	}
+
+	// Mappings split into pages are joined again, but not across a page
+	// of the process's own, nor across a gap.
+	split := block("1000-2000", "r-xp", exe, 4, 0) + block("2000-3000", "r-xp", exe, 0, 0) +
+		block("3000-4000", "r-xp", exe, 4, 4) + block("4000-5000", "r--p", exe, 4, 0) +
+		block("5000-6000", "r--p", exe, 4, 0) + block("7000-8000", "r--p", exe, 4, 0)
+	got, err = readOnlyMappings(strings.NewReader(split), exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []mapping{{0x1000, 0x3000, 4 << 10}, {0x4000, 0x6000, 8 << 10}, {0x7000, 0x8000, 4 << 10}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("split mappings: got %+v, want %+v", got, want)
 	}
 
 	// A path with spaces, and the kernel's mark for a replaced file, which
@@ -64,7 +79,8 @@ func TestReadOnlyMappingsRefusesWhatItCannotJudge(t *testing.T) {
 			t.Errorf("%s: no error, got %+v", name, got)
 		}
 	}
-	// Too many mappings of the file: a bound, not a list without end.
+	// Too many mappings of the file (apart): a bound, not a list
+	// without end.
 	var b strings.Builder
 	for i := range maxMappings + 1 {
 		b.WriteString(block(fmt.Sprintf("%x-%x", 0x1000+i*0x2000, 0x2000+i*0x2000), "r--p", exe, 4, 0))
@@ -95,4 +111,33 @@ func FuzzReadOnlyMappings(f *testing.F) {
 			}
 		}
 	})
+}
+
+// droppable gives the spans a Release may drop: all but the pages the
+// process holds a copy of its own, whose write a drop would lose.
+func TestDroppable(t *testing.T) {
+	const (
+		ps   = 0x1000
+		file = pagePresent | pageFile
+		own  = pagePresent // present, not the file's
+	)
+	for name, c := range map[string]struct {
+		entries  []uint64
+		spans    []span
+		resident int
+	}{
+		"none resident":  {[]uint64{0, 0, 0}, []span{{0x10000, 0x13000}}, 0},
+		"all the file's": {[]uint64{file, 0, file}, []span{{0x10000, 0x13000}}, 2},
+		"own in the middle": {[]uint64{file, own, 0, file},
+			[]span{{0x10000, 0x11000}, {0x12000, 0x14000}}, 3},
+		"own first and last": {[]uint64{own, file, own}, []span{{0x11000, 0x12000}}, 3},
+		"all own":            {[]uint64{own, own}, nil, 2},
+		"own, swapped out":   {[]uint64{file, pageSwapped, 0}, []span{{0x10000, 0x11000}, {0x12000, 0x13000}}, 1},
+		"empty":              {nil, nil, 0},
+	} {
+		spans, resident := droppable(c.entries, 0x10000, ps)
+		if fmt.Sprint(spans) != fmt.Sprint(c.spans) || resident != c.resident {
+			t.Errorf("%s: spans %x, %d resident; want %x, %d", name, spans, resident, c.spans, c.resident)
+		}
+	}
 }

@@ -3,117 +3,175 @@
 package exepages
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// Release drops the resident pages of the executable's read-only
-// mappings from this process and, with PageOut and where no other
-// process maps them, from the page cache (see the package comment). It
-// returns the resident bytes of those mappings before and right after.
-func Release(mode Mode) (Result, error) {
+// Binary is the executable's read-only mappings, as found by Open; one
+// goroutine at a time may use it.
+type Binary struct {
+	ms      []mapping
+	ps      uintptr // the page size
+	tried   bool    // a release has tried to split the mappings
+	raw     []byte  // a mapping's pagemap entries as read
+	entries []uint64
+}
+
+// Open finds the executable's read-only mappings (those without a page
+// of the process's own: see the package comment).
+func Open() (*Binary, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	ms, err := mappings(exe)
-	if err != nil {
-		return Result{}, err
-	}
-	if mode == PageOut {
-		mode = prepare(exe)
-	}
-	r := Result{PagedOut: mode == PageOut}
-	for _, m := range ms {
-		r.Before += m.rss
-		out, err := release(m, mode)
-		if err != nil {
-			return r, err
-		}
-		r.PagedOut = r.PagedOut && out
-	}
-	after, err := mappings(exe)
-	if err != nil {
-		return r, err
-	}
-	for _, m := range after {
-		r.After += m.rss
-	}
-	return r, nil
-}
-
-// release gives m's pages back, and says whether they were paged out.
-// PageOut marks m for page-at-a-time reads (MADV_RANDOM: no read-ahead
-// of neighbours when a page is read again) and pages it out
-// (MADV_PAGEOUT); a kernel without MADV_PAGEOUT (before Linux 5.4) says
-// EINVAL, and there the pages are unmapped as with Unmap (MADV_DONTNEED)
-// and stay in the page cache.
-func release(m mapping, mode Mode) (bool, error) {
-	if mode == PageOut {
-		if err := madvise(m, unix.MADV_RANDOM, "MADV_RANDOM"); err != nil {
-			return false, err
-		}
-		err := madvise(m, unix.MADV_PAGEOUT, "MADV_PAGEOUT")
-		if !errors.Is(err, syscall.EINVAL) {
-			return err == nil, err
-		}
-	}
-	return false, madvise(m, unix.MADV_DONTNEED, "MADV_DONTNEED")
-}
-
-func madvise(m mapping, advice uintptr, name string) error {
-	if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, m.start, m.end-m.start, advice); errno != 0 {
-		return fmt.Errorf("madvise %s %x-%x: %w", name, m.start, m.end, errno)
-	}
-	return nil
-}
-
-// prepare readies exe for a page-out and says how to release it:
-// PageOut, or Unmap where paging out gains nothing (pageOutGains). Pages
-// written and not yet on disk (a binary installed moments ago) cannot be
-// paged out, so they are written first; a file that cannot be synced (a
-// read-only filesystem: none are dirty there) is paged out as it is.
-func prepare(exe string) Mode {
-	f, err := os.Open(exe)
-	if err != nil {
-		return PageOut // madvise does not need the file open
-	}
-	defer f.Close()
-	var st unix.Statfs_t
-	if unix.Fstatfs(int(f.Fd()), &st) == nil && !pageOutGains(st) {
-		return Unmap
-	}
-	_ = f.Sync()
-	return PageOut
-}
-
-// pageOutGains says whether paging out the pages of a file on st's
-// filesystem can take them out of memory: not on squashfs (the appliance
-// image's root) nor on tmpfs or ramfs. Squashfs reads a whole compressed
-// block (gokrazy's: 128 KB) to read one page of it and puts every page of
-// the block in the page cache, so a page read again after a page-out
-// brings its neighbours back and fault-around maps them: paging out would
-// only cost decompressing every block in use again (measured: the same
-// peak RSS at 10 Hz Modbus as with Unmap, docs/benchmarks.md). A file in
-// memory has no page cache to leave (without swap its pages stay; with
-// swap they would be written out to be read back).
-func pageOutGains(st unix.Statfs_t) bool {
-	switch uint32(st.Type) { // int32 on 32-bit ARM, int64 on amd64 and arm64
-	case unix.SQUASHFS_MAGIC, unix.TMPFS_MAGIC, unix.RAMFS_MAGIC:
-		return false
-	}
-	return true
-}
-
-func mappings(exe string) ([]mapping, error) {
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return readOnlyMappings(f, exe)
+	ms, err := readOnlyMappings(f, exe)
+	if err != nil {
+		return nil, err
+	}
+	return &Binary{ms: ms, ps: uintptr(os.Getpagesize())}, nil
+}
+
+// Release drops the resident pages of the binary's read-only mappings
+// from this process (they stay in the page cache). The first call first
+// splits the mappings into mappings of one page each, so that the
+// kernel's fault-around maps no neighbour with a page used again (see
+// the package comment). It returns the resident bytes before and right
+// after.
+func (b *Binary) Release() (Result, error) {
+	pm, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		return Result{}, err
+	}
+	defer pm.Close()
+	var r Result
+	if !b.tried {
+		b.tried = true
+		r.SplitErr = b.split()
+		r.Split = r.SplitErr == nil
+	}
+	for _, m := range b.ms {
+		entries, err := b.pagemap(pm, m)
+		if err != nil {
+			return r, err
+		}
+		spans, resident := droppable(entries, m.start, b.ps)
+		r.Before += int64(resident) * int64(b.ps)
+		for _, s := range spans {
+			if err := madvise(s.start, s.end, unix.MADV_DONTNEED, "MADV_DONTNEED"); err != nil {
+				return r, err
+			}
+		}
+	}
+	for _, m := range b.ms {
+		entries, err := b.pagemap(pm, m)
+		if err != nil {
+			return r, err
+		}
+		_, resident := droppable(entries, m.start, b.ps)
+		r.After += int64(resident) * int64(b.ps)
+	}
+	return r, nil
+}
+
+// split makes each page of the mappings a mapping of its own: it marks
+// the pages at odd page numbers MADV_DONTDUMP, and the kernel keeps
+// neighbours whose flags differ in different mappings. Fault-around maps
+// the page cache's pages around a fault only within the fault's mapping,
+// so a page used again comes alone. The flag itself only leaves those
+// pages out of a core dump, which holds a binary's pages only when
+// asked to (coredump_filter). Each mapping costs the kernel about 200
+// bytes, and a process may have vm.max_map_count of them: split refuses
+// to take more than half of what is left. A split stopped half way (the
+// kernel out of memory) is harmless: those pages are split.
+func (b *Binary) split() error {
+	var pages uintptr
+	for _, m := range b.ms {
+		pages += (m.end - m.start) / b.ps
+	}
+	have, max, err := mapCount()
+	if err != nil {
+		return err
+	}
+	if left := max - have; int(pages) > left/2 {
+		return fmt.Errorf("not split: %d pages, and %d of vm.max_map_count %d mappings left", pages, left, max)
+	}
+	for _, m := range b.ms {
+		at := m.start
+		if at/b.ps%2 == 0 {
+			at += b.ps
+		}
+		for ; at < m.end; at += 2 * b.ps {
+			if err := madvise(at, min(at+b.ps, m.end), unix.MADV_DONTDUMP, "MADV_DONTDUMP"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mapCount is how many mappings this process has and may have.
+func mapCount() (have, max int, err error) {
+	lim, err := os.ReadFile("/proc/sys/vm/max_map_count")
+	if err != nil {
+		return 0, 0, err
+	}
+	if max, err = strconv.Atoi(string(bytes.TrimSpace(lim))); err != nil {
+		return 0, 0, fmt.Errorf("vm.max_map_count %q: %w", lim, err)
+	}
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := f.Read(buf)
+		have += bytes.Count(buf[:n], []byte{'\n'})
+		if err == io.EOF {
+			return have, max, nil
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+}
+
+// pagemap reads m's entries of /proc/self/pagemap (8 bytes a page; the
+// buffers are kept for the next release).
+func (b *Binary) pagemap(pm *os.File, m mapping) ([]uint64, error) {
+	n := int((m.end - m.start) / b.ps)
+	if cap(b.entries) < n {
+		b.raw, b.entries = make([]byte, 8*n), make([]uint64, n)
+	}
+	raw, entries := b.raw[:8*n], b.entries[:n]
+	if _, err := pm.ReadAt(raw, int64(m.start/b.ps)*8); err != nil {
+		return nil, fmt.Errorf("pagemap %x-%x: %w", m.start, m.end, err)
+	}
+	for i := range entries {
+		entries[i] = binary.NativeEndian.Uint64(raw[8*i:])
+	}
+	return entries, nil
+}
+
+func madvise(start, end, advice uintptr, name string) error {
+	if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, start, end-start, advice); errno != 0 {
+		if errno == syscall.ENOMEM && advice == unix.MADV_DONTDUMP {
+			return errors.New("not split: the kernel refused a mapping more (ENOMEM)")
+		}
+		return fmt.Errorf("madvise %s %x-%x: %w", name, start, end, errno)
+	}
+	return nil
 }

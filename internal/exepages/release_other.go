@@ -2,5 +2,13 @@
 
 package exepages
 
-// Release does nothing here: Linux only.
-func Release(Mode) (Result, error) { return Result{}, nil }
+import "errors"
+
+// Binary is the executable's read-only mappings: Linux only.
+type Binary struct{}
+
+// Open says the pages cannot be given back here: Linux only.
+func Open() (*Binary, error) { return nil, errors.New("exepages: Linux only") }
+
+// Release does nothing here.
+func (*Binary) Release() (Result, error) { return Result{}, nil }
