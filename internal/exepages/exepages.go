@@ -29,7 +29,6 @@ type Result struct {
 // mapping is one mapping of the executable that Release may drop.
 type mapping struct {
 	start, end uintptr
-	rss        int64 // resident bytes
 }
 
 // maxMappings bounds what is returned from smaps; a Go executable has
@@ -47,20 +46,18 @@ func readOnlyMappings(smaps io.Reader, exe string) ([]mapping, error) {
 		cur     mapping
 		inExe   bool // the current mapping is a read-only one of exe
 		anon    int64
-		sawRss  bool
 		sawAnon bool
 	)
 	flush := func() error {
 		if inExe {
-			if !sawRss || !sawAnon {
-				return fmt.Errorf("smaps: the mapping %x-%x has no Rss or Anonymous line", cur.start, cur.end)
+			if !sawAnon {
+				return fmt.Errorf("smaps: the mapping %x-%x has no Anonymous line", cur.start, cur.end)
 			}
 			if anon == 0 {
 				if n := len(out); n > 0 && out[n-1].end == cur.start {
 					// The next page or part of the binary (one
 					// Release split the mappings into pages).
 					out[n-1].end = cur.end
-					out[n-1].rss += cur.rss
 					return nil
 				}
 				if len(out) == maxMappings {
@@ -69,7 +66,7 @@ func readOnlyMappings(smaps io.Reader, exe string) ([]mapping, error) {
 				out = append(out, cur)
 			}
 		}
-		inExe, anon, sawRss, sawAnon = false, 0, false, false
+		inExe, anon, sawAnon = false, 0, false
 		return nil
 	}
 	sc := bufio.NewScanner(smaps)
@@ -90,17 +87,7 @@ func readOnlyMappings(smaps io.Reader, exe string) ([]mapping, error) {
 			cur = mapping{start: start, end: end}
 			continue
 		}
-		if !inExe || len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "Rss:":
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("smaps: Rss %q: %w", f[1], err)
-			}
-			cur.rss, sawRss = kb<<10, true
-		case "Anonymous:":
+		if inExe && len(f) >= 2 && f[0] == "Anonymous:" {
 			kb, err := strconv.ParseInt(f[1], 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("smaps: Anonymous %q: %w", f[1], err)

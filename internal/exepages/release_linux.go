@@ -62,28 +62,31 @@ func (b *Binary) Release() (Result, error) {
 		r.SplitErr = b.split()
 		r.Split = r.SplitErr == nil
 	}
+	if r.Before, err = b.pass(pm, true); err != nil {
+		return r, err
+	}
+	r.After, err = b.pass(pm, false)
+	return r, err
+}
+
+// pass counts the resident bytes of the mappings and, with drop, drops
+// what may be dropped (droppable) after counting.
+func (b *Binary) pass(pm *os.File, drop bool) (int64, error) {
+	var n int64
 	for _, m := range b.ms {
 		entries, err := b.pagemap(pm, m)
 		if err != nil {
-			return r, err
+			return n, err
 		}
 		spans, resident := droppable(entries, m.start, b.ps)
-		r.Before += int64(resident) * int64(b.ps)
-		for _, s := range spans {
-			if err := madvise(s.start, s.end, unix.MADV_DONTNEED, "MADV_DONTNEED"); err != nil {
-				return r, err
+		n += int64(resident) * int64(b.ps)
+		for i := 0; drop && i < len(spans); i++ {
+			if err := madvise(spans[i].start, spans[i].end, unix.MADV_DONTNEED, "MADV_DONTNEED"); err != nil {
+				return n, err
 			}
 		}
 	}
-	for _, m := range b.ms {
-		entries, err := b.pagemap(pm, m)
-		if err != nil {
-			return r, err
-		}
-		_, resident := droppable(entries, m.start, b.ps)
-		r.After += int64(resident) * int64(b.ps)
-	}
-	return r, nil
+	return n, nil
 }
 
 // split makes each page of the mappings a mapping of its own: it marks
