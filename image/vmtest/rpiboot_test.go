@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/osgate/osgate/internal/testpeer"
 )
 
 // TestRPiBoot boots the Raspberry Pi image itself (OSGATE_RPI_IMAGE, built
@@ -36,6 +38,8 @@ import (
 //     burst and in order, stamped after the build time, quality uncertain
 //   - an authenticated MQTT subscription through the forwarded broker port
 //     receives that telemetry; a wrong password is refused
+//   - the gateway's resident memory is at most 12 MB (its binary on the
+//     image's squashfs)
 //   - osgated was started once (no restarts)
 //
 // What qemu's raspi3b does not do and how the test stands in for it: the
@@ -264,6 +268,19 @@ func TestRPiBoot(t *testing.T) {
 		if !strings.Contains(string(body), want+"\n") {
 			t.Fatalf("/metrics lacks %q:\n%s", want, grepLines(string(body), "osgate_clock"))
 		}
+	}
+	// The gateway's memory on the appliance itself, its binary on the
+	// image's squashfs (README, "Memory"): at most the 12 MB an idle
+	// gateway may take (issue 19's target; 14.9 – 15.2 MB here before its
+	// binary's mappings were split into pages, 8.7 – 9.5 MB after).
+	rss, ok := testpeer.Scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", v.rpc))["process_resident_memory_bytes"]
+	if !ok {
+		t.Fatal("/metrics lacks process_resident_memory_bytes")
+	}
+	t.Logf("the gateway's resident memory: %.1f MB", rss/1e6)
+	if rss > 12e6 {
+		t.Fatalf("the gateway's resident memory is %.1f MB, want at most 12 MB "+
+			"(are its binary's pages given back? internal/exepages)", rss/1e6)
 	}
 
 	log := v.serviceLog("/user/osgated")
