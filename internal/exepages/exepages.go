@@ -151,3 +151,15 @@ func droppable(entries []uint64, start, ps uintptr) (spans []span, resident int)
 	}
 	return spans, resident
 }
+
+// splitFits says whether splitting pages pages into mappings of their own
+// leaves room: a process with have mappings may have limit
+// (vm.max_map_count), and the split takes at most half of what is left,
+// so that the Go runtime and the rest of the program can still map
+// memory.
+func splitFits(pages, have, limit int) error {
+	if left := limit - have; pages > left/2 {
+		return fmt.Errorf("not split: %d pages, and %d of vm.max_map_count %d mappings left", pages, max(left, 0), limit)
+	}
+	return nil
+}

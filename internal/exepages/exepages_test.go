@@ -140,3 +140,25 @@ func TestDroppable(t *testing.T) {
 		}
 	}
 }
+
+// The split takes at most half of the mappings the process has left.
+func TestSplitFits(t *testing.T) {
+	for _, c := range []struct {
+		pages, have, limit int
+		ok                 bool
+	}{
+		{3600, 31, 65530, true},
+		{3600, 31, 7231, true},  // exactly half of what is left
+		{3600, 31, 7230, false}, // a limit set low
+		{3600, 70000, 65530, false},
+		{0, 10, 10, true},
+	} {
+		err := splitFits(c.pages, c.have, c.limit)
+		if (err == nil) != c.ok {
+			t.Errorf("%d pages, %d of %d mappings: %v, want ok %t", c.pages, c.have, c.limit, err, c.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "vm.max_map_count") {
+			t.Errorf("the error does not name the setting: %v", err)
+		}
+	}
+}

@@ -104,12 +104,12 @@ func (b *Binary) split() error {
 	for _, m := range b.ms {
 		pages += (m.end - m.start) / b.ps
 	}
-	have, max, err := mapCount()
+	have, limit, err := mapCount()
 	if err != nil {
 		return err
 	}
-	if left := max - have; int(pages) > left/2 {
-		return fmt.Errorf("not split: %d pages, and %d of vm.max_map_count %d mappings left", pages, left, max)
+	if err := splitFits(int(pages), have, limit); err != nil {
+		return err
 	}
 	for _, m := range b.ms {
 		at := m.start
@@ -126,12 +126,12 @@ func (b *Binary) split() error {
 }
 
 // mapCount is how many mappings this process has and may have.
-func mapCount() (have, max int, err error) {
+func mapCount() (have, limit int, err error) {
 	lim, err := os.ReadFile("/proc/sys/vm/max_map_count")
 	if err != nil {
 		return 0, 0, err
 	}
-	if max, err = strconv.Atoi(string(bytes.TrimSpace(lim))); err != nil {
+	if limit, err = strconv.Atoi(string(bytes.TrimSpace(lim))); err != nil {
 		return 0, 0, fmt.Errorf("vm.max_map_count %q: %w", lim, err)
 	}
 	f, err := os.Open("/proc/self/maps")
@@ -144,7 +144,7 @@ func mapCount() (have, max int, err error) {
 		n, err := f.Read(buf)
 		have += bytes.Count(buf[:n], []byte{'\n'})
 		if err == io.EOF {
-			return have, max, nil
+			return have, limit, nil
 		}
 		if err != nil {
 			return 0, 0, err
