@@ -3,6 +3,7 @@
 package vmtest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -273,7 +274,7 @@ func TestRPiBoot(t *testing.T) {
 	// image's squashfs (README, "Memory"): at most the 12 MB an idle
 	// gateway may take (issue 19's target; 14.9 – 15.2 MB here before its
 	// binary's mappings were split into pages, 8.7 – 9.5 MB after).
-	rss, ok := testpeer.Scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", v.rpc))["process_resident_memory_bytes"]
+	rss, ok := testpeer.ParseMetrics(bytes.NewReader(body))["process_resident_memory_bytes"]
 	if !ok {
 		t.Fatal("/metrics lacks process_resident_memory_bytes")
 	}

@@ -39,10 +39,10 @@ const maxMappings = 64
 // returns the mappings of the file exe that are neither writable nor hold
 // an anonymous page: the ones whose every resident page is the file's.
 // Adjacent ones are returned as one (code and read-only data, or the
-// pages of mappings a Release split).
-func readOnlyMappings(smaps io.Reader, exe string) ([]mapping, error) {
+// pages of mappings a Release split). total is how many mappings the
+// process has, of any file or none.
+func readOnlyMappings(smaps io.Reader, exe string) (out []mapping, total int, err error) {
 	var (
-		out     []mapping
 		cur     mapping
 		inExe   bool // the current mapping is a read-only one of exe
 		anon    int64
@@ -79,8 +79,9 @@ func readOnlyMappings(smaps io.Reader, exe string) ([]mapping, error) {
 		}
 		if start, end, ok := addresses(f[0]); ok {
 			if err := flush(); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
+			total++
 			// start-end perms offset dev inode path
 			inExe = len(f) >= 6 && strings.Join(f[5:], " ") == exe &&
 				len(f[1]) == 4 && f[1][0] == 'r' && f[1][1] == '-' && f[1][3] == 'p'
@@ -90,18 +91,18 @@ func readOnlyMappings(smaps io.Reader, exe string) ([]mapping, error) {
 		if inExe && len(f) >= 2 && f[0] == "Anonymous:" {
 			kb, err := strconv.ParseInt(f[1], 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("smaps: Anonymous %q: %w", f[1], err)
+				return nil, 0, fmt.Errorf("smaps: Anonymous %q: %w", f[1], err)
 			}
 			anon, sawAnon = kb, true
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("smaps: %w", err)
+		return nil, 0, fmt.Errorf("smaps: %w", err)
 	}
 	if err := flush(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return out, nil
+	return out, total, nil
 }
 
 // addresses parses a first field that starts a mapping ("start-end").

@@ -29,9 +29,12 @@ func TestReadOnlyMappings(t *testing.T) {
 		block("7ffd1a5f0000-7ffd1a5f2000", "r-xp", "[vdso]", 8, 0) +
 		block("7f00000000-7f00001000", "r--p", "/usr/local/bin/osgate-old", 4, 0) +
 		block("7f10000000-7f10001000", "r--s", exe, 4, 0) // shared: not ours to drop
-	got, err := readOnlyMappings(strings.NewReader(smaps), exe)
+	got, total, err := readOnlyMappings(strings.NewReader(smaps), exe)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if total != 9 {
+		t.Fatalf("%d mappings counted, want all 9", total)
 	}
 	// Code and read-only data are adjacent: one span to release.
 	want := []mapping{{0x400000, 0x1233000}}
@@ -49,7 +52,7 @@ func TestReadOnlyMappings(t *testing.T) {
 	split := block("1000-2000", "r-xp", exe, 4, 0) + block("2000-3000", "r-xp", exe, 0, 0) +
 		block("3000-4000", "r-xp", exe, 4, 4) + block("4000-5000", "r--p", exe, 4, 0) +
 		block("5000-6000", "r--p", exe, 4, 0) + block("7000-8000", "r--p", exe, 4, 0)
-	got, err = readOnlyMappings(strings.NewReader(split), exe)
+	got, _, err = readOnlyMappings(strings.NewReader(split), exe)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +64,7 @@ func TestReadOnlyMappings(t *testing.T) {
 	// A path with spaces, and the kernel's mark for a replaced file, which
 	// /proc/self/exe carries too.
 	const odd = "/opt/my gate/osgate (deleted)"
-	got, err = readOnlyMappings(strings.NewReader(block("1000-3000", "r-xp", odd, 8, 0)), odd)
+	got, _, err = readOnlyMappings(strings.NewReader(block("1000-3000", "r-xp", odd, 8, 0)), odd)
 	if err != nil || len(got) != 1 || got[0] != (mapping{0x1000, 0x3000}) {
 		t.Fatalf("path with spaces: %+v %v", got, err)
 	}
@@ -74,7 +77,7 @@ func TestReadOnlyMappingsRefusesWhatItCannotJudge(t *testing.T) {
 		"Anonymous not a number":      "1000-2000 r-xp 00000000 fe:00 1 /osgate\nRss: 4 kB\nAnonymous: -- kB\n",
 		"the second has no Anonymous": block("1000-2000", "r-xp", exe, 4, 0) + "2000-3000 r--p 00000000 fe:00 1 /osgate\nRss: 4 kB\n",
 	} {
-		if got, err := readOnlyMappings(strings.NewReader(smaps), exe); err == nil {
+		if got, _, err := readOnlyMappings(strings.NewReader(smaps), exe); err == nil {
 			t.Errorf("%s: no error, got %+v", name, got)
 		}
 	}
@@ -84,7 +87,7 @@ func TestReadOnlyMappingsRefusesWhatItCannotJudge(t *testing.T) {
 	for i := range maxMappings + 1 {
 		b.WriteString(block(fmt.Sprintf("%x-%x", 0x1000+i*0x2000, 0x2000+i*0x2000), "r--p", exe, 4, 0))
 	}
-	if _, err := readOnlyMappings(strings.NewReader(b.String()), exe); err == nil {
+	if _, _, err := readOnlyMappings(strings.NewReader(b.String()), exe); err == nil {
 		t.Errorf("%d mappings: no error", maxMappings+1)
 	}
 }
@@ -97,7 +100,7 @@ func FuzzReadOnlyMappings(f *testing.F) {
 	f.Add("2000-1000 r-xp 0 0 0 /osgate\n")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, smaps string) {
-		got, err := readOnlyMappings(strings.NewReader(smaps), exe)
+		got, _, err := readOnlyMappings(strings.NewReader(smaps), exe)
 		if err != nil {
 			return
 		}

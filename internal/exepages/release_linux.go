@@ -19,9 +19,9 @@ import (
 // goroutine at a time may use it.
 type Binary struct {
 	ms      []mapping
+	maps    int     // how many mappings the process had at Open
 	ps      uintptr // the page size
 	tried   bool    // a release has tried to split the mappings
-	raw     []byte  // a mapping's pagemap entries as read
 	entries []uint64
 }
 
@@ -37,11 +37,11 @@ func Open() (*Binary, error) {
 		return nil, err
 	}
 	defer f.Close()
-	ms, err := readOnlyMappings(f, exe)
+	ms, maps, err := readOnlyMappings(f, exe)
 	if err != nil {
 		return nil, err
 	}
-	return &Binary{ms: ms, ps: uintptr(os.Getpagesize())}, nil
+	return &Binary{ms: ms, maps: maps, ps: uintptr(os.Getpagesize())}, nil
 }
 
 // Release drops the resident pages of the binary's read-only mappings
@@ -104,11 +104,11 @@ func (b *Binary) split() error {
 	for _, m := range b.ms {
 		pages += (m.end - m.start) / b.ps
 	}
-	have, limit, err := mapCount()
+	limit, err := maxMapCount()
 	if err != nil {
 		return err
 	}
-	if err := splitFits(int(pages), have, limit); err != nil {
+	if err := splitFits(int(pages), b.maps, limit); err != nil {
 		return err
 	}
 	for _, m := range b.ms {
@@ -117,7 +117,11 @@ func (b *Binary) split() error {
 			at += b.ps
 		}
 		for ; at < m.end; at += 2 * b.ps {
-			if err := madvise(at, min(at+b.ps, m.end), unix.MADV_DONTDUMP, "MADV_DONTDUMP"); err != nil {
+			err := madvise(at, min(at+b.ps, m.end), unix.MADV_DONTDUMP, "MADV_DONTDUMP")
+			if errors.Is(err, syscall.ENOMEM) {
+				return errors.New("not split: the kernel refused a mapping more (ENOMEM)")
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -125,55 +129,37 @@ func (b *Binary) split() error {
 	return nil
 }
 
-// mapCount is how many mappings this process has and may have.
-func mapCount() (have, limit int, err error) {
+// maxMapCount is how many mappings a process may have
+// (vm.max_map_count).
+func maxMapCount() (int, error) {
 	lim, err := os.ReadFile("/proc/sys/vm/max_map_count")
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	if limit, err = strconv.Atoi(string(bytes.TrimSpace(lim))); err != nil {
-		return 0, 0, fmt.Errorf("vm.max_map_count %q: %w", lim, err)
-	}
-	f, err := os.Open("/proc/self/maps")
+	n, err := strconv.Atoi(string(bytes.TrimSpace(lim)))
 	if err != nil {
-		return 0, 0, err
+		return 0, fmt.Errorf("vm.max_map_count %q: %w", lim, err)
 	}
-	defer f.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := f.Read(buf)
-		have += bytes.Count(buf[:n], []byte{'\n'})
-		if err == io.EOF {
-			return have, limit, nil
-		}
-		if err != nil {
-			return 0, 0, err
-		}
-	}
+	return n, nil
 }
 
 // pagemap reads m's entries of /proc/self/pagemap (8 bytes a page; the
-// buffers are kept for the next release).
+// buffer is kept for the next release).
 func (b *Binary) pagemap(pm *os.File, m mapping) ([]uint64, error) {
 	n := int((m.end - m.start) / b.ps)
 	if cap(b.entries) < n {
-		b.raw, b.entries = make([]byte, 8*n), make([]uint64, n)
+		b.entries = make([]uint64, n)
 	}
-	raw, entries := b.raw[:8*n], b.entries[:n]
-	if _, err := pm.ReadAt(raw, int64(m.start/b.ps)*8); err != nil {
+	entries := b.entries[:n]
+	at := int64(m.start/b.ps) * 8
+	if err := binary.Read(io.NewSectionReader(pm, at, int64(8*n)), binary.NativeEndian, entries); err != nil {
 		return nil, fmt.Errorf("pagemap %x-%x: %w", m.start, m.end, err)
-	}
-	for i := range entries {
-		entries[i] = binary.NativeEndian.Uint64(raw[8*i:])
 	}
 	return entries, nil
 }
 
 func madvise(start, end, advice uintptr, name string) error {
 	if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, start, end-start, advice); errno != 0 {
-		if errno == syscall.ENOMEM && advice == unix.MADV_DONTDUMP {
-			return errors.New("not split: the kernel refused a mapping more (ENOMEM)")
-		}
 		return fmt.Errorf("madvise %s %x-%x: %w", name, start, end, errno)
 	}
 	return nil
