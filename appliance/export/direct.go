@@ -19,7 +19,9 @@ import (
 // message (the publishing goroutine to paho's queue, to its writer, its
 // reader to its router, the router to the token's waiter) and a token
 // and a store entry per message; this one a wake-up of the sender per
-// batch and of the reader per read.
+// batch and of the reader per read, and while the window is more than
+// half full, a read per tick of the connection (mqttconn's pace) rather
+// than one for each acknowledgement the broker writes.
 //
 // A message's packet identifier follows from its seq, so a message sent
 // again (after a lost connection, or by a gateway that restarted) has the
@@ -90,15 +92,18 @@ func (s *Sink) wake() {
 // Acked records the acknowledgements read from c: a message counts as
 // acknowledged once every message written before it on c is, and only
 // if the broker process that runs now is the one that ran before it was
-// written (see ackLoop).
-func (w wireEvents) Acked(c *mqttconn.Conn, acks []mqttconn.Ack) {
+// written (see ackLoop). It answers busy while at least half the window
+// (and busyFlights) is still in flight: c then reads on a tick, taking a
+// tick's acknowledgements in one read, and the sender answers them with
+// one write.
+func (w wireEvents) Acked(c *mqttconn.Conn, acks []mqttconn.Ack) (busy bool) {
 	s := w.s
 	gen := s.gen()
 	var rel []byte
 	s.mu.Lock()
 	if s.wire != c || len(s.flights) == 0 {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	for _, a := range acks {
 		i, ok := s.flightOf(a.ID)
@@ -149,11 +154,19 @@ func (w wireEvents) Acked(c *mqttconn.Conn, acks []mqttconn.Ack) {
 			s.wake()
 		}
 	}
+	busy = len(s.flights) >= max(s.opts.InFlight/2, busyFlights)
 	s.mu.Unlock()
 	if rel != nil {
 		_, _ = c.Write(rel) // a write error ends c: Closed follows
 	}
+	return busy
 }
+
+// busyFlights is the fewest messages in flight for which Acked has the
+// connection read on a tick (mqttconn's pace): only where a tick's
+// acknowledgements are a small part of what is in flight does waiting
+// for the tick not slow the broker down.
+const busyFlights = 64
 
 // flightOf returns the index in flights of the message with packet
 // identifier id. Seqs in flight ascend but may skip (records lost to a

@@ -89,6 +89,7 @@ const readBuffer = 16 << 10
 type Conn struct {
 	net.Conn
 	br      *bufio.Reader
+	src     source // what br reads
 	h       Direct // nil: reads pass through
 	dm      demux  // with h: splits the acknowledgements off
 	out     []byte // with h: read, not yet returned to paho
@@ -106,7 +107,8 @@ type Conn struct {
 }
 
 func newCoalescing(c net.Conn, timeout time.Duration) *Conn {
-	w := &Conn{Conn: c, br: bufio.NewReaderSize(c, readBuffer), timeout: timeout, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &Conn{Conn: c, src: source{c: c, raw: newRawReader(c)}, timeout: timeout, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	w.br = bufio.NewReaderSize(&w.src, readBuffer)
 	w.cond = sync.NewCond(&w.mu)
 	go w.flush() // owned: ends on Close or a write error
 	return w
@@ -133,7 +135,7 @@ func (w *Conn) Read(p []byte) (int, error) {
 			w.h.Opened(w)
 		}
 		if len(acks) > 0 {
-			w.h.Acked(w, acks)
+			w.src.paced = w.h.Acked(w, acks)
 		}
 	}
 	n := copy(p, w.out)

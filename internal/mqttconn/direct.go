@@ -9,8 +9,10 @@ type Direct interface {
 	// Opened: the broker accepted the connection (a CONNACK with return
 	// code 0 was read); the owner may publish on it from now on.
 	Opened(c *Conn)
-	// Acked: acknowledgements read from c, in the order they came.
-	Acked(c *Conn, acks []Ack)
+	// Acked: acknowledgements read from c, in the order they came. It
+	// returns busy when many more are due: c then reads on a tick rather
+	// than at each arrival (see pace).
+	Acked(c *Conn, acks []Ack) (busy bool)
 	// Closed: c ended (read or write error, or closed); called once.
 	Closed(c *Conn)
 }
