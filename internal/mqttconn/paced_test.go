@@ -65,6 +65,16 @@ func (o *pacedOwner) waitAcks(t *testing.T, n int) {
 // puback is the PUBACK of id.
 func puback(id uint16) []byte { return []byte{Puback << 4, 2, byte(id >> 8), byte(id)} }
 
+// ack has the broker acknowledge id, the n-th acknowledgement, and waits
+// until o has it.
+func ack(t *testing.T, server net.Conn, o *pacedOwner, id uint16) {
+	t.Helper()
+	if _, err := server.Write(puback(id)); err != nil {
+		t.Fatal(err)
+	}
+	o.waitAcks(t, int(id))
+}
+
 // lowat is the socket's SO_RCVLOWAT.
 func lowat(t *testing.T, c net.Conn) int {
 	t.Helper()
@@ -113,10 +123,7 @@ func TestPacedReadsOnATick(t *testing.T) {
 	o := newPacedOwner()
 	o.busy.Store(true)
 	_, server, _ := pacedConn(t, o)
-	if _, err := server.Write(puback(1)); err != nil {
-		t.Fatal(err)
-	}
-	o.waitAcks(t, 1) // answered busy: reading on a tick from here on
+	ack(t, server, o, 1) // answered busy: reading on a tick from here on
 	const n = 100
 	start := time.Now()
 	for i := range n {
@@ -156,10 +163,7 @@ func TestPacedLeavesNothingWaiting(t *testing.T) {
 	o := newPacedOwner()
 	o.busy.Store(true)
 	w, server, out := pacedConn(t, o)
-	if _, err := server.Write(puback(1)); err != nil {
-		t.Fatal(err)
-	}
-	o.waitAcks(t, 1)
+	ack(t, server, o, 1)
 	ping := []byte{0xd0, 0} // PINGRESP: paho's, passed through
 	if _, err := server.Write(ping); err != nil {
 		t.Fatal(err)
@@ -179,23 +183,14 @@ func TestPacedLeavesNothingWaiting(t *testing.T) {
 		t.Errorf("after %v with nothing to read SO_RCVLOWAT is %d, want 1", 20*pacedIdle*pace, got)
 	}
 	o.busy.Store(false)
-	if _, err := server.Write(puback(2)); err != nil {
-		t.Fatal(err)
-	}
-	o.waitAcks(t, 2)
-	if _, err := server.Write(puback(3)); err != nil {
-		t.Fatal(err)
-	}
-	o.waitAcks(t, 3)
+	ack(t, server, o, 2)
+	ack(t, server, o, 3)
 	if got := lowat(t, w.Conn); got > 1 {
 		t.Errorf("owner not busy: SO_RCVLOWAT %d, want 1", got)
 	}
 	// Busy again, then the broker goes away: the end is read on a tick.
 	o.busy.Store(true)
-	if _, err := server.Write(puback(4)); err != nil {
-		t.Fatal(err)
-	}
-	o.waitAcks(t, 4)
+	ack(t, server, o, 4)
 	server.Close()
 	select {
 	case <-o.closed:
@@ -213,10 +208,7 @@ func TestPacedClosedLocally(t *testing.T) {
 	o := newPacedOwner()
 	o.busy.Store(true)
 	w, server, out := pacedConn(t, o)
-	if _, err := server.Write(puback(1)); err != nil {
-		t.Fatal(err)
-	}
-	o.waitAcks(t, 1)
+	ack(t, server, o, 1)
 	if err := w.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		t.Fatal(err)
 	}
