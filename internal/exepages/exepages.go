@@ -26,10 +26,10 @@ type Result struct {
 	SplitErr      error
 }
 
-// mapping is one mapping of the executable that Release may drop.
-type mapping struct {
-	start, end uintptr
-}
+// span is a range of addresses, [start, end): a mapping of the
+// executable that Release may drop (adjacent ones joined), or a part of
+// one.
+type span struct{ start, end uintptr }
 
 // maxMappings bounds what is returned from smaps; a Go executable has
 // three or four mappings of its file, and adjacent ones are joined.
@@ -41,9 +41,9 @@ const maxMappings = 64
 // Adjacent ones are returned as one (code and read-only data, or the
 // pages of mappings a Release split). total is how many mappings the
 // process has, of any file or none.
-func readOnlyMappings(smaps io.Reader, exe string) (out []mapping, total int, err error) {
+func readOnlyMappings(smaps io.Reader, exe string) (out []span, total int, err error) {
 	var (
-		cur     mapping
+		cur     span
 		inExe   bool // the current mapping is a read-only one of exe
 		anon    int64
 		sawAnon bool
@@ -85,7 +85,7 @@ func readOnlyMappings(smaps io.Reader, exe string) (out []mapping, total int, er
 			// start-end perms offset dev inode path
 			inExe = len(f) >= 6 && strings.Join(f[5:], " ") == exe &&
 				len(f[1]) == 4 && f[1][0] == 'r' && f[1][1] == '-' && f[1][3] == 'p'
-			cur = mapping{start: start, end: end}
+			cur = span{start: start, end: end}
 			continue
 		}
 		if inExe && len(f) >= 2 && f[0] == "Anonymous:" {
@@ -118,9 +118,6 @@ func addresses(s string) (start, end uintptr, ok bool) {
 	}
 	return uintptr(x), uintptr(y), true
 }
-
-// span is a range of addresses, [start, end).
-type span struct{ start, end uintptr }
 
 // droppable reads the pagemap entries of the pages of a mapping starting
 // at start, one entry a page of size ps. It returns how many of them are

@@ -37,7 +37,7 @@ func TestReadOnlyMappings(t *testing.T) {
 		t.Fatalf("%d mappings counted, want all 9", total)
 	}
 	// Code and read-only data are adjacent: one span to release.
-	want := []mapping{{0x400000, 0x1233000}}
+	want := []span{{0x400000, 0x1233000}}
 	if len(got) != len(want) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
@@ -56,7 +56,7 @@ func TestReadOnlyMappings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = []mapping{{0x1000, 0x3000}, {0x4000, 0x6000}, {0x7000, 0x8000}}
+	want = []span{{0x1000, 0x3000}, {0x4000, 0x6000}, {0x7000, 0x8000}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("split mappings: got %+v, want %+v", got, want)
 	}
@@ -65,7 +65,7 @@ func TestReadOnlyMappings(t *testing.T) {
 	// /proc/self/exe carries too.
 	const odd = "/opt/my gate/osgate (deleted)"
 	got, _, err = readOnlyMappings(strings.NewReader(block("1000-3000", "r-xp", odd, 8, 0)), odd)
-	if err != nil || len(got) != 1 || got[0] != (mapping{0x1000, 0x3000}) {
+	if err != nil || len(got) != 1 || got[0] != (span{0x1000, 0x3000}) {
 		t.Fatalf("path with spaces: %+v %v", got, err)
 	}
 }

@@ -18,7 +18,7 @@ import (
 // Binary is the executable's read-only mappings, as found by Open; one
 // goroutine at a time may use it.
 type Binary struct {
-	ms      []mapping
+	ms      []span
 	maps    int     // how many mappings the process had at Open
 	ps      uintptr // the page size
 	tried   bool    // a release has tried to split the mappings
@@ -145,7 +145,7 @@ func maxMapCount() (int, error) {
 
 // pagemap reads m's entries of /proc/self/pagemap (8 bytes a page; the
 // buffer is kept for the next release).
-func (b *Binary) pagemap(pm *os.File, m mapping) ([]uint64, error) {
+func (b *Binary) pagemap(pm *os.File, m span) ([]uint64, error) {
 	n := int((m.end - m.start) / b.ps)
 	if cap(b.entries) < n {
 		b.entries = make([]uint64, n)

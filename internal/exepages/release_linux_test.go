@@ -92,7 +92,7 @@ func resident(t *testing.T, b *Binary, start, end uintptr) int {
 		t.Fatal(err)
 	}
 	defer pm.Close()
-	entries, err := b.pagemap(pm, mapping{start: start, end: end})
+	entries, err := b.pagemap(pm, span{start: start, end: end})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestReleaseMapsPagesAlone(t *testing.T) {
 	m := fileMapping(t, n, unix.PROT_READ)
 	start := uintptr(unsafe.Pointer(&m[0]))
 	end := start + n*ps
-	b := &Binary{ms: []mapping{{start: start, end: end}}, ps: ps}
+	b := &Binary{ms: []span{{start: start, end: end}}, ps: ps}
 	if got := resident(t, b, start, end); got != n {
 		t.Fatalf("%d of %d pages mapped after reading them all", got, n)
 	}
@@ -209,7 +209,7 @@ func TestReleaseKeepsOwnPages(t *testing.T) {
 	m := fileMapping(t, n, unix.PROT_READ|unix.PROT_WRITE)
 	m[10*int(ps)+3] = 0xAB
 	start := uintptr(unsafe.Pointer(&m[0]))
-	b := &Binary{ms: []mapping{{start: start, end: start + n*ps}}, ps: ps}
+	b := &Binary{ms: []span{{start: start, end: start + n*ps}}, ps: ps}
 	r, err := b.Release()
 	if err != nil {
 		t.Fatal(err)
